@@ -1,0 +1,140 @@
+"""Checkpoints: safetensors tensors + JSON metadata, never pickled objects (house style 5).
+
+One ``.safetensors`` file holds the model's weights and buffers under ``model.``, optionally the
+optimiser's tensors under ``optim.`` and RNG states under ``rng.``; the safetensors metadata holds
+``format``, ``format_version``, ``ppl_edge_version``, ``model_config`` and ``train_state`` as JSON
+strings. Loading parses only tensors and JSON, so an untrusted checkpoint cannot execute code.
+Writes go to a temporary name and are renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ppl_edge.errors import PplEdgeError
+
+FORMAT = "ppl-edge-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    tensors: dict[str, Any],
+    model_config: dict[str, Any],
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """Save tensors (name -> torch.Tensor) with JSON metadata, atomically.
+
+    Args:
+        path: destination ``.safetensors`` file; its folder must exist.
+        tensors: flat mapping; use the ``model.`` / ``optim.`` / ``rng.`` prefixes.
+        model_config: ``ModelConfig`` as a dict.
+        train_state: JSON-serialisable training state (step, config, optimiser layout, ...).
+    """
+    from safetensors.torch import save
+
+    from ppl_edge import __version__
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise PplEdgeError(f"checkpoint folder does not exist: {path.parent}")
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "ppl_edge_version": __version__,
+        "model_config": json.dumps(model_config),
+        "train_state": json.dumps(train_state or {}),
+    }
+    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(contiguous, metadata=meta))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Parse and validate a checkpoint's metadata without loading tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PplEdgeError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for foreign files
+        raise PplEdgeError(
+            f"{path} is not a ppl-edge checkpoint (expected a .safetensors file written by "
+            f"'ppl-edge train'): {err}"
+        ) from err
+    if meta.get("format") != FORMAT:
+        raise PplEdgeError(
+            f"{path} is a safetensors file but not a ppl-edge checkpoint "
+            f"(format={meta.get('format')!r}, expected {FORMAT!r})"
+        )
+    version = int(meta.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise PplEdgeError(
+            f"{path} has checkpoint format {version}; this ppl-edge reads up to {FORMAT_VERSION}: upgrade"
+        )
+    return {
+        "format_version": version,
+        "ppl_edge_version": meta.get("ppl_edge_version"),
+        "model_config": json.loads(meta["model_config"]),
+        "train_state": json.loads(meta.get("train_state", "{}")),
+    }
+
+
+def load_tensors(path: str | Path, prefix: str | None = None) -> dict[str, Any]:
+    """Load tensors (optionally only those under ``prefix``, with the prefix stripped)."""
+    from safetensors.torch import load_file
+
+    read_metadata(path)
+    tensors = load_file(str(path))
+    if prefix is None:
+        return tensors
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Rebuild a PoseModel from a checkpoint, in eval mode.
+
+    Returns:
+        (model, metadata): the model on ``device`` and the parsed metadata.
+    """
+    from ppl_edge.config_utils import from_dict
+    from ppl_edge.model.config import ModelConfig
+    from ppl_edge.model.ppl import PoseModel
+
+    meta = read_metadata(path)
+    cfg = from_dict(ModelConfig, meta["model_config"], where=f"model_config of {path}")
+    model = PoseModel(cfg)
+    state = load_tensors(path, prefix="model.")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise PplEdgeError(
+            f"{path} does not match its model_config: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    return model.to(device).eval(), meta
+
+
+def model_tensors(model) -> dict[str, Any]:
+    """The model's state dict under the ``model.`` prefix."""
+    return {f"model.{k}": v for k, v in model.state_dict().items()}

@@ -1,0 +1,35 @@
+"""Exceptions a user can cause. The CLI prints them as one line and exits 1."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class PplEdgeError(Exception):
+    """Base class for every error caused by user input or the environment."""
+
+
+class MissingDependencyError(PplEdgeError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+def require(module: str, extra: str, what: str | None = None) -> ModuleType:
+    """Import an optional dependency or raise an error that names the pip extra.
+
+    Args:
+        module: import name, e.g. "onnxruntime".
+        extra: the ppl-edge extra that installs it, e.g. "onnxruntime".
+        what: the feature that needs it, for the message.
+
+    Raises:
+        MissingDependencyError: when the import fails.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        feature = what or module
+        raise MissingDependencyError(
+            f"{feature} needs the Python package '{module}', which is not installed: "
+            f"pip install 'ppl-edge[{extra}]'"
+        ) from err

@@ -1,0 +1,88 @@
+"""ModelConfig and the size presets (no torch import)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from ppl_edge.errors import PplEdgeError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one PPL model. Defaults equal the official code (ppl_official_code.md §2).
+
+    The ``base`` preset is exactly these defaults; ``small`` and ``tiny`` shrink widths and resolution so
+    that training fits a laptop CPU.
+    """
+
+    img_size: int = 128  # official default input 128x128
+    num_keypoints: int = 16  # N: official --num_parts
+    enc_width: int = 64  # first ResBlock width of φ_enc (official 64 -> 512)
+    feat_dim: int = 128  # F channels and emb(2 -> 128) width (official)
+    head_hidden: int = 128  # affine head Linear(384, 128) (official)
+    dec_width: int = 64  # first conv width of φ_dec (official 64 -> 512)
+    dec_max_width: int = 512  # widest φ_dec block (official 512)
+    mem_banks: int = 34  # M: official Memory token_num
+    mem_entries: int = 16  # K: official token_class_num_each
+    mem_dim: int = 512  # D: official token_dim
+    mem_mixer_layers: int = 4  # official kpt2token: 4 MixerLayers
+    mem_token_hidden: int = 64  # official token_inter
+    mem_dec_dim: int = 32  # official token2kpt hidden width
+    mem_decay: float = 0.9  # official EMA decay
+    mem_eps: float = 1e-5  # official Laplace smoothing epsilon
+    link_thickness: float = 7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
+    link_lr_scale: float = 512.0  # official sklr: w = softplus(512·θ)
+    use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
+    # Ablations of paper Table 4: where the keypoint prior and connectivity come from.
+    prior: Literal["memory", "random_frozen"] = "memory"
+    connectivity: Literal["learned", "random_frozen"] = "learned"
+    seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
+
+    def __post_init__(self) -> None:
+        if self.img_size % 16 != 0 or self.img_size < 32:
+            raise PplEdgeError(f"img_size must be a multiple of 16 and >= 32, got {self.img_size}")
+        if not 2 <= self.num_keypoints <= 64:
+            raise PplEdgeError(f"num_keypoints must be in [2, 64], got {self.num_keypoints}")
+        for name in ("enc_width", "feat_dim", "head_hidden", "dec_width", "mem_banks",
+                     "mem_entries", "mem_dim", "mem_mixer_layers", "mem_token_hidden", "mem_dec_dim"):
+            if getattr(self, name) <= 0:
+                raise PplEdgeError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.mem_decay < 1.0:
+            raise PplEdgeError(f"mem_decay must be in (0, 1), got {self.mem_decay}")
+        if self.link_thickness <= 0:
+            raise PplEdgeError(f"link_thickness must be positive, got {self.link_thickness}")
+
+    @property
+    def feat_size(self) -> int:
+        """Side of the attention grid: φ_enc halves four times, then doubles twice (img / 4)."""
+        return self.img_size // 4
+
+    @property
+    def num_links(self) -> int:
+        """N(N-1)/2 upper-triangular links."""
+        return self.num_keypoints * (self.num_keypoints - 1) // 2
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The paper's / official widths at 128x128 (28.2 M parameters).
+    "base": ModelConfig(),
+    # DEVIATION(official): CPU-trainable widths at 64x64. Thicker links (same ~1 px σ at 64 px is
+    # 3e-4) give the rasteriser useful gradients early; 1e-3 is the official code's own default.
+    "small": ModelConfig(
+        img_size=64, enc_width=16, feat_dim=64, head_hidden=64, dec_width=16, dec_max_width=128,
+        mem_dim=128, link_thickness=1e-3,
+    ),
+    "tiny": ModelConfig(
+        img_size=32, enc_width=8, feat_dim=32, head_hidden=32, dec_width=8, dec_max_width=64,
+        mem_dim=64, mem_mixer_layers=2, mem_banks=8, mem_entries=8, link_thickness=2e-3,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    """Return a preset by name with optional field overrides."""
+    if name not in PRESETS:
+        raise PplEdgeError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)
