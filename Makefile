@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh clone (README "Quick start"):
+#   make demo   - install, train a tiny model briefly, evaluate it, draw its prior, run the live demo
+#   make test   - install, run the test suite (pytest, which also builds and runs the plugin's CTest)
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+# torch is installed first and pinned: an unpinned torch would pull the CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[train,convert,coreml,dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/ppl-edge train --preset tiny --data synthetic:humanoid --steps 300 --batch-size 16 --out $(OUT)/tiny
+	$(BIN)/ppl-edge eval --checkpoint $(OUT)/tiny/latest.safetensors --data synthetic:humanoid --n-fit 500 --n-test 200 --out $(OUT)/tiny/eval
+	$(BIN)/ppl-edge prior --checkpoint $(OUT)/tiny/latest.safetensors --run $(OUT)/tiny --out $(OUT)/tiny/prior
+	$(BIN)/ppl-edge demo --out $(OUT)/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(OUT) build
