@@ -9,14 +9,24 @@ from torch import nn
 from ppl_edge.model.config import ModelConfig
 
 
+def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
+    """Squared distance of grid points to segments s -> s + d (all broadcastable)."""
+    # Projection parameter of each pixel on the segment, clamped: t<=0 -> start, t>=1 -> end.
+    t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)
+    t = t.clamp(0.0, 1.0)
+    return (gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2
+
+
 def rasterize_links(
     kpts: torch.Tensor, weights: torch.Tensor, pairs: torch.Tensor, size: int, thickness: float
 ) -> torch.Tensor:
     """Link heatmap S(g) = max over links of w_ij · exp(-d²(g, segment_ij) / thickness).
 
-    DEVIATION(official): the official code materialises (B, L, H·W, 2) offset tensors; here the
-    separable grid is broadcast as (1, 1, 1, W) columns and (1, 1, H, 1) rows, so the widest tensor is
-    (B, L, H, W). Same values, several times less memory and time.
+    DEVIATION(official): the official code materialises (B, L, H·W, 2) offset tensors and keeps every
+    link's heatmap for autograd. Here the separable grid is broadcast as rows and columns, and when
+    gradients are needed the max is taken without autograd first; only the winning link of each pixel
+    is then recomputed with autograd. The values and gradients are those of the max (the gradient of
+    a max flows to its argmax), at a fraction of the time and memory.
 
     Args:
         kpts: (B, N, 2) float32, xy in [-1, 1].
@@ -28,20 +38,31 @@ def rasterize_links(
     Returns:
         S: (B, 1, size, size).
     """
+    B = kpts.shape[0]
     axis = torch.linspace(-1.0, 1.0, size, device=kpts.device, dtype=kpts.dtype)
     gx = axis.view(1, 1, 1, size)
     gy = axis.view(1, 1, size, 1)
     start = kpts[:, pairs[:, 0]]  # (B, L, 2)
-    end = kpts[:, pairs[:, 1]]  # (B, L, 2)
-    sx, sy = start[..., 0, None, None], start[..., 1, None, None]  # (B, L, 1, 1)
-    dx = (end[..., 0] - start[..., 0])[..., None, None]
-    dy = (end[..., 1] - start[..., 1])[..., None, None]
-    # Projection parameter of each pixel on the segment, clamped: t<=0 -> start, t>=1 -> end.
-    t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)  # (B, L, H, W)
-    t = t.clamp(0.0, 1.0)
-    dist2 = (gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2  # (B, L, H, W)
-    heat = torch.exp(-dist2 / thickness) * weights.view(1, -1, 1, 1)
-    return heat.amax(dim=1, keepdim=True)  # (B, 1, H, W)
+    delta = kpts[:, pairs[:, 1]] - start  # (B, L, 2)
+
+    def heat_all() -> torch.Tensor:
+        sx, sy = start[..., 0, None, None], start[..., 1, None, None]  # (B, L, 1, 1)
+        dx, dy = delta[..., 0, None, None], delta[..., 1, None, None]
+        dist2 = _segment_dist2(gx, gy, sx, sy, dx, dy)  # (B, L, H, W)
+        return torch.exp(-dist2 / thickness) * weights.view(1, -1, 1, 1)
+
+    needs_grad = torch.is_grad_enabled() and (kpts.requires_grad or weights.requires_grad)
+    if not needs_grad:
+        return heat_all().amax(dim=1, keepdim=True)  # (B, 1, H, W)
+    with torch.no_grad():
+        best = heat_all().argmax(dim=1).view(B, -1)  # (B, H·W) winning link per pixel
+    pick = lambda t: t.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, L, 2) -> (B, H·W, 2)
+    s, d = pick(start), pick(delta)
+    gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)
+    gyf = gy.expand(1, 1, size, size).reshape(1, -1)
+    dist2 = _segment_dist2(gxf, gyf, s[..., 0], s[..., 1], d[..., 0], d[..., 1])  # (B, H·W)
+    heat = torch.exp(-dist2 / thickness) * weights[best]  # (B, H·W)
+    return heat.view(B, 1, size, size)
 
 
 class Connectivity(nn.Module):
