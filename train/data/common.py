@@ -1,0 +1,127 @@
+"""Helpers shared by the torch datasets: image conversion, splits, and skip-on-corrupt-file reading.
+
+Every dataset item follows docs/contracts.md: ``image`` (3, H, W) float32 RGB in [-1, 1] (official
+0.5/0.5 normalisation), optional ``reference``, ``keypoints`` (J, 2) xy in [-1, 1], ``visible`` (J,)
+bool and ``mask`` (1, H, W).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ppl_edge.coords import px_to_norm
+from ppl_edge.errors import PplEdgeError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "train_reg", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAX_CONSECUTIVE_SKIPS = 64  # beyond this many unreadable files in a row, the data set itself is broken
+
+
+class UnreadableItem(Exception):
+    """An individual file could not be read (corrupt or vanished); the dataset skips it."""
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` or raise PplEdgeError naming the valid splits."""
+    if split not in SPLITS:
+        raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    return split
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR, or raise UnreadableItem."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise UnreadableItem(f"cannot decode image {path}")
+    return img
+
+
+def resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize (H, W, C) to (size, size, C): INTER_AREA when shrinking, bilinear when enlarging."""
+    h, w = img.shape[:2]
+    if (h, w) == (size, size):
+        return img
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def image_to_tensor(bgr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB in [-1, 1]: ``(x / 255 - 0.5) / 0.5``."""
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))
+    return torch.from_numpy(rgb).float().div_(127.5).sub_(1.0)
+
+
+def keypoints_to_tensor(kpts_px: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """(J, 2) xy pixels -> (J, 2) float32 xy in [-1, 1] (through ``ppl_edge.coords``)."""
+    return torch.from_numpy(px_to_norm(kpts_px, width, height).astype(np.float32))
+
+
+def flip_item(item: dict, swap_pairs=()) -> dict:
+    """Mirror an item horizontally: images, masks, x of keypoints, and left/right joint labels."""
+    out = dict(item)
+    for key in ("image", "reference", "mask"):
+        if key in out:
+            out[key] = torch.flip(out[key], dims=[-1])
+    if "keypoints" in out:
+        kp = out["keypoints"].clone()
+        kp[:, 0] = -kp[:, 0]
+        vis = out["visible"].clone()
+        for a, b in swap_pairs:
+            kp[[a, b]] = kp[[b, a]]
+            vis[[a, b]] = vis[[b, a]]
+        out["keypoints"], out["visible"] = kp, vis
+    return out
+
+
+class SkippingDataset(torch.utils.data.Dataset):
+    """Base class: ``load(index)`` may raise UnreadableItem; the item is then skipped and counted.
+
+    A corrupt file never stops an epoch: the next readable item is returned instead, ``skipped``
+    counts the skips (per worker process when a DataLoader uses workers) and each skip is logged.
+    """
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} items")
+        for attempt in range(MAX_CONSECUTIVE_SKIPS):
+            try:
+                return self.load((index + attempt) % n)
+            except UnreadableItem as err:
+                self.skipped += 1
+                log.warning("skipping unreadable item %d (%d skipped so far): %s",
+                            (index + attempt) % n, self.skipped, err)
+        raise PplEdgeError(
+            f"{MAX_CONSECUTIVE_SKIPS} unreadable items in a row from {type(self).__name__} at index "
+            f"{index}; expected readable files: check the dataset root"
+        )
+
+
+def list_images(root: Path) -> list[Path]:
+    """All image files under ``root`` (recursive), sorted."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def require_dir(path: str | Path, what: str) -> Path:
+    """Return ``path`` as a Path or raise PplEdgeError saying which layout was expected."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise PplEdgeError(f"{what}: {path} is not a folder (expected the dataset root)")
+    return path

@@ -1,0 +1,252 @@
+"""Procedural renderer of articulated figures with ground truth: the built-in default dataset.
+
+NumPy + OpenCV only (no torch), so the torch-free runtime demo can render clips. A figure is a
+kinematic tree (``skeletons.py``) posed by smooth joint-angle trajectories (``poses.py``), drawn as
+tapered, shaded, textured capsules in depth order over a procedural background
+(``backgrounds.py``), rendered at 2x and downsampled with ``cv2.INTER_AREA`` for anti-aliasing.
+
+Every group of limbs has its own colour and left limbs are lighter than right ones, so the pose is
+recoverable from the image. Each figure fills 50-90 % of the crop (its larger side), at a random
+position, tilt and facing. A keypoint is not visible when it leaves the frame or when a nearer bone
+covers it. Everything is decided by the seed: the same seed always gives the same image.
+
+Public API: :func:`render_sample` (one still image), :func:`render_pair` (two frames of one clip),
+:func:`render_clip` (a video), and :class:`ClipRenderer` for frame-by-frame access.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from typing import NamedTuple, Sequence
+
+import cv2
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.train.data.backgrounds import render_background
+from ppl_edge.train.data.poses import far_side_mask, forward_kinematics, sample_motion
+from ppl_edge.train.data.skeletons import (  # noqa: F401  (re-exported constants)
+    BIRD_EDGES, BIRD_JOINTS, BIRD_SWAP_PAIRS, CATEGORIES, HUMANOID_EDGES, HUMANOID_JOINTS,
+    HUMANOID_SWAP_PAIRS, QUADRUPED_EDGES, QUADRUPED_JOINTS, QUADRUPED_SWAP_PAIRS, Category,
+)
+
+SUPERSAMPLE = 2  # render at 2x, downsample with INTER_AREA
+_SHIFT = 4  # cv2 sub-pixel bits
+_FIXED = float(1 << _SHIFT)
+Seed = int | Sequence[int]
+
+
+class Sample(NamedTuple):
+    """One rendered frame.
+
+    Attributes:
+        image: (H, W, 3) uint8 BGR.
+        keypoints: (J, 2) float32 xy pixels (pixel centres at integers; may lie outside the frame).
+        visible: (J,) bool, False when out of frame or covered by a nearer bone.
+        mask: (H, W) float32 foreground coverage in [0, 1].
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    visible: np.ndarray
+    mask: np.ndarray
+
+
+def get_category(name: str) -> Category:
+    """The :class:`Category` named ``name``, or a PplEdgeError listing the valid names."""
+    if name not in CATEGORIES:
+        raise PplEdgeError(f"unknown synthetic category {name!r}; expected one of {sorted(CATEGORIES)}")
+    return CATEGORIES[name]
+
+
+def _palette(cat: Category, rng: np.random.Generator, far: np.ndarray) -> np.ndarray:
+    """Per-bone BGR colours (J, 3) float32: one hue per limb group, left lighter than right."""
+    groups = sorted({j.group for j in cat.joints})
+    hue0 = rng.random()
+    offsets = rng.permutation(len(groups)) / len(groups)
+    sat = rng.uniform(0.45, 0.9)
+    colors = np.zeros((len(cat.joints), 3), dtype=np.float32)
+    for i, j in enumerate(cat.joints):
+        g = groups.index(j.group)
+        h, v = hue0 + offsets[g] + rng.normal(0, 0.01), rng.uniform(0.65, 0.9)
+        if j.name.startswith("l_"):
+            h, v = h + 0.04, min(1.0, v * 1.15)
+        elif j.name.startswith("r_"):
+            h, v = h - 0.04, v * 0.75
+        if far[i]:
+            v *= 0.8  # depth cue for the far side
+        r, gr, b = colorsys.hsv_to_rgb(h % 1.0, sat, v)
+        colors[i] = (b * 255, gr * 255, r * 255)
+    return colors
+
+
+def _capsule_polygon(p0: np.ndarray, p1: np.ndarray, r0: float, r1: float) -> np.ndarray:
+    """(4, 2) quad joining the two end discs of a tapered capsule (render pixels)."""
+    d = p1 - p0
+    n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-6)
+    return np.stack([p0 + n * r0, p1 + n * r1, p1 - n * r1, p0 - n * r0])
+
+
+def _fill_capsule(img: np.ndarray, p0, p1, r0: float, r1: float, color, aa: bool) -> None:
+    """Draw a filled tapered capsule into ``img`` with sub-pixel accuracy."""
+    line = cv2.LINE_AA if aa else cv2.LINE_8
+    q0, q1 = np.round(p0 * _FIXED).astype(np.int32), np.round(p1 * _FIXED).astype(np.int32)
+    cv2.circle(img, (int(q0[0]), int(q0[1])), int(round(r0 * _FIXED)), color, -1, line, _SHIFT)
+    cv2.circle(img, (int(q1[0]), int(q1[1])), int(round(r1 * _FIXED)), color, -1, line, _SHIFT)
+    poly = np.round(_capsule_polygon(p0, p1, r0, r1) * _FIXED).astype(np.int32)
+    cv2.fillConvexPoly(img, poly, color, line, _SHIFT)
+
+
+class ClipRenderer:
+    """One figure with one appearance on one background, rendered at any frame time.
+
+    Args:
+        category: ``humanoid``, ``quadruped`` or ``bird``.
+        size: output side in pixels.
+        seed: int or sequence of ints for ``np.random.default_rng``.
+        num_frames: frames the clip spans; placement keeps the whole clip in view (1 = a still).
+    """
+
+    def __init__(self, category: str, size: int, seed: Seed, num_frames: int = 1) -> None:
+        if size < 8:
+            raise PplEdgeError(f"synthetic image size must be >= 8 pixels, got {size}")
+        self.cat = get_category(category)
+        self.size = int(size)
+        rng = np.random.default_rng(seed)
+        is_video = num_frames > 1
+        self.motion = sample_motion(self.cat, rng, is_video)
+        far = far_side_mask(self.cat, self.motion)
+        self.colors = _palette(self.cat, rng, far)
+        depth = np.array([j.depth for j in self.cat.joints]) - 3.0 * far
+        if self.cat.name == "humanoid" and rng.random() < 0.2:  # arms behind the back
+            arm = np.array([j.group in ("arm", "forearm") for j in self.cat.joints])
+            depth[arm] = 0.2
+        self.order = [int(i) for i in np.argsort(depth, kind="stable") if i > 0]  # bones by depth
+        self.depth = depth
+        self.light = rng.normal(size=2)
+        self.light /= np.linalg.norm(self.light)
+        self.bands = rng.random() < 0.35  # banded (striped) limbs
+        self.band_count = int(rng.integers(2, 5))
+        self.grain = rng.uniform(0.0, 0.12)
+        self.background = render_background(rng, self.size * SUPERSAMPLE)
+        # placement: the union of all frames' extents fills `fill` of the crop
+        times = np.arange(num_frames, dtype=np.float64)
+        pos = forward_kinematics(self.cat, self.motion, times)  # (T, J, 2)
+        pad = np.maximum(self.motion.widths0, self.motion.widths1).max()
+        lo, hi = pos.reshape(-1, 2).min(0) - pad, pos.reshape(-1, 2).max(0) + pad
+        fill = rng.uniform(0.5, 0.9)
+        self.scale = fill * self.size / float(max(hi - lo))
+        # mostly inside the crop; one figure in ten may be cut by the frame border
+        overflow = 0.25 if rng.random() < 0.1 else 0.03
+        slack = ((1.0 - fill) / 2.0 + overflow) * self.size
+        self.offset = (self.size - 1) / 2.0 + rng.uniform(-1, 1, 2) * slack - self.scale * (lo + hi) / 2
+        self.noise_seed = int(rng.integers(2**31))
+
+    def keypoints(self, t: float) -> np.ndarray:
+        """(J, 2) float64 xy pixels of the joints at frame time ``t``."""
+        return forward_kinematics(self.cat, self.motion, np.array([t]))[0] * self.scale + self.offset
+
+    def render(self, t: float = 0.0) -> Sample:
+        """Render frame ``t`` (deterministic for a given renderer and t)."""
+        S = SUPERSAMPLE
+        kp = self.keypoints(t)  # (J, 2) output pixels
+        q = kp * S + (S - 1) / 2.0  # render pixels: output pixel i spans render [S*i, S*i + S)
+        r0 = self.motion.widths0 * self.scale * S
+        r1 = self.motion.widths1 * self.scale * S
+        img = self.background.copy()
+        ids = np.zeros(img.shape[:2], dtype=np.uint8)
+        parents = self.cat.parents
+        for j in self.order:
+            p0, p1 = q[parents[j]], q[j]
+            base = self.colors[j]
+            _fill_capsule(ids, p0, p1, r0[j], r1[j], int(j), aa=False)
+            _fill_capsule(img, p0, p1, r0[j], r1[j], tuple(map(float, base * 0.55)), aa=True)
+            shift = self.light * 0.3
+            _fill_capsule(img, p0 + shift * r0[j], p1 + shift * r1[j], r0[j] * 0.72, r1[j] * 0.72,
+                          tuple(map(float, base)), aa=True)
+            highlight = np.minimum(base * 1.2 + 25.0, 255.0)
+            _fill_capsule(img, p0 + 2 * shift * r0[j], p1 + 2 * shift * r1[j], r0[j] * 0.3,
+                          r1[j] * 0.3, tuple(map(float, highlight)), aa=True)
+            if self.bands:
+                self._draw_bands(img, p0, p1, r0[j], r1[j], base * 0.45)
+        mask_hi = (ids > 0).astype(np.float32)
+        if self.grain > 0:
+            noise = np.random.default_rng([self.noise_seed, int(t * 1000)]).normal(
+                0.0, 255.0 * self.grain, img.shape[:2]).astype(np.float32)
+            img += (noise * mask_hi)[..., None]
+        out = (self.size, self.size)
+        image = cv2.resize(np.clip(img, 0, 255), out, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask_hi, out, interpolation=cv2.INTER_AREA)
+        visible = self._visible(kp, q, ids)
+        return Sample(np.round(image).astype(np.uint8), kp.astype(np.float32), visible, mask)
+
+    def _draw_bands(self, img, p0, p1, r0, r1, color) -> None:
+        """Stripes across the bone, inside its outline (they move with the limb)."""
+        d = p1 - p0
+        n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-6)
+        thickness = max(1, int(round(0.35 * (r0 + r1) / 2)))
+        for k in range(self.band_count):
+            u = (k + 0.5) / self.band_count
+            c, r = p0 + u * d, (1 - u) * r0 + u * r1
+            a = np.round((c - 0.8 * r * n) * _FIXED).astype(np.int32)
+            b = np.round((c + 0.8 * r * n) * _FIXED).astype(np.int32)
+            cv2.line(img, tuple(map(int, a)), tuple(map(int, b)), tuple(map(float, color)),
+                     thickness, cv2.LINE_AA, _SHIFT)
+
+    def _visible(self, kp: np.ndarray, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """(J,) bool: in frame, and not covered by a nearer bone that does not touch the joint."""
+        parents = self.cat.parents
+        in_frame = np.all((kp >= -0.5) & (kp <= self.size - 0.5), axis=1)
+        visible = in_frame.copy()
+        H, W = ids.shape
+        for j in np.flatnonzero(in_frame):
+            incident = {int(j)} | {int(c) for c in np.flatnonzero(parents == j)}
+            x, y = np.clip(np.round(q[j]).astype(int), 0, [W - 1, H - 1])
+            top = int(ids[y, x])
+            if top == 0 or top in incident:
+                continue
+            bones = [b for b in incident if b > 0]  # bone b ends at joint b; the root has none
+            own_depth = max(self.depth[b] for b in bones) if bones else -np.inf
+            visible[j] = self.depth[top] <= own_depth
+        return visible
+
+
+def render_sample(category: str, size: int, seed: Seed) -> Sample:
+    """Render one still image of a random figure (deterministic by ``seed``)."""
+    return ClipRenderer(category, size, seed, num_frames=1).render(0.0)
+
+
+def render_pair(category: str, size: int, seed: Seed, clip_length: int = 32,
+                max_gap: int = 16) -> tuple[Sample, Sample]:
+    """Two frames of one clip (same background and figure, different pose), deterministic by seed.
+
+    Returns:
+        (frame, reference): frames t1 and t2 with 1 <= |t1 - t2| <= max_gap.
+    """
+    rng = np.random.default_rng(seed)
+    clip = ClipRenderer(category, size, [int(rng.integers(2**31))], num_frames=clip_length)
+    max_gap = max(1, min(max_gap, clip_length - 1))
+    t1 = int(rng.integers(clip_length))
+    gaps = [g for g in range(-max_gap, max_gap + 1) if g != 0 and 0 <= t1 + g < clip_length]
+    t2 = t1 + int(rng.choice(gaps))
+    return clip.render(t1), clip.render(t2)
+
+
+def render_clip(category: str, num_frames: int, size: int, seed: Seed):
+    """Render a video clip: fixed background and figure, smoothly moving pose.
+
+    Args:
+        category: ``humanoid``, ``quadruped`` or ``bird``.
+        num_frames: T >= 1.
+        size: H = W in pixels.
+        seed: int or sequence of ints.
+
+    Returns:
+        frames (T, H, W, 3) uint8 BGR, keypoints (T, J, 2) float32 xy pixels, visible (T, J) bool.
+    """
+    if num_frames < 1:
+        raise PplEdgeError(f"num_frames must be >= 1, got {num_frames}")
+    clip = ClipRenderer(category, size, seed, num_frames=num_frames)
+    samples = [clip.render(float(t)) for t in range(num_frames)]
+    return (np.stack([s.image for s in samples]), np.stack([s.keypoints for s in samples]),
+            np.stack([s.visible for s in samples]))

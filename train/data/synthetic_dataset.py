@@ -1,0 +1,81 @@
+"""Torch dataset over the synthetic renderer: images generated on the fly, deterministic by index."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ppl_edge.train.data.common import SPLITS, check_split, image_to_tensor, keypoints_to_tensor
+from ppl_edge.train.data.synthetic import get_category, render_pair, render_sample
+
+DEFAULT_LENGTH = {"train": 20000, "train_reg": 2000, "test": 1000}
+
+
+class SyntheticDataset(torch.utils.data.Dataset):
+    """Rendered figures with ground truth (``synthetic:<category>``).
+
+    Item ``i`` of a dataset with a given (seed, split) is always the same image; the three splits use
+    disjoint random streams (the split is part of the seed), so no image is shared between them.
+
+    Args:
+        category: ``humanoid``, ``quadruped`` or ``bird``.
+        img_size: H = W in pixels.
+        split: ``train``, ``train_reg`` or ``test``.
+        seed: base seed.
+        length: items per epoch (default 20000 / 2000 / 1000 for the three splits).
+        video: also return ``reference``, another frame of the same clip (same background).
+        clip_length: frames per clip in video mode.
+        max_gap: largest frame distance between ``image`` and ``reference``.
+
+    Items:
+        image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1];
+        visible (J,) bool; mask (1, H, W) float32; reference (3, H, W) in video mode.
+    """
+
+    def __init__(self, category: str = "humanoid", img_size: int = 64, split: str = "train",
+                 seed: int = 0, length: int | None = None, video: bool = False,
+                 clip_length: int = 32, max_gap: int = 16) -> None:
+        self.category = get_category(category)
+        self.img_size = int(img_size)
+        self.split = check_split(split)
+        self.seed = int(seed)
+        self.length = int(DEFAULT_LENGTH[split] if length is None else length)
+        self.video = bool(video)
+        self.clip_length = int(clip_length)
+        self.max_gap = int(max_gap)
+        self.skipped = 0  # never skips; kept for the common dataset interface
+        self.joint_names = self.category.joint_names
+        self.edges = self.category.edges
+        self.swap_pairs = self.category.swap_pairs
+
+    def __len__(self) -> int:
+        return self.length
+
+    def item_seed(self, index: int) -> list[int]:
+        """The seed entropy of item ``index``: (seed, split, category, index)."""
+        return [self.seed, SPLITS.index(self.split), _category_id(self.category.name), index]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} items")
+        index %= self.length
+        size = self.img_size
+        if self.video:
+            sample, ref = render_pair(self.category.name, size, self.item_seed(index),
+                                      self.clip_length, self.max_gap)
+        else:
+            sample, ref = render_sample(self.category.name, size, self.item_seed(index)), None
+        item = {
+            "image": image_to_tensor(sample.image),
+            "keypoints": keypoints_to_tensor(sample.keypoints, size, size),
+            "visible": torch.from_numpy(sample.visible.copy()),
+            "mask": torch.from_numpy(np.ascontiguousarray(sample.mask))[None],
+        }
+        if ref is not None:
+            item["reference"] = image_to_tensor(ref.image)
+        return item
+
+
+def _category_id(name: str) -> int:
+    """A stable small integer per category name (part of the seed)."""
+    return sum((i + 1) * ord(c) for i, c in enumerate(name))
