@@ -80,21 +80,34 @@ def _palette(cat: Category, rng: np.random.Generator, far: np.ndarray) -> np.nda
     return colors
 
 
-def _capsule_polygon(p0: np.ndarray, p1: np.ndarray, r0: float, r1: float) -> np.ndarray:
-    """(4, 2) quad joining the two end discs of a tapered capsule (render pixels)."""
+def _capsules(p0: np.ndarray, p1: np.ndarray, r0: np.ndarray, r1: np.ndarray) -> list:
+    """Fixed-point geometry of tapered capsules for cv2 (all bones at once).
+
+    Args:
+        p0, p1: (B, 2) end points in render pixels; r0, r1: (B,) end radii.
+
+    Returns:
+        B tuples ``(centre0, centre1, radius0, radius1, quad (4, 2) int32)`` in 1/16 pixels.
+    """
     d = p1 - p0
-    n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-6)
-    return np.stack([p0 + n * r0, p1 + n * r1, p1 - n * r1, p0 - n * r0])
+    n = np.stack([-d[:, 1], d[:, 0]], axis=1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
+    quad = np.stack([p0 + n * r0[:, None], p1 + n * r1[:, None], p1 - n * r1[:, None],
+                     p0 - n * r0[:, None]], axis=1)  # (B, 4, 2)
+    quad = np.round(quad * _FIXED).astype(np.int32)
+    c0 = np.round(p0 * _FIXED).astype(np.int64).tolist()
+    c1 = np.round(p1 * _FIXED).astype(np.int64).tolist()
+    rr0 = np.round(r0 * _FIXED).astype(np.int64).tolist()
+    rr1 = np.round(r1 * _FIXED).astype(np.int64).tolist()
+    return list(zip(c0, c1, rr0, rr1, quad))
 
 
-def _fill_capsule(img: np.ndarray, p0, p1, r0: float, r1: float, color, aa: bool) -> None:
-    """Draw a filled tapered capsule into ``img`` with sub-pixel accuracy."""
+def _fill_capsule(img: np.ndarray, geometry: tuple, color, aa: bool) -> None:
+    """Draw one filled tapered capsule (geometry from :func:`_capsules`) into ``img``."""
+    c0, c1, r0, r1, quad = geometry
     line = cv2.LINE_AA if aa else cv2.LINE_8
-    q0, q1 = np.round(p0 * _FIXED).astype(np.int32), np.round(p1 * _FIXED).astype(np.int32)
-    cv2.circle(img, (int(q0[0]), int(q0[1])), int(round(r0 * _FIXED)), color, -1, line, _SHIFT)
-    cv2.circle(img, (int(q1[0]), int(q1[1])), int(round(r1 * _FIXED)), color, -1, line, _SHIFT)
-    poly = np.round(_capsule_polygon(p0, p1, r0, r1) * _FIXED).astype(np.int32)
-    cv2.fillConvexPoly(img, poly, color, line, _SHIFT)
+    cv2.circle(img, c0, r0, color, -1, line, _SHIFT)
+    cv2.circle(img, c1, r1, color, -1, line, _SHIFT)
+    cv2.fillConvexPoly(img, quad, color, line, _SHIFT)
 
 
 class ClipRenderer:
@@ -127,8 +140,12 @@ class ClipRenderer:
         self.light /= np.linalg.norm(self.light)
         self.bands = rng.random() < 0.35  # banded (striped) limbs
         self.band_count = int(rng.integers(2, 5))
-        self.grain = rng.uniform(0.0, 0.12)
-        self.background = render_background(rng, self.size * SUPERSAMPLE)
+        self.grain = rng.uniform(0.0, 0.08)
+        # The background is drawn at the output size (its shapes are anti-aliased by cv2 already)
+        # and upsampled with nearest, which INTER_AREA maps back exactly.
+        background = render_background(rng, self.size)
+        hi_size = (self.size * SUPERSAMPLE, self.size * SUPERSAMPLE)
+        self.background = cv2.resize(background, hi_size, interpolation=cv2.INTER_NEAREST)
         # placement: the union of all frames' extents fills `fill` of the crop
         times = np.arange(num_frames, dtype=np.float64)
         pos = forward_kinematics(self.cat, self.motion, times)  # (T, J, 2)
@@ -155,24 +172,27 @@ class ClipRenderer:
         r1 = self.motion.widths1 * self.scale * S
         img = self.background.copy()
         ids = np.zeros(img.shape[:2], dtype=np.uint8)
-        parents = self.cat.parents
-        for j in self.order:
-            p0, p1 = q[parents[j]], q[j]
+        bones = np.array(self.order)
+        p0, p1 = q[self.cat.parents[bones]], q[bones]  # (B, 2) each
+        r0, r1 = r0[bones], r1[bones]
+        shift = self.light * 0.3  # shading layers move toward the light
+        outline = _capsules(p0, p1, r0, r1)
+        body = _capsules(p0 + shift * r0[:, None], p1 + shift * r1[:, None], r0 * 0.72, r1 * 0.72)
+        glint = _capsules(p0 + 2 * shift * r0[:, None], p1 + 2 * shift * r1[:, None], r0 * 0.3,
+                          r1 * 0.3)
+        for k, j in enumerate(bones.tolist()):
             base = self.colors[j]
-            _fill_capsule(ids, p0, p1, r0[j], r1[j], int(j), aa=False)
-            _fill_capsule(img, p0, p1, r0[j], r1[j], tuple(map(float, base * 0.55)), aa=True)
-            shift = self.light * 0.3
-            _fill_capsule(img, p0 + shift * r0[j], p1 + shift * r1[j], r0[j] * 0.72, r1[j] * 0.72,
-                          tuple(map(float, base)), aa=True)
-            highlight = np.minimum(base * 1.2 + 25.0, 255.0)
-            _fill_capsule(img, p0 + 2 * shift * r0[j], p1 + 2 * shift * r1[j], r0[j] * 0.3,
-                          r1[j] * 0.3, tuple(map(float, highlight)), aa=True)
+            _fill_capsule(ids, outline[k], j, aa=False)
+            _fill_capsule(img, outline[k], (base * 0.55).tolist(), aa=True)
+            _fill_capsule(img, body[k], base.tolist(), aa=True)
+            _fill_capsule(img, glint[k], np.minimum(base * 1.2 + 25.0, 255.0).tolist(), aa=True)
             if self.bands:
-                self._draw_bands(img, p0, p1, r0[j], r1[j], base * 0.45)
+                self._draw_bands(img, p0[k], p1[k], r0[k], r1[k], (base * 0.45).tolist())
         mask_hi = (ids > 0).astype(np.float32)
         if self.grain > 0:
-            noise = np.random.default_rng([self.noise_seed, int(t * 1000)]).normal(
-                0.0, 255.0 * self.grain, img.shape[:2]).astype(np.float32)
+            noise = np.random.default_rng([self.noise_seed, int(t * 1000)]).standard_normal(
+                (self.size, self.size), dtype=np.float32) * (255.0 * self.grain)
+            noise = cv2.resize(noise, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             img += (noise * mask_hi)[..., None]
         out = (self.size, self.size)
         image = cv2.resize(np.clip(img, 0, 255), out, interpolation=cv2.INTER_AREA)
@@ -190,8 +210,7 @@ class ClipRenderer:
             c, r = p0 + u * d, (1 - u) * r0 + u * r1
             a = np.round((c - 0.8 * r * n) * _FIXED).astype(np.int32)
             b = np.round((c + 0.8 * r * n) * _FIXED).astype(np.int32)
-            cv2.line(img, tuple(map(int, a)), tuple(map(int, b)), tuple(map(float, color)),
-                     thickness, cv2.LINE_AA, _SHIFT)
+            cv2.line(img, a.tolist(), b.tolist(), color, thickness, cv2.LINE_AA, _SHIFT)
 
     def _visible(self, kp: np.ndarray, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """(J,) bool: in frame, and not covered by a nearer bone that does not touch the joint."""
