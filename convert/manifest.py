@@ -1,0 +1,301 @@
+"""The export folder: ``manifest.json`` (docs/contracts.md, "Export artifacts") and its atomic publication.
+
+The manifest carries everything the runtime needs to use an exported model without re-declaring it
+(house style 11): input size and normalisation, keypoint names, skeleton edges from W, memory shape and
+the distance scale of the pose plausibility, batch range, opset, precision, the sha256 of every
+artifact and the versions of the tools that made them.
+
+Exports are written into a staging folder beside the output folder and moved in only when every file is
+complete (:func:`staged_output`), so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.errors import PplEdgeError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ppl-edge-export"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+# ImageNet-free normalisation of the official code: x = (rgb / 255 - 0.5) / 0.5.
+INPUT_SCALE = 1.0 / 255.0
+INPUT_MEAN = (0.5, 0.5, 0.5)
+INPUT_STD = (0.5, 0.5, 0.5)
+_REQUIRED = ("format", "format_version", "model", "input", "keypoints", "skeleton", "memory", "batch",
+             "opset", "precision", "artifacts", "tools")
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file, or of a folder (e.g. an ``.mlpackage``): relative paths and contents, sorted."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tool_versions(*modules: str) -> dict[str, str]:
+    """Installed versions of ``modules`` (import names) that are importable."""
+    from importlib import metadata
+
+    dists = {"onnxsim": "onnxsim", "onnxruntime": "onnxruntime", "coremltools": "coremltools",
+             "tensorrt": "tensorrt", "onnx": "onnx", "torch": "torch", "onnxscript": "onnxscript"}
+    out = {}
+    for name in modules:
+        try:
+            out[name] = metadata.version(dists.get(name, name))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def skeleton_from_model(model) -> dict[str, list]:
+    """Skeleton edges derived from the learned connectivity W, with their weights.
+
+    Returns:
+        {"edges": [[i, j], ...] with i < j, "weights": [W_ij, ...]} (plain lists, JSON-ready).
+    """
+    from ppl_edge.skeleton import edges_from_weights
+
+    weights = model.connectivity.matrix().detach().cpu().double().numpy()  # (N, N)
+    edges = edges_from_weights(weights)
+    return {"edges": [[int(i), int(j)] for i, j in edges],
+            "weights": [round(float(weights[i, j]), 6) for i, j in edges]}
+
+
+def distance_reference(model, images) -> float:
+    """Scale of the runtime's pose plausibility ``exp(-mean_distance / reference * ln 2)``.
+
+    Args:
+        model: PoseModel in eval mode.
+        images: (S, 3, H, W) float32 in [-1, 1], typically 256 synthetic images of the category.
+
+    Returns:
+        Median over images of the mean prototype distance over banks (> 0).
+    """
+    import torch
+
+    means = []
+    with torch.no_grad():
+        for chunk in images.split(64):
+            means.append(model.keypoint_path(chunk)["prototype_distances"].mean(dim=1))  # (b,)
+    value = float(torch.cat(means).median())
+    return max(value, 1e-12)
+
+
+def build_manifest(
+    model,
+    *,
+    name: str,
+    preset: str,
+    checkpoint_sha256: str,
+    distance_reference: float,
+    opset: int | None,
+    dynamic_batch: bool,
+    max_batch: int,
+    precision: str,
+    artifacts: dict[str, Path],
+    tools: dict[str, str],
+) -> dict[str, Any]:
+    """Assemble the manifest of an export.
+
+    Args:
+        model: the exported PoseModel (for sizes, W and the memory shape).
+        name: model name, e.g. "ppl-small-humanoid".
+        preset: preset the config equals ("tiny" / "small" / "base") or "custom".
+        checkpoint_sha256: sha256 of the source checkpoint (or of its serialised state dict).
+        distance_reference: median per-image mean prototype distance (see :func:`distance_reference`).
+        opset: ONNX opset of the graphs (None when there is no ONNX artifact).
+        dynamic_batch: whether the batch dimension is dynamic; max_batch its upper bound.
+        precision: "fp32", "fp16" or "int8".
+        artifacts: role ("keypoints", "refine", "keypoints_trt", "coreml", ...) -> file in the staging
+            folder; each gets its file name and sha256.
+        tools: tool -> version.
+
+    Returns:
+        The manifest as a JSON-ready dict.
+    """
+    from ppl_edge import __version__
+
+    cfg = model.cfg
+    n = cfg.num_keypoints
+    banks, entries, dim = (int(s) for s in model.memory.codebook.shape)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ppl_edge_version": __version__,
+        "model": {"name": name, "preset": preset, "checkpoint_sha256": checkpoint_sha256},
+        "input": {"name": "image", "height": cfg.img_size, "width": cfg.img_size, "layout": "NCHW",
+                  "color": "RGB", "scale": INPUT_SCALE, "mean": list(INPUT_MEAN), "std": list(INPUT_STD)},
+        "keypoints": {"count": n, "names": [f"kp{i:02d}" for i in range(n)], "coords": "xy_norm"},
+        "skeleton": skeleton_from_model(model),
+        "memory": {"banks": banks, "entries": entries, "dim": dim,
+                   "distance_reference": float(distance_reference)},
+        "batch": {"dynamic": bool(dynamic_batch), "max": int(max_batch)},
+        "opset": opset,
+        "precision": precision,
+        "artifacts": {role: {"file": Path(p).name, "sha256": sha256_path(p)}
+                      for role, p in artifacts.items()},
+        "tools": dict(tools),
+    }
+
+
+def validate_manifest(manifest: dict[str, Any], folder: str | Path | None = None) -> None:
+    """Check a manifest's structure and, given its folder, every artifact's presence and sha256.
+
+    Raises:
+        PplEdgeError: naming the first problem found.
+    """
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise PplEdgeError(f"not a ppl-edge export manifest (format={got!r}, expected {FORMAT!r})")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise PplEdgeError(f"manifest format {manifest['format_version']} is newer than this ppl-edge "
+                           f"reads ({FORMAT_VERSION}): upgrade ppl-edge")
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        raise PplEdgeError(f"manifest lacks the keys {missing}")
+    count = manifest["keypoints"]["count"]
+    if len(manifest["keypoints"]["names"]) != count:
+        raise PplEdgeError(f"manifest names {len(manifest['keypoints']['names'])} keypoints, "
+                           f"expected keypoints.count = {count}")
+    for i, j in manifest["skeleton"]["edges"]:
+        if not 0 <= i < j < count:
+            raise PplEdgeError(f"manifest skeleton edge {[i, j]} is outside 0..{count - 1} or not i < j")
+    if folder is None:
+        return
+    for role, entry in manifest["artifacts"].items():
+        path = Path(folder) / entry["file"]
+        if not path.exists():
+            raise PplEdgeError(f"manifest artifact {role!r} is missing: {path}")
+        if sha256_path(path) != entry["sha256"]:
+            raise PplEdgeError(f"{path} does not match the sha256 in its manifest (changed after export)")
+
+
+def dumps(manifest: dict[str, Any]) -> str:
+    """Indented JSON with lists of numbers or short strings kept on one line."""
+    text = json.dumps(manifest, indent=2)
+    return re.sub(r"\[\s*([^\[\]{}:]*?)\s*\]",
+                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+
+
+def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
+    """Validate and write ``manifest`` as indented JSON, atomically."""
+    validate_manifest(manifest)
+    path = Path(path)
+    atomic_write_bytes(path, (dumps(manifest) + "\n").encode())
+    return path
+
+
+def read_manifest(path: str | Path, check_files: bool = True) -> dict[str, Any]:
+    """Read ``manifest.json`` (or the folder holding it) and validate it.
+
+    Args:
+        path: the manifest file or its folder.
+        check_files: also check every artifact's presence and sha256.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise PplEdgeError(f"export manifest not found: {path}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise PplEdgeError(f"{path} is not valid JSON: {err}") from err
+    validate_manifest(manifest, path.parent if check_files else None)
+    return manifest
+
+
+def previous_artifacts(out_dir: Path, checkpoint_sha256: str) -> dict[str, dict]:
+    """Artifacts listed by an existing manifest in ``out_dir`` made from the same checkpoint.
+
+    Lets a Core ML export and an ONNX export of one checkpoint share one folder and one manifest.
+    """
+    path = Path(out_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(old, dict) or old.get("model", {}).get("checkpoint_sha256") != checkpoint_sha256:
+        return {}
+    return {role: entry for role, entry in old.get("artifacts", {}).items()
+            if isinstance(entry, dict) and (Path(out_dir) / str(entry.get("file", ""))).exists()}
+
+
+def check_output_folder(out_dir: str | Path) -> Path:
+    """The output folder may exist or be created, but its parent must exist."""
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise PplEdgeError(f"--out {out} is a file, expected a folder")
+    if not out.parent.is_dir():
+        raise PplEdgeError(f"the parent of the output folder does not exist: {out.parent} "
+                           f"(create it first; only the last path component is created)")
+    return out
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """Move every entry of ``staging`` into ``out``, the manifest last; undo on failure."""
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_NAME)
+    moved: list[tuple[Path, Path | None]] = []  # (destination, backup of what it replaced)
+    try:
+        for src in entries:
+            dst = out / src.name
+            backup = None
+            if dst.exists():
+                backup = staging / f".old.{src.name}"
+                os.replace(dst, backup)
+            os.replace(src, dst)
+            moved.append((dst, backup))
+    except BaseException:
+        for dst, backup in reversed(moved):
+            shutil.rmtree(dst) if dst.is_dir() else dst.unlink(missing_ok=True)
+            if backup is not None:
+                os.replace(backup, dst)
+        raise
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | Path) -> Iterator[Path]:
+    """Write an export into a temporary folder, then publish it into ``out_dir`` in one step.
+
+    The staging folder lies in ``out_dir``'s parent (same file system, so the moves are renames). On
+    any exception the staging folder is removed, and so is ``out_dir`` if this call created it.
+
+    Yields:
+        The staging folder; write every artifact and the manifest there.
+    """
+    out = check_output_folder(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    created = not out.exists()
+    try:
+        yield staging
+        out.mkdir(exist_ok=True)
+        _move_into(staging, out)
+        log.info("wrote %s", out)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,193 @@
+"""Parity of the exported graphs with the PyTorch reference (``ppl-edge convert --verify`` and tests).
+
+- ``keypoints.onnx`` on ONNX Runtime vs ``PoseModel.keypoint_path``: keypoints within 1e-4, identical
+  prototype ids on at least 99.9 % of (image, bank) pairs;
+- ``keypoints_trt.onnx`` (custom node + model-local function) vs ``keypoints.onnx``, both on ONNX
+  Runtime: identical ids, values within 1e-5;
+- ``refine.onnx`` vs ``PoseModel.reconstruct``.
+
+Each check returns numbers (a :class:`Check`), so the CLI can print them and tests can assert on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError, require
+
+log = logging.getLogger(__name__)
+
+# Tolerances of every parity check, in one table (house style 20).
+TOLERANCES = {
+    "keypoints_atol": 1e-4,  # keypoints / refined keypoints / confidence, [-1, 1] units
+    "distance_rtol": 1e-4,  # prototype distances, relative
+    "id_agreement": 0.999,  # fraction of identical prototype ids, ORT vs torch
+    "flavour_atol": 1e-5,  # keypoints_trt.onnx vs keypoints.onnx, both on ORT
+    "reconstruction_atol": 1e-4,  # refine.onnx vs torch, image units in [-1, 1]
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One parity check: ``name``, its measured ``metrics`` and whether it ``passed``."""
+
+    name: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    passed: bool = True
+
+    def line(self) -> str:
+        """One human-readable line, e.g. ``keypoints.onnx vs torch: max_keypoint_error=3.1e-07 ... OK``."""
+        parts = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in self.metrics.items())
+        return f"{self.name}: {parts} {'OK' if self.passed else 'FAILED'}"
+
+
+def sample_images(spec: str, size: int, count: int = 256, seed: int = 0):
+    """``count`` images (S, 3, size, size) float32 in [-1, 1] from a dataset spec.
+
+    Falls back to uniform noise when the dataset cannot be built (e.g. ``ppl_edge.train.data`` is not
+    installed), with a warning.
+    """
+    import torch
+
+    try:
+        from ppl_edge.train.data import build_dataset
+
+        dataset = build_dataset(spec, size, split="test", seed=seed)
+        images = [dataset[i]["image"] for i in range(min(count, len(dataset)))]
+        if len(images) == count:
+            return torch.stack(images).float()
+        log.warning("%s gave %d images, expected %d: using random images", spec, len(images), count)
+    except (ImportError, AttributeError, PplEdgeError) as err:
+        log.warning("cannot build %s (%s): using random images", spec, err)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(count, 3, size, size, generator=gen) * 2 - 1
+
+
+def ort_session(path: str | Path, threads: int = 2):
+    """An ONNX Runtime CPU session for ``path``."""
+    ort = require("onnxruntime", "onnxruntime", "ONNX verification")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_batched(session, feeds: dict[str, np.ndarray], batch: int = 32) -> dict[str, np.ndarray]:
+    """Run ``session`` over dim 0 of ``feeds`` in chunks, concatenating every output."""
+    names = [o.name for o in session.get_outputs()]
+    total = next(iter(feeds.values())).shape[0]
+    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for start in range(0, total, batch):
+        part = {k: v[start:start + batch] for k, v in feeds.items()}
+        for name, value in zip(names, session.run(names, part)):
+            chunks[name].append(value)
+    return {n: np.concatenate(v) for n, v in chunks.items()}
+
+
+def torch_keypoints(model, images, batch: int = 32) -> dict[str, np.ndarray]:
+    """The reference: ``model.keypoint_path`` over ``images`` (S, 3, H, W), as NumPy."""
+    import torch
+
+    outs: dict[str, list] = {}
+    with torch.no_grad():
+        prior = model.prior()
+        for chunk in images.split(batch):
+            for k, v in model.keypoint_path(chunk, prior).items():
+                outs.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def compare_keypoints(name: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+                      atol: float, min_agreement: float) -> Check:
+    """Compare two keypoint-path results.
+
+    Keypoints and confidence are compared everywhere; refined keypoints and distances only on images
+    whose prototype ids all agree (a flipped id legitimately changes them).
+    """
+    ids_ok = got["prototype_ids"].astype(np.int64) == ref["prototype_ids"].astype(np.int64)  # (S, M)
+    agreement = float(ids_ok.mean())
+    same = ids_ok.all(axis=1)  # (S,)
+    kp_err = float(np.abs(got["keypoints"] - ref["keypoints"]).max())
+    conf_err = float(np.abs(got["confidence"] - ref["confidence"]).max())
+    ref_err = float(np.abs(got["keypoints_refined"][same] - ref["keypoints_refined"][same]).max(
+        initial=0.0))
+    dist_ref = ref["prototype_distances"][same]
+    dist_err = float((np.abs(got["prototype_distances"][same] - dist_ref)
+                      / np.maximum(np.abs(dist_ref), 1e-6)).max(initial=0.0))
+    passed = (kp_err <= atol and conf_err <= atol and ref_err <= atol and agreement >= min_agreement
+              and dist_err <= TOLERANCES["distance_rtol"])
+    return Check(name, {"images": int(ids_ok.shape[0]), "max_keypoint_error": kp_err,
+                        "max_refined_error": ref_err, "max_confidence_error": conf_err,
+                        "max_distance_rel_error": dist_err, "id_agreement_pct": 100.0 * agreement},
+                 passed)
+
+
+def verify_keypoints(model, path: Path, images, threads: int = 2) -> Check:
+    """``keypoints.onnx`` on ORT vs the torch reference."""
+    got = run_batched(ort_session(path, threads), {"image": images.numpy()})
+    return compare_keypoints(f"{path.name} vs torch", got, torch_keypoints(model, images),
+                             TOLERANCES["keypoints_atol"], TOLERANCES["id_agreement"])
+
+
+def verify_flavours(portable: Path, plugin: Path, images, threads: int = 2) -> Check:
+    """``keypoints_trt.onnx`` vs ``keypoints.onnx``, both on ORT: ids identical, values within 1e-5."""
+    feeds = {"image": images.numpy()}
+    ref = run_batched(ort_session(portable, threads), feeds)
+    got = run_batched(ort_session(plugin, threads), feeds)
+    return compare_keypoints(f"{plugin.name} vs {portable.name}", got, ref,
+                             TOLERANCES["flavour_atol"], 1.0)
+
+
+def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
+    """``refine.onnx`` on ORT vs ``PoseModel.reconstruct``, on the model's own keypoints."""
+    import torch
+
+    with torch.no_grad():
+        kpts = torch.cat([model.keypoint_path(c)["keypoints"] for c in images.split(32)])
+        ref = torch.cat([model.reconstruct(i, k)["image"]
+                         for i, k in zip(images.split(32), kpts.split(32))]).numpy()
+    got = run_batched(ort_session(path, threads), {"image": images.numpy(), "keypoints": kpts.numpy()})
+    err = float(np.abs(got["reconstruction"] - ref).max())
+    return Check(f"{path.name} vs torch", {"images": int(images.shape[0]), "max_abs_error": err},
+                 err <= TOLERANCES["reconstruction_atol"])
+
+
+def verify_onnx(model, folder: str | Path, images=None, data: str = "synthetic:humanoid",
+                count: int = 256, threads: int = 2) -> list[Check]:
+    """Every ONNX parity check that applies to the files in ``folder``.
+
+    Args:
+        model: the PoseModel the folder was exported from (eval mode).
+        folder: an export folder with ``manifest.json``.
+        images: (S, 3, H, W) in [-1, 1]; ``count`` images of ``data`` when None.
+
+    Returns:
+        One Check per artifact present (and one for the two keypoint flavours).
+    """
+    from ppl_edge.convert.manifest import read_manifest
+
+    folder = Path(folder)
+    artifacts = read_manifest(folder)["artifacts"]
+    if images is None:
+        images = sample_images(data, model.cfg.img_size, count)
+    model = model.eval()
+    checks = []
+    if "keypoints" in artifacts:
+        checks.append(verify_keypoints(model, folder / artifacts["keypoints"]["file"], images, threads))
+    if "keypoints_trt" in artifacts:
+        trt = folder / artifacts["keypoints_trt"]["file"]
+        if "keypoints" in artifacts:
+            checks.append(verify_flavours(folder / artifacts["keypoints"]["file"], trt, images, threads))
+        else:
+            checks.append(verify_keypoints(model, trt, images, threads))
+    if "refine" in artifacts:
+        checks.append(verify_refine(model, folder / artifacts["refine"]["file"], images, threads))
+    for check in checks:
+        log.info("%s", check.line())
+    return checks
