@@ -1,0 +1,118 @@
+"""ONNX Runtime backend: CPU by default, CUDA or TensorRT execution providers when present.
+
+``InferenceSession.run`` is thread-safe, so one backend may serve several threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
+
+log = logging.getLogger(__name__)
+
+# ONNX type string -> NumPy dtype, for the types our graphs use.
+_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+# device -> execution providers to ask for, best first (CPU is always the last resort).
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def _spec(node) -> TensorSpec:
+    """TensorSpec from an ORT NodeArg; symbolic dims become None."""
+    shape = tuple(d if isinstance(d, int) else None for d in node.shape)
+    return TensorSpec(node.name, shape, np.dtype(_DTYPES.get(node.type, np.float32)))
+
+
+class OnnxRuntimeBackend(BackendBase):
+    """Run an ONNX graph with ONNX Runtime.
+
+    Args:
+        path: the .onnx file.
+        device: "cpu" (default), "cuda" or "tensorrt" (ORT execution providers). Providers that
+            this onnxruntime build lacks are skipped with a warning; the session falls back to CPU.
+        threads: intra-op threads (None: ORT's default, one per physical core).
+        optimization: graph optimisation level: "disable", "basic", "extended" or "all".
+
+    Raises:
+        MissingDependencyError: onnxruntime is not installed (names the pip extra).
+        PplEdgeError: unknown device / optimisation level, or the file is not a loadable model.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
+                 optimization: str = "all"):
+        ort = require("onnxruntime", "onnxruntime", "the ONNX Runtime backend")
+        if device not in _PROVIDERS:
+            raise PplEdgeError(f"unknown ONNX Runtime device {device!r}; choose one of "
+                               f"{', '.join(_PROVIDERS)}")
+        if optimization not in _OPT_LEVELS:
+            raise PplEdgeError(f"unknown optimisation level {optimization!r}; choose one of "
+                               f"{', '.join(_OPT_LEVELS)}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PplEdgeError(f"ONNX model not found: {self.path}")
+        available = set(ort.get_available_providers())
+        wanted = _PROVIDERS[device]
+        providers = [p for p in wanted if p in available]
+        missing = [p for p in wanted if p not in available]
+        if device != "cpu" and missing:
+            log.warning("ONNX: %s not in this onnxruntime build (has %s); install "
+                        "onnxruntime-gpu for GPU execution", ", ".join(missing), sorted(available))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                                         "extended": "ORT_ENABLE_EXTENDED",
+                                         "all": "ORT_ENABLE_ALL"}[optimization])
+        if threads is not None:
+            if threads < 1:
+                raise PplEdgeError(f"threads must be >= 1, got {threads}")
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only; ORT's warnings are about graph rewrites
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                 providers=providers)
+        except Exception as err:  # ORT raises its own exception types (InvalidGraph, Fail, ...)
+            raise PplEdgeError(f"ONNX Runtime cannot load {self.path}: {err}") from err
+        self.providers = self._session.get_providers()
+        self._inputs = [_spec(n) for n in self._session.get_inputs()]
+        self._outputs = [_spec(n) for n in self._session.get_outputs()]
+        log.debug("ONNX: %s on %s", self.path.name, self.providers)
+
+    @property
+    def input_spec(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def output_spec(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the session; ``feeds`` are cast to the graph's dtypes.
+
+        Raises:
+            PplEdgeError: missing inputs, wrong fixed dims, or the closed backend.
+        """
+        self._check_open()
+        arrays = self.check_feeds(feeds, self._inputs)
+        values = self._session.run(None, arrays)
+        return {spec.name: value for spec, value in zip(self._outputs, values)}
+
+    def close(self) -> None:
+        """Drop the session (ORT frees it when the last reference goes)."""
+        self._session = None
+        self._closed = True

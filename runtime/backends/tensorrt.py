@@ -1,0 +1,215 @@
+"""TensorRT backend: a serialised engine, the plugin library, pycuda buffers and one async stream.
+
+Order matters (toolchain.md §3): first check that the CUDA driver sees a GPU (ctypes, no TensorRT),
+then import tensorrt and pycuda, load the plugin library (the memory lookup's
+``NearestNeighborLookup`` creator) and only then deserialise the engine. Buffers are allocated once for
+the engine's largest batch; ``run`` copies host -> device, enqueues and copies back on one stream.
+Calls are serialised by a lock (the buffers are shared), so one backend may serve several threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
+from ppl_edge.runtime.backends.cuda_check import cuda_problem
+
+log = logging.getLogger(__name__)
+
+PLUGIN_LIBRARY = "libppl_edge_plugins.so"
+PLUGIN_ENV = "PPL_EDGE_PLUGIN_LIB"
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def plugin_search_path(engine: Path) -> list[Path]:
+    """Where the plugin library is looked for, in order: $PPL_EDGE_PLUGIN_LIB, beside the engine,
+    the source tree's build folders (a CMake build of the checkout)."""
+    paths = [Path(os.environ[PLUGIN_ENV])] if os.environ.get(PLUGIN_ENV) else []
+    paths.append(engine.parent / PLUGIN_LIBRARY)
+    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY]
+    return paths
+
+
+def load_plugin_library(trt, logger, engine: Path, explicit: str | Path | None) -> Path | None:
+    """Load the plugin library so the engine's plugin layers find their creator.
+
+    The library is opened with RTLD_GLOBAL, TensorRT's own plugins are initialised, and the
+    library's IPluginV3 creators (``getCreators``) are registered with the plugin registry.
+
+    Returns:
+        The library loaded, or None when none was found (engines without the plugin still work).
+
+    Raises:
+        PplEdgeError: an explicitly given library does not exist or cannot be loaded.
+    """
+    candidates = [Path(explicit)] if explicit else plugin_search_path(engine)
+    trt.init_libnvinfer_plugins(logger, "")
+    for lib in candidates:
+        if not lib.is_file():
+            continue
+        try:
+            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+        except OSError as err:
+            raise PplEdgeError(f"cannot load the TensorRT plugin library {lib}: {err}") from err
+        registry = trt.get_plugin_registry()
+        if registry.get_creator("NearestNeighborLookup", "1", "") is None:
+            registry.load_library(str(lib))
+        log.info("TensorRT: plugin library %s", lib)
+        return lib
+    if explicit:
+        raise PplEdgeError(f"TensorRT plugin library not found: {explicit}")
+    log.debug("TensorRT: no plugin library in %s", [str(p) for p in candidates])
+    return None
+
+
+def _make_logger(trt):
+    """A TensorRT ILogger that forwards to Python logging (TensorRT's INFO/VERBOSE at DEBUG)."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, msg):
+            level = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+                     trt.ILogger.WARNING: logging.WARNING}.get(severity, logging.DEBUG)
+            log.log(level, "TensorRT: %s", msg)
+
+    return _Logger()
+
+
+class TensorRTBackend(BackendBase):
+    """Run a serialised TensorRT engine.
+
+    Args:
+        path: the .engine file (built on this device by ``ppl-edge convert --target trt``).
+        device: CUDA device index.
+        plugin: path of ``libppl_edge_plugins.so``; searched for when None (plugin_search_path).
+
+    Raises:
+        PplEdgeError: no usable GPU (named: no driver, no device, ...), a missing engine file, or
+            an engine that does not deserialise (TensorRT version, GPU or plugin mismatch).
+        MissingDependencyError: tensorrt or pycuda is missing (names the 'trt' extra).
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, device: int = 0, plugin: str | Path | None = None):
+        self.path = Path(path)
+        problem = cuda_problem()
+        if problem:
+            raise PplEdgeError(f"the TensorRT backend needs a usable NVIDIA GPU: {problem}; use "
+                               "backend 'onnxruntime' on this machine")
+        if not self.path.is_file():
+            raise PplEdgeError(f"TensorRT engine not found: {self.path}")
+        trt = require("tensorrt", "trt", "the TensorRT backend")
+        cuda = require("pycuda.driver", "trt", "the TensorRT backend")
+        self._trt, self._cuda, self._lock = trt, cuda, threading.Lock()
+        cuda.init()
+        self._ctx = cuda.Device(device).retain_primary_context()
+        self._ctx.push()
+        try:
+            self._logger = _make_logger(trt)
+            self.plugin = load_plugin_library(trt, self._logger, self.path, plugin)
+            self._runtime = trt.Runtime(self._logger)
+            self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self._engine is None:
+                raise PplEdgeError(
+                    f"TensorRT could not deserialise {self.path} (TensorRT {trt.__version__}); "
+                    "engines are tied to the GPU, TensorRT version and plugin library that built "
+                    "them: rebuild it with 'ppl-edge convert --target trt' on this device")
+            self._context = self._engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._allocate()
+        except BaseException:
+            self._ctx.pop()
+            self._ctx.detach()
+            raise
+        self._ctx.pop()
+
+    def _allocate(self) -> None:
+        """Pinned host + device buffers for every I/O tensor at the profile's largest shape."""
+        trt, cuda, engine = self._trt, self._cuda, self._engine
+        self._inputs, self._outputs, self._buffers = [], [], {}
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        for name in names:
+            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                shape = tuple(engine.get_tensor_shape(name))
+                if -1 in shape:
+                    shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # max of profile 0
+                self._context.set_input_shape(name, shape)
+        for name in names:
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            declared = tuple(engine.get_tensor_shape(name))
+            spec = TensorSpec(name, tuple(None if d < 0 else d for d in declared), dtype)
+            (self._inputs if is_input else self._outputs).append(spec)
+            size = int(np.prod(tuple(self._context.get_tensor_shape(name))))
+            host = cuda.pagelocked_empty(max(size, 1), dtype)
+            self._buffers[name] = (host, cuda.mem_alloc(max(host.nbytes, 1)))
+            self._context.set_tensor_address(name, int(self._buffers[name][1]))
+
+    @property
+    def input_spec(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def output_spec(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Copy inputs in, execute asynchronously on the stream, copy outputs back.
+
+        Raises:
+            PplEdgeError: wrong inputs, a batch above the engine's profile, or a failed enqueue.
+        """
+        self._check_open()
+        arrays = self.check_feeds(feeds, self._inputs)
+        cuda, stream = self._cuda, self._stream
+        with self._lock:
+            self._ctx.push()
+            try:
+                for name, arr in arrays.items():
+                    host, dev = self._buffers[name]
+                    if arr.size > host.size:
+                        raise PplEdgeError(f"input '{name}' of shape {arr.shape} exceeds the "
+                                           "engine's optimisation profile; rebuild the engine "
+                                           "with a larger --max-batch")
+                    self._context.set_input_shape(name, arr.shape)
+                    view = host[: arr.size]
+                    np.copyto(view, arr.ravel())
+                    cuda.memcpy_htod_async(dev, view, stream)
+                if not self._context.execute_async_v3(stream.handle):
+                    raise PplEdgeError(f"TensorRT failed to enqueue {self.path.name}; see the "
+                                       "TensorRT log above")
+                shapes = {}
+                for spec in self._outputs:
+                    host, dev = self._buffers[spec.name]
+                    shapes[spec.name] = tuple(self._context.get_tensor_shape(spec.name))
+                    cuda.memcpy_dtoh_async(host[: int(np.prod(shapes[spec.name]))], dev, stream)
+                stream.synchronize()
+            finally:
+                self._ctx.pop()
+            return {name: self._buffers[name][0][: int(np.prod(shape))].reshape(shape).copy()
+                    for name, shape in shapes.items()}
+
+    def close(self) -> None:
+        """Free device buffers, the context and the engine, then release the CUDA context."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ctx.push()
+        try:
+            for _, dev in self._buffers.values():
+                dev.free()
+            self._buffers = {}
+            self._context = self._engine = self._runtime = None
+        finally:
+            self._ctx.pop()
+            self._ctx.detach()

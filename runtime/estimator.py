@@ -1,0 +1,247 @@
+"""The embedding API: ``Estimator(model)(frame_bgr) -> list[Result]``, with no torch anywhere.
+
+Pipeline per frame (house style 10): sanitise -> find subjects (crops) -> letterbox + normalise ->
+backend (keypoints graph, batched over subjects) -> refinement (none / memory / image) ->
+frame pixels, plausibility -> optional One Euro smoothing.
+
+Thread safety: an Estimator may be shared between threads; calls are serialised by an internal lock,
+because the motion cropper and the smoother carry state from frame to frame. For parallel throughput
+create one Estimator per thread (each holds its own backend session).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.backends import Backend, open_backend, select_backend
+from ppl_edge.runtime.crops import make_cropper
+from ppl_edge.runtime.manifest import ModelFiles, resolve_model
+from ppl_edge.runtime.postprocess import postprocess
+from ppl_edge.runtime.preprocess import Box, as_bgr8, denormalise, preprocess
+from ppl_edge.runtime.refine import REFINE_MODES, make_step
+from ppl_edge.runtime.refine import refine as run_refinement
+from ppl_edge.runtime.result import Result
+from ppl_edge.runtime.smoothing import OneEuroConfig, PoseSmoother
+
+log = logging.getLogger(__name__)
+
+
+def _smoother(smooth: bool | dict | OneEuroConfig | None) -> PoseSmoother | None:
+    if smooth is None or smooth is False:
+        return None
+    if smooth is True:
+        return PoseSmoother()
+    if isinstance(smooth, OneEuroConfig):
+        return PoseSmoother(smooth)
+    if isinstance(smooth, dict):
+        return PoseSmoother(OneEuroConfig(**smooth))
+    raise PplEdgeError(f"smooth must be None, True, a dict of One Euro parameters or an "
+                       f"OneEuroConfig, got {smooth!r}")
+
+
+def _check_iterations(iterations: object) -> int:
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
+            or iterations < 0:
+        raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
+    return int(iterations)
+
+
+class Estimator:
+    """Pose estimation on BGR frames from an exported PPL model.
+
+    Args:
+        model: an export folder, manifest.json, .onnx, .engine or .mlpackage.
+        backend: "auto", "onnxruntime", "tensorrt" or "coreml" (auto: TensorRT when an engine and
+            a GPU are there, Core ML on macOS for a package, else ONNX Runtime).
+        refine: default refinement mode, "none", "memory" or "image" (per-call override).
+        iterations: default refinement iteration count (per-call override).
+        crops: "full", "roi", "motion", or any callable frame -> list of boxes.
+        roi: (x, y, w, h) for ``crops="roi"`` (given alone, it implies "roi").
+        smooth: None (off), True (One Euro defaults), a dict of OneEuroConfig fields or a config.
+        threads: CPU threads of the ONNX Runtime session (None: its default).
+        device: "cpu" / "cuda" / "tensorrt" for ONNX Runtime; "cuda:N" for TensorRT.
+        motion: keyword arguments of MotionCrops (method, min_area, max_subjects, ...).
+        keep_reconstructions: attach the image-mode refinement images to each Result.
+        verify: check every artifact's sha256 against the manifest before loading.
+        pad_value: grey level of letterbox padding.
+
+    Raises:
+        PplEdgeError: bad arguments, a missing/invalid manifest or artifact, or no usable backend.
+    """
+
+    def __init__(self, model: str | Path, backend: str = "auto", refine: str = "none",
+                 iterations: int = 0, crops: str | Callable = "full",
+                 roi: tuple[int, int, int, int] | None = None,
+                 smooth: bool | dict | OneEuroConfig | None = None, threads: int | None = None,
+                 device: str | None = None, motion: dict | None = None,
+                 keep_reconstructions: bool = False, verify: bool = False, pad_value: int = 0):
+        if refine not in REFINE_MODES:
+            raise PplEdgeError(f"unknown refinement mode {refine!r}; choose one of "
+                               f"{', '.join(REFINE_MODES)}")
+        self.refine_mode, self.iterations = refine, _check_iterations(iterations)
+        self.files: ModelFiles = resolve_model(model)
+        self.manifest = self.files.manifest
+        self.cropper = make_cropper(crops, roi, **(motion or {}))
+        self.smoother = _smoother(smooth)
+        self.keep_reconstructions, self.pad_value = keep_reconstructions, int(pad_value)
+        self._threads, self._device = threads, device
+        self._lock = threading.RLock()
+        self._aux: dict[str, Backend | None] = {}
+        self.backend_name, path = select_backend(self.files, backend)
+        if verify:
+            for key in self.manifest.artifacts:
+                if self.manifest.artifact_path(key).exists():
+                    self.manifest.verify(key)
+        self.backend: Backend = open_backend(self.backend_name, path,
+                                             **self._options(self.backend_name))
+        batch_dim = self.backend.input_spec[0].shape[0] if self.backend.input_spec[0].shape else 1
+        self.max_batch = (max(1, self.manifest.max_batch) if self.manifest.dynamic_batch
+                          and batch_dim is None else 1)
+        self._input_name = self.backend.input_spec[0].name
+        log.info("estimator: %s on %s (%d keypoints, %dx%d input)", path.name, self.backend_name,
+                 self.manifest.num_keypoints, self.manifest.input.width, self.manifest.input.height)
+
+    # -- backends -------------------------------------------------------------------------------
+    def _options(self, name: str) -> dict:
+        device = self._device
+        if name == "onnxruntime":
+            return {"device": device or "cpu", "threads": self._threads}
+        if name == "tensorrt":
+            index = device.split(":")[1] if device and ":" in device else 0
+            return {"device": int(index)}
+        spec = self.manifest.input
+        return {"normalisation": (spec.mean, spec.std, spec.scale)}
+
+    def _aux_backend(self, key: str) -> Backend | None:
+        """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact."""
+        if key not in self._aux:
+            path = self.files.refine if key == "refine" else self.files.memory
+            self._aux[key] = None if path is None else open_backend(
+                "onnxruntime", path, device="cpu" if self.backend_name != "onnxruntime"
+                else (self._device or "cpu"), threads=self._threads)
+        return self._aux[key]
+
+    def _run_keypoints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The keypoint graph over a batch of any size (chunked to the backend's batch limit)."""
+        x = feeds[self._input_name]
+        if len(x) <= self.max_batch:
+            return self.backend.run(feeds)
+        parts = [self.backend.run({self._input_name: x[i : i + self.max_batch]})
+                 for i in range(0, len(x), self.max_batch)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _run_aux(self, key: str) -> Callable | None:
+        backend = self._aux_backend(key)
+        if backend is None:
+            return None
+        return lambda feeds: backend.run(feeds)
+
+    # -- public API -----------------------------------------------------------------------------
+    @property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """Skeleton edges (i, j) from the learned connectivity."""
+        return self.manifest.edges
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the model input."""
+        return self.manifest.input.width, self.manifest.input.height
+
+    def __call__(self, frame: np.ndarray, refine: str | None = None, iterations: int | None = None,
+                 timestamp: float | None = None, boxes: list[Box] | None = None) -> list[Result]:
+        """Estimate every subject's pose in a frame.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR (gray, BGRA, 16-bit and [0, 1] floats are converted).
+            refine: refinement mode for this call (default: the estimator's).
+            iterations: refinement iterations for this call (default: the estimator's).
+            timestamp: seconds, for smoothing (default: time.monotonic()).
+            boxes: subject boxes (x0, y0, x1, y1) to use instead of the cropper's.
+
+        Returns:
+            One Result per subject (empty when the cropper found none).
+
+        Raises:
+            BadFrameError: a frame that is not an image (None, empty, NaN, ...).
+            PplEdgeError: an unknown mode or a negative iteration count.
+        """
+        mode = self.refine_mode if refine is None else refine
+        count = self.iterations if iterations is None else _check_iterations(iterations)
+        if mode not in REFINE_MODES:
+            raise PplEdgeError(f"unknown refinement mode {mode!r}; choose one of "
+                               f"{', '.join(REFINE_MODES)}")
+        with self._lock:
+            t0 = time.perf_counter()
+            image = as_bgr8(frame)
+            boxes = self.cropper(image) if boxes is None else list(boxes)
+            if not boxes:
+                return []
+            x, maps = preprocess(image, boxes, self.manifest.input, self.pad_value)
+            t1 = time.perf_counter()
+            initial = self._run_keypoints({self._input_name: x})
+            t2 = time.perf_counter()
+            step = make_step(mode, keypoints=self._run_keypoints,
+                             reconstruct=self._run_aux("refine") if mode == "image" else None,
+                             memory=self._run_aux("memory") if mode == "memory" and count > 1
+                             else None, reference=x, input_name=self._input_name)
+            trace = run_refinement(initial, count, step)
+            t3 = time.perf_counter()
+            recon = ([denormalise(s["input"], self.manifest.input) for s in trace.steps[1:]
+                      if "input" in s] if self.keep_reconstructions else None)
+            timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                       "refine": (t3 - t2) * 1e3}
+            results = postprocess(list(trace.steps), maps, self.manifest, None, recon)
+            if self.smoother is not None:
+                results = self.smoother(results, time.monotonic() if timestamp is None
+                                        else timestamp)
+            t4 = time.perf_counter()
+            timings.update(postprocess=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+            for res in results:
+                res.timings.update(timings)
+            return results
+
+    def estimate(self, frame: np.ndarray, **kwargs) -> Result | None:
+        """The first (largest) subject's Result, or None when the cropper found no subject."""
+        results = self(frame, **kwargs)
+        return results[0] if results else None
+
+    def warmup(self, runs: int = 2) -> None:
+        """Run a blank frame so first-call allocations don't land in measured latencies."""
+        blank = np.zeros((self.manifest.input.height, self.manifest.input.width, 3), np.uint8)
+        for _ in range(runs):
+            self(blank, boxes=[(0, 0, blank.shape[1], blank.shape[0])], timestamp=0.0)
+        if self.smoother is not None:
+            self.smoother.reset()
+
+    def reset(self) -> None:
+        """Forget frame-to-frame state (background model, smoothing tracks)."""
+        with self._lock:
+            if hasattr(self.cropper, "reset"):
+                self.cropper.reset()
+            if self.smoother is not None:
+                self.smoother.reset()
+
+    def close(self) -> None:
+        """Release every backend; the estimator cannot be used afterwards."""
+        with self._lock:
+            for backend in [self.backend, *self._aux.values()]:
+                if backend is not None:
+                    backend.close()
+            self._aux = {}
+
+    def __enter__(self) -> Estimator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Estimator({str(self.files.given)!r}, backend={self.backend_name!r}, "
+                f"refine={self.refine_mode!r}, iterations={self.iterations})")

@@ -1,0 +1,177 @@
+"""Frames to model inputs (pure NumPy + OpenCV): sanitise, crop + letterbox, normalise.
+
+The pipeline is the manifest's contract (docs/contracts.md): BGR frame -> crop/letterbox to H x W ->
+RGB -> ``x * scale`` -> ``(x - mean) / std`` -> (B, 3, H, W) float32. Each crop keeps a
+:class:`Letterbox`, the exact affine map between model pixels and frame pixels, so keypoints go back to
+the frame without drift. Pixel centres are integer coordinates in both images (OpenCV's convention,
+the one ``cv2.resize`` follows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.manifest import InputSpec
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in frame pixels, x1 / y1 exclusive
+
+
+class BadFrameError(PplEdgeError):
+    """A frame that cannot be turned into an image (None, empty, NaN, unsupported layout)."""
+
+
+def as_bgr8(frame: object) -> np.ndarray:
+    """Convert whatever a capture gave into a (H, W, 3) uint8 BGR image.
+
+    Grayscale (H, W) / (H, W, 1) is expanded, BGRA drops alpha, 16-bit is scaled to 8-bit, finite
+    floats are read as [0, 1] when their maximum is <= 1 and as [0, 255] otherwise.
+
+    Raises:
+        BadFrameError: None, not an array, empty, not 2-D / 3-D, 2 or > 4 channels, non-finite
+            floats, or an unsupported dtype.
+    """
+    if frame is None:
+        raise BadFrameError("frame is None (the source returned no image)")
+    if not isinstance(frame, np.ndarray):
+        raise BadFrameError(f"frame must be a NumPy array, got {type(frame).__name__}")
+    if frame.size == 0 or frame.ndim not in (2, 3) or min(frame.shape[:2]) == 0:
+        raise BadFrameError(f"frame has shape {frame.shape}; expected (H, W, 3) with H, W > 0")
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    if channels not in (1, 3, 4):
+        raise BadFrameError(f"frame has {channels} channels; expected 1 (gray), 3 (BGR) or 4 (BGRA)")
+    if frame.dtype == np.uint8:
+        img = frame
+    elif frame.dtype == np.uint16:
+        img = (frame >> 8).astype(np.uint8)
+    elif frame.dtype.kind == "f":
+        if not np.isfinite(frame).all():
+            raise BadFrameError("frame holds NaN or infinite values")
+        scale = 255.0 if float(frame.max(initial=0.0)) <= 1.0 else 1.0
+        img = np.clip(np.rint(frame * scale), 0, 255).astype(np.uint8)
+    elif frame.dtype.kind in "iub":
+        img = np.clip(frame, 0, 255).astype(np.uint8)
+    else:
+        raise BadFrameError(f"frame dtype {frame.dtype} unsupported; expected uint8, uint16 or float")
+    if channels == 1:
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """The map between a crop region of the frame and the model image.
+
+    ``model = (frame - origin + 0.5) * scale - 0.5 + offset`` per axis, and its inverse.
+
+    Attributes:
+        box: the requested region (x0, y0, x1, y1) in frame pixels; may extend past the frame.
+        origin: (x, y) frame pixel of the visible part's top-left corner.
+        scale: (sx, sy) model pixels per frame pixel.
+        offset: (x, y) model pixel where the visible part starts.
+        size: (width, height) of the model image.
+    """
+
+    box: Box
+    origin: tuple[int, int]
+    scale: tuple[float, float]
+    offset: tuple[int, int]
+    size: tuple[int, int]
+
+    def to_frame(self, pts: np.ndarray) -> np.ndarray:
+        """(..., 2) xy model pixels -> frame pixels."""
+        pts = np.asarray(pts, dtype=np.float32)
+        return (pts - self.offset + 0.5) / np.asarray(self.scale, np.float32) - 0.5 + self.origin
+
+    def to_model(self, pts: np.ndarray) -> np.ndarray:
+        """(..., 2) xy frame pixels -> model pixels."""
+        pts = np.asarray(pts, dtype=np.float32)
+        return (pts - self.origin + 0.5) * np.asarray(self.scale, np.float32) - 0.5 + self.offset
+
+
+def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
+              pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
+    """Crop ``box`` from the frame, scale it to fit width x height keeping its aspect, centre it.
+
+    Args:
+        frame: (H, W, 3) uint8 BGR.
+        box: (x0, y0, x1, y1) region; parts outside the frame become padding.
+        width, height: model input size.
+        pad_value: grey level of the padding.
+
+    Returns:
+        (height, width, 3) uint8 BGR model image, and its Letterbox map.
+
+    Raises:
+        PplEdgeError: the box is empty or does not overlap the frame.
+    """
+    fh, fw = frame.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in box)
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, fw), min(y1, fh)
+    if x1 <= x0 or y1 <= y0 or ix1 <= ix0 or iy1 <= iy0:
+        raise PplEdgeError(f"crop box {box} is empty or outside the {fw}x{fh} frame")
+    s = min(width / (x1 - x0), height / (y1 - y0))
+    # Where the visible part lands: the region is centred, then shifted by its clipped margin.
+    dx = int(round((width - (x1 - x0) * s) / 2 + (ix0 - x0) * s))
+    dy = int(round((height - (y1 - y0) * s) / 2 + (iy0 - y0) * s))
+    nw = min(max(1, int(round((ix1 - ix0) * s))), width - dx)
+    nh = min(max(1, int(round((iy1 - iy0) * s))), height - dy)
+    crop = frame[iy0:iy1, ix0:ix1]
+    shrink = nw < crop.shape[1] or nh < crop.shape[0]
+    resized = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if shrink
+                         else cv2.INTER_LINEAR)
+    if (dx, dy, nw, nh) == (0, 0, width, height):
+        canvas = np.ascontiguousarray(resized)
+    else:
+        canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+        canvas[dy : dy + nh, dx : dx + nw] = resized
+    lb = Letterbox(box=(x0, y0, x1, y1), origin=(ix0, iy0),
+                   scale=(nw / (ix1 - ix0), nh / (iy1 - iy0)), offset=(dx, dy),
+                   size=(width, height))
+    return canvas, lb
+
+
+def normalise(images: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32 per the manifest (colour order, scale, mean, std)."""
+    if spec.color == "RGB":
+        images = images[..., ::-1]
+    std = np.asarray(spec.std, np.float32)
+    gain = np.float32(spec.scale) / std  # x * scale / std - mean / std, one fused pass
+    bias = np.asarray(spec.mean, np.float32) / std
+    x = images.astype(np.float32) * gain - bias  # (B, H, W, 3)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (B, 3, H, W)
+
+
+def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Inverse of :func:`normalise` for pictures: (B, 3, H, W) float32 -> (B, H, W, 3) uint8 BGR."""
+    std = np.asarray(spec.std, np.float32)
+    mean = np.asarray(spec.mean, np.float32)
+    img = (x.transpose(0, 2, 3, 1) * std + mean) / np.float32(spec.scale)  # (B, H, W, 3)
+    img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img[..., ::-1] if spec.color == "RGB" else img)
+
+
+def preprocess(frame: np.ndarray, boxes: list[Box], spec: InputSpec,
+               pad_value: int = 0) -> tuple[np.ndarray, list[Letterbox]]:
+    """Crop every box of a sanitised frame into one model batch.
+
+    Args:
+        frame: (H, W, 3) uint8 BGR (see :func:`as_bgr8`).
+        boxes: one region per subject.
+        spec: the manifest's input contract.
+        pad_value: grey level of letterbox padding.
+
+    Returns:
+        x: (B, 3, h, w) float32 normalised model input, B = len(boxes); and B Letterbox maps.
+    """
+    crops, maps = [], []
+    for box in boxes:
+        img, lb = letterbox(frame, box, spec.width, spec.height, pad_value)
+        crops.append(img)
+        maps.append(lb)
+    return normalise(np.stack(crops), spec), maps
