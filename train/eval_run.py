@@ -1,0 +1,259 @@
+"""Run a checkpoint through the evaluation protocols of :mod:`ppl_edge.train.evaluate`.
+
+``predict_split`` runs a PoseModel over a dataset split (optionally with iterative inference and an
+image transform such as an occlusion mask) and returns NumPy keypoints in [0, 1];
+``evaluate_checkpoint`` fits the protocol's regressor on ``train_reg`` and scores ``test``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.train import evaluate as ev
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a dataset's ground truth needs for scoring.
+
+    protocol: h36m / taichi / cub; swap_pairs: left/right joint pairs; limbs: joint pairs for
+    BPLP-C (None: not reported); torso: joint pair for PDJ (None: bounding-box diagonal).
+    """
+
+    protocol: str
+    swap_pairs: tuple = ()
+    limbs: tuple | None = None
+    torso: tuple | None = None
+
+
+_NO_LABELS = ("folder", "video")
+
+
+def layout_for(spec: str, protocol: str = "auto", dataset=None) -> Layout:
+    """The scoring layout of a dataset spec (``synthetic:humanoid``, ``h36m:PATH``, ...).
+
+    A dataset object that exposes ``swap_pairs``, ``edges`` and ``joint_names`` (synthetic data)
+    supplies its own layout; Human3.6M falls back to the official 32-joint constants.
+    """
+    kind = spec.partition(":")[0]
+    if kind in _NO_LABELS:
+        raise PplEdgeError(
+            f"dataset {spec!r} has no ground-truth keypoints; evaluation needs synthetic:<category>, "
+            "synthdir:PATH, h36m:PATH, taichi:PATH or cub:PATH"
+        )
+    if dataset is None and kind == "synthetic":
+        from ppl_edge.train.data.synthetic import get_category
+
+        cat = get_category(spec.partition(":")[2] or "humanoid")
+        pairs, limbs, names = cat.swap_pairs, cat.edges, cat.joint_names
+    elif dataset is not None and hasattr(dataset, "swap_pairs"):
+        pairs = tuple(map(tuple, dataset.swap_pairs))
+        limbs = tuple(map(tuple, getattr(dataset, "edges", ()))) or None
+        names = tuple(getattr(dataset, "joint_names", ()))
+    elif kind == "h36m":
+        pairs, limbs, names = ev.H36M_SWAP_PAIRS, ev.H36M_LIMBS, ()
+    else:
+        pairs, limbs, names = (), None, ()
+    if {"l_shoulder", "r_hip"} <= set(names):
+        torso = (names.index("l_shoulder"), names.index("r_hip"))
+    else:
+        torso = ev.H36M_TORSO if kind == "h36m" else None
+    auto = kind if kind in ("taichi", "cub") else "h36m"
+    if protocol != "auto" and protocol not in ev.PROTOCOLS:
+        raise PplEdgeError(f"unknown protocol {protocol!r}; expected auto or one of {ev.PROTOCOLS}")
+    return Layout(auto if protocol == "auto" else protocol, tuple(pairs), limbs, torso)
+
+
+@dataclass
+class Predictions:
+    """Model outputs over one split, NumPy.
+
+    keypoints: (I + 1, S, N, 2) estimate of each iteration, xy in [0, 1].
+    refined: (I + 1, S, N, 2) memory-refined keypoints (``keypoints_refined``) in [0, 1].
+    gt: (S, J, 2) ground truth in [0, 1], or None; visible: (S, J) bool, or None.
+    images: (I + 1, k, 3, H, W) the input of each iteration for the first k samples, in [-1, 1].
+    """
+
+    keypoints: np.ndarray
+    refined: np.ndarray
+    gt: np.ndarray | None
+    visible: np.ndarray | None
+    images: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return self.keypoints.shape[1]
+
+
+Transform = Callable  # (images (B, 3, H, W) tensor, indices (B,) ndarray) -> images
+
+
+def predict_split(
+    model, dataset, count: int, batch: int = 64, iterations: int = 0, mode: str = "image",
+    keep: int = 0, transform: Transform | None = None,
+) -> Predictions:
+    """Run ``model.iterative_inference`` over the first ``count`` items of ``dataset``.
+
+    Args:
+        model: PoseModel (put in eval mode here).
+        dataset: map-style dataset of dicts with ``image`` (3, H, W) in [-1, 1] and, optionally,
+            ``keypoints`` (J, 2) in [-1, 1] and ``visible`` (J,).
+        count: number of samples (capped at ``len(dataset)``).
+        batch: batch size.
+        iterations: refinement iterations after iteration 0.
+        mode: ``none`` / ``memory`` / ``image``.
+        keep: inputs of the first ``keep`` samples to keep for pictures.
+        transform: applied to each image batch before inference (e.g. an occlusion mask).
+    """
+    import torch
+
+    count = min(int(count), len(dataset))
+    if count <= 0:
+        raise PplEdgeError("no samples to evaluate: the split is empty or count is 0")
+    model.eval()
+    device = next(model.parameters()).device
+    kpts, refined, gts, vis, kept = [], [], [], [], []
+    for start in range(0, count, batch):
+        idx = np.arange(start, min(start + batch, count))
+        items = [dataset[int(i)] for i in idx]
+        images = torch.stack([it["image"] for it in items]).to(device)
+        if transform is not None:
+            images = transform(images, idx)
+        steps = model.iterative_inference(images, iterations, mode)
+        steps = steps + [steps[-1]] * (iterations + 1 - len(steps))  # mode "none": repeat iter 0
+        kpts.append(np.stack([s["keypoints"].cpu().numpy() for s in steps]))
+        refined.append(np.stack([s["keypoints_refined"].cpu().numpy() for s in steps]))
+        if "keypoints" in items[0]:
+            gts.append(np.stack([it["keypoints"].numpy() for it in items]))
+            vis.append(np.stack([it["visible"].numpy() if "visible" in it else
+                                 np.ones(len(it["keypoints"]), bool) for it in items]))
+        if start < keep:
+            kept.append(np.stack([s["input"][: keep - start].cpu().numpy() for s in steps]))
+    to01 = lambda parts, axis: np.concatenate(parts, axis=axis).astype(np.float64) * 0.5 + 0.5
+    H, W = dataset[0]["image"].shape[-2:]
+    return Predictions(
+        keypoints=to01(kpts, 1), refined=to01(refined, 1),
+        gt=to01(gts, 0) if gts else None,
+        visible=np.concatenate(vis).astype(bool) if vis else None,
+        images=np.concatenate(kept, axis=1) if kept else np.zeros((iterations + 1, 0, 3, H, W)),
+    )
+
+
+def build_splits(spec: str, img_size: int, n_fit: int, n_test: int, seed: int = 0):
+    """(train_reg dataset, test dataset) of ``spec`` at ``img_size``.
+
+    Synthetic datasets are generated on demand and are asked for exactly ``n_fit`` / ``n_test``
+    samples; file-backed datasets have their own length.
+    """
+    from ppl_edge.train.data import build_dataset
+
+    length = (lambda n: {"length": int(n)}) if spec.startswith("synthetic") else (lambda n: {})
+    fit = build_dataset(spec, img_size, split="train_reg", seed=seed, **length(n_fit))
+    test = build_dataset(spec, img_size, split="test", seed=seed, **length(n_test))
+    return fit, test
+
+
+def _finite(value):
+    """JSON-safe number: inf / nan become None."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def run_evaluation(
+    model, fit_data, test_data, layout: Layout, n_fit: int, n_test: int, batch: int = 64,
+    iterations: int = 0, mode: str = "image", keep: int = 0,
+) -> tuple[dict, ev.LinearFit, Predictions]:
+    """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
+
+    Returns:
+        (metrics, the fitted regressor, the test predictions).
+    """
+    t0 = time.perf_counter()
+    fit_pred = predict_split(model, fit_data, n_fit, batch, 0, mode)
+    t1 = time.perf_counter()
+    test_pred = predict_split(model, test_data, n_test, batch, iterations, mode, keep)
+    t2 = time.perf_counter()
+    if fit_pred.gt is None or test_pred.gt is None:
+        raise PplEdgeError("the dataset items carry no 'keypoints'; nothing to evaluate against")
+    p, sp = layout.protocol, layout.swap_pairs
+    fit = ev.fit_protocol(p, fit_pred.keypoints[0], fit_pred.gt, fit_pred.visible, sp)
+    scores = [ev.score_protocol(fit, test_pred.keypoints[i], test_pred.gt, test_pred.visible, sp)
+              for i in range(iterations + 1)]
+    fit_ref = ev.fit_protocol(p, fit_pred.refined[0], fit_pred.gt, fit_pred.visible, sp)
+    refined = ev.score_protocol(fit_ref, test_pred.refined[0], test_pred.gt, test_pred.visible, sp)
+    s0 = scores[0]
+    metrics = {
+        "protocol": p, "units": "pixels at 256 (summed MAE)" if p == "taichi" else "fraction of image",
+        "n_fit": fit_pred.count, "n_test": test_pred.count, "iterations": iterations, "mode": mode,
+        "error": s0.error,
+        "error_per_iteration": [s.error for s in scores],
+        "error_memory_refined": refined.error,
+        "baseline_mean_pose": ev.mean_pose_baseline(p, fit_pred.gt, test_pred.gt, sp,
+                                                    fit_pred.visible, test_pred.visible),
+        "pdj": ev.pdj(s0.pred, s0.gt, 0.2, layout.torso, s0.visible), "pdj_fraction": 0.2,
+        "pdj_reference": "torso" if layout.torso else "bbox diagonal",
+        "fit": fit.info, "test": s0.info,
+        "seconds": {"predict_fit": t1 - t0, "predict_test": t2 - t1,
+                    "regression": time.perf_counter() - t2},
+    }
+    if layout.limbs:
+        metrics["bplp_c"] = _finite(ev.bplp_c(s0.pred, layout.limbs))
+        metrics["bplp_c_gt"] = _finite(ev.bplp_c(s0.gt, layout.limbs))
+    return metrics, fit, test_pred
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path, data_spec: str = "synthetic:humanoid", protocol: str = "auto",
+    n_fit: int = 2000, n_test: int = 1000, batch: int = 64, iterations: int = 0,
+    mode: str = "image", seed: int = 0,
+) -> dict:
+    """Evaluate a checkpoint: fit on ``train_reg``, score on ``test``; returns a dict of numbers.
+
+    Args:
+        ckpt: a ``.safetensors`` checkpoint.
+        data_spec: dataset spec with ground truth (``synthetic:humanoid``, ``h36m:PATH``, ...).
+        protocol: ``auto`` (from the spec), ``h36m``, ``taichi`` or ``cub``.
+        n_fit, n_test: samples of the fit and test splits.
+        iterations: iterative-inference iterations scored after iteration 0.
+        mode: ``image`` or ``memory`` refinement.
+    """
+    import torch
+
+    from ppl_edge.checkpoint import load_model
+
+    layout_for(data_spec, protocol)  # refuse unlabelled data before loading anything
+    model, _ = load_model(ckpt)
+    fit_data, test_data = build_splits(data_spec, model.cfg.img_size, n_fit, n_test, seed)
+    layout = layout_for(data_spec, protocol, test_data)
+    with torch.inference_mode():
+        metrics, _, _ = run_evaluation(model, fit_data, test_data, layout, n_fit, n_test, batch,
+                                       iterations, mode)
+    return {"checkpoint": str(ckpt), "data": data_spec, **metrics}
+
+
+def metrics_markdown(metrics: dict) -> str:
+    """A short Markdown table of the headline numbers (fractions printed x100)."""
+    scale = 1.0 if metrics["protocol"] == "taichi" else 100.0
+    rows = [("error", metrics["error"] * scale),
+            ("error, memory-refined keypoints", metrics["error_memory_refined"] * scale),
+            ("mean-pose baseline", metrics["baseline_mean_pose"] * scale),
+            (f"PDJ@{metrics['pdj_fraction']} ({metrics['pdj_reference']}), %", 100 * metrics["pdj"])]
+    rows += [(f"error after {i} iterations ({metrics['mode']})", e * scale)
+             for i, e in enumerate(metrics["error_per_iteration"]) if i > 0]
+    for key, name in (("bplp_c", "BPLP-C"), ("bplp_c_gt", "BPLP-C of ground truth")):
+        if key in metrics:
+            rows.append((name, float("inf") if metrics[key] is None else metrics[key]))
+    unit = "pixels at 256" if scale == 1.0 else "% of image size"
+    head = [f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "
+            f"{metrics['n_fit']} train_reg images, scored on {metrics['n_test']} test images; "
+            f"errors in {unit}.", "", "| metric | value |", "|---|---:|"]
+    return "\n".join(head + [f"| {k} | {v:.2f} |" for k, v in rows]) + "\n"
