@@ -104,7 +104,8 @@ def torch_keypoints(model, images, batch: int = 32) -> dict[str, np.ndarray]:
 
 
 def compare_keypoints(name: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-                      atol: float, min_agreement: float) -> Check:
+                      atol: float, min_agreement: float,
+                      dist_rtol: float = TOLERANCES["distance_rtol"]) -> Check:
     """Compare two keypoint-path results.
 
     Keypoints and confidence are compared everywhere; refined keypoints and distances only on images
@@ -121,7 +122,7 @@ def compare_keypoints(name: str, got: dict[str, np.ndarray], ref: dict[str, np.n
     dist_err = float((np.abs(got["prototype_distances"][same] - dist_ref)
                       / np.maximum(np.abs(dist_ref), 1e-6)).max(initial=0.0))
     passed = (kp_err <= atol and conf_err <= atol and ref_err <= atol and agreement >= min_agreement
-              and dist_err <= TOLERANCES["distance_rtol"])
+              and dist_err <= dist_rtol)
     return Check(name, {"images": int(ids_ok.shape[0]), "max_keypoint_error": kp_err,
                         "max_refined_error": ref_err, "max_confidence_error": conf_err,
                         "max_distance_rel_error": dist_err, "id_agreement_pct": 100.0 * agreement},
