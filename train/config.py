@@ -1,0 +1,158 @@
+"""TrainConfig: everything that shapes one training run (no torch import).
+
+Defaults equal the official PPL ``train.py`` / ``train_h36m.sh`` values (ppl_official_code.md §3) unless
+a comment says otherwise. Values flow defaults -> YAML (``--config``) -> ``--set key=value`` -> explicit
+command-line flags; :func:`resolve_config` applies that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from ppl_edge.config_utils import from_dict, load_yaml, merge, parse_overrides, to_dict
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.model.config import PRESETS, ModelConfig, preset
+
+ReconLoss = Literal["auto", "perceptual", "pixel"]
+ReferenceMode = Literal["mask", "frame"]
+Precision = Literal["off", "bf16", "fp16"]
+
+
+# Optional[...] rather than "X | None": config_utils coerces typing.Union values from YAML / --set.
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Loss weights live here, never as literals in the loop (house style 4)."""
+
+    data: str = "synthetic:humanoid"  # dataset spec for ppl_edge.train.data.build_dataset
+    data_length: Optional[int] = None  # items per epoch for generated datasets (None: the dataset's own)
+    preset: str = "base"  # ModelConfig preset; base = the official widths at 128 px
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
+    batch_size: int = 64  # official train.py
+    lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
+    max_steps: int = 20000  # official; honoured exactly, even mid-epoch
+    # Loss weights: L = w_rec·L_rec + w_bnd·L_bnd + w_link·L_link + w_cons·MSE(T'', sg T') + w_commit·L_commit
+    w_reconstruction: float = 1.0  # official: perceptual loss weight 1
+    w_boundary: float = 1.0  # official: hard-coded 1 (--boundary_loss_weight is parsed but unused)
+    w_link_reg: float = 0.0  # official: eq. 6 is implemented but its call is commented out
+    w_consistency: float = 100.0  # official: 100·MSE(Mem(sg T'), sg T')
+    w_commit: float = 1.0  # official: commitment MSE(sg z_q, z_e), weight 1
+    # Reference image I_ref fed to φ_dec.
+    reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
+    mask_block: Optional[int] = None  # mask grid side; None: img_size // 8, i.e. 8-px patches (official 16 at 128 px)
+    mask_missing: float = 0.8  # official train_h36m.sh: U(0,1) > 0.8 keeps ~20% of the patches
+    # Reconstruction loss: the official VGG16 perceptual loss needs ImageNet weights on disk.
+    recon_loss: ReconLoss = "auto"  # auto: perceptual when vgg_weights is set, else pixel (L1 + 1-SSIM)
+    vgg_weights: Optional[str] = None  # local torchvision vgg16/vgg19 ImageNet state-dict file (.pth)
+    vgg_arch: Literal["vgg16", "vgg19"] = "vgg16"  # official: VGG16 (the paper says VGG19)
+    perceptual_size: int = 224  # official: both images resized to 224x224 before VGG; 0 = native size
+    hflip: bool = True  # official RandomHorizontalFlip(0.5) (off for CUB in the official code)
+    num_workers: int = 2  # DataLoader workers (official 8)
+    amp: Precision = "off"  # mixed precision on CUDA only; official trains in fp32
+    ckpt_interval: int = 500  # steps between checkpoints (latest.safetensors)
+    log_interval: int = 10  # steps between log lines / metrics.csv rows
+    prior_interval: int = 0  # steps between prior snapshots in prior_history.npz (0: off)
+    seed: int = 0
+    out: str = "runs/ppl"  # run folder: latest.safetensors, metrics.csv, metrics.jsonl, config.yaml
+    device: str = "auto"  # auto: cuda when available, else cpu
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise PplEdgeError(f"preset: expected one of {', '.join(PRESETS)}, got {self.preset!r}")
+        for name in ("batch_size", "max_steps", "ckpt_interval", "log_interval"):
+            if getattr(self, name) <= 0:
+                raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise PplEdgeError(f"lr must be positive, got {self.lr}")
+        for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit"):
+            if getattr(self, name) < 0:
+                raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.mask_missing < 1.0:
+            raise PplEdgeError(f"mask_missing must be in [0, 1), got {self.mask_missing}")
+        if self.mask_block is not None and self.mask_block <= 0:
+            raise PplEdgeError(f"mask_block must be positive or None, got {self.mask_block}")
+        if self.num_workers < 0 or self.prior_interval < 0 or self.perceptual_size < 0:
+            raise PplEdgeError("num_workers, prior_interval and perceptual_size must be >= 0")
+        if self.recon_loss == "perceptual" and not self.vgg_weights:
+            raise PplEdgeError(
+                "recon_loss=perceptual needs vgg_weights=PATH (a local torchvision VGG16/VGG19 "
+                "ImageNet state dict); use recon_loss=pixel or auto without one"
+            )
+        if not isinstance(self.model_overrides, dict):
+            raise PplEdgeError(f"model_overrides must be a mapping, got {self.model_overrides!r}")
+        # Validate the overrides now and store them with their ModelConfig types ("8" -> 8).
+        model_cfg = self.model_config()
+        typed = {k: getattr(model_cfg, k) for k in self.model_overrides}
+        object.__setattr__(self, "model_overrides", typed)
+
+    def model_config(self) -> ModelConfig:
+        """The ModelConfig of this run: the preset with ``model_overrides`` applied and validated."""
+        base = preset(self.preset)
+        return merge(ModelConfig, base, dict(self.model_overrides), where="model_overrides")
+
+    def resolved_recon_loss(self) -> Literal["perceptual", "pixel"]:
+        """``perceptual`` when VGG weights are given (auto) or asked for, else ``pixel``."""
+        if self.recon_loss == "auto":
+            return "perceptual" if self.vgg_weights else "pixel"
+        return self.recon_loss
+
+    def resolved_mask_block(self, img_size: int) -> int:
+        """Mask grid side: explicit, or img_size // 8 so each patch is 8 px as in the official setup."""
+        return self.mask_block if self.mask_block is not None else max(1, img_size // 8)
+
+
+def _split_model_keys(updates: dict[str, Any]) -> dict[str, Any]:
+    """Route ``model.<field>=value`` keys into ``model_overrides`` (for ``--set model.mem_banks=8``)."""
+    out = {k: v for k, v in updates.items() if not k.startswith("model.")}
+    model = {k[len("model."):]: v for k, v in updates.items() if k.startswith("model.")}
+    if model:
+        out["model_overrides"] = {**dict(out.get("model_overrides") or {}), **model}
+    return out
+
+
+def resolve_config(
+    yaml_path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    base: TrainConfig | None = None,
+) -> TrainConfig:
+    """Build a TrainConfig: defaults (or ``base``) -> YAML file -> ``--set`` pairs -> explicit flags.
+
+    Args:
+        yaml_path: optional YAML mapping of TrainConfig fields (``model_overrides`` a nested mapping).
+        overrides: ``key=value`` strings; ``model.<field>=v`` sets one model override.
+        flags: explicit command-line values; ``None`` values are ignored (flag not given).
+
+    Raises:
+        PplEdgeError: on unknown keys (with a suggestion) or invalid values.
+    """
+    cfg = base or TrainConfig()
+    layers: list[tuple[dict[str, Any], str]] = []
+    if yaml_path is not None:
+        layers.append((load_yaml(yaml_path), f"config file {yaml_path}"))
+    layers.append((parse_overrides(overrides), "--set"))
+    layers.append(({k: v for k, v in (flags or {}).items() if v is not None}, "command-line flags"))
+    for updates, where in layers:
+        updates = _split_model_keys(updates)
+        if "model_overrides" in updates:
+            merged = {**cfg.model_overrides, **dict(updates["model_overrides"])}
+            updates["model_overrides"] = merged
+        cfg = merge(TrainConfig, cfg, updates, where=where) if updates else cfg
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-JSON dict of a TrainConfig (for checkpoints and config.yaml)."""
+    return to_dict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Inverse of :func:`config_to_dict`, refusing unknown keys."""
+    return from_dict(TrainConfig, data, where="train config")
+
+
+def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:
+    """``dataclasses.replace`` for TrainConfig (validation runs again)."""
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,165 @@
+"""One training step and its parts: models, optimiser, reference images, augmentation, AMP.
+
+Randomness of a step (block mask, flips) comes from :func:`step_generator`, seeded by
+(seed, rank, step), so a resumed run draws exactly what the uninterrupted run drew.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.model.ppl import PoseModel
+from ppl_edge.train.config import TrainConfig
+from ppl_edge.train.losses import ReconFn, perceptual_term, pixel_loss, training_losses
+
+log = logging.getLogger(__name__)
+
+
+def build_model(cfg: TrainConfig, device: str = "cpu") -> PoseModel:
+    """The PoseModel of ``cfg`` (preset + overrides), initialised from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    return PoseModel(cfg.model_config()).to(device)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over every trainable parameter, lr 1e-4, no weight decay, no schedule (official)."""
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+
+
+def build_recon_loss(cfg: TrainConfig, device: str = "cpu") -> tuple[ReconFn, str]:
+    """The reconstruction-loss function and a one-line description for the log."""
+    if cfg.resolved_recon_loss() == "perceptual":
+        from ppl_edge.train.perceptual import PerceptualLoss
+
+        module = PerceptualLoss(cfg.vgg_weights, cfg.vgg_arch, cfg.perceptual_size).to(device)
+        size = f"{cfg.perceptual_size} px" if cfg.perceptual_size else "native size"
+        return perceptual_term(module), f"perceptual ({cfg.vgg_arch}, {size}, {cfg.vgg_weights})"
+    return pixel_loss, "pixel (L1 + 1-SSIM; set vgg_weights for the official VGG16 perceptual loss)"
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """CPU generator for the randomness of one step, a pure function of (seed, rank, step)."""
+    entropy = np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(entropy))
+
+
+def random_hflip(
+    image: torch.Tensor, reference: torch.Tensor | None, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Flip each sample left-right with probability 0.5 (official RandomHorizontalFlip).
+
+    Args:
+        image: (B, 3, H, W); reference: (B, 3, H, W) or None, flipped with its image.
+    """
+    flip = (torch.rand(image.shape[0], generator=gen) < 0.5).to(image.device).view(-1, 1, 1, 1)
+    image = torch.where(flip, image.flip(-1), image)
+    if reference is not None:
+        reference = torch.where(flip, reference.flip(-1), reference)
+    return image, reference
+
+
+def block_mask(batch: int, size: int, block: int, missing: float, gen: torch.Generator) -> torch.Tensor:
+    """Official damage mask: U(0,1) > missing on a block x block grid, nearest-upsampled.
+
+    Returns:
+        (B, 1, size, size) float32 of 0 (dropped) and 1 (kept).
+    """
+    keep = (torch.rand(batch, 1, block, block, generator=gen) > missing).float()
+    return F.interpolate(keep, size=(size, size), mode="nearest")
+
+
+def make_reference(
+    image: torch.Tensor, reference: torch.Tensor | None, cfg: TrainConfig, gen: torch.Generator
+) -> torch.Tensor:
+    """I_ref for φ_dec: the frame under a fresh block mask (``mask``) or another frame (``frame``).
+
+    Args:
+        image: (B, 3, H, W) the frame in [-1, 1].
+        reference: (B, 3, H, W) another frame of the clip, or None.
+
+    Returns:
+        (B, 3, H, W); masked pixels are 0, i.e. mid-grey in [-1, 1] (official).
+    """
+    if cfg.reference == "frame":
+        if reference is None:
+            raise PplEdgeError(
+                f"reference=frame needs a dataset with a 'reference' frame per item (video:PATH or a "
+                f"synthetic clip), but {cfg.data!r} gives none; use reference=mask"
+            )
+        return reference
+    B, _, H, _ = image.shape
+    mask = block_mask(B, H, cfg.resolved_mask_block(H), cfg.mask_missing, gen).to(image.device)
+    return image * mask
+
+
+def core_model(model: torch.nn.Module) -> PoseModel:
+    """The PoseModel inside a DDP wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    recon_fn: ReconFn,
+    gen: torch.Generator,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on one batch.
+
+    Args:
+        model: PoseModel, or its DDP wrapper.
+        batch: dataset items collated: ``image`` (B, 3, H, W) and optionally ``reference``.
+        gen: this step's generator (:func:`step_generator`).
+        scaler: GradScaler for fp16 autocast, else None.
+        amp_dtype: autocast dtype (bf16 / fp16) on CUDA, or None for fp32.
+
+    Returns:
+        every loss term as a detached () tensor (``total`` included); no host sync happens here.
+    """
+    device = next(model.parameters()).device
+    image = batch["image"].to(device, non_blocking=True)
+    ref = batch.get("reference")
+    ref = ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
+    if cfg.hflip:
+        image, ref = random_hflip(image, ref, gen)
+    reference = make_reference(image, ref, cfg, gen)
+    model.train()
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    )
+    with autocast:
+        out = model(image, reference)
+        links = core_model(model).connectivity
+        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(terms["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        terms["total"].backward()
+        optimizer.step()
+    return {k: v.detach().float() for k, v in terms.items()}
+
+
+def amp_setup(cfg: TrainConfig, device: str) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """Autocast dtype and GradScaler: bf16 (no scaler) or fp16 (scaler) on CUDA, fp32 elsewhere."""
+    if cfg.amp == "off":
+        return None, None
+    if not device.startswith("cuda"):
+        log.warning("amp=%s is for CUDA only; training on %s in fp32", cfg.amp, device)
+        return None, None
+    if cfg.amp == "bf16":
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
