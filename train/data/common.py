@@ -53,10 +53,26 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interp)
 
 
+def binary_mask(gray: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W) uint8 mask (0/1 or 0/255) -> (1, size, size) float32 in {0, 1}."""
+    level = 127 if int(gray.max(initial=0)) > 1 else 0
+    small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy((small > level).astype(np.float32))[None]
+
+
 def image_to_tensor(bgr: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB in [-1, 1]: ``(x / 255 - 0.5) / 0.5``."""
     rgb = np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))
     return torch.from_numpy(rgb).float().div_(127.5).sub_(1.0)
+
+
+def rescale_px(kpts_px: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """Map (..., 2) xy pixels of a (W, H) image to the same points after resizing it to (W', H').
+
+    Uses the pixel-area convention of cv2.resize: ``x' = (x + 0.5) * W' / W - 0.5``.
+    """
+    scale = np.array(to_size, dtype=np.float32) / np.array(from_size, dtype=np.float32)
+    return (np.asarray(kpts_px, dtype=np.float32) + 0.5) * scale - 0.5
 
 
 def keypoints_to_tensor(kpts_px: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -115,8 +131,9 @@ class SkippingDataset(torch.utils.data.Dataset):
 
 
 def list_images(root: Path) -> list[Path]:
-    """All image files under ``root`` (recursive), sorted."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """All image files under ``root`` (recursive), sorted by folder, then by name."""
+    files = (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(files, key=lambda p: (p.parent.parts, p.name))
 
 
 def require_dir(path: str | Path, what: str) -> Path:

@@ -59,6 +59,17 @@ def get_category(name: str) -> Category:
     return CATEGORIES[name]
 
 
+SPLIT_CODES = {"train": 0, "train_reg": 1, "test": 2}  # disjoint random streams per split
+
+
+def item_seed(category: str, split: str, seed: int, index: int) -> list[int]:
+    """Seed entropy of item ``index`` of ``synthetic:<category>`` (shared by the dataset and writer)."""
+    if split not in SPLIT_CODES:
+        raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLIT_CODES)}")
+    category_code = sum((i + 1) * ord(c) for i, c in enumerate(category))
+    return [int(seed), SPLIT_CODES[split], category_code, int(index)]
+
+
 def _palette(cat: Category, rng: np.random.Generator, far: np.ndarray) -> np.ndarray:
     """Per-bone BGR colours (J, 3) float32: one hue per limb group, left lighter than right."""
     groups = sorted({j.group for j in cat.joints})

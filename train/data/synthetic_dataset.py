@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppl_edge.train.data.common import SPLITS, check_split, image_to_tensor, keypoints_to_tensor
-from ppl_edge.train.data.synthetic import get_category, render_pair, render_sample
+from ppl_edge.train.data.common import check_split, image_to_tensor, keypoints_to_tensor
+from ppl_edge.train.data.synthetic import get_category, item_seed, render_pair, render_sample
 
 DEFAULT_LENGTH = {"train": 20000, "train_reg": 2000, "test": 1000}
 
@@ -53,7 +53,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def item_seed(self, index: int) -> list[int]:
         """The seed entropy of item ``index``: (seed, split, category, index)."""
-        return [self.seed, SPLITS.index(self.split), _category_id(self.category.name), index]
+        return item_seed(self.category.name, self.split, self.seed, index)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not -self.length <= index < self.length:
@@ -75,7 +75,3 @@ class SyntheticDataset(torch.utils.data.Dataset):
             item["reference"] = image_to_tensor(ref.image)
         return item
 
-
-def _category_id(name: str) -> int:
-    """A stable small integer per category name (part of the seed)."""
-    return sum((i + 1) * ord(c) for i, c in enumerate(name))

@@ -1,0 +1,88 @@
+"""Unlabelled image folders (``folder:PATH``): any nested folder of jpg / png / bmp / webp files.
+
+This is the official code's ``ImageFolder`` datasets (flowers, hands, horses, Taichi train), with the
+same transform: resize to ``img_size`` x ``img_size``, random horizontal flip in the train split,
+0.5/0.5 normalisation. With ``video=True`` each sub-folder is treated as one clip of frames sorted by
+name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames away.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.train.data.common import (
+    IMAGE_SUFFIXES, SkippingDataset, check_split, image_to_tensor, list_images, read_image,
+    require_dir, resize,
+)
+
+
+def pick_reference(position: int, count: int, max_gap: int, generator=None) -> int:
+    """A random other position in ``[0, count)`` within ``max_gap`` of ``position`` (itself if alone)."""
+    lo, hi = max(0, position - max_gap), min(count - 1, position + max_gap)
+    if hi == lo:
+        return position
+    choice = int(torch.randint(lo, hi, (), generator=generator))  # hi - lo candidates besides itself
+    return choice if choice < position else choice + 1
+
+
+class ImageFolderDataset(SkippingDataset):
+    """Images under a folder, recursively (``folder:PATH``).
+
+    Args:
+        root: the folder.
+        img_size: H = W of the returned images.
+        split: ``train`` (random flips by default), ``train_reg`` or ``test``; every split reads all
+            images, since the folder has no labels.
+        seed: unused (augmentation draws from torch's RNG, which DataLoader seeds per worker).
+        flip: random horizontal flip; default True in the train split only (official transform).
+        video: return ``reference`` from the same sub-folder (frames sorted by file name).
+        max_gap: largest distance, in frames, between ``image`` and ``reference``.
+
+    Raises:
+        PplEdgeError: the folder does not exist or holds no images.
+    """
+
+    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
+                 flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
+        super().__init__()
+        self.root = require_dir(root, "folder dataset")
+        self.img_size = int(img_size)
+        self.split = check_split(split)
+        self.flip = (split == "train") if flip is None else bool(flip)
+        self.video = bool(video)
+        self.max_gap = int(max_gap)
+        self.files = list_images(self.root)
+        if not self.files:
+            raise PplEdgeError(
+                f"no images under {self.root}; expected files ending in {', '.join(IMAGE_SUFFIXES)}"
+            )
+        # clip structure: the first index and the length of each file's folder run
+        self._clip_start: list[int] = []
+        self._clip_len: list[int] = []
+        first = 0
+        for _, group in itertools.groupby(self.files, key=lambda p: p.parent):
+            count = len(list(group))
+            self._clip_start += [first] * count
+            self._clip_len += [count] * count
+            first += count
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def read(self, index: int):
+        """(img_size, img_size, 3) uint8 BGR of file ``index`` (raises UnreadableItem)."""
+        return resize(read_image(self.files[index]), self.img_size)
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        item = {"image": image_to_tensor(self.read(index))}
+        if self.video:
+            start, count = self._clip_start[index], self._clip_len[index]
+            ref = start + pick_reference(index - start, count, self.max_gap)
+            item["reference"] = image_to_tensor(self.read(ref))
+        if self.flip and bool(torch.rand(()) < 0.5):
+            item = {k: torch.flip(v, dims=[-1]) for k, v in item.items()}
+        return item
