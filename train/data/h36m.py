@@ -13,6 +13,7 @@ Splits (AutoLink protocol, §5.2): ``train`` and ``train_reg`` read subjects S1,
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,8 @@ from ppl_edge.train.data.common import (
     SkippingDataset, UnreadableItem, binary_mask, check_split, flip_item, image_to_tensor, read_image,
     require_dir, resize,
 )
+
+log = logging.getLogger(__name__)
 
 SUBJECTS = {"train": (1, 5, 6, 7, 8, 9), "train_reg": (1, 5, 6, 7, 8, 9), "test": (11,)}
 ACTIONS = ("Directions", "Discussion", "Posing", "Waiting", "Greeting", "Walking")
@@ -66,14 +69,19 @@ class H36MDataset(SkippingDataset):
         self.needs_labels = split != "train"
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.samples: list[tuple[Path, str, str]] = []  # (subject dir, action folder, frame stem)
-        for subject in SUBJECTS[split]:
+        present = [s for s in SUBJECTS[split] if (self.root / f"S{s}" / "WithBackground").is_dir()]
+        if not present:
+            raise PplEdgeError(
+                f"h36m dataset: no S<n>/WithBackground folder for subjects {list(SUBJECTS[split])} of "
+                f"the {split} split under {self.root}; expected the processed Human3.6M layout "
+                "S<n>/WithBackground/<Action k.cam>/<frame>.jpg"
+            )
+        missing = sorted(set(SUBJECTS[split]) - set(present))
+        if missing:
+            log.warning("h36m %s split: subjects %s are missing under %s", split, missing, self.root)
+        for subject in present:
             subject_dir = self.root / f"S{subject}"
             images = subject_dir / "WithBackground"
-            if not images.is_dir():
-                raise PplEdgeError(
-                    f"h36m dataset: {images} is missing; expected the processed Human3.6M layout "
-                    f"S<n>/WithBackground/<Action k.cam>/<frame>.jpg under {self.root}"
-                )
             if self.needs_labels and not (subject_dir / "Landmarks").is_dir():
                 raise PplEdgeError(f"h36m dataset: {subject_dir / 'Landmarks'} is missing; the "
                                    f"{split} split needs the landmark .mat files")
