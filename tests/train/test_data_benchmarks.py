@@ -68,6 +68,18 @@ def test_h36m_corrupt_frame_is_skipped_and_counted(h36m_root):
     assert ds.skipped == 1 and len(items) == len(ds)
 
 
+def test_h36m_items_share_keys_so_batches_collate(h36m_root):
+    import shutil
+
+    shutil.rmtree(h36m_root / "S5" / "BackgroudMask")  # masks now exist for S1 only
+    (h36m_root / "S1" / "Landmarks" / "Walking.55011271" / "0000.mat").write_bytes(b"corrupt")
+    ds = build_dataset(f"h36m:{h36m_root}", 32, split="train_reg")
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=4))
+    assert [b["image"].shape[0] for b in batches] == [4, 4]
+    assert set(batches[0]) == {"image", "keypoints", "visible"}  # no mask: not every subject has it
+    assert ds.skipped == 2  # the corrupt .mat and the corrupt S5 frame
+
+
 def test_h36m_train_flip_swaps_left_and_right(h36m_root):
     from ppl_edge.train.data.h36m import FLIP_PAIRS
 

@@ -51,7 +51,11 @@ class H36MDataset(SkippingDataset):
         split: ``train`` (random flips by default), ``train_reg`` or ``test``.
         seed: unused.
         flip: random horizontal flip (left/right joints swapped); default True in the train split.
-        use_masks: return ``mask`` from ``BackgroudMask`` when the file exists.
+        use_masks: return ``mask`` from ``BackgroudMask`` (when the folders exist).
+
+    Every item has the same keys: labels when every subject has ``Landmarks`` (required for
+    ``train_reg``/``test``), masks when every subject has ``BackgroudMask``; an item whose label or
+    mask file is missing or corrupt is skipped and counted.
 
     Raises:
         PplEdgeError: the root lacks the subjects of the split, or (``train_reg``/``test``) the
@@ -65,8 +69,6 @@ class H36MDataset(SkippingDataset):
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.flip = (split == "train") if flip is None else bool(flip)
-        self.use_masks = bool(use_masks)
-        self.needs_labels = split != "train"
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.samples: list[tuple[Path, str, str]] = []  # (subject dir, action folder, frame stem)
         present = [s for s in SUBJECTS[split] if (self.root / f"S{s}" / "WithBackground").is_dir()]
@@ -82,7 +84,7 @@ class H36MDataset(SkippingDataset):
         for subject in present:
             subject_dir = self.root / f"S{subject}"
             images = subject_dir / "WithBackground"
-            if self.needs_labels and not (subject_dir / "Landmarks").is_dir():
+            if split != "train" and not (subject_dir / "Landmarks").is_dir():
                 raise PplEdgeError(f"h36m dataset: {subject_dir / 'Landmarks'} is missing; the "
                                    f"{split} split needs the landmark .mat files")
             for folder in sorted(p.name for p in images.iterdir() if p.is_dir()):
@@ -92,6 +94,9 @@ class H36MDataset(SkippingDataset):
         if not self.samples:
             raise PplEdgeError(f"h36m dataset: no frames of the actions {list(ACTIONS)} under "
                                f"{self.root} for the {split} split")
+        subject_dirs = [self.root / f"S{s}" for s in present]
+        self.has_labels = all((d / "Landmarks").is_dir() for d in subject_dirs)
+        self.has_masks = use_masks and all((d / "BackgroudMask").is_dir() for d in subject_dirs)
         self._loadmat = require("scipy.io", "train", "reading Human3.6M landmarks").loadmat
 
     def __len__(self) -> int:
@@ -102,17 +107,17 @@ class H36MDataset(SkippingDataset):
         img = read_image(subject_dir / "WithBackground" / folder / f"{frame}.jpg")
         item = {"image": image_to_tensor(resize(img, self.img_size))}
         mat = subject_dir / "Landmarks" / folder / f"{frame}.mat"
-        if mat.is_file() or self.needs_labels:
+        if self.has_labels:
             try:
                 kp = np.asarray(self._loadmat(str(mat))["keypoints_2d"], dtype=np.float32)
-            except (OSError, ValueError, KeyError) as err:
+            except Exception as err:  # scipy raises OSError, ValueError, MatReadError, ...
                 raise UnreadableItem(f"cannot read keypoints_2d from {mat}: {err}") from err
             if kp.shape != (NUM_JOINTS, 2):
                 raise UnreadableItem(f"{mat}: keypoints_2d has shape {kp.shape}, expected (32, 2)")
             item["keypoints"] = torch.from_numpy(kp * 2.0 - 1.0)  # [0, 1] image units -> [-1, 1]
             item["visible"] = torch.ones(NUM_JOINTS, dtype=torch.bool)
         mask_path = subject_dir / "BackgroudMask" / folder / f"{frame}.png"
-        if self.use_masks and mask_path.is_file():
+        if self.has_masks:
             mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
             if mask is None:
                 raise UnreadableItem(f"cannot decode mask {mask_path}")

@@ -95,7 +95,8 @@ class TaichiDataset(SkippingDataset):
                 raise PplEdgeError(f"taichi dataset: {needed} is missing; the {split} split needs "
                                    f"eval_images/taichi-256/{part}/ and landmark/taichi_{part}_gt.pkl")
         self.labels = read_landmarks(table)
-        self.mask_dir = self.root / "taichi-test-masks" if part == "test" else None
+        masks = self.root / "taichi-test-masks"
+        self.mask_dir = masks if part == "test" and masks.is_dir() else None  # every item, or none
 
     @property
     def skipped(self) -> int:
@@ -123,7 +124,7 @@ class TaichiDataset(SkippingDataset):
             "keypoints": torch.from_numpy(kp.astype(np.float32)),
             "visible": torch.from_numpy(~missing),
         }
-        if self.mask_dir is not None and (self.mask_dir / name).is_file():
+        if self.mask_dir is not None:
             mask = cv2.imread(str(self.mask_dir / name), cv2.IMREAD_GRAYSCALE)
             if mask is None:
                 raise UnreadableItem(f"cannot decode mask {self.mask_dir / name}")
