@@ -160,8 +160,13 @@ class ClipRenderer:
         # placement: the union of all frames' extents fills `fill` of the crop
         times = np.arange(num_frames, dtype=np.float64)
         pos = forward_kinematics(self.cat, self.motion, times)  # (T, J, 2)
-        pad = np.maximum(self.motion.widths0, self.motion.widths1).max()
-        lo, hi = pos.reshape(-1, 2).min(0) - pad, pos.reshape(-1, 2).max(0) + pad
+        # radius of the disc drawn at each joint: its own bone's end and its children's starts
+        radius = self.motion.widths1.copy()
+        for j, p in enumerate(self.cat.parents):
+            if p >= 0:
+                radius[p] = max(radius[p], self.motion.widths0[j])
+        lo = (pos - radius[None, :, None]).reshape(-1, 2).min(0)
+        hi = (pos + radius[None, :, None]).reshape(-1, 2).max(0)
         fill = rng.uniform(0.5, 0.9)
         self.scale = fill * self.size / float(max(hi - lo))
         # mostly inside the crop; one figure in ten may be cut by the frame border
