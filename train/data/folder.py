@@ -15,8 +15,14 @@ import torch
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.common import (
-    IMAGE_SUFFIXES, SkippingDataset, check_split, image_to_tensor, list_images, read_image,
-    require_dir, resize,
+    IMAGE_SUFFIXES,
+    SkippingDataset,
+    check_split,
+    image_to_tensor,
+    list_images,
+    read_image,
+    require_dir,
+    resize,
 )
 
 

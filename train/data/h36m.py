@@ -22,8 +22,15 @@ import torch
 
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
-    SkippingDataset, UnreadableItem, binary_mask, check_split, flip_item, image_to_tensor, read_image,
-    require_dir, resize,
+    SkippingDataset,
+    UnreadableItem,
+    binary_mask,
+    check_split,
+    flip_item,
+    image_to_tensor,
+    read_image,
+    require_dir,
+    resize,
 )
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import colorsys
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -47,7 +47,7 @@ def draw_skeleton(img: np.ndarray, kpts_px: np.ndarray, visible: np.ndarray | No
     visible = np.ones(J, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
     colors = joint_colors(J)
     radius = max(2, img.shape[0] // 64)
-    pts = [(int(round(x)), int(round(y))) for x, y in kpts_px]
+    pts = [(round(x), round(y)) for x, y in kpts_px]
     for i, j in edges:
         both = visible[i] and visible[j]
         cv2.line(out, pts[i], pts[j], (255, 255, 255) if both else (128, 128, 128),

@@ -20,15 +20,20 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.synthetic import (
-    SPLIT_CODES, ClipRenderer, Sample, get_category, item_seed, render_sample,
+    SPLIT_CODES,
+    ClipRenderer,
+    Sample,
+    get_category,
+    item_seed,
+    render_sample,
 )
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,16 @@ import torch
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.common import (
-    SkippingDataset, UnreadableItem, check_split, flip_item, image_to_tensor, keypoints_to_tensor,
-    read_image, require_dir, rescale_px, resize,
+    SkippingDataset,
+    UnreadableItem,
+    check_split,
+    flip_item,
+    image_to_tensor,
+    keypoints_to_tensor,
+    read_image,
+    require_dir,
+    rescale_px,
+    resize,
 )
 from ppl_edge.train.data.folder import pick_reference
 from ppl_edge.train.data.synth_writer import FORMAT, FORMAT_VERSION

@@ -17,7 +17,8 @@ Public API: :func:`render_sample` (one still image), :func:`render_pair` (two fr
 from __future__ import annotations
 
 import colorsys
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -26,8 +27,17 @@ from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.backgrounds import render_background
 from ppl_edge.train.data.poses import far_side_mask, forward_kinematics, sample_motion
 from ppl_edge.train.data.skeletons import (  # noqa: F401  (re-exported constants)
-    BIRD_EDGES, BIRD_JOINTS, BIRD_SWAP_PAIRS, CATEGORIES, HUMANOID_EDGES, HUMANOID_JOINTS,
-    HUMANOID_SWAP_PAIRS, QUADRUPED_EDGES, QUADRUPED_JOINTS, QUADRUPED_SWAP_PAIRS, Category,
+    BIRD_EDGES,
+    BIRD_JOINTS,
+    BIRD_SWAP_PAIRS,
+    CATEGORIES,
+    HUMANOID_EDGES,
+    HUMANOID_JOINTS,
+    HUMANOID_SWAP_PAIRS,
+    QUADRUPED_EDGES,
+    QUADRUPED_JOINTS,
+    QUADRUPED_SWAP_PAIRS,
+    Category,
 )
 
 SUPERSAMPLE = 2  # render at 2x, downsample with INTER_AREA
@@ -220,7 +230,7 @@ class ClipRenderer:
         """Stripes across the bone, inside its outline (they move with the limb)."""
         d = p1 - p0
         n = np.array([-d[1], d[0]]) / max(float(np.hypot(*d)), 1e-6)
-        thickness = max(1, int(round(0.35 * (r0 + r1) / 2)))
+        thickness = max(1, round(0.35 * (r0 + r1) / 2))
         for k in range(self.band_count):
             u = (k + 0.5) / self.band_count
             c, r = p0 + u * d, (1 - u) * r0 + u * r1

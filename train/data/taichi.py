@@ -25,8 +25,15 @@ import torch
 from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
-    SkippingDataset, UnreadableItem, binary_mask, check_split, flip_item, image_to_tensor, read_image,
-    require_dir, resize,
+    SkippingDataset,
+    UnreadableItem,
+    binary_mask,
+    check_split,
+    flip_item,
+    image_to_tensor,
+    read_image,
+    require_dir,
+    resize,
 )
 from ppl_edge.train.data.folder import ImageFolderDataset
 

@@ -16,7 +16,11 @@ import torch
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.common import (
-    SkippingDataset, UnreadableItem, check_split, image_to_tensor, resize,
+    SkippingDataset,
+    UnreadableItem,
+    check_split,
+    image_to_tensor,
+    resize,
 )
 from ppl_edge.train.data.folder import pick_reference
 
