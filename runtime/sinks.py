@@ -110,6 +110,7 @@ class VideoSink:
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._t0: float | None = None
         self._closed = False
 
     def _open(self, width: int, height: int) -> None:
@@ -125,17 +126,30 @@ class VideoSink:
         raise PplEdgeError(f"no video encoder for {self.path} (tried "
                            f"{', '.join(CODECS[self.path.suffix.lower()])}); try an .avi output")
 
-    def write(self, image: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame."""
+    def write(self, image: np.ndarray, at: float | None = None) -> None:
+        """Append one (H, W, 3) uint8 BGR frame.
+
+        Args:
+            image: the frame.
+            at: capture time in seconds (any clock) for live sources: the frame is repeated to
+                fill the time since the previous one, so the recording plays in real time even
+                when frames were dropped. None writes it once.
+        """
         if self._closed:
             raise PplEdgeError(f"video {self.path} is already closed")
         h, w = image.shape[:2]
         if self._writer is None:
             self._open(w, h)
+            self._t0 = at
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-        self.frames += 1
+        repeats = 1
+        if at is not None and self._t0 is not None:
+            due = int((at - self._t0) * self.fps) + 1  # frames the video should hold by now
+            repeats = min(max(due - self.frames, 1), int(self.fps * 10))  # cap: 10 s per gap
+        for _ in range(repeats):
+            self._writer.write(image)
+        self.frames += repeats
 
     def close(self) -> None:
         """Finish the file and rename it to its final name. With no frame written, nothing is left

@@ -67,56 +67,40 @@ class Capture(Protocol):
     """What a source needs from a ``cv2.VideoCapture``-like object."""
 
     def read(self) -> tuple[bool, Any]: ...
-    def isOpened(self) -> bool: ...  # noqa: N802 (OpenCV's name)
+    def isOpened(self) -> bool: ...  # OpenCV's name
     def release(self) -> None: ...
 
 
 def sanitize_frame(image: Any, max_side: int = MAX_SIDE) -> tuple[np.ndarray | None, str]:
     """Turn whatever a source returned into an (H, W, 3) uint8 BGR frame, or reject it.
 
-    Grayscale, BGRA, 16-bit and float [0, 1] / [0, 255] images are converted; frames with a side
-    above ``max_side`` are shrunk to fit (aspect kept).
+    Conversions are the estimator's (:func:`ppl_edge.runtime.preprocess.as_bgr8`: grayscale, BGRA,
+    16-bit, float [0, 1] / [0, 255]); in addition frames over ``MAX_PIXELS`` are rejected before any
+    conversion, and frames with a side above ``max_side`` are shrunk to fit (aspect kept), so that
+    sinks and drawing never see a giant image.
 
     Args:
         image: anything; normally (H, W, 3) uint8 BGR.
         max_side: largest side kept as is, in pixels.
 
     Returns:
-        (frame, "") for a usable frame, else (None, reason) with a short reason such as "empty".
+        (frame, "") for a usable frame, else (None, reason) with a one-line reason.
     """
-    if image is None:
-        return None, "none"
-    if not isinstance(image, np.ndarray):
-        return None, f"type {type(image).__name__}"
-    if image.size == 0 or image.ndim not in (2, 3) or min(image.shape[:2]) < 2:
-        return None, "empty"
-    if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        return None, "too large"
-    if image.dtype == np.uint8:
-        img = image
-    elif image.dtype == np.uint16:
-        img = (image >> 8).astype(np.uint8)
-    elif image.dtype == np.bool_:
-        img = image.astype(np.uint8) * 255
-    elif np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all():
-            return None, "non-finite"
-        scale = 255.0 if float(image.max(initial=0.0)) <= 1.0 else 1.0
-        img = np.clip(image * scale, 0, 255).astype(np.uint8)
-    else:
-        return None, f"dtype {image.dtype}"
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    if channels == 1:
-        img = cv2.cvtColor(np.ascontiguousarray(img.reshape(img.shape[:2])), cv2.COLOR_GRAY2BGR)
-    elif channels == 4:
-        img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGRA2BGR)
-    elif channels != 3:
-        return None, f"{channels} channels"
+    from ppl_edge.runtime.preprocess import BadFrameError, as_bgr8
+
+    if isinstance(image, np.ndarray) and image.ndim >= 2 \
+            and image.shape[0] * image.shape[1] > MAX_PIXELS:
+        return None, f"frame of {image.shape[1]}x{image.shape[0]} pixels is too large"
+    try:
+        img = as_bgr8(image)
+    except BadFrameError as err:
+        return None, str(err)
     h, w = img.shape[:2]
     if max(h, w) > max_side:
         f = max_side / max(h, w)
-        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(img), ""
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                         interpolation=cv2.INTER_AREA)
+    return img, ""
 
 
 class FrameSource:
@@ -370,14 +354,14 @@ def open_source(spec: int | str, *, realtime: bool = False, retries: int = 5,
     Raises:
         PplEdgeError: the source does not exist or does not open; the message says what to check.
     """
-    kw = dict(retries=retries, backoff_s=backoff_s)
+    kw = {"retries": retries, "backoff_s": backoff_s}
     text = str(spec).strip()
     if isinstance(spec, int) or text.isdigit():
         hint = (f"check that camera {int(text)} is connected and not used by another program "
                 "(Linux: ls /dev/video*, v4l2-ctl --list-devices), or pass --source for a file or URL")
         return CaptureSource(_camera_opener(int(text), cv2.CAP_ANY, width, height),
                              f"camera {int(text)}", live=True, hint=hint, **kw)
-    if text.startswith("v4l2://") or text.startswith("/dev/video"):
+    if text.startswith(("v4l2://", "/dev/video")):
         device = text.removeprefix("v4l2://")
         hint = f"check that {device} exists and is readable (v4l2-ctl --list-devices)"
         return CaptureSource(_camera_opener(device, cv2.CAP_V4L2, width, height), device,

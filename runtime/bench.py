@@ -1,0 +1,216 @@
+"""Latency benchmark of the runtime: per backend, refinement mode and iteration count, per stage.
+
+Frames are a rendered synthetic humanoid clip held in memory, so "capture" measures only taking a
+frame from the in-memory source and validating it (no camera). Every case warms up first, then
+times ``frames`` calls; stages are the estimator's own (preprocess, inference, refine,
+postprocess), plus capture and draw around it. The runtime's overhead is everything the estimator
+call spends outside backend inference, as a percentage of inference.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.live import StageStats
+from ppl_edge.runtime.sources import sanitize_frame
+
+log = logging.getLogger(__name__)
+
+TABLE_STAGES = ("capture", "preprocess", "inference", "refine", "postprocess", "draw")
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One measured configuration."""
+
+    backend: str
+    refine: str
+    iterations: int
+
+
+def parse_iterations(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2"`` -> [0, 2].
+
+    Raises:
+        PplEdgeError: not a range or list of non-negative integers.
+    """
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-"))
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(v) for v in text.split(",")]
+    except ValueError as err:
+        raise PplEdgeError(f"iterations must look like 0-4 or 0,2,4, got '{text}'") from err
+    if not values or min(values) < 0:
+        raise PplEdgeError(f"iterations must be non-negative, got '{text}'")
+    return sorted(set(values))
+
+
+def bench_cases(backends: Sequence[str], refines: Sequence[str],
+                iterations: Sequence[int]) -> list[BenchCase]:
+    """Every (backend, refine, iterations) worth measuring: "none" only at 0 iterations, the other
+    modes at >= 1 when "none" is measured too (their 0-iteration case is the same computation)."""
+    cases = []
+    for backend in backends:
+        for refine in refines:
+            for it in iterations:
+                if refine == "none" and it > 0:
+                    continue
+                if refine != "none" and it == 0 and "none" in refines:
+                    continue
+                cases.append(BenchCase(backend, refine, it))
+    if not cases:
+        raise PplEdgeError("no case to measure; give --refine none or --iterations >= 1")
+    return cases
+
+
+def synthetic_frames(count: int = 48, height: int = 480, width: int = 640,
+                     seed: int = 0) -> np.ndarray:
+    """A rendered humanoid clip as camera-like frames: (count, height, width, 3) uint8 BGR."""
+    from ppl_edge.train.data.synthetic import render_clip
+
+    side = min(height, width)
+    clip, _, _ = render_clip("humanoid", count, side, seed)
+    left, top = (width - side) // 2, (height - side) // 2
+    return np.stack([cv2.copyMakeBorder(f, top, height - side - top, left, width - side - left,
+                                        cv2.BORDER_REPLICATE) for f in clip])
+
+
+def measure(estimator: Callable[[np.ndarray], list], frames: np.ndarray, count: int,
+            warmup: int, draw: Callable[[np.ndarray, list], Any] | None = None) -> dict[str, Any]:
+    """Time ``count`` estimator calls (after ``warmup``) on ``frames``, cycling.
+
+    Returns:
+        ``{"frames", "latency_ms": {mean, p50, p90, p99}, "fps", "stages_ms": {stage: {...}},
+        "overhead_ms", "overhead_pct"}``; latency is capture + estimate + draw.
+    """
+    stats = StageStats(keep=max(count, 1))
+    for i in range(warmup + count):
+        t0 = time.perf_counter()
+        image, _ = sanitize_frame(frames[i % len(frames)])
+        t1 = time.perf_counter()
+        results = estimator(image)
+        t2 = time.perf_counter()
+        if draw is not None:
+            draw(image.copy(), results)
+        t3 = time.perf_counter()
+        if i < warmup:
+            continue
+        timings = dict(results[0].timings) if results else {}
+        timings.pop("total", None)
+        stats.add("capture", (t1 - t0) * 1e3)
+        for stage, ms in timings.items():
+            stats.add(stage, ms)
+        stats.add("estimate", (t2 - t1) * 1e3)
+        if draw is not None:
+            stats.add("draw", (t3 - t2) * 1e3)
+        stats.add("latency", (t3 - t0) * 1e3)
+    stages = stats.summary()
+    latency = stages.pop("latency")
+    inference = stats.mean("inference")
+    overhead = stats.mean("estimate") - inference - stats.mean("refine")
+    return {"frames": count, "latency_ms": {k: latency[k] for k in ("mean", "p50", "p90", "p99")},
+            "fps": round(1e3 / latency["mean"], 2) if latency["mean"] else 0.0,
+            "stages_ms": stages, "overhead_ms": round(overhead, 4),
+            "overhead_pct": round(100.0 * overhead / inference, 2) if inference else None}
+
+
+def settings(model: str, estimator: Any = None) -> dict[str, Any]:
+    """The machine, library and model facts a benchmark number depends on."""
+    from ppl_edge import __version__
+    from ppl_edge.runtime.manifest import resolve_model
+
+    manifest = resolve_model(model).manifest
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    backend = getattr(estimator, "backend", None)
+    threads = getattr(estimator, "_threads", None)
+    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "model": str(model), "model_name": manifest.raw.get("model", {}).get("name"),
+           "preset": manifest.raw.get("model", {}).get("preset"),
+           "input_size": [manifest.input.height, manifest.input.width],
+           "keypoints": manifest.num_keypoints, "cpu": cpu, "cpu_count": os.cpu_count(),
+           "threads": threads or "library default",
+           "providers": getattr(backend, "providers", None), "python": sys.version.split()[0],
+           "numpy": np.__version__, "opencv": cv2.__version__, "ppl_edge": __version__,
+           "platform": platform.platform()}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The report as Markdown: a settings list and one row per case (stage columns are means)."""
+    s = report["settings"]
+    intro = (f"Model `{s['model_name']}` ({s['preset']}, {s['input_size'][0]}x"
+             f"{s['input_size'][1]}, N={s['keypoints']}); CPU {s['cpu']} ({s['cpu_count']} cores, "
+             f"threads: {s['threads']}); providers {s.get('providers')}; onnxruntime "
+             f"{s.get('onnxruntime', '-')}, OpenCV {s['opencv']}; frames "
+             f"{report['frame_size'][1]}x{report['frame_size'][0]}; {s['date']}.")
+    header = ("| backend | refine | iters | p50 ms | p90 ms | p99 ms | FPS | "
+              + " | ".join(TABLE_STAGES) + " | overhead |")
+    lines = [intro, "", header, "|" + "---|" * (8 + len(TABLE_STAGES))]
+    for r in report["results"]:
+        lat, st = r["latency_ms"], r["stages_ms"]
+        cells = [f"{st[k]['mean']:.2f}" if k in st else "-" for k in TABLE_STAGES]
+        pct = "-" if r["overhead_pct"] is None else f"{r['overhead_pct']:.1f} %"
+        lines.append(f"| {r['backend']} | {r['refine']} | {r['iterations']} | {lat['p50']:.2f} | "
+                     f"{lat['p90']:.2f} | {lat['p99']:.2f} | {r['fps']:.1f} | "
+                     + " | ".join(cells) + f" | {pct} |")
+    lines += ["", ("Stage columns are means in ms; capture is an in-memory synthetic frame (no "
+                   "camera); overhead is the estimator's time outside backend inference, as a "
+                   "share of inference.")]
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(model: str, cases: Sequence[BenchCase], *, frames: int = 200, warmup: int = 20,
+              frame_size: tuple[int, int] = (480, 640), draw: bool = True,
+              threads: int | None = None) -> dict[str, Any]:
+    """Measure every case; return ``{"settings", "frame_size", "results": [...]}``.
+
+    Args:
+        model: export folder or file.
+        cases: from :func:`bench_cases`.
+        frames, warmup: timed and untimed calls per case.
+        frame_size: (height, width) of the synthetic frames.
+        draw: include drawing the skeleton (runtime/draw.py) as a stage.
+        threads: CPU threads of the ONNX Runtime sessions (None: its default).
+    """
+    from ppl_edge.runtime import Estimator
+    from ppl_edge.runtime.draw import draw_results
+
+    clip = synthetic_frames(height=frame_size[0], width=frame_size[1])
+    results, first = [], None
+    for case in cases:
+        with Estimator(model, backend=case.backend, refine=case.refine,
+                       iterations=case.iterations, threads=threads) as est:
+            row = measure(est, clip, frames, warmup, draw_results if draw else None)
+            if first is None:
+                first = settings(model, est)
+        row = {"backend": est.backend_name,
+               "refine": case.refine, "iterations": case.iterations, **row}
+        log.info("%s %s x%d: p50 %.2f ms, %.1f FPS", row["backend"], case.refine,
+                 case.iterations, row["latency_ms"]["p50"], row["fps"])
+        results.append(row)
+    return {"settings": first, "frame_size": list(frame_size), "results": results}

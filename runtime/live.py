@@ -1,0 +1,359 @@
+"""The live loop: frame source -> estimator -> drawing -> window / video / JSONL / callback.
+
+:func:`run_loop` is the embeddable part (a robot app passes its own estimator, source and a
+callback); :func:`run_live` builds everything from :class:`LiveOptions` for ``ppl-edge live`` and
+``ppl-edge demo``. The loop never crashes on a bad frame (it is validated, converted or skipped and
+counted), ends cleanly on SIGINT / SIGTERM, at the end of the source or when the window is closed,
+and always closes its outputs so every file it wrote is valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.sinks import JsonlSink, VideoSink, WindowSink
+from ppl_edge.runtime.sources import Frame, FrameSource, open_source, sanitize_frame
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODEL = "ppl-small-humanoid"
+MAX_CONSECUTIVE_ERRORS = 50  # estimator failures in a row before the loop gives up
+OVERLAY_REFRESH_S = 0.5  # how often the on-screen FPS and stage times change
+OVERLAY_STAGES = ("preprocess", "inference", "refine", "postprocess", "draw", "total")
+
+
+def default_model_path() -> Path:
+    """The shipped export: ``$PPL_EDGE_MODEL``, else ``models/ppl-small-humanoid`` of the source
+    tree, else of the working directory.
+
+    Raises:
+        PplEdgeError: none of them exists.
+    """
+    env = os.environ.get("PPL_EDGE_MODEL")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL,
+                   Path.cwd() / "models" / SHIPPED_MODEL]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise PplEdgeError(f"no --model given and the shipped model is not at "
+                       f"{' or '.join(str(p) for p in candidates)}; pass --model EXPORT_DIR "
+                       "(written by 'ppl-edge convert')")
+
+
+class StageStats:
+    """Per-stage latencies in ms: exact count and mean, percentiles over the last ``keep`` samples
+    (bounded memory for endless runs)."""
+
+    def __init__(self, keep: int = 4096):
+        self.keep = keep
+        self._recent: dict[str, deque] = {}
+        self._sum: Counter = Counter()
+        self._count: Counter = Counter()
+
+    def add(self, stage: str, ms: float) -> None:
+        """Record one sample of ``stage``."""
+        if stage not in self._recent:
+            self._recent[stage] = deque(maxlen=self.keep)
+        self._recent[stage].append(ms)
+        self._sum[stage] += ms
+        self._count[stage] += 1
+
+    def recent(self, stage: str, count: int) -> list[float]:
+        """The last ``count`` samples of ``stage`` (at least one value: 0.0 when none)."""
+        samples = self._recent.get(stage)
+        return list(samples)[-count:] if samples else [0.0]
+
+    def mean(self, stage: str) -> float:
+        """Mean over every sample of ``stage`` (0.0 if none)."""
+        return self._sum[stage] / self._count[stage] if self._count[stage] else 0.0
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """stage -> {count, mean, p50, p90, p99} in ms, in first-seen stage order."""
+        out = {}
+        for stage, recent in self._recent.items():
+            p50, p90, p99 = np.percentile(np.fromiter(recent, float), [50, 90, 99])
+            out[stage] = {"count": self._count[stage], "mean": round(self.mean(stage), 4),
+                          "p50": round(float(p50), 4), "p90": round(float(p90), 4),
+                          "p99": round(float(p99), 4)}
+        return out
+
+
+@dataclass
+class LiveSummary:
+    """What a run of the loop did; ``format()`` is the report printed on exit."""
+
+    frames: int = 0  # frames the estimator ran on
+    bad_frames: int = 0  # frames skipped: unusable image or estimator error
+    bad_reasons: Counter = field(default_factory=Counter)
+    dropped: int = 0  # frames the latest-frame capture replaced before they were used
+    reconnects: int = 0
+    subjects: int = 0  # poses returned over all frames
+    seconds: float = 0.0
+    stopped_by: str = "end of source"
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        """Processed frames per second of wall time."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"frames": self.frames, "bad_frames": self.bad_frames,
+                "bad_reasons": dict(self.bad_reasons), "dropped": self.dropped,
+                "reconnects": self.reconnects, "subjects": self.subjects,
+                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
+                "stopped_by": self.stopped_by, "stages_ms": self.stages}
+
+    def format(self) -> str:
+        """Human-readable multi-line report."""
+        bad = ", ".join(f"{k}: {v}" for k, v in self.bad_reasons.items())
+        head = (f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS "
+                f"(stopped by {self.stopped_by}); {self.subjects} poses; "
+                f"{self.bad_frames} bad frames skipped{f' ({bad})' if bad else ''}; "
+                f"{self.dropped} dropped by latest-frame capture; {self.reconnects} reconnects")
+        lines = [head, f"{'stage':<12} {'mean':>8} {'p50':>8} {'p90':>8} {'p99':>8}  (ms)"]
+        for stage, s in self.stages.items():
+            lines.append(f"{stage:<12} {s['mean']:8.2f} {s['p50']:8.2f} {s['p90']:8.2f} "
+                         f"{s['p99']:8.2f}")
+        return "\n".join(lines)
+
+
+def _draw(image: np.ndarray, results: list, fps: float | None,
+          stages: dict[str, float] | None) -> np.ndarray:
+    """The learned skeleton of every result (runtime/draw.py) and the FPS / timing overlay, drawn
+    on a copy of the frame; ``stages`` None draws no overlay."""
+    from ppl_edge.runtime.draw import draw_results
+
+    return draw_results(image.copy(), results, fps=fps, timings=stages if stages is not None
+                        else {})
+
+
+def _record(frame: Frame, image: np.ndarray, results: list, timings: dict[str, float]) -> dict:
+    """The JSONL object of one frame."""
+    return {"frame": frame.index, "capture_time": round(frame.capture_time, 6),
+            "wall_time": round(time.time(), 6),
+            "latency_ms": round((time.perf_counter() - frame.capture_mono) * 1e3, 3),
+            "position_ms": frame.position_ms, "width": image.shape[1], "height": image.shape[0],
+            "subjects": [r.to_dict() for r in results],
+            "timings_ms": {k: round(v, 4) for k, v in timings.items()}}
+
+
+def run_loop(estimator: Callable[[np.ndarray], list], source: FrameSource, *,
+             window: WindowSink | None = None, video: VideoSink | None = None,
+             jsonl: JsonlSink | None = None,
+             callback: Callable[[Frame, list], bool | None] | None = None,
+             max_frames: int | None = None, fps_every: float = 5.0, overlay: bool = True,
+             handle_signals: bool = True) -> LiveSummary:
+    """Run ``estimator`` on every frame of ``source`` until it ends, a signal, the window closes,
+    ``callback`` returns False or ``max_frames`` frames were processed.
+
+    Args:
+        estimator: ``estimator(frame_bgr (H, W, 3) uint8) -> list[Result]``, e.g. ``Estimator``.
+        source: where frames come from; stopped (not closed) by signals.
+        window, video, jsonl: optional sinks (the caller closes them).
+        callback: ``callback(frame, results)`` after each processed frame; return False to stop.
+        max_frames: stop after this many processed frames.
+        fps_every: seconds between FPS log lines (and overlay refreshes).
+        overlay: draw FPS and stage times on the displayed / recorded frames.
+        handle_signals: in the main thread, turn the first SIGINT / SIGTERM into a clean stop (a
+            second one interrupts at once).
+
+    Returns:
+        The run's :class:`LiveSummary`.
+    """
+    summary, stats = LiveSummary(), StageStats()
+    stopped: list[str] = []
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum, _frame) -> None:
+        stopped.append(signal.Signals(signum).name)
+        source.stop()
+        for sig, handler in previous.items():  # a second signal acts at once
+            signal.signal(sig, handler)
+
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    draw_needed = window is not None or video is not None
+    errors_in_row, shown, recent = 0, {}, deque(maxlen=30)
+    start = last_log = last_overlay = time.perf_counter()
+    try:
+        frames = iter(source)
+        while not stopped:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            image, why = sanitize_frame(frame.image)
+            t1b = time.perf_counter()
+            if image is None:
+                summary.bad_frames += 1
+                summary.bad_reasons[why] += 1
+                continue
+            try:
+                results = estimator(image)
+                errors_in_row = 0
+            except Exception as err:  # one failing frame must not end a live run
+                errors_in_row += 1
+                summary.bad_frames += 1
+                summary.bad_reasons[f"error {type(err).__name__}"] += 1
+                log.warning("frame %d skipped: %s", frame.index, err, exc_info=errors_in_row == 1)
+                if errors_in_row >= MAX_CONSECUTIVE_ERRORS:
+                    raise PplEdgeError(f"{errors_in_row} frames in a row failed; last error: "
+                                       f"{err}") from err
+                continue
+            t2 = time.perf_counter()
+            timings = {"capture": (t1 - t0) * 1e3, "validate": (t1b - t1) * 1e3,
+                       **_estimator_timings(results), "estimate": (t2 - t1b) * 1e3}
+            if draw_needed:
+                canvas = _draw(image, results, shown.get("fps") if overlay else None,
+                               shown.get("stages", {}) if overlay else None)
+                timings["draw"] = (time.perf_counter() - t2) * 1e3
+            t3 = time.perf_counter()
+            if jsonl is not None:
+                jsonl.write(_record(frame, image, results, timings))
+            if video is not None:
+                video.write(canvas, at=frame.capture_mono if source.is_live else None)
+            if window is not None and not window.show(canvas):
+                stopped.append("window closed")
+            if callback is not None and callback(frame, results) is False:
+                stopped.append("callback")
+            timings["output"] = (time.perf_counter() - t3) * 1e3
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            for stage, ms in timings.items():
+                stats.add(stage, ms)
+            summary.frames += 1
+            summary.subjects += len(results)
+            now = time.perf_counter()
+            recent.append(now)
+            if now - last_overlay >= OVERLAY_REFRESH_S or summary.frames == 1:
+                shown["fps"] = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+                shown["stages"] = {k: round(float(np.mean(stats.recent(k, 30))), 1)
+                                   for k in OVERLAY_STAGES if k in timings}
+                last_overlay = now
+            if now - last_log >= fps_every:
+                log.info("%d frames | %.1f FPS | total %.1f ms | bad %d | dropped %d",
+                         summary.frames, shown["fps"], stats.mean("total"), summary.bad_frames,
+                         source.stats.dropped)
+                last_log = now
+            if max_frames is not None and summary.frames >= max_frames:
+                stopped.append("max frames")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        summary.seconds = time.perf_counter() - start
+        summary.dropped, summary.reconnects = source.stats.dropped, source.stats.reconnects
+        summary.stages = stats.summary()
+    if stopped:
+        summary.stopped_by = stopped[0]
+    return summary
+
+
+def _estimator_timings(results: list) -> dict[str, float]:
+    """The estimator's per-stage ms of this frame (shared by its results; none without a subject),
+    without its "total" (the loop's "estimate" is the same span seen from outside)."""
+    timings = dict(results[0].timings) if results else {}
+    timings.pop("total", None)
+    return timings
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Everything ``ppl-edge live`` needs (see ``ppl_edge/cli/live.py`` for the flags).
+
+    ``source`` is a camera index or a URI for :func:`open_source`; ``model`` None is the shipped
+    model; ``roi`` is (x, y, w, h) in frame pixels.
+    """
+
+    source: int | str = 0
+    model: str | None = None
+    backend: str = "auto"
+    refine: str = "none"
+    iterations: int = 0
+    crops: str = "full"
+    roi: tuple[int, int, int, int] | None = None
+    threads: int | None = None  # ONNX Runtime CPU threads (None: its default)
+    smooth: bool = False
+    min_cutoff: float = 1.0  # One Euro defaults of runtime/smoothing.py (Casiez et al. 2012)
+    beta: float = 0.05
+    output: str | None = None
+    jsonl: str | None = None
+    headless: bool = False
+    max_frames: int | None = None
+    fps_every: float = 5.0
+    realtime: bool = False
+    retries: int = 5
+    overlay: bool = True
+
+    def __post_init__(self) -> None:
+        if self.refine not in ("none", "memory", "image"):
+            raise PplEdgeError(f"refine must be none, memory or image, got '{self.refine}'")
+        if self.iterations < 0:
+            raise PplEdgeError(f"iterations must be >= 0, got {self.iterations}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise PplEdgeError(f"max-frames must be >= 1, got {self.max_frames}")
+        if self.fps_every <= 0 or self.retries < 0:
+            raise PplEdgeError(f"fps-every must be > 0 and retries >= 0, got {self.fps_every} "
+                               f"and {self.retries}")
+        if self.roi is not None and (len(self.roi) != 4 or min(self.roi[2:]) <= 0):
+            raise PplEdgeError(f"roi must be x,y,w,h with w, h > 0, got {self.roi}")
+
+
+def build_estimator(options: LiveOptions):
+    """The :class:`~ppl_edge.runtime.Estimator` the options describe."""
+    from ppl_edge.runtime import Estimator
+
+    smooth = {"min_cutoff": options.min_cutoff, "beta": options.beta} if options.smooth else None
+    return Estimator(options.model or default_model_path(), backend=options.backend,
+                     refine=options.refine, iterations=options.iterations, crops=options.crops,
+                     roi=options.roi, smooth=smooth, threads=options.threads)
+
+
+def run_live(options: LiveOptions, *, source: FrameSource | None = None, estimator: Any = None,
+             callback: Callable[[Frame, list], bool | None] | None = None) -> LiveSummary:
+    """Open the model, the source and the sinks of ``options``, run the loop, close everything.
+
+    Args:
+        options: what to run.
+        source: use this source instead of opening ``options.source``.
+        estimator: use this estimator instead of building one (it is not closed here).
+        callback: see :func:`run_loop`.
+
+    Raises:
+        PplEdgeError: a model, source or output that cannot be opened.
+    """
+    with ExitStack() as stack:
+        if estimator is None:
+            estimator = build_estimator(options)
+            if hasattr(estimator, "close"):
+                stack.callback(estimator.close)
+        if source is None:
+            source = open_source(options.source, realtime=options.realtime,
+                                 retries=options.retries)
+        stack.callback(source.close)
+        window = None if options.headless else stack.enter_context(WindowSink())
+        video = jsonl = None
+        if options.output:
+            video = stack.enter_context(VideoSink(options.output, fps=source.fps or 30.0))
+        if options.jsonl:
+            jsonl = stack.enter_context(JsonlSink(options.jsonl))
+        log.info("running on %s%s", source.name, " (latest-frame capture)" if source.is_live else "")
+        return run_loop(estimator, source, window=window, video=video, jsonl=jsonl,
+                        callback=callback, max_frames=options.max_frames,
+                        fps_every=options.fps_every, overlay=options.overlay)
