@@ -42,6 +42,7 @@ def test_synth_round_trip_matches_the_synthetic_dataset(tmp_path):
     np.testing.assert_allclose((kp / 31 * 2 - 1), written[0]["keypoints"].numpy(), atol=1e-4)
     # the images folder alone is a plain image-folder dataset
     assert len(build_dataset(f"folder:{out / 'images'}", 32)) == 6
+    assert len(build_dataset(f"folder:{out}", 32)) == 6  # the masks are not read as images
     # a second run does not clobber the folder
     assert main(["-q", "data", "synth", "--count", "2", "--size", "32", "--out", str(out)]) == 1
     assert main(["-q", "data", "synth", "--count", "2", "--size", "32", "--out", str(out),

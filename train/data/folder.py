@@ -9,6 +9,7 @@ name, and ``reference`` is another frame of the same folder at most ``max_gap`` 
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import torch
@@ -24,6 +25,8 @@ from ppl_edge.train.data.common import (
     require_dir,
     resize,
 )
+
+log = logging.getLogger(__name__)
 
 
 def pick_reference(position: int, count: int, max_gap: int, generator=None) -> int:
@@ -56,6 +59,10 @@ class ImageFolderDataset(SkippingDataset):
                  flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
         super().__init__()
         self.root = require_dir(root, "folder dataset")
+        if (self.root / "meta.json").is_file() and (self.root / "images").is_dir():
+            # a folder written by `ppl-edge data synth`: read its images, not its masks
+            log.info("%s holds synthetic data: reading %s only", self.root, self.root / "images")
+            self.root = self.root / "images"
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.flip = (split == "train") if flip is None else bool(flip)

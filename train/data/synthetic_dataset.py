@@ -28,8 +28,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
         max_gap: largest frame distance between ``image`` and ``reference``.
 
     Items:
-        image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1];
-        visible (J,) bool; mask (1, H, W) float32; reference (3, H, W) in video mode.
+        image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1] (beyond
+        it for joints outside the frame); visible (J,) bool, False when out of frame or occluded; mask (1, H, W) float32; reference (3, H, W) in video mode.
     """
 
     def __init__(self, category: str = "humanoid", img_size: int = 64, split: str = "train",
