@@ -48,7 +48,8 @@ def layout_for(spec: str, protocol: str = "auto", dataset=None) -> Layout:
     kind = spec.partition(":")[0]
     if kind in _NO_LABELS:
         raise PplEdgeError(
-            f"dataset {spec!r} has no ground-truth keypoints; evaluation needs synthetic:<category>, "
+            f"dataset {spec!r} has no ground-truth keypoints; evaluation needs "
+            "synthetic:<category>, "
             "synthdir:PATH, h36m:PATH, taichi:PATH or cub:PATH"
         )
     if dataset is None and kind == "synthetic":
@@ -99,8 +100,14 @@ Transform = Callable  # (images (B, 3, H, W) tensor, indices (B,) ndarray) -> im
 
 
 def predict_split(
-    model, dataset, count: int, batch: int = 64, iterations: int = 0, mode: str = "image",
-    keep: int = 0, transform: Transform | None = None,
+    model,
+    dataset,
+    count: int,
+    batch: int = 64,
+    iterations: int = 0,
+    mode: str = "image",
+    keep: int = 0,
+    transform: Transform | None = None,
 ) -> Predictions:
     """Run ``model.iterative_inference`` over the first ``count`` items of ``dataset``.
 
@@ -135,14 +142,26 @@ def predict_split(
         refined.append(np.stack([s["keypoints_refined"].cpu().numpy() for s in steps]))
         if "keypoints" in items[0]:
             gts.append(np.stack([it["keypoints"].numpy() for it in items]))
-            vis.append(np.stack([it["visible"].numpy() if "visible" in it else
-                                 np.ones(len(it["keypoints"]), bool) for it in items]))
+            vis.append(
+                np.stack(
+                    [
+                        it["visible"].numpy()
+                        if "visible" in it
+                        else np.ones(len(it["keypoints"]), bool)
+                        for it in items
+                    ]
+                )
+            )
         if start < keep:
             kept.append(np.stack([s["input"][: keep - start].cpu().numpy() for s in steps]))
-    to01 = lambda parts, axis: np.concatenate(parts, axis=axis).astype(np.float64) * 0.5 + 0.5
+
+    def to01(parts, axis):  # [-1, 1] -> [0, 1], float64 for the regressions
+        return np.concatenate(parts, axis=axis).astype(np.float64) * 0.5 + 0.5
+
     H, W = dataset[0]["image"].shape[-2:]
     return Predictions(
-        keypoints=to01(kpts, 1), refined=to01(refined, 1),
+        keypoints=to01(kpts, 1),
+        refined=to01(refined, 1),
         gt=to01(gts, 0) if gts else None,
         visible=np.concatenate(vis).astype(bool) if vis else None,
         images=np.concatenate(kept, axis=1) if kept else np.zeros((iterations + 1, 0, 3, H, W)),
@@ -169,8 +188,16 @@ def _finite(value):
 
 
 def run_evaluation(
-    model, fit_data, test_data, layout: Layout, n_fit: int, n_test: int, batch: int = 64,
-    iterations: int = 0, mode: str = "image", keep: int = 0,
+    model,
+    fit_data,
+    test_data,
+    layout: Layout,
+    n_fit: int,
+    n_test: int,
+    batch: int = 64,
+    iterations: int = 0,
+    mode: str = "image",
+    keep: int = 0,
 ) -> tuple[dict, ev.LinearFit, Predictions]:
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
@@ -186,24 +213,36 @@ def run_evaluation(
         raise PplEdgeError("the dataset items carry no 'keypoints'; nothing to evaluate against")
     p, sp = layout.protocol, layout.swap_pairs
     fit = ev.fit_protocol(p, fit_pred.keypoints[0], fit_pred.gt, fit_pred.visible, sp)
-    scores = [ev.score_protocol(fit, test_pred.keypoints[i], test_pred.gt, test_pred.visible, sp)
-              for i in range(iterations + 1)]
+    scores = [
+        ev.score_protocol(fit, test_pred.keypoints[i], test_pred.gt, test_pred.visible, sp)
+        for i in range(iterations + 1)
+    ]
     fit_ref = ev.fit_protocol(p, fit_pred.refined[0], fit_pred.gt, fit_pred.visible, sp)
     refined = ev.score_protocol(fit_ref, test_pred.refined[0], test_pred.gt, test_pred.visible, sp)
     s0 = scores[0]
     metrics = {
-        "protocol": p, "units": "pixels at 256 (summed MAE)" if p == "taichi" else "fraction of image",
-        "n_fit": fit_pred.count, "n_test": test_pred.count, "iterations": iterations, "mode": mode,
+        "protocol": p,
+        "units": "pixels at 256 (summed MAE)" if p == "taichi" else "fraction of image",
+        "n_fit": fit_pred.count,
+        "n_test": test_pred.count,
+        "iterations": iterations,
+        "mode": mode,
         "error": s0.error,
         "error_per_iteration": [s.error for s in scores],
         "error_memory_refined": refined.error,
-        "baseline_mean_pose": ev.mean_pose_baseline(p, fit_pred.gt, test_pred.gt, sp,
-                                                    fit_pred.visible, test_pred.visible),
-        "pdj": ev.pdj(s0.pred, s0.gt, 0.2, layout.torso, s0.visible), "pdj_fraction": 0.2,
+        "baseline_mean_pose": ev.mean_pose_baseline(
+            p, fit_pred.gt, test_pred.gt, sp, fit_pred.visible, test_pred.visible
+        ),
+        "pdj": ev.pdj(s0.pred, s0.gt, 0.2, layout.torso, s0.visible),
+        "pdj_fraction": 0.2,
         "pdj_reference": "torso" if layout.torso else "bbox diagonal",
-        "fit": fit.info, "test": s0.info,
-        "seconds": {"predict_fit": t1 - t0, "predict_test": t2 - t1,
-                    "regression": time.perf_counter() - t2},
+        "fit": fit.info,
+        "test": s0.info,
+        "seconds": {
+            "predict_fit": t1 - t0,
+            "predict_test": t2 - t1,
+            "regression": time.perf_counter() - t2,
+        },
     }
     if layout.limbs:
         metrics["bplp_c"] = _finite(ev.bplp_c(s0.pred, layout.limbs))
@@ -212,9 +251,15 @@ def run_evaluation(
 
 
 def evaluate_checkpoint(
-    ckpt: str | Path, data_spec: str = "synthetic:humanoid", protocol: str = "auto",
-    n_fit: int = 2000, n_test: int = 1000, batch: int = 64, iterations: int = 0,
-    mode: str = "image", seed: int = 0,
+    ckpt: str | Path,
+    data_spec: str = "synthetic:humanoid",
+    protocol: str = "auto",
+    n_fit: int = 2000,
+    n_test: int = 1000,
+    batch: int = 64,
+    iterations: int = 0,
+    mode: str = "image",
+    seed: int = 0,
 ) -> dict:
     """Evaluate a checkpoint: fit on ``train_reg``, score on ``test``; returns a dict of numbers.
 
@@ -235,25 +280,36 @@ def evaluate_checkpoint(
     fit_data, test_data = build_splits(data_spec, model.cfg.img_size, n_fit, n_test, seed)
     layout = layout_for(data_spec, protocol, test_data)
     with torch.inference_mode():
-        metrics, _, _ = run_evaluation(model, fit_data, test_data, layout, n_fit, n_test, batch,
-                                       iterations, mode)
+        metrics, _, _ = run_evaluation(
+            model, fit_data, test_data, layout, n_fit, n_test, batch, iterations, mode
+        )
     return {"checkpoint": str(ckpt), "data": data_spec, **metrics}
 
 
 def metrics_markdown(metrics: dict) -> str:
     """A short Markdown table of the headline numbers (fractions printed x100)."""
     scale = 1.0 if metrics["protocol"] == "taichi" else 100.0
-    rows = [("error", metrics["error"] * scale),
-            ("error, memory-refined keypoints", metrics["error_memory_refined"] * scale),
-            ("mean-pose baseline", metrics["baseline_mean_pose"] * scale),
-            (f"PDJ@{metrics['pdj_fraction']} ({metrics['pdj_reference']}), %", 100 * metrics["pdj"])]
-    rows += [(f"error after {i} iterations ({metrics['mode']})", e * scale)
-             for i, e in enumerate(metrics["error_per_iteration"]) if i > 0]
+    rows = [
+        ("error", metrics["error"] * scale),
+        ("error, memory-refined keypoints", metrics["error_memory_refined"] * scale),
+        ("mean-pose baseline", metrics["baseline_mean_pose"] * scale),
+        (f"PDJ@{metrics['pdj_fraction']} ({metrics['pdj_reference']}), %", 100 * metrics["pdj"]),
+    ]
+    rows += [
+        (f"error at iteration {i} ({metrics['mode']} refinement)", e * scale)
+        for i, e in enumerate(metrics["error_per_iteration"])
+        if i > 0
+    ]
     for key, name in (("bplp_c", "BPLP-C"), ("bplp_c_gt", "BPLP-C of ground truth")):
         if key in metrics:
             rows.append((name, float("inf") if metrics[key] is None else metrics[key]))
     unit = "pixels at 256" if scale == 1.0 else "% of image size"
-    head = [f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "
-            f"{metrics['n_fit']} train_reg images, scored on {metrics['n_test']} test images; "
-            f"errors in {unit}.", "", "| metric | value |", "|---|---:|"]
+    head = [
+        f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "
+        f"{metrics['n_fit']} train_reg images, scored on {metrics['n_test']} test images; "
+        f"errors in {unit}.",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+    ]
     return "\n".join(head + [f"| {k} | {v:.2f} |" for k, v in rows]) + "\n"

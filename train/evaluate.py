@@ -5,11 +5,13 @@ detected keypoints to the J annotated joints on the ``train_reg`` split and scor
 (AutoLink's per-dataset ``test_epoch_end``, ppl_official_code.md §5.2). All arrays here are NumPy,
 (x, y) in [0, 1] image units: a model's [-1, 1] keypoints map to ``p * 0.5 + 0.5``.
 
-- Human3.6M: OLS without bias or ridge, flip-invariant through a left/right swap loop, fit outliers
-  dropped (mean + 3 std); error = mean over samples of the mean joint distance (fraction of image size).
+- Human3.6M: OLS without bias or ridge, flip-invariant through a left/right swap loop, fit
+  outliers dropped (mean + 3 std); error = mean over samples of the mean joint distance
+  (fraction of the image size).
 - Taichi: per-coordinate OLS with bias on visible labels, at 256 px; error = sum over coordinates of
   the mean absolute error in pixels.
-- CUB: per-part OLS without bias on visible samples; error = summed visible distances / visible count.
+- CUB: per-part OLS without bias on visible samples; error = summed visible distances / visible
+  count.
 
 Plus PDJ, BPLP-C and a mean-pose baseline. NumPy only; running a checkpoint through these protocols
 (:func:`evaluate_checkpoint`) lives in :mod:`ppl_edge.train.eval_run` and imports torch lazily.
@@ -30,14 +32,34 @@ log = logging.getLogger(__name__)
 # Human3.6M 32-joint left/right pairs of AutoLink's h36m.py, verbatim. (21, 28) is probably a typo
 # for (21, 29) in the official list; it is kept so that numbers stay comparable (see swap_joints).
 H36M_SWAP_PAIRS: tuple[tuple[int, int], ...] = (
-    (1, 6), (2, 7), (3, 8), (4, 9), (5, 10), (17, 25), (18, 26), (19, 27),
-    (20, 28), (21, 28), (22, 30), (23, 31),
+    (1, 6),
+    (2, 7),
+    (3, 8),
+    (4, 9),
+    (5, 10),
+    (17, 25),
+    (18, 26),
+    (19, 27),
+    (20, 28),
+    (21, 28),
+    (22, 30),
+    (23, 31),
 )
 # Limbs of the H36M 32-joint skeleton (parents of the standard layout): hips, thighs, shins, spine,
 # neck, upper arms, forearms. Used by BPLP-C.
 H36M_LIMBS: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 3), (0, 6), (6, 7), (7, 8), (0, 12), (12, 13),
-    (17, 18), (18, 19), (25, 26), (26, 27),
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (0, 6),
+    (6, 7),
+    (7, 8),
+    (0, 12),
+    (12, 13),
+    (17, 18),
+    (18, 19),
+    (25, 26),
+    (26, 27),
 )
 H36M_TORSO: tuple[int, int] = (17, 1)  # left shoulder - right hip: PDJ's torso diameter (DeepPose)
 SWAP_LIMIT = 10  # official: swap and refit while more than 10 samples prefer the swapped labels
@@ -77,7 +99,8 @@ class Scored:
 def _check(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None = None) -> None:
     if pred.ndim != 3 or pred.shape[-1] != 2 or gt.ndim != 3 or gt.shape[-1] != 2:
         raise PplEdgeError(
-            f"expected predictions (S, N, 2) and ground truth (S, J, 2), got {pred.shape} and {gt.shape}"
+            f"expected predictions (S, N, 2) and ground truth (S, J, 2), got {pred.shape} and "
+            f"{gt.shape}"
         )
     if pred.shape[0] != gt.shape[0]:
         raise PplEdgeError(f"{pred.shape[0]} predictions for {gt.shape[0]} ground-truth poses")
@@ -145,12 +168,17 @@ def _fit_ols_with_swaps(x: np.ndarray, gt: np.ndarray, pairs) -> LinearFit:
     d = per_sample_error((x @ beta).reshape(S, J, 2), gt)
     keep = d <= d.mean() + 3 * d.std()
     beta = np.linalg.lstsq(x[keep], gt[keep].reshape(int(keep.sum()), -1), rcond=None)[0]
-    info = {"fit_samples": S, "kept": int(keep.sum()), "swapped": swapped_total, "swap_rounds": rounds}
+    info = {
+        "fit_samples": S,
+        "kept": int(keep.sum()),
+        "swapped": swapped_total,
+        "swap_rounds": rounds,
+    }
     return LinearFit("h36m", beta, info)
 
 
 def _test_swap_loop(pred: np.ndarray, gt: np.ndarray, pairs) -> tuple[np.ndarray, int]:
-    """The test side of the swap loop (the regressor is fixed): returns aligned gt and swap count."""
+    """Test side of the swap loop (the regressor is fixed): returns aligned gt and swap count."""
     gt = np.array(gt, dtype=np.float64, copy=True)
     total = 0
     for _ in range(MAX_SWAP_ROUNDS if pairs else 0):
@@ -171,7 +199,7 @@ def fit_h36m(pred_fit: np.ndarray, gt_fit: np.ndarray, swap_pairs=H36M_SWAP_PAIR
 def score_h36m(
     fit: LinearFit, pred_test: np.ndarray, gt_test: np.ndarray, swap_pairs=H36M_SWAP_PAIRS
 ) -> Scored:
-    """Apply a Human3.6M regressor; error = mean per-sample mean joint distance after the swap loop."""
+    """Apply a Human3.6M regressor; error = mean per-sample joint distance after the swap loop."""
     _check(pred_test, gt_test)
     x = np.ones((len(pred_test), 1)) if fit.info.get("constant") else _flat(pred_test)
     if x.shape[1] != fit.beta.shape[0]:
@@ -185,7 +213,10 @@ def score_h36m(
 
 
 def h36m_regression_error(
-    pred_fit: np.ndarray, gt_fit: np.ndarray, pred_test: np.ndarray, gt_test: np.ndarray,
+    pred_fit: np.ndarray,
+    gt_fit: np.ndarray,
+    pred_test: np.ndarray,
+    gt_test: np.ndarray,
     swap_pairs: Sequence[tuple[int, int]] = H36M_SWAP_PAIRS,
 ) -> float:
     """Human3.6M protocol error (fraction of the image size; papers print x100).
@@ -200,10 +231,12 @@ def h36m_regression_error(
 
 
 def fit_taichi(
-    pred_fit: np.ndarray, gt_fit: np.ndarray, visible_fit: np.ndarray | None = None,
+    pred_fit: np.ndarray,
+    gt_fit: np.ndarray,
+    visible_fit: np.ndarray | None = None,
     size: int = TAICHI_SIZE,
 ) -> LinearFit:
-    """Per-coordinate OLS with bias on visible labels, detections and labels in pixels [0, size-1]."""
+    """Per-coordinate OLS with bias on visible labels; detections and labels in pixels."""
     _check(pred_fit, gt_fit, visible_fit)
     x = _with_bias(_flat(pred_fit) * (size - 1))
     y = _flat(gt_fit) * (size - 1)
@@ -218,10 +251,12 @@ def fit_taichi(
 
 
 def score_taichi(
-    fit: LinearFit, pred_test: np.ndarray, gt_test: np.ndarray,
+    fit: LinearFit,
+    pred_test: np.ndarray,
+    gt_test: np.ndarray,
     visible_test: np.ndarray | None = None,
 ) -> Scored:
-    """Sum over the 2J coordinates of the mean absolute error (pixels at ``size``) on visible labels.
+    """Sum over the 2J coordinates of the mean absolute error (pixels at ``size``), visible labels.
 
     A coordinate with no visible test label contributes nothing.
     """
@@ -229,18 +264,25 @@ def score_taichi(
     scale = fit.info["size"] - 1
     pred_px = _with_bias(_flat(pred_test) * scale) @ fit.beta  # (S, 2J)
     y = _flat(gt_test) * scale
-    vis = np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    vis = (
+        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    )
     vis2 = np.repeat(vis, 2, axis=1)
     total = sum(
         float(np.abs(pred_px[vis2[:, c], c] - y[vis2[:, c], c]).mean())
-        for c in range(y.shape[1]) if vis2[:, c].any()
+        for c in range(y.shape[1])
+        if vis2[:, c].any()
     )
     return Scored(total, (pred_px / scale).reshape(gt_test.shape), np.asarray(gt_test), vis)
 
 
 def taichi_error(
-    pred_fit: np.ndarray, gt_fit: np.ndarray, pred_test: np.ndarray, gt_test: np.ndarray,
-    visible_fit: np.ndarray | None = None, visible_test: np.ndarray | None = None,
+    pred_fit: np.ndarray,
+    gt_fit: np.ndarray,
+    pred_test: np.ndarray,
+    gt_test: np.ndarray,
+    visible_fit: np.ndarray | None = None,
+    visible_test: np.ndarray | None = None,
     size: int = TAICHI_SIZE,
 ) -> float:
     """Taichi protocol: summed MAE in pixels at 256 (inputs in [0, 1], visibility (S, J) bool)."""
@@ -248,7 +290,9 @@ def taichi_error(
     return score_taichi(fit, pred_test, gt_test, visible_test).error
 
 
-def fit_cub(pred_fit: np.ndarray, gt_fit: np.ndarray, visible_fit: np.ndarray | None = None) -> LinearFit:
+def fit_cub(
+    pred_fit: np.ndarray, gt_fit: np.ndarray, visible_fit: np.ndarray | None = None
+) -> LinearFit:
     """Per GT part OLS without bias from all 2N detections, on samples where the part is visible."""
     _check(pred_fit, gt_fit, visible_fit)
     x = _flat(pred_fit)
@@ -257,34 +301,45 @@ def fit_cub(pred_fit: np.ndarray, gt_fit: np.ndarray, visible_fit: np.ndarray | 
     for j in range(gt_fit.shape[1]):
         if not vis[:, j].any():
             raise PplEdgeError(f"cub: part {j} is never visible in the fit split")
-        beta[:, 2 * j:2 * j + 2] = _solve_ridge_fallback(x[vis[:, j]], gt_fit[vis[:, j], j])
+        beta[:, 2 * j : 2 * j + 2] = _solve_ridge_fallback(x[vis[:, j]], gt_fit[vis[:, j], j])
     return LinearFit("cub", beta, {"fit_samples": len(x)})
 
 
 def score_cub(
-    fit: LinearFit, pred_test: np.ndarray, gt_test: np.ndarray,
+    fit: LinearFit,
+    pred_test: np.ndarray,
+    gt_test: np.ndarray,
     visible_test: np.ndarray | None = None,
 ) -> Scored:
     """Sum of visible test distances / visible count (fraction of the crop; papers print x100)."""
     _check(pred_test, gt_test, visible_test)
     pred = (_flat(pred_test) @ fit.beta).reshape(gt_test.shape)
-    vis = np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    vis = (
+        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    )
     dist = np.linalg.norm(pred - gt_test, axis=-1)  # (S, J)
     err = float(dist[vis].sum() / max(int(vis.sum()), 1))
     return Scored(err, pred, np.asarray(gt_test), vis, {"visible": int(vis.sum())})
 
 
 def cub_error(
-    pred_fit: np.ndarray, gt_fit: np.ndarray, pred_test: np.ndarray, gt_test: np.ndarray,
-    visible_fit: np.ndarray | None = None, visible_test: np.ndarray | None = None,
+    pred_fit: np.ndarray,
+    gt_fit: np.ndarray,
+    pred_test: np.ndarray,
+    gt_test: np.ndarray,
+    visible_fit: np.ndarray | None = None,
+    visible_test: np.ndarray | None = None,
 ) -> float:
     """CUB protocol: mean visible part distance in [0, 1] crop units."""
     return score_cub(fit_cub(pred_fit, gt_fit, visible_fit), pred_test, gt_test, visible_test).error
 
 
 def pdj(
-    pred: np.ndarray, gt: np.ndarray, fraction: float = 0.2,
-    torso: tuple[int, int] | None = None, visible: np.ndarray | None = None,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    fraction: float = 0.2,
+    torso: tuple[int, int] | None = None,
+    visible: np.ndarray | None = None,
 ) -> float:
     """Percentage of Detected Joints (DeepPose): distance < fraction x reference length.
 
@@ -336,8 +391,11 @@ def bplp_c(kpts: np.ndarray, limbs: Sequence[tuple[int, int]]) -> float:
 
 
 def mean_pose_baseline(
-    protocol: str, gt_fit: np.ndarray, gt_test: np.ndarray,
-    swap_pairs: Sequence[tuple[int, int]] = (), visible_fit: np.ndarray | None = None,
+    protocol: str,
+    gt_fit: np.ndarray,
+    gt_test: np.ndarray,
+    swap_pairs: Sequence[tuple[int, int]] = (),
+    visible_fit: np.ndarray | None = None,
     visible_test: np.ndarray | None = None,
 ) -> float:
     """The protocol's error when every test image gets the mean training pose.
@@ -350,13 +408,23 @@ def mean_pose_baseline(
         fit = _fit_ols_with_swaps(np.ones((S, 1)), gt_fit, tuple(swap_pairs))
         fit = LinearFit("h36m", fit.beta, {**fit.info, "constant": True})
         return score_h36m(fit, np.zeros((len(gt_test), 1, 2)), gt_test, swap_pairs).error
-    vis_f = np.ones(gt_fit.shape[:2], bool) if visible_fit is None else np.asarray(visible_fit, bool)
-    vis_t = np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    vis_f = (
+        np.ones(gt_fit.shape[:2], bool) if visible_fit is None else np.asarray(visible_fit, bool)
+    )
+    vis_t = (
+        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
+    )
     mean = np.stack([gt_fit[vis_f[:, j], j].mean(axis=0) for j in range(gt_fit.shape[1])])  # (J, 2)
     if protocol == "taichi":
         err = np.abs(mean[None] - gt_test) * (TAICHI_SIZE - 1)  # (S, J, 2)
-        return float(sum(err[vis_t[:, j], j, c].mean() for j in range(err.shape[1]) for c in (0, 1)
-                         if vis_t[:, j].any()))
+        return float(
+            sum(
+                err[vis_t[:, j], j, c].mean()
+                for j in range(err.shape[1])
+                for c in (0, 1)
+                if vis_t[:, j].any()
+            )
+        )
     if protocol == "cub":
         dist = np.linalg.norm(mean[None] - gt_test, axis=-1)
         return float(dist[vis_t].sum() / max(int(vis_t.sum()), 1))
@@ -387,8 +455,15 @@ def score_protocol(fit: LinearFit, pred_test, gt_test, visible_test=None, swap_p
 
 
 def evaluate_checkpoint(
-    ckpt, data_spec: str = "synthetic:humanoid", protocol: str = "auto", n_fit: int = 2000,
-    n_test: int = 1000, batch: int = 64, iterations: int = 0, mode: str = "image", seed: int = 0,
+    ckpt,
+    data_spec: str = "synthetic:humanoid",
+    protocol: str = "auto",
+    n_fit: int = 2000,
+    n_test: int = 1000,
+    batch: int = 64,
+    iterations: int = 0,
+    mode: str = "image",
+    seed: int = 0,
 ) -> dict:
     """Run a checkpoint on ``train_reg`` (fit) and ``test`` (score); returns a dict of numbers.
 

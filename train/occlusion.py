@@ -32,7 +32,7 @@ CENTER_SIZES = (4, 6, 8, 10, 12)  # paper §4.3 / figure A2, in patches
 
 
 def random_patch_mask(ratio: float, rng: np.random.Generator, grid: int = GRID) -> np.ndarray:
-    """(grid, grid) bool with exactly round(ratio * grid²) patches set, drawn without replacement."""
+    """(grid, grid) bool with exactly round(ratio * grid²) patches set, without replacement."""
     if not 0.0 <= ratio <= 1.0:
         raise PplEdgeError(f"mask ratio must be in [0, 1], got {ratio}")
     count = int(round(ratio * grid * grid))
@@ -47,7 +47,7 @@ def center_patch_mask(size: int, grid: int = GRID) -> np.ndarray:
         raise PplEdgeError(f"centre mask size must be in [0, {grid}] patches, got {size}")
     mask = np.zeros((grid, grid), dtype=bool)
     start = (grid - size) // 2
-    mask[start:start + size, start:start + size] = True
+    mask[start : start + size, start : start + size] = True
     return mask
 
 
@@ -89,8 +89,11 @@ class MaskSetting:
 
 def default_settings() -> tuple[MaskSetting, ...]:
     """No occlusion, the four RandomMasking ratios and the five CenterMasking sizes."""
-    return ((MaskSetting("none"),) + tuple(MaskSetting("random", r) for r in RANDOM_RATIOS)
-            + tuple(MaskSetting("center", s) for s in CENTER_SIZES))
+    return (
+        (MaskSetting("none"),)
+        + tuple(MaskSetting("random", r) for r in RANDOM_RATIOS)
+        + tuple(MaskSetting("center", s) for s in CENTER_SIZES)
+    )
 
 
 def pixel_masks(
@@ -128,7 +131,7 @@ class OcclusionResult:
     """Error per setting and iteration.
 
     errors: (settings, I + 1) mean regression error (fraction of the image size).
-    examples: label -> (inputs (I + 1, k, 3, H, W) in [-1, 1], keypoints (I + 1, k, N, 2) in [-1, 1])
+    examples: label -> (inputs (I + 1, k, 3, H, W), keypoints (I + 1, k, N, 2)), both in [-1, 1],
         of the first k test images, for pictures.
     """
 
@@ -140,39 +143,59 @@ class OcclusionResult:
 
     def to_json(self) -> dict:
         """JSON-ready dict: errors per setting as a list over iterations."""
-        return {"mode": self.mode, "n_test": self.n_test, "iterations": self.errors.shape[1] - 1,
-                "units": "fraction of image size",
-                "errors": {lab: [float(e) for e in row] for lab, row in zip(self.labels, self.errors)}}
+        return {
+            "mode": self.mode,
+            "n_test": self.n_test,
+            "iterations": self.errors.shape[1] - 1,
+            "units": "fraction of image size",
+            "errors": {lab: [float(e) for e in row] for lab, row in zip(self.labels, self.errors)},
+        }
 
     def to_markdown(self) -> str:
         """Table of errors x100, one row per setting, one column per iteration."""
         iters = range(self.errors.shape[1])
         head = "| mask | " + " | ".join(f"iter {i}" for i in iters) + " |"
         rule = "|---|" + "---:|" * self.errors.shape[1]
-        rows = [f"| {lab} | " + " | ".join(f"{100 * e:.2f}" for e in row) + " |"
-                for lab, row in zip(self.labels, self.errors)]
+        rows = [
+            f"| {lab} | " + " | ".join(f"{100 * e:.2f}" for e in row) + " |"
+            for lab, row in zip(self.labels, self.errors)
+        ]
         return "\n".join([head, rule, *rows]) + "\n"
 
     def to_csv(self) -> str:
         """CSV with one row per setting: mask, then the error (fraction) at each iteration."""
         head = "mask," + ",".join(f"iter_{i}" for i in range(self.errors.shape[1]))
-        rows = [f"{lab}," + ",".join(f"{e:.6f}" for e in row) for lab, row in zip(self.labels, self.errors)]
+        rows = [
+            f"{lab}," + ",".join(f"{e:.6f}" for e in row)
+            for lab, row in zip(self.labels, self.errors)
+        ]
         return "\n".join([head, *rows]) + "\n"
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write occlusion.md / .csv / .json atomically into ``out_dir``."""
         out = Path(out_dir)
-        files = {"occlusion.md": self.to_markdown(), "occlusion.csv": self.to_csv(),
-                 "occlusion.json": json.dumps(self.to_json(), indent=2) + "\n"}
+        files = {
+            "occlusion.md": self.to_markdown(),
+            "occlusion.csv": self.to_csv(),
+            "occlusion.json": json.dumps(self.to_json(), indent=2) + "\n",
+        }
         for name, text in files.items():
             atomic_write_bytes(out / name, text.encode())
         return [out / name for name in files]
 
 
 def run_occlusion(
-    model, fit, dataset, swap_pairs: Sequence[tuple[int, int]], n_test: int, batch: int = 64,
-    iterations: int = 4, mode: str = "image", seed: int = 0,
-    settings: Sequence[MaskSetting] | None = None, keep: int = 0,
+    model,
+    fit,
+    dataset,
+    swap_pairs: Sequence[tuple[int, int]],
+    n_test: int,
+    batch: int = 64,
+    iterations: int = 4,
+    mode: str = "image",
+    seed: int = 0,
+    settings: Sequence[MaskSetting] | None = None,
+    keep: int = 0,
 ) -> OcclusionResult:
     """Score iterative inference on occluded test images with a fixed regressor.
 
@@ -191,11 +214,14 @@ def run_occlusion(
     from ppl_edge.train.evaluate import score_h36m
 
     if fit.protocol != "h36m":
-        raise PplEdgeError(f"occlusion is scored with the h36m-style regressor, got a {fit.protocol} fit")
+        raise PplEdgeError(
+            f"occlusion is scored with the h36m-style regressor, got a {fit.protocol} fit"
+        )
     settings = tuple(settings or default_settings())
     errors = np.zeros((len(settings), iterations + 1))
     examples = {}
     for k, setting in enumerate(settings):
+
         def transform(images, indices, setting=setting):
             H, W = images.shape[-2:]
             return occlude(images, pixel_masks(setting, indices, H, W, seed))

@@ -65,15 +65,29 @@ def draw_prior(ax, prior: np.ndarray, weights: np.ndarray, edges=None, labels: b
     prior, weights = np.asarray(prior, float), np.asarray(weights, float)
     n = len(prior)
     edges = edges_from_weights(weights) if edges is None else edges
-    top = max(float(np.triu(weights, 1).max()), 1e-12)
-    for i in range(n):
-        for j in range(i + 1, n):
-            w = weights[i, j] / top
-            ax.plot(*prior[[i, j]].T, color=LINK_COLOR, alpha=0.08 + 0.6 * w, lw=0.3 + 2.0 * w,
-                    zorder=1)
-    for i, j in edges:
-        ax.plot(*prior[[i, j]].T, color=EDGE_COLOR, lw=2.5, alpha=0.9, zorder=2)
-    ax.scatter(prior[:, 0], prior[:, 1], c=_colors(n), s=40, edgecolors="k", linewidths=0.5, zorder=3)
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
+
+    iu, ju = np.triu_indices(n, 1)
+    w = weights[iu, ju] / max(float(weights[iu, ju].max()), 1e-12)  # (L,) relative weight
+    rgba = np.tile(to_rgba(LINK_COLOR), (len(w), 1))
+    rgba[:, 3] = 0.08 + 0.6 * w
+    ax.add_collection(
+        LineCollection(
+            np.stack([prior[iu], prior[ju]], axis=1),
+            colors=rgba,
+            linewidths=0.3 + 2.0 * w,
+            zorder=1,
+        )
+    )
+    if len(edges):
+        segs = np.stack([prior[[i for i, _ in edges]], prior[[j for _, j in edges]]], axis=1)
+        ax.add_collection(
+            LineCollection(segs, colors=EDGE_COLOR, linewidths=2.5, alpha=0.9, zorder=2)
+        )
+    ax.scatter(
+        prior[:, 0], prior[:, 1], c=_colors(n), s=40, edgecolors="k", linewidths=0.5, zorder=3
+    )
     if labels:
         for k, (x, y) in enumerate(prior):
             ax.annotate(str(k), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
@@ -89,13 +103,19 @@ def plot_prior(prior: np.ndarray, weights: np.ndarray, path: str | Path, title: 
     fig = _figure(5, 5)
     ax = fig.add_subplot()
     draw_prior(ax, prior, weights)
-    ax.set_title(title or f"keypoint prior T (N={len(prior)}), links shaded by W; skeleton in red",
-                 fontsize=9)
+    ax.set_title(
+        title or f"keypoint prior T (N={len(prior)}), links shaded by W; skeleton in red",
+        fontsize=9,
+    )
     return _save(fig, path)
 
 
-def plot_prior_evolution(history: dict | None, final: tuple[np.ndarray, np.ndarray],
-                         path: str | Path, max_panels: int = 6) -> Path:
+def plot_prior_evolution(
+    history: dict | None,
+    final: tuple[np.ndarray, np.ndarray],
+    path: str | Path,
+    max_panels: int = 6,
+) -> Path:
     """The prior's evolution over training, evenly spaced snapshots ending with the latest.
 
     Args:
@@ -107,8 +127,10 @@ def plot_prior_evolution(history: dict | None, final: tuple[np.ndarray, np.ndarr
     if history is not None and len(history["steps"]):
         s = len(history["steps"])
         picks = np.unique(np.linspace(0, s - 1, min(max_panels - 1, s)).round().astype(int))
-        panels = [(f"step {int(history['steps'][k])}", history["priors"][k], history["weights"][k])
-                  for k in picks]
+        panels = [
+            (f"step {int(history['steps'][k])}", history["priors"][k], history["weights"][k])
+            for k in picks
+        ]
     panels.append(("checkpoint", *final))
     fig = _figure(3.2 * len(panels), 3.6)
     for k, (title, prior, weights) in enumerate(panels):
@@ -133,9 +155,15 @@ def draw_pose(ax, image: np.ndarray, kpts: np.ndarray, edges: Sequence[tuple[int
     ax.set_axis_off()
 
 
-def plot_overlays(images: np.ndarray, kpts: np.ndarray, edges: Sequence[tuple[int, int]],
-                  path: str | Path, cols: int = 8, title: str = "") -> Path:
-    """A grid of test images (B, 3, H, W) with predicted keypoints (B, N, 2) and the learned skeleton."""
+def plot_overlays(
+    images: np.ndarray,
+    kpts: np.ndarray,
+    edges: Sequence[tuple[int, int]],
+    path: str | Path,
+    cols: int = 8,
+    title: str = "",
+) -> Path:
+    """A grid of images (B, 3, H, W) with predicted keypoints (B, N, 2) and the learned skeleton."""
     b = len(images)
     cols = max(1, min(cols, b))
     rows = (b + cols - 1) // cols
@@ -147,12 +175,13 @@ def plot_overlays(images: np.ndarray, kpts: np.ndarray, edges: Sequence[tuple[in
     return _save(fig, path)
 
 
-def plot_occlusion_iterations(examples: dict, edges: Sequence[tuple[int, int]], path: str | Path,
-                              sample: int = 0) -> Path:
+def plot_occlusion_iterations(
+    examples: dict, edges: Sequence[tuple[int, int]], path: str | Path, sample: int = 0
+) -> Path:
     """Rows: mask settings; columns: iterations; each cell the input of that iteration + its pose.
 
     Args:
-        examples: label -> (inputs (I + 1, k, 3, H, W), keypoints (I + 1, k, N, 2)), both in [-1, 1].
+        examples: label -> (inputs (I + 1, k, 3, H, W), keypoints (I + 1, k, N, 2)), in [-1, 1].
         sample: which of the k kept images to show.
     """
     labels = [lab for lab, (inp, _) in examples.items() if inp.shape[1] > sample]
@@ -166,20 +195,37 @@ def plot_occlusion_iterations(examples: dict, edges: Sequence[tuple[int, int]], 
             if r == 0:
                 ax.set_title(f"iteration {i}", fontsize=8)
             if i == 0:
-                ax.text(-0.08, 0.5, lab, transform=ax.transAxes, rotation=90, ha="right",
-                        va="center", fontsize=8)
+                ax.text(
+                    -0.08,
+                    0.5,
+                    lab,
+                    transform=ax.transAxes,
+                    rotation=90,
+                    ha="right",
+                    va="center",
+                    fontsize=8,
+                )
     return _save(fig, path)
 
 
-def plot_occlusion_curves(labels: Sequence[str], errors: np.ndarray, path: str | Path,
-                          mode: str = "image") -> Path:
+def plot_occlusion_curves(
+    labels: Sequence[str], errors: np.ndarray, path: str | Path, mode: str = "image"
+) -> Path:
     """Error (x100) against iteration, one line per mask setting (paper figures A1 / A2)."""
     fig = _figure(6, 4)
     ax = fig.add_subplot()
     iters = np.arange(errors.shape[1])
     for lab, row in zip(labels, errors):
         style = "-" if lab.startswith("random") else "--" if lab.startswith("center") else ":"
-        ax.plot(iters, 100 * row, style, marker="o", ms=3, label=lab, color="k" if lab == "none" else None)
+        ax.plot(
+            iters,
+            100 * row,
+            style,
+            marker="o",
+            ms=3,
+            label=lab,
+            color="k" if lab == "none" else None,
+        )
     ax.set_xlabel(f"iteration ({mode} refinement)")
     ax.set_ylabel("regression error (% of image size)")
     ax.set_xticks(iters)

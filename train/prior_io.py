@@ -23,8 +23,13 @@ FORMAT_VERSION = 1
 HISTORY_FILE = "prior_history.npz"
 
 
-def prior_record(prior: np.ndarray, weights: np.ndarray, memory_shape: tuple[int, int, int],
-                 img_size: int | None = None, source: str | None = None) -> dict:
+def prior_record(
+    prior: np.ndarray,
+    weights: np.ndarray,
+    memory_shape: tuple[int, int, int],
+    img_size: int | None = None,
+    source: str | None = None,
+) -> dict:
     """Build the prior file's content.
 
     Args:
@@ -38,17 +43,26 @@ def prior_record(prior: np.ndarray, weights: np.ndarray, memory_shape: tuple[int
     weights = np.asarray(weights, dtype=np.float64)
     n = prior.shape[0]
     if prior.shape != (n, 2) or weights.shape != (n, n):
-        raise PplEdgeError(f"expected prior (N, 2) and weights (N, N), got {prior.shape} and {weights.shape}")
+        raise PplEdgeError(
+            f"expected prior (N, 2) and weights (N, N), got {prior.shape} and {weights.shape}"
+        )
     edges = edges_from_weights(weights)
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "coords": "xy_norm",
-        "num_keypoints": n, "img_size": img_size, "source": source,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "coords": "xy_norm",
+        "num_keypoints": n,
+        "img_size": img_size,
+        "source": source,
         "prior": prior.round(6).tolist(),
         "connectivity": weights.round(6).tolist(),
         "edges": [list(e) for e in edges],
         "edge_weights": [round(float(weights[i, j]), 6) for i, j in edges],
-        "memory": {"banks": int(memory_shape[0]), "entries": int(memory_shape[1]),
-                   "dim": int(memory_shape[2])},
+        "memory": {
+            "banks": int(memory_shape[0]),
+            "entries": int(memory_shape[1]),
+            "dim": int(memory_shape[2]),
+        },
     }
 
 
@@ -59,7 +73,9 @@ def model_prior_record(model, source: str | None = None) -> dict:
     with torch.no_grad():
         prior = model.prior().cpu().numpy()
         weights = model.connectivity.matrix().cpu().numpy()
-    return prior_record(prior, weights, tuple(model.memory.codebook.shape), model.cfg.img_size, source)
+    return prior_record(
+        prior, weights, tuple(model.memory.codebook.shape), model.cfg.img_size, source
+    )
 
 
 def write_prior(path: str | Path, record: dict) -> Path:
@@ -79,8 +95,10 @@ def read_prior(path: str | Path) -> dict:
     if record.get("format") != FORMAT:
         raise PplEdgeError(f"{path} is not a ppl-edge prior file (format={record.get('format')!r})")
     if int(record.get("format_version", 0)) > FORMAT_VERSION:
-        raise PplEdgeError(f"{path} has prior format {record['format_version']}; "
-                           f"this ppl-edge reads up to {FORMAT_VERSION}: upgrade")
+        raise PplEdgeError(
+            f"{path} has prior format {record['format_version']}; "
+            f"this ppl-edge reads up to {FORMAT_VERSION}: upgrade"
+        )
     record["prior"] = np.asarray(record["prior"], dtype=np.float32)
     record["connectivity"] = np.asarray(record["connectivity"], dtype=np.float32)
     return record
@@ -103,12 +121,24 @@ def load_prior_history(run_dir: str | Path) -> dict | None:
             key = "weights" if "weights" in data.files else "connectivity"
             steps, priors, weights = data["steps"], data["priors"], data[key]
     except (OSError, KeyError, ValueError) as err:
-        raise PplEdgeError(f"{path} is not a prior history (expected arrays steps, priors and "
-                           f"weights or connectivity): {err}") from err
+        raise PplEdgeError(
+            f"{path} is not a prior history (expected arrays steps, priors and "
+            f"weights or connectivity): {err}"
+        ) from err
     s = len(steps)
-    if priors.ndim != 3 or priors.shape[0] != s or priors.shape[2] != 2 or weights.shape != (
-            s, priors.shape[1], priors.shape[1]):
-        raise PplEdgeError(f"{path}: inconsistent shapes steps {steps.shape}, priors {priors.shape}, "
-                           f"weights {weights.shape}; expected (S,), (S, N, 2), (S, N, N)")
+    if (
+        priors.ndim != 3
+        or priors.shape[0] != s
+        or priors.shape[2] != 2
+        or weights.shape != (s, priors.shape[1], priors.shape[1])
+    ):
+        raise PplEdgeError(
+            f"{path}: inconsistent shapes steps {steps.shape}, priors {priors.shape}, "
+            f"weights {weights.shape}; expected (S,), (S, N, 2), (S, N, N)"
+        )
     order = np.argsort(steps, kind="stable")
-    return {"steps": steps[order].astype(np.int64), "priors": priors[order], "weights": weights[order]}
+    return {
+        "steps": steps[order].astype(np.int64),
+        "priors": priors[order],
+        "weights": weights[order],
+    }

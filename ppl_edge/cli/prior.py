@@ -7,7 +7,8 @@ Examples:
 prior.json holds the keypoint prior T (N, 2, xy in [-1, 1]), the connectivity W (N, N), the skeleton
 edges derived from W and the memory shape. prior.png draws T with every link shaded by W and the
 skeleton edges highlighted; prior_evolution.png shows T and W over training from the run folder's
-prior_history.npz (--run, default: the checkpoint's folder), or the final prior only when it has none.
+prior_history.npz (--run, default: the checkpoint's folder), or the final prior only when it has
+none.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge prior``."""
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="a .safetensors checkpoint")
-    parser.add_argument("--run", metavar="RUNDIR",
-                        help="run folder with prior_history.npz (default: the checkpoint's folder)")
-    parser.add_argument("--panels", type=int, default=6, help="panels of prior_evolution.png (default 6)")
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="CKPT", help="a .safetensors checkpoint"
+    )
+    parser.add_argument(
+        "--run",
+        metavar="RUNDIR",
+        help="run folder with prior_history.npz (default: the checkpoint's folder)",
+    )
+    parser.add_argument(
+        "--panels", type=int, default=6, help="panels of prior_evolution.png (default 6)"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
@@ -48,10 +56,15 @@ def run(args: argparse.Namespace) -> int:
     plots.plot_prior(prior, weights, out / "prior.png")
     history = prior_io.load_prior_history(run_dir)
     if history is None:
-        log.warning("%s has no %s: prior_evolution.png shows the final prior only",
-                    run_dir, prior_io.HISTORY_FILE)
+        log.warning(
+            "%s has no %s: prior_evolution.png shows the final prior only",
+            run_dir,
+            prior_io.HISTORY_FILE,
+        )
     plots.plot_prior_evolution(history, (prior, weights), out / "prior_evolution.png", args.panels)
     snapshots = 0 if history is None else len(history["steps"])
-    print(f"prior of {record['num_keypoints']} keypoints, {len(record['edges'])} skeleton edges, "
-          f"{snapshots} history snapshots -> {out}")
+    print(
+        f"prior of {record['num_keypoints']} keypoints, {len(record['edges'])} skeleton edges, "
+        f"{snapshots} history snapshots -> {out}"
+    )
     return 0

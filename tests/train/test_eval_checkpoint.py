@@ -41,17 +41,26 @@ def tiny_model():
 def test_predict_split_matches_the_keypoint_path(tiny_model):
     data = build_dataset("synthetic:humanoid", 32, split="test", length=6)
     pred = eval_run.predict_split(tiny_model, data, 6, batch=4, iterations=1, mode="memory", keep=3)
-    assert pred.keypoints.shape == (2, 6, 16, 2) and pred.gt.shape == (6, len(CATEGORIES["humanoid"].joints), 2)
+    assert pred.keypoints.shape == (2, 6, 16, 2) and pred.gt.shape == (
+        6,
+        len(CATEGORIES["humanoid"].joints),
+        2,
+    )
     assert pred.images.shape == (2, 3, 3, 32, 32)
     images = torch.stack([data[i]["image"] for i in range(6)])
     with torch.no_grad():
         ref = tiny_model.keypoint_path(images)
     np.testing.assert_allclose(pred.keypoints[0], ref["keypoints"].numpy() * 0.5 + 0.5, atol=1e-5)
-    np.testing.assert_allclose(pred.refined[0], ref["keypoints_refined"].numpy() * 0.5 + 0.5, atol=1e-5)
+    np.testing.assert_allclose(
+        pred.refined[0], ref["keypoints_refined"].numpy() * 0.5 + 0.5, atol=1e-5
+    )
     # memory mode: iteration 1 is the memory-refined estimate of iteration 0
     np.testing.assert_allclose(pred.keypoints[1], pred.refined[0], atol=1e-5)
-    np.testing.assert_allclose(pred.gt, torch.stack([data[i]["keypoints"] for i in range(6)]).numpy()
-                               * 0.5 + 0.5, atol=1e-6)
+    np.testing.assert_allclose(
+        pred.gt,
+        torch.stack([data[i]["keypoints"] for i in range(6)]).numpy() * 0.5 + 0.5,
+        atol=1e-6,
+    )
 
 
 def test_layouts():
@@ -70,11 +79,19 @@ def test_layouts():
 
 
 def test_evaluate_checkpoint_returns_numbers(tiny_ckpt):
-    m = evaluate_checkpoint(tiny_ckpt, "synthetic:humanoid", n_fit=48, n_test=16, batch=16,
-                            iterations=1, mode="image")
+    m = evaluate_checkpoint(
+        tiny_ckpt, "synthetic:humanoid", n_fit=48, n_test=16, batch=16, iterations=1, mode="image"
+    )
     assert m["protocol"] == "h36m" and m["n_fit"] == 48 and m["n_test"] == 16
     assert len(m["error_per_iteration"]) == 2 and m["error_per_iteration"][0] == m["error"]
-    for key in ("error", "error_memory_refined", "baseline_mean_pose", "pdj", "bplp_c", "bplp_c_gt"):
+    for key in (
+        "error",
+        "error_memory_refined",
+        "baseline_mean_pose",
+        "pdj",
+        "bplp_c",
+        "bplp_c_gt",
+    ):
         assert isinstance(m[key], float) and math.isfinite(m[key]), key
     assert 0.0 < m["error"] < 1.0 and 0.0 <= m["pdj"] <= 1.0
     json.dumps(m)  # JSON-ready
@@ -89,11 +106,23 @@ def test_occlusion_errors_use_one_regressor(tiny_model):
     fit_pred = eval_run.predict_split(tiny_model, fit_data, 40, batch=20)
     fit = fit_h36m(fit_pred.keypoints[0], fit_pred.gt, sp)
     settings = (occlusion.MaskSetting("none"), occlusion.MaskSetting("center", 12))
-    res = occlusion.run_occlusion(tiny_model, fit, test_data, sp, 8, batch=8, iterations=1,
-                                  mode="image", settings=settings, keep=2)
+    res = occlusion.run_occlusion(
+        tiny_model,
+        fit,
+        test_data,
+        sp,
+        8,
+        batch=8,
+        iterations=1,
+        mode="image",
+        settings=settings,
+        keep=2,
+    )
     assert res.errors.shape == (2, 2) and np.isfinite(res.errors).all()
     clean = eval_run.predict_split(tiny_model, test_data, 8, batch=8)
-    assert res.errors[0, 0] == pytest.approx(score_h36m(fit, clean.keypoints[0], clean.gt, sp).error)
+    assert res.errors[0, 0] == pytest.approx(
+        score_h36m(fit, clean.keypoints[0], clean.gt, sp).error
+    )
     assert res.errors[1, 0] != res.errors[0, 0]  # the 12x12 block changes the estimate
     inputs, kpts = res.examples["center 12x12"]
     assert inputs.shape == (2, 2, 3, 32, 32) and kpts.shape == (2, 2, 16, 2)
@@ -102,13 +131,42 @@ def test_occlusion_errors_use_one_regressor(tiny_model):
 
 def test_cli_eval_writes_every_file(tiny_ckpt, tmp_path):
     out = tmp_path / "eval"
-    code = main(["eval", "--checkpoint", str(tiny_ckpt), "--n-fit", "40", "--n-test", "12",
-                 "--n-occlusion", "4", "--iterations", "1", "--batch-size", "12", "--occlusion",
-                 "--refine", "memory", "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_ckpt),
+            "--n-fit",
+            "40",
+            "--n-test",
+            "12",
+            "--n-occlusion",
+            "4",
+            "--iterations",
+            "1",
+            "--batch-size",
+            "12",
+            "--occlusion",
+            "--refine",
+            "memory",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     names = {p.name for p in out.iterdir()}
-    assert names == {"metrics.json", "metrics.md", "overlays.png", "occlusion.md", "occlusion.csv",
-                     "occlusion.json", "occlusion.png", "occlusion_iterations.png"}
+    assert names == {
+        "metrics.json",
+        "metrics.md",
+        "overlays.png",
+        "occlusion.md",
+        "occlusion.csv",
+        "occlusion.json",
+        "occlusion.png",
+        "occlusion_iterations.png",
+    }
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["mode"] == "memory" and metrics["occlusion"]["n_test"] == 4
     assert len((out / "occlusion.csv").read_text().splitlines()) == 11
@@ -117,14 +175,33 @@ def test_cli_eval_writes_every_file(tiny_ckpt, tmp_path):
 
 
 def test_cli_eval_refuses_unlabelled_data(tiny_ckpt, tmp_path, capsys):
-    code = main(["eval", "--checkpoint", str(tiny_ckpt), "--data", f"folder:{tmp_path}",
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_ckpt),
+            "--data",
+            f"folder:{tmp_path}",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 1
     assert "no ground-truth keypoints" in capsys.readouterr().err
 
 
 def test_cli_eval_refuses_occlusion_with_other_protocols(tiny_ckpt, tmp_path, capsys):
-    code = main(["eval", "--checkpoint", str(tiny_ckpt), "--protocol", "cub", "--occlusion",
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_ckpt),
+            "--protocol",
+            "cub",
+            "--occlusion",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 1 and "--protocol h36m" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -51,8 +51,9 @@ def test_swap_loop_fixes_flipped_ground_truth():
     assert res.error < 1e-8
     assert res.info["test_swapped"] == flip[400:].sum()
     # without the swap pairs the same data gives a clearly worse fit
-    assert ev.h36m_regression_error(det[:400], flipped[:400], det[400:], flipped[400:], ()) > 100 * (
-        res.error + 1e-6)
+    assert ev.h36m_regression_error(
+        det[:400], flipped[:400], det[400:], flipped[400:], ()
+    ) > 100 * (res.error + 1e-6)
 
 
 def test_at_most_ten_swaps_are_left_alone():
@@ -177,8 +178,9 @@ def test_mean_pose_baseline():
 
 def test_bad_shapes_are_user_errors():
     with pytest.raises(PplEdgeError, match="expected predictions"):
-        ev.h36m_regression_error(np.zeros((4, 2)), np.zeros((4, 3, 2)), np.zeros((4, 2)),
-                                 np.zeros((4, 3, 2)))
+        ev.h36m_regression_error(
+            np.zeros((4, 2)), np.zeros((4, 3, 2)), np.zeros((4, 2)), np.zeros((4, 3, 2))
+        )
     with pytest.raises(PplEdgeError, match="3 predictions for 4"):
         ev.fit_h36m(np.zeros((3, 2, 2)), np.zeros((4, 3, 2)))
     with pytest.raises(PplEdgeError, match="unknown protocol"):

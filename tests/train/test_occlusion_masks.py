@@ -69,8 +69,17 @@ def test_occlude_sets_masked_pixels_to_mid_grey():
 def test_settings_and_labels():
     settings = occ.default_settings()
     assert [s.label for s in settings] == [
-        "none", "random 0.1", "random 0.2", "random 0.3", "random 0.4",
-        "center 4x4", "center 6x6", "center 8x8", "center 10x10", "center 12x12"]
+        "none",
+        "random 0.1",
+        "random 0.2",
+        "random 0.3",
+        "random 0.4",
+        "center 4x4",
+        "center 6x6",
+        "center 8x8",
+        "center 10x10",
+        "center 12x12",
+    ]
     assert not settings[0].patch_mask(np.random.default_rng(0)).any()
 
 
@@ -82,7 +91,9 @@ def test_bad_settings_are_user_errors():
 
 
 def test_result_tables():
-    res = occ.OcclusionResult(["none", "center 4x4"], np.array([[0.1, 0.09], [0.2, 0.15]]), "image", 8)
+    res = occ.OcclusionResult(
+        ["none", "center 4x4"], np.array([[0.1, 0.09], [0.2, 0.15]]), "image", 8
+    )
     md = res.to_markdown().splitlines()
     assert md[0] == "| mask | iter 0 | iter 1 |" and md[3] == "| center 4x4 | 20.00 | 15.00 |"
     csv = res.to_csv().splitlines()

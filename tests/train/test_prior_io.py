@@ -1,4 +1,4 @@
-"""The prior file, the prior history and ``ppl-edge prior`` (with the trainer's real history writer)."""
+"""The prior file, the prior history and ``ppl-edge prior`` (with the trainer's history writer)."""
 
 from __future__ import annotations
 
@@ -51,14 +51,22 @@ def test_prior_record_and_reader_refuse_bad_input(tmp_path):
 def test_history_reads_both_key_names_and_sorts(tmp_path):
     assert prior_io.load_prior_history(tmp_path) is None
     prior, w = _chain()
-    np.savez(tmp_path / "prior_history.npz", steps=np.array([20, 10]),
-             priors=np.stack([prior, prior * 0.5]), connectivity=np.stack([w, w]))
+    np.savez(
+        tmp_path / "prior_history.npz",
+        steps=np.array([20, 10]),
+        priors=np.stack([prior, prior * 0.5]),
+        connectivity=np.stack([w, w]),
+    )
     hist = prior_io.load_prior_history(tmp_path)
     assert hist["steps"].tolist() == [10, 20]
     np.testing.assert_allclose(hist["priors"][0], prior * 0.5)
-    np.savez(tmp_path / "prior_history.npz", steps=np.array([1]), priors=prior[None], weights=w[None])
+    np.savez(
+        tmp_path / "prior_history.npz", steps=np.array([1]), priors=prior[None], weights=w[None]
+    )
     assert prior_io.load_prior_history(tmp_path)["weights"].shape == (1, 5, 5)
-    np.savez(tmp_path / "prior_history.npz", steps=np.array([1, 2]), priors=prior[None], weights=w[None])
+    np.savez(
+        tmp_path / "prior_history.npz", steps=np.array([1, 2]), priors=prior[None], weights=w[None]
+    )
     with pytest.raises(PplEdgeError, match="inconsistent shapes"):
         prior_io.load_prior_history(tmp_path)
 
@@ -106,6 +114,15 @@ def test_cli_prior_with_the_trainers_history(tmp_path):
     assert rec["memory"] == {"banks": 8, "entries": 8, "dim": 64}
     assert prior_io.load_prior_history(run)["steps"].tolist() == [0, 100, 200]
     # a run folder that does not exist is a user error
-    code = main(["prior", "--checkpoint", str(run / "latest.safetensors"), "--run",
-                 str(tmp_path / "nope"), "--out", str(out)])
+    code = main(
+        [
+            "prior",
+            "--checkpoint",
+            str(run / "latest.safetensors"),
+            "--run",
+            str(tmp_path / "nope"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 1
