@@ -23,7 +23,8 @@ if not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "c++"), "g++", "c
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
+                            check=False)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 

@@ -14,10 +14,10 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 yaml = pytest.importorskip("yaml")
 
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper
+from ppl_edge.convert import nn_plugin
 
-from ppl_edge.convert import nn_plugin  # noqa: E402
-from ppl_edge.model.nn_lookup import lookup_impl, nearest_code, reference_lookup  # noqa: E402
+from ppl_edge.model.nn_lookup import lookup_impl, nearest_code, reference_lookup
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "convert" / "plugins" / "nearest_neighbor"
 SPEC = yaml.safe_load((PLUGIN_DIR / "spec.yaml").read_text())

@@ -1,0 +1,396 @@
+"""Build a TensorRT engine of the keypoint graph with TensorRT's Python API (TensorRT 10+).
+
+:func:`build_engine` first checks what the build needs, in an order that never crashes the process
+(toolchain.md §3): a GPU through the CUDA driver (ctypes), then ``import tensorrt``, then the plugin
+library; each missing piece is one ``PplEdgeError`` line, and nothing is written before all are
+present. Then: reuse a cached engine (engine_cache.py) or load the plugin, strip the lookup's ONNX
+function (so the parser calls the plugin), parse, configure precision (FP32 / FP16 / INT8 with
+entropy calibration), one optimisation profile for the dynamic batch, a timing cache, a progress
+monitor, build, store in the cache and copy into ``out_dir``. ``nn="native"`` builds the portable
+graph (``keypoints.onnx``) without the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ppl_edge.convert import engine_cache as cache
+from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey, GpuInfo
+
+from ppl_edge.errors import PplEdgeError, require
+
+log = logging.getLogger(__name__)
+trt_log = logging.getLogger("ppl_edge.tensorrt")
+
+PLUGIN_LIBRARY = "libppl_edge_plugins.so"
+PLUGIN_ENV = "PPL_EDGE_PLUGIN_LIB"  # the runtime's TensorRT backend reads the same variable
+ONNX_FILES = {"plugin": "keypoints_trt.onnx", "native": "keypoints.onnx"}
+MIN_TRT_MAJOR = 10  # IPluginV3
+_REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------- prerequisites
+def import_tensorrt():
+    """``import tensorrt`` (call only after :func:`engine_cache.probe_gpu` succeeded).
+
+    Raises:
+        PplEdgeError: not installed / libraries missing, or older than TensorRT 10.
+    """
+    try:
+        import tensorrt as trt
+    except (ImportError, OSError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PplEdgeError("TensorRT Python package not installed: pip install 'ppl-edge[trt]' or use "
+                           f"JetPack's python3-libnvinfer (import tensorrt: {detail})") from err
+    if int(trt.__version__.split(".")[0]) < MIN_TRT_MAJOR:
+        raise PplEdgeError(f"TensorRT {trt.__version__} is too old: ppl-edge engines need TensorRT "
+                           f"{MIN_TRT_MAJOR}+ (JetPack 6)")
+    return trt
+
+
+def plugin_search_path(onnx_path: Path | None = None) -> list[Path]:
+    """Where the plugin library is looked for: $PPL_EDGE_PLUGIN_LIB, beside the ONNX file, the
+    checkout's CMake build folders, ./build."""
+    paths = [Path(os.environ[PLUGIN_ENV])] if os.environ.get(PLUGIN_ENV) else []
+    if onnx_path is not None:
+        paths.append(Path(onnx_path).parent / PLUGIN_LIBRARY)
+    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY,
+              Path.cwd() / "build" / PLUGIN_LIBRARY]
+    return list(dict.fromkeys(paths))
+
+
+def find_plugin_library(explicit: str | Path | None = None, onnx_path: Path | None = None) -> Path:
+    """The plugin library to load for ``nn="plugin"``.
+
+    Raises:
+        PplEdgeError: ``explicit`` does not exist, or no library is found on the search path.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise PplEdgeError(f"plugin library {path} does not exist")
+        return path.resolve()
+    for path in plugin_search_path(onnx_path):
+        if path.is_file():
+            return path.resolve()
+    raise PplEdgeError(f"TensorRT plugin library {PLUGIN_LIBRARY} not found (set ${PLUGIN_ENV} or "
+                       "pass the path): build it with 'cmake -S . -B build && cmake --build build' "
+                       "(convert/plugins/nearest_neighbor/README.md), or build with --nn native")
+
+
+def check_prerequisites(nn: str = "plugin", plugin_lib: str | Path | None = None,
+                        onnx_path: Path | None = None, device: int = 0):
+    """GPU (driver), then TensorRT, then the plugin library: the first missing one raises.
+
+    Returns:
+        (GpuInfo, the tensorrt module, plugin library path or None for nn="native").
+    """
+    gpu = cache.probe_gpu(device)
+    trt = import_tensorrt()
+    library = find_plugin_library(plugin_lib, onnx_path) if nn == "plugin" else None
+    return gpu, trt, library
+
+
+# ------------------------------------------------------------------------------------ ONNX graph
+@dataclass(frozen=True)
+class PreparedGraph:
+    """The ONNX graph as TensorRT will parse it.
+
+    path: the file given; sha256: of that file; model_bytes: serialised graph with the lookup
+    function stripped (nn="plugin"); input_name; height, width: static image size; batch: the
+    static batch, or None when dynamic.
+    """
+
+    path: Path
+    sha256: str
+    model_bytes: bytes
+    input_name: str
+    height: int
+    width: int
+    batch: int | None
+
+
+def resolve_onnx(onnx_path: str | Path, nn: str) -> Path:
+    """An ONNX file, or the file of ``nn`` inside an export folder."""
+    path = Path(onnx_path).expanduser()
+    if path.is_dir():
+        path = path / ONNX_FILES[nn]
+    if not path.is_file():
+        raise PplEdgeError(f"ONNX graph {path} not found (export it with 'ppl-edge convert --target onnx')")
+    return path
+
+
+def prepare_graph(path: Path, nn: str) -> PreparedGraph:
+    """Load the graph, check it suits ``nn``, strip the lookup function for the plugin, read shapes."""
+    onnx = require("onnx", "convert", "reading ONNX graphs for TensorRT")
+    from ppl_edge.convert.nn_plugin import OP_TYPE, lookup_nodes, strip_lookup_function
+
+    model = onnx.load(str(path))
+    nodes = lookup_nodes(model)
+    has_function = any(f.name == OP_TYPE for f in model.functions)
+    if nn == "plugin":
+        if not nodes:
+            raise PplEdgeError(f"{path.name} has no {OP_TYPE} node: --nn plugin builds "
+                               f"{ONNX_FILES['plugin']} (export with --nn plugin), or use --nn native")
+        strip_lookup_function(model)  # else the parser may inline the function instead of the plugin
+    elif nodes and not has_function:
+        raise PplEdgeError(f"{path.name} holds {OP_TYPE} nodes without their ONNX function: build it "
+                           f"with --nn plugin, or use {ONNX_FILES['native']} for --nn native")
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise PplEdgeError(f"{path.name} has inputs {[i.name for i in inputs]}; the engine build "
+                           "expects one image input (B, 3, H, W)")
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or dims[1] != 3 or dims[2] is None or dims[3] is None:
+        raise PplEdgeError(f"{path.name} input {inputs[0].name!r} has shape {dims}; expected "
+                           "(B, 3, H, W) with static H and W")
+    return PreparedGraph(path, cache.sha256_file(path), model.SerializeToString(), inputs[0].name,
+                         dims[2], dims[3], dims[0])
+
+
+def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) -> dict | None:
+    """The export manifest as a dict: given, given as a file, or ``manifest.json`` beside the ONNX."""
+    if isinstance(manifest, dict):
+        return manifest
+    path = Path(manifest) if manifest is not None else onnx_path.parent / "manifest.json"
+    if manifest is None and not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PplEdgeError(f"cannot read the export manifest {path}: {err}") from err
+
+
+# ------------------------------------------------------------------------------------------ build
+def _check_arguments(precision: str, nn: str, min_batch: int, opt_batch: int, max_batch: int,
+                     workspace_mb: int | None, calib_batch: int) -> None:
+    if precision not in PRECISIONS:
+        raise PplEdgeError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+    if nn not in NN_MODES:
+        raise PplEdgeError(f"nn {nn!r} unknown; choose one of {', '.join(NN_MODES)}")
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise PplEdgeError(f"batches must satisfy 1 <= min_batch <= opt_batch <= max_batch, got "
+                           f"{min_batch}, {opt_batch}, {max_batch}")
+    if workspace_mb is not None and workspace_mb < 1:
+        raise PplEdgeError(f"workspace must be at least 1 MiB, got {workspace_mb}")
+    if calib_batch < 1:
+        raise PplEdgeError(f"calibration batch must be >= 1, got {calib_batch}")
+
+
+def _load_plugin(trt, library: Path) -> None:
+    """Register the library's creators with TensorRT and check NearestNeighborLookup is among them."""
+    from ppl_edge.convert.nn_plugin import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+    registry = trt.get_plugin_registry()
+    get_creator = getattr(registry, "get_creator", None) or registry.get_plugin_creator
+    if (get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None
+            and registry.load_library(str(library)) is None):
+        raise PplEdgeError(f"TensorRT could not load the plugin library {library} (see its error above)")
+    if get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
+        raise PplEdgeError(f"{library} does not provide the {OP_TYPE} plugin version {PLUGIN_VERSION}: "
+                           "rebuild it from this checkout")
+    log.info("TensorRT plugin library: %s", library)
+
+
+def _parse(trt, builder, logger, graph: PreparedGraph):
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10+
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(graph.model_bytes, str(graph.path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["unknown error"]
+        hint = (": the plugin library did not register NearestNeighborLookup"
+                if "Plugin not found" in errors[0] else "")
+        raise PplEdgeError(f"TensorRT could not parse {graph.path.name}: {errors[0].splitlines()[0]}{hint}")
+    return network, parser
+
+
+def _profile(builder, graph: PreparedGraph, low: int, opt: int, high: int):
+    profile = builder.create_optimization_profile()
+    shape = (graph.height, graph.width)
+    profile.set_shape(graph.input_name, (low, 3, *shape), (opt, 3, *shape), (high, 3, *shape))
+    return profile
+
+
+def _calibration(trt, builder, config, graph: PreparedGraph, images, calib_cache: Path,
+                 manifest: dict | None, calib_batch: int):
+    """Set up INT8 entropy calibration; returns the device buffer to free after the build."""
+    from ppl_edge.convert import calibrator as calib
+
+    batches = None
+    if images:
+        spec = calib.input_spec(manifest)
+        if (spec.height, spec.width) != (graph.height, graph.width):
+            raise PplEdgeError(f"the manifest's input is {spec.height}x{spec.width}, the graph's "
+                               f"{graph.height}x{graph.width}: use the manifest of this export")
+        batches = calib.CalibrationBatches(images, spec, calib_batch)
+    bs = batches.batch_size if batches is not None else 1
+    buffer = calib.DeviceBuffer(4 * bs * 3 * graph.height * graph.width) if batches is not None else None
+    session = calib.CalibrationSession(batches, calib_cache, buffer.upload if buffer else lambda b: 0)
+    config.int8_calibrator = calib.make_calibrator(trt, session)
+    config.set_calibration_profile(_profile(builder, graph, bs, bs, bs))
+    return buffer
+
+
+def _build(trt, graph: PreparedGraph, key: EngineKey, library: Path | None, *, workspace_mb,
+           timing_cache: Path, images, calib_cache: Path | None, manifest, calib_batch) -> bytes:
+    """Parse and build; returns the serialised engine."""
+    from ppl_edge.convert.trt_progress import (
+        BuildProgress,
+        Heartbeat,
+        make_logger,
+        make_progress_monitor,
+    )
+
+    logger = make_logger(trt)
+    if library is not None:
+        _load_plugin(trt, library)
+    builder = trt.Builder(logger)
+    network, _parser = _parse(trt, builder, logger, graph)  # the parser must outlive the build
+    config = builder.create_builder_config()
+    if workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    buffer = None
+    if key.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # INT8 falls back to FP16 where a layer has no INT8 kernel
+    if key.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        buffer = _calibration(trt, builder, config, graph, images, calib_cache, manifest, calib_batch)
+    config.add_optimization_profile(_profile(builder, graph, key.min_batch, key.opt_batch, key.max_batch))
+    timing = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    config.set_timing_cache(timing, False)
+    progress = BuildProgress(f"building {graph.path.name} ({key.precision}, {key.nn} lookup)")
+    monitor = make_progress_monitor(trt, progress)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    log.info("building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
+             key.precision, graph.path.name, key.gpu_name, key.sm, key.trt_version)
+    try:
+        with Heartbeat(progress):
+            serialized = builder.build_serialized_network(network, config)
+    finally:
+        if buffer is not None:
+            buffer.free()
+    if serialized is None:
+        raise PplEdgeError(f"TensorRT could not build an engine from {graph.path.name} (its errors are "
+                           "logged above)")
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+    log.info("TensorRT build finished in %.0f s", progress.elapsed())
+    return bytes(memoryview(serialized))
+
+
+def _build_info(gpu: GpuInfo, key: EngineKey, library: Path | None, workspace_mb, timing_cache: Path,
+                images, calib_cache: Path | None, seconds: float) -> dict[str, Any]:
+    from ppl_edge import __version__
+
+    tegra = Path("/etc/nv_tegra_release")
+    return {
+        "ppl_edge_version": __version__,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(seconds, 1),
+        "gpu": {"name": gpu.name, "sm": gpu.sm, "driver_version": gpu.driver_version},
+        "host": platform.machine(),
+        "l4t": tegra.read_text(errors="replace").splitlines()[0] if tegra.is_file() else None,
+        "plugin_library": str(library) if library else None,
+        "workspace_mb": workspace_mb,
+        "timing_cache": str(timing_cache),
+        "calibration": {"images": len(images or ()), "cache": str(calib_cache) if calib_cache else None}
+        if key.precision == "int8" else None,
+    }
+
+
+def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "fp16",
+                 nn: str = "plugin", plugin_lib: str | Path | None = None, min_batch: int = 1,
+                 opt_batch: int = 1, max_batch: int = 8, calib_data: str | Path | None = None,
+                 calib_cache: str | Path | None = None, workspace_mb: int | None = None,
+                 timing_cache: str | Path | None = None, force_rebuild: bool = False,
+                 manifest: dict | str | Path | None = None, *, device: int = 0,
+                 cache_root: str | Path | None = None, calib_batch: int = 8) -> Path:
+    """Build (or reuse from the cache) a TensorRT engine of the keypoint graph and copy it to ``out_dir``.
+
+    Args:
+        onnx_path: ``keypoints_trt.onnx`` (nn="plugin"), ``keypoints.onnx`` (nn="native"), or an
+            export folder holding them.
+        out_dir: where ``<onnx-stem>.<precision>.engine`` and its ``.json`` sidecar are written.
+        precision: "fp32", "fp16" or "int8" (entropy calibration; needs calib_data or calib_cache).
+        nn: "plugin" (the NearestNeighborLookup plugin) or "native" (standard ONNX lookup).
+        plugin_lib: ``libppl_edge_plugins.so``; searched for when None (:func:`plugin_search_path`).
+        min_batch, opt_batch, max_batch: the optimisation profile of the batch dimension.
+        calib_data: folder of calibration images (INT8).
+        calib_cache: calibration cache file, reused when it exists, written after calibration
+            (default: beside the cached engine).
+        workspace_mb: builder workspace limit in MiB (None: TensorRT's default).
+        timing_cache: timing cache file (default: one per GPU architecture and TensorRT version in
+            the engine cache).
+        force_rebuild: ignore and replace a cached engine.
+        manifest: the export manifest (dict or file; default ``manifest.json`` beside the ONNX), for
+            INT8 preprocessing and for the engine's sidecar.
+        device: CUDA device index.
+        cache_root: engine cache folder (default ``${XDG_CACHE_HOME:-~/.cache}/ppl-edge/engines``).
+        calib_batch: images per calibration batch.
+
+    Returns:
+        The engine's path in ``out_dir``.
+
+    Raises:
+        PplEdgeError: a bad argument, no GPU / driver, no TensorRT, no plugin library, a graph
+            TensorRT cannot parse or build; nothing is written in these cases.
+    """
+    _check_arguments(precision, nn, min_batch, opt_batch, max_batch, workspace_mb, calib_batch)
+    onnx_file = resolve_onnx(onnx_path, nn)
+    images = None
+    if precision == "int8":
+        from ppl_edge.convert.calibrator import find_calibration_images
+
+        if calib_data is None and (calib_cache is None or not Path(calib_cache).is_file()):
+            raise PplEdgeError("INT8 needs calibration images (calib_data) or an existing calibration cache")
+        images = find_calibration_images(calib_data) if calib_data is not None else None
+    gpu, trt, library = check_prerequisites(nn, plugin_lib, onnx_file, device)
+    if int(trt.__version__.split(".")[0]) >= 11 and precision != "fp32":
+        raise PplEdgeError(f"TensorRT {trt.__version__} has no {precision.upper()} builder flag (removed in "
+                           "TensorRT 11): build fp32, or convert the ONNX to mixed precision first")
+    graph = prepare_graph(onnx_file, nn)
+    if graph.batch is not None and not min_batch == opt_batch == max_batch == graph.batch:
+        raise PplEdgeError(f"{onnx_file.name} has a static batch of {graph.batch}: set min/opt/max batch "
+                           f"to {graph.batch}, or export with a dynamic batch")
+    manifest_doc = load_manifest_document(manifest, onnx_file)
+    calibration = None
+    if precision == "int8":
+        from ppl_edge.convert.calibrator import images_digest
+
+        calibration = images_digest(images) if images else cache.sha256_file(Path(calib_cache))
+    from ppl_edge.convert.nn_plugin import PLUGIN_VERSION
+
+    key = EngineKey(
+        model_stem=onnx_file.stem, onnx_sha256=graph.sha256, precision=precision, nn=nn,
+        plugin_version=PLUGIN_VERSION if nn == "plugin" else None,
+        plugin_sha256=cache.sha256_file(library) if library else None, min_batch=min_batch,
+        opt_batch=opt_batch, max_batch=max_batch, height=graph.height, width=graph.width,
+        gpu_name=gpu.name, sm=gpu.sm, trt_version=trt.__version__, calibration=calibration)
+    root = Path(cache_root).expanduser() if cache_root is not None else cache.cache_root()
+    if force_rebuild and cache.invalidate(key, root):
+        log.info("removed the cached engine %s (force rebuild)", key.file_name)
+    cached = cache.lookup(key, root)
+    if cached is None:
+        timing = Path(timing_cache).expanduser() if timing_cache else cache.timing_cache_path(key, root)
+        calib_file = Path(calib_cache).expanduser() if calib_cache else (
+            cache.engine_path(key, root).with_suffix(".calib") if precision == "int8" else None)
+        start = time.monotonic()
+        engine = _build(trt, graph, key, library, workspace_mb=workspace_mb, timing_cache=timing,
+                        images=images, calib_cache=calib_file, manifest=manifest_doc, calib_batch=calib_batch)
+        info = _build_info(gpu, key, library, workspace_mb, timing, images, calib_file,
+                           time.monotonic() - start)
+        cached = cache.store(key, engine, info, manifest_doc, root)
+    out = Path(out_dir).expanduser()
+    recorded = manifest_doc if manifest_doc is not None else (
+        "manifest.json" if (out / "manifest.json").is_file() else None)
+    return cache.publish(cached, out, f"{onnx_file.stem}.{precision}.engine", recorded)
