@@ -1,8 +1,8 @@
 """TrainConfig: everything that shapes one training run (no torch import).
 
-Defaults equal the official PPL ``train.py`` / ``train_h36m.sh`` values (ppl_official_code.md §3) unless
-a comment says otherwise. Values flow defaults -> YAML (``--config``) -> ``--set key=value`` -> explicit
-command-line flags; :func:`resolve_config` applies that order.
+Defaults equal the official PPL ``train.py`` / ``train_h36m.sh`` values (ppl_official_code.md §3)
+unless a comment says otherwise. Values flow defaults -> YAML (``--config``) -> ``--set key=value``
+-> explicit command-line flags; :func:`resolve_config` applies that order.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ class TrainConfig:
     """One training run. Loss weights live here, never as literals in the loop (house style 4)."""
 
     data: str = "synthetic:humanoid"  # dataset spec for ppl_edge.train.data.build_dataset
-    data_length: Optional[int] = None  # items per epoch for generated datasets (None: the dataset's own)
+    data_length: Optional[int] = None  # items per epoch of generated data (None: the dataset's)
     preset: str = "base"  # ModelConfig preset; base = the official widths at 128 px
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
     batch_size: int = 64  # official train.py
     lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
     max_steps: int = 20000  # official; honoured exactly, even mid-epoch
-    # Loss weights: L = w_rec·L_rec + w_bnd·L_bnd + w_link·L_link + w_cons·MSE(T'', sg T') + w_commit·L_commit
+    # Loss weights: L = w_rec·L_rec + w_bnd·L_bnd + w_link·L_link + w_cons·MSE(T'', sg T')
+    #                   + w_commit·L_commit
     w_reconstruction: float = 1.0  # official: perceptual loss weight 1
     w_boundary: float = 1.0  # official: hard-coded 1 (--boundary_loss_weight is parsed but unused)
     w_link_reg: float = 0.0  # official: eq. 6 is implemented but its call is commented out
@@ -41,13 +42,14 @@ class TrainConfig:
     w_commit: float = 1.0  # official: commitment MSE(sg z_q, z_e), weight 1
     # Reference image I_ref fed to φ_dec.
     reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
-    mask_block: Optional[int] = None  # mask grid side; None: img_size // 8, i.e. 8-px patches (official 16 at 128 px)
+    # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
+    mask_block: Optional[int] = None
     mask_missing: float = 0.8  # official train_h36m.sh: U(0,1) > 0.8 keeps ~20% of the patches
     # Reconstruction loss: the official VGG16 perceptual loss needs ImageNet weights on disk.
-    recon_loss: ReconLoss = "auto"  # auto: perceptual when vgg_weights is set, else pixel (L1 + 1-SSIM)
-    vgg_weights: Optional[str] = None  # local torchvision vgg16/vgg19 ImageNet state-dict file (.pth)
+    recon_loss: ReconLoss = "auto"  # perceptual when vgg_weights is set, else pixel (L1 + 1-SSIM)
+    vgg_weights: Optional[str] = None  # local torchvision VGG16/19 ImageNet state dict (.pth)
     vgg_arch: Literal["vgg16", "vgg19"] = "vgg16"  # official: VGG16 (the paper says VGG19)
-    perceptual_size: int = 224  # official: both images resized to 224x224 before VGG; 0 = native size
+    perceptual_size: int = 224  # official: images resized to 224x224 before VGG; 0 = native
     hflip: bool = True  # official RandomHorizontalFlip(0.5) (off for CUB in the official code)
     num_workers: int = 2  # DataLoader workers (official 8)
     amp: Precision = "off"  # mixed precision on CUDA only; official trains in fp32
@@ -88,7 +90,7 @@ class TrainConfig:
         object.__setattr__(self, "model_overrides", typed)
 
     def model_config(self) -> ModelConfig:
-        """The ModelConfig of this run: the preset with ``model_overrides`` applied and validated."""
+        """The ModelConfig of this run: the preset with ``model_overrides`` applied, validated."""
         base = preset(self.preset)
         return merge(ModelConfig, base, dict(self.model_overrides), where="model_overrides")
 
@@ -99,14 +101,14 @@ class TrainConfig:
         return self.recon_loss
 
     def resolved_mask_block(self, img_size: int) -> int:
-        """Mask grid side: explicit, or img_size // 8 so each patch is 8 px as in the official setup."""
+        """Mask grid side: explicit, or img_size // 8 so patches are 8 px (the official setup)."""
         return self.mask_block if self.mask_block is not None else max(1, img_size // 8)
 
 
 def _split_model_keys(updates: dict[str, Any]) -> dict[str, Any]:
-    """Route ``model.<field>=value`` keys into ``model_overrides`` (for ``--set model.mem_banks=8``)."""
+    """Route ``model.<field>=value`` keys into ``model_overrides`` (``--set model.mem_banks=8``)."""
     out = {k: v for k, v in updates.items() if not k.startswith("model.")}
-    model = {k[len("model."):]: v for k, v in updates.items() if k.startswith("model.")}
+    model = {k[len("model.") :]: v for k, v in updates.items() if k.startswith("model.")}
     if model:
         out["model_overrides"] = {**dict(out.get("model_overrides") or {}), **model}
     return out
@@ -118,10 +120,10 @@ def resolve_config(
     flags: dict[str, Any] | None = None,
     base: TrainConfig | None = None,
 ) -> TrainConfig:
-    """Build a TrainConfig: defaults (or ``base``) -> YAML file -> ``--set`` pairs -> explicit flags.
+    """Build a TrainConfig: defaults (or ``base``) -> YAML file -> ``--set`` pairs -> flags.
 
     Args:
-        yaml_path: optional YAML mapping of TrainConfig fields (``model_overrides`` a nested mapping).
+        yaml_path: optional YAML mapping of TrainConfig fields (``model_overrides`` nested).
         overrides: ``key=value`` strings; ``model.<field>=v`` sets one model override.
         flags: explicit command-line values; ``None`` values are ignored (flag not given).
 

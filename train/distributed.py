@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -93,7 +93,11 @@ class ResumableSampler(DistributedSampler):
 
     def __init__(self, dataset, info: DistInfo, seed: int, shuffle: bool = True):
         super().__init__(
-            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed,
+            dataset,
+            num_replicas=info.world_size,
+            rank=info.rank,
+            shuffle=shuffle,
+            seed=seed,
             drop_last=True,
         )
         self.skip = 0
@@ -105,7 +109,7 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
-        return iter(indices[self.skip:])
+        return iter(indices[self.skip :])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.skip)

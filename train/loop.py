@@ -7,8 +7,9 @@ Reads top to bottom like nanoGPT's train.py, but is built from functions tests c
 
 A run folder holds ``latest.safetensors`` (replaced atomically every ``ckpt_interval`` steps, at the
 end and on SIGINT / SIGTERM), ``config.yaml``, ``metrics.csv`` / ``metrics.jsonl`` and optionally
-``prior_history.npz``. Resuming restores weights, memory buffers, optimiser, RNG and the data position,
-so a killed run loses at most one checkpoint interval and ends exactly where an uninterrupted run would.
+``prior_history.npz``. Resuming restores weights, memory buffers, optimiser, RNG and the data
+position, so a killed run loses at most one checkpoint interval and ends exactly where an
+uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -32,11 +33,34 @@ from ppl_edge.train.config import TrainConfig, config_to_dict
 from ppl_edge.train.distributed import DistInfo, ResumableSampler
 from ppl_edge.train.macs import format_count, model_profile
 from ppl_edge.train.run_files import MetricsLog, PriorHistory
-from ppl_edge.train.step import (  # noqa: F401  (re-exported: the loop's building blocks)
-    amp_setup, build_model, build_optimizer, build_recon_loss, core_model, make_reference,
-    step_generator, train_step,
+from ppl_edge.train.step import (
+    amp_setup,
+    build_model,
+    build_optimizer,
+    build_recon_loss,
+    core_model,
+    make_reference,
+    step_generator,
+    train_step,
 )
-from ppl_edge.train.train_state import TrainState, resume, save_checkpoint  # noqa: F401
+from ppl_edge.train.train_state import TrainState, resume, save_checkpoint
+
+# The building blocks are re-exported: ``from ppl_edge.train.loop import ...`` finds them all.
+__all__ = [
+    "CHECKPOINT_NAME",
+    "StopRequest",
+    "TrainState",
+    "build_model",
+    "build_optimizer",
+    "build_recon_loss",
+    "build_train_dataset",
+    "make_reference",
+    "resume",
+    "save_checkpoint",
+    "step_generator",
+    "train",
+    "train_step",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +70,7 @@ CHECKPOINT_NAME = "latest.safetensors"
 class StopRequest:
     """SIGINT / SIGTERM set a flag; the loop saves after the current step and returns.
 
-    A second Ctrl-C raises KeyboardInterrupt at once. Handlers are installed in the main thread only.
+    A second Ctrl-C raises KeyboardInterrupt at once. Handlers are installed in the main thread.
     """
 
     def __init__(self) -> None:
@@ -57,16 +81,18 @@ class StopRequest:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
-        log.warning("%s received: saving a checkpoint after this step (Ctrl-C again to abort)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s received: saving a checkpoint after this step (Ctrl-C again to abort)",
+            signal.Signals(signum).name,
+        )
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -109,24 +135,34 @@ def _check_dataset(dataset, img_size: int, cfg: TrainConfig) -> None:
     item = dataset[0]
     shape = tuple(item["image"].shape)
     if shape != (3, img_size, img_size):
-        raise PplEdgeError(f"dataset {cfg.data!r} gives images of shape {shape}; the "
-                           f"{cfg.preset} model expects (3, {img_size}, {img_size})")
+        raise PplEdgeError(
+            f"dataset {cfg.data!r} gives images of shape {shape}; the "
+            f"{cfg.preset} model expects (3, {img_size}, {img_size})"
+        )
     if cfg.reference == "frame" and "reference" not in item:
-        raise PplEdgeError(f"reference=frame needs items with a 'reference' frame; {cfg.data!r} "
-                           f"gives {sorted(item)}; use reference=mask")
+        raise PplEdgeError(
+            f"reference=frame needs items with a 'reference' frame; {cfg.data!r} "
+            f"gives {sorted(item)}; use reference=mask"
+        )
 
 
 def _prepare_run(cfg: TrainConfig, info: DistInfo, resume_run: bool) -> Path:
     """Create the run folder and refuse to overwrite an existing run without ``--resume``."""
     out = Path(cfg.out)
     if not resume_run and (out / CHECKPOINT_NAME).exists():
-        raise PplEdgeError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue "
-                           f"it or choose another --out")
+        raise PplEdgeError(
+            f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue "
+            f"it or choose another --out"
+        )
     if info.device.startswith("cuda") and not torch.cuda.is_available():
-        raise PplEdgeError(f"device {info.device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+        raise PplEdgeError(
+            f"device {info.device!r} asked for, but torch sees no CUDA GPU; use --device cpu"
+        )
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+        atomic_write_bytes(
+            out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode()
+        )
     return out
 
 
@@ -135,13 +171,14 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None) -> dict[str,
 
     Args:
         cfg: the run's TrainConfig.
-        resume_run: continue from ``<out>/latest.safetensors`` when it exists (a fresh start otherwise).
+        resume_run: continue from ``<out>/latest.safetensors`` when it exists (else start fresh).
         dataset: a map-style dataset of item dicts (``image`` (3, H, W) in [-1, 1], optional
             ``reference``); built from ``cfg.data`` when None.
 
     Returns:
-        summary: step, epoch, seconds, images_per_s, the last logged losses, checkpoint path, params,
-        MACs, recon_loss description and ``stopped_by`` (signal name or None).
+        summary: step, epoch, seconds, images_per_s, the last logged losses, checkpoint path,
+        params, MACs, recon_loss description, ``stopped_by`` (signal name or None) and ``model``
+        (the trained PoseModel, unwrapped from DDP).
 
     Raises:
         PplEdgeError: bad data, device or run folder, or an incompatible checkpoint.
@@ -159,16 +196,26 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     model = build_model(cfg, info.device)
     profile = model_profile(model, model_cfg.img_size)
     if info.is_main:
-        log.info("model %s: %s parameters, %s MACs/image (keypoint path), %s MACs/image (training "
-                 "forward)", cfg.preset, format_count(profile["params"]),
-                 format_count(profile["macs_keypoints"]), format_count(profile["macs_train_forward"]))
+        log.info(
+            "model %s: %s parameters, %s MACs/image (keypoint path), %s MACs/image (training "
+            "forward)",
+            cfg.preset,
+            format_count(profile["params"]),
+            format_count(profile["macs_keypoints"]),
+            format_count(profile["macs_train_forward"]),
+        )
     optimizer = build_optimizer(model, cfg)
     amp_dtype, scaler = amp_setup(cfg, info.device)
     state, ckpt_path = TrainState(), out / CHECKPOINT_NAME
     if resume_run and ckpt_path.is_file():
         state = resume(ckpt_path, model, optimizer, scaler)
-        log.info("resumed %s at step %d (epoch %d, batch %d)", ckpt_path, state.step, state.epoch,
-                 state.batch_in_epoch)
+        log.info(
+            "resumed %s at step %d (epoch %d, batch %d)",
+            ckpt_path,
+            state.step,
+            state.epoch,
+            state.batch_in_epoch,
+        )
     elif resume_run and info.is_main:
         log.info("no checkpoint in %s yet: starting at step 0", out)
     if info.is_distributed:
@@ -183,12 +230,19 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     sampler = ResumableSampler(dataset, info, seed=cfg.seed)
     per_epoch = sampler.num_samples // cfg.batch_size
     if per_epoch == 0:
-        raise PplEdgeError(f"dataset {cfg.data!r} has {len(dataset)} items, fewer than one batch of "
-                           f"{cfg.batch_size} per process; lower --batch-size or add data")
+        raise PplEdgeError(
+            f"dataset {cfg.data!r} has {len(dataset)} items, fewer than one batch of "
+            f"{cfg.batch_size} per process; lower --batch-size or add data"
+        )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-        drop_last=True, pin_memory=info.device.startswith("cuda"),
-        generator=torch.Generator().manual_seed(cfg.seed), worker_init_fn=_ignore_sigint,
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=True,
+        pin_memory=info.device.startswith("cuda"),
+        generator=torch.Generator().manual_seed(cfg.seed),
+        worker_init_fn=_ignore_sigint,
     )
     metrics = MetricsLog(out, state.step if resume_run else None) if info.is_main else None
     history = None
@@ -200,8 +254,13 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     from tqdm.auto import tqdm
 
     use_bar = info.is_main and sys.stderr.isatty()
-    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not use_bar, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=state.step,
+        disable=not use_bar,
+        unit="step",
+        dynamic_ncols=True,
+    )
     images_per_step = cfg.batch_size * info.world_size
     started = window_start = time.perf_counter()
     first_step, sums, count, row = state.step, {}, 0, {}
@@ -224,16 +283,21 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                 stopping = distributed.any_rank(stop.signal is not None, info)
                 if state.step % cfg.log_interval == 0 or done or stopping:
                     now = time.perf_counter()
-                    row = {"step": state.step, "time": round(now - started, 3), "epoch": state.epoch,
-                           "images_per_s": count * images_per_step / max(now - window_start, 1e-9),
-                           "lr": optimizer.param_groups[0]["lr"],
-                           **{k: float(v) / count for k, v in sums.items()}}
+                    row = {
+                        "step": state.step,
+                        "time": round(now - started, 3),
+                        "epoch": state.epoch,
+                        "images_per_s": count * images_per_step / max(now - window_start, 1e-9),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        **{k: float(v) / count for k, v in sums.items()},
+                    }
                     sums, count, window_start = {}, 0, now
                     if info.is_main:
                         metrics.append(row)
                         bar.set_postfix_str(progress_text(row), refresh=False)
-                        (log.debug if use_bar else log.info)("step %d/%d %s", state.step,
-                                                             cfg.max_steps, progress_text(row))
+                        (log.debug if use_bar else log.info)(
+                            "step %d/%d %s", state.step, cfg.max_steps, progress_text(row)
+                        )
                 if history is not None and state.step % cfg.prior_interval == 0:
                     history.add(state.step, *prior_snapshot(model))
                 if info.is_main and (state.step % cfg.ckpt_interval == 0 or done or stopping):
@@ -244,11 +308,18 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     seconds = time.perf_counter() - started
     steps_run = state.step - first_step
     return {
-        "step": state.step, "epoch": state.epoch, "steps_run": steps_run, "seconds": seconds,
+        "step": state.step,
+        "epoch": state.epoch,
+        "steps_run": steps_run,
+        "seconds": seconds,
         "images_per_s": steps_run * images_per_step / max(seconds, 1e-9),
         "losses": {k: v for k, v in row.items() if k not in ("step", "time", "epoch", "lr")},
-        "checkpoint": str(ckpt_path), "params": profile["params"],
-        "macs_keypoints": profile["macs_keypoints"], "macs_train_forward": profile["macs_train_forward"],
-        "recon_loss": recon_desc, "world_size": info.world_size,
+        "checkpoint": str(ckpt_path),
+        "params": profile["params"],
+        "macs_keypoints": profile["macs_keypoints"],
+        "macs_train_forward": profile["macs_train_forward"],
+        "recon_loss": recon_desc,
+        "world_size": info.world_size,
+        "model": core_model(model),
         "stopped_by": signal.Signals(stop.signal).name if stop.signal is not None else None,
     }

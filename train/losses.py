@@ -4,15 +4,15 @@ Total (ppl_official_code.md §2.5, weights from TrainConfig):
     L = w_rec·L_rec(x̂, x) + w_bnd·L_bnd(T') + w_link·L_link(T, T', W)
         + w_cons·MSE(Mem(sg T'), sg T') + w_commit·MSE(sg z_q, z_e)
 
-Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W, α and
-φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the consistency
-term reaches the memory decoder and, straight through the quantiser, the memory encoder; the commitment
-reaches the memory encoder only.
+Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W,
+α and φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the
+consistency term reaches the memory decoder and, straight through the quantiser, the memory
+encoder; the commitment reaches the memory encoder only.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,10 @@ def ssim(
     C = x.shape[1]
     window = min(window, x.shape[-1], x.shape[-2])
     w = gaussian_window(window, sigma, x.device, x.dtype).expand(C, 1, window, window)
-    blur = lambda t: F.conv2d(t, w, groups=C)  # noqa: E731, (B, C, H-w+1, W-w+1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H-w+1, W-w+1)
+        return F.conv2d(t, w, groups=C)
+
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
@@ -75,7 +78,7 @@ def pixel_loss(recon: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Ten
 
 
 def perceptual_term(perceptual: torch.nn.Module) -> ReconFn:
-    """Wrap a :class:`~ppl_edge.train.perceptual.PerceptualLoss` as a reconstruction-loss function."""
+    """Wrap a :class:`~ppl_edge.train.perceptual.PerceptualLoss` as a reconstruction loss."""
 
     def fn(recon: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"reconstruction": perceptual(recon, target)}
@@ -106,11 +109,11 @@ def _normalize_points(points: torch.Tensor) -> torch.Tensor:
 def link_reg_loss(
     prior: torch.Tensor, kpts: torch.Tensor, link_weights: torch.Tensor, pairs: torch.Tensor
 ) -> torch.Tensor:
-    """Paper eq. 6 in the official ``compute_edge_reg_loss`` form: pushes w_ij -> exp(-10·Δℓ_ij).
+    """Paper eq. 6 in the official ``compute_edge_reg_loss`` form: w_ij -> exp(-10·Δℓ_ij).
 
-    Links whose normalised length changes between T and T' get weaker. Only links of normalised length
-    0.3 < ℓ(T') < 0.7 count; invalid ones contribute 0 to the mean (official). T and T' are detached,
-    so only W learns from this term.
+    Links whose normalised length changes between T and T' get weaker. Only links of normalised
+    length 0.3 < ℓ(T') < 0.7 count; invalid ones contribute 0 to the mean (official). T and T' are
+    detached, so only W learns from this term.
 
     Args:
         prior: (N, 2) T.
@@ -165,7 +168,7 @@ def training_losses(
         image: (B, 3, H, W) the target frame x in [-1, 1].
         cfg: TrainConfig (its ``w_*`` weights).
         recon_fn: ``pixel_loss`` or ``perceptual_term(...)``.
-        link_weights, pairs: (L,), (L, 2) from ``model.connectivity``; needed when ``w_link_reg > 0``.
+        link_weights, pairs: (L,), (L, 2) from ``model.connectivity``; needed if ``w_link_reg > 0``.
 
     Returns:
         total () with gradients, and every unweighted term (reconstruction, boundary, consistency,

@@ -6,7 +6,8 @@ activations, resizes and the nearest-neighbour lookup are not.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -44,7 +45,9 @@ def count_macs(root: nn.Module, fn: Callable[[], Any]) -> int:
             total += _linear_macs(module, out)
 
     handles = [
-        m.register_forward_hook(hook) for m in root.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+        m.register_forward_hook(hook)
+        for m in root.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
     ]
     try:
         fn()
@@ -58,13 +61,13 @@ def model_profile(model: nn.Module, img_size: int) -> dict[str, int]:
     """Parameter and per-image MAC counts of a PoseModel.
 
     Args:
-        model: a ``PoseModel`` (its training state is restored afterwards; memory EMA is not touched).
+        model: a ``PoseModel`` (its train/eval mode is restored; the memory EMA is not touched).
         img_size: input side in pixels.
 
     Returns:
-        params: trainable parameters; macs_keypoints: the exported keypoint path (φ_enc, affine head,
-        memory encode/decode); macs_train_forward: one training forward (φ_enc, head, φ_dec, memory),
-        both per image.
+        params: trainable parameters; macs_keypoints: the exported keypoint path (φ_enc, affine
+        head, memory encode/decode); macs_train_forward: one training forward (φ_enc, head, φ_dec,
+        memory), both per image.
     """
     was_training = model.training
     model.eval()  # eval: BatchNorm and the memory EMA are left untouched

@@ -7,7 +7,7 @@ Loading uses ``torch.load(weights_only=True)``, which refuses pickled code.
 
 from __future__ import annotations
 
-import logging
+import itertools
 from pathlib import Path
 
 import torch
@@ -15,8 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ppl_edge.errors import PplEdgeError
-
-log = logging.getLogger(__name__)
 
 # torchvision's layer lists ("D" = VGG16, "E" = VGG19): channel counts, "M" = 2x2 max-pool.
 _LAYERS = {
@@ -71,11 +69,11 @@ def load_vgg_state(path: str | Path, features: nn.Sequential) -> None:
     for key, ref in wanted.items():
         full = f"features.{key}"
         if full not in state:
-            raise PplEdgeError(f"{path} has no tensor '{full}'; is it a torchvision VGG state dict?")
+            raise PplEdgeError(f"{path} has no tensor '{full}'; not a torchvision VGG state dict?")
         if tuple(state[full].shape) != tuple(ref.shape):
             raise PplEdgeError(
-                f"{path}: '{full}' has shape {tuple(state[full].shape)}, expected {tuple(ref.shape)} "
-                f"(wrong vgg_arch?)"
+                f"{path}: '{full}' has shape {tuple(state[full].shape)}, expected "
+                f"{tuple(ref.shape)} (wrong vgg_arch?)"
             )
         picked[key] = state[full]
     features.load_state_dict(picked)
@@ -95,14 +93,14 @@ class PerceptualLoss(nn.Module):
         features = vgg_features(arch)
         load_vgg_state(weights, features)
         bounds = (0, *SLICES[arch])
-        self.blocks = nn.ModuleList(features[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+        self.blocks = nn.ModuleList(features[a:b] for a, b in itertools.pairwise(bounds))
         self.blocks.requires_grad_(False)
         self.blocks.eval()
         self.size = size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def train(self, mode: bool = True) -> "PerceptualLoss":
+    def train(self, mode: bool = True) -> PerceptualLoss:
         """Keep the VGG in eval mode whatever the caller asks (it is a frozen feature extractor)."""
         super().train(mode)
         self.blocks.eval()

@@ -1,7 +1,7 @@
 """Records a run leaves in its folder beside the checkpoint: metrics logs and the prior's history.
 
-- ``metrics.csv`` / ``metrics.jsonl``: one row per log interval (step, time, epoch, images_per_s, lr,
-  every loss term), ready for pandas / a spreadsheet / ``jq``.
+- ``metrics.csv`` / ``metrics.jsonl``: one row per log interval (step, time, epoch, images_per_s,
+  lr, every loss term), ready for pandas / a spreadsheet / ``jq``.
 - ``prior_history.npz``: ``steps`` (S,) int64, ``priors`` (S, N, 2) float32 xy in [-1, 1] and
   ``connectivity`` (S, N, N) float32 symmetric W, snapshots of T and W over training.
 
@@ -31,7 +31,7 @@ class MetricsLog:
 
     Args:
         folder: run folder.
-        resume_step: when resuming, rows with ``step`` beyond it are dropped first; None starts afresh.
+        resume_step: when resuming, rows with ``step`` beyond it are dropped; None starts afresh.
     """
 
     def __init__(self, folder: str | Path, resume_step: int | None = None):
@@ -87,7 +87,9 @@ class PriorHistory:
         self.weights: list[np.ndarray] = []
         if resume_step is not None and self.path.is_file():
             with np.load(self.path, allow_pickle=False) as data:
-                for s, p, w in zip(data["steps"], data["priors"], data["connectivity"]):
+                for s, p, w in zip(
+                    data["steps"], data["priors"], data["connectivity"], strict=True
+                ):
                     if int(s) <= resume_step:
                         self.steps.append(int(s))
                         self.priors.append(p)
@@ -100,7 +102,9 @@ class PriorHistory:
         self.weights.append(np.asarray(connectivity, dtype=np.float32))
         buf = io.BytesIO()
         np.savez(
-            buf, steps=np.asarray(self.steps, dtype=np.int64), priors=np.stack(self.priors),
+            buf,
+            steps=np.asarray(self.steps, dtype=np.int64),
+            priors=np.stack(self.priors),
             connectivity=np.stack(self.weights),
         )
         atomic_write_bytes(self.path, buf.getvalue())

@@ -64,7 +64,9 @@ def random_hflip(
     return image, reference
 
 
-def block_mask(batch: int, size: int, block: int, missing: float, gen: torch.Generator) -> torch.Tensor:
+def block_mask(
+    batch: int, size: int, block: int, missing: float, gen: torch.Generator
+) -> torch.Tensor:
     """Official damage mask: U(0,1) > missing on a block x block grid, nearest-upsampled.
 
     Returns:
@@ -89,8 +91,8 @@ def make_reference(
     if cfg.reference == "frame":
         if reference is None:
             raise PplEdgeError(
-                f"reference=frame needs a dataset with a 'reference' frame per item (video:PATH or a "
-                f"synthetic clip), but {cfg.data!r} gives none; use reference=mask"
+                f"reference=frame needs a dataset with a 'reference' frame per item (video:PATH "
+                f"or a synthetic clip), but {cfg.data!r} gives none; use reference=mask"
             )
         return reference
     B, _, H, _ = image.shape
@@ -128,7 +130,9 @@ def train_step(
     device = next(model.parameters()).device
     image = batch["image"].to(device, non_blocking=True)
     ref = batch.get("reference")
-    ref = ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
+    ref = (
+        ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
+    )
     if cfg.hflip:
         image, ref = random_hflip(image, ref, gen)
     reference = make_reference(image, ref, cfg, gen)
@@ -151,7 +155,9 @@ def train_step(
     return {k: v.detach().float() for k, v in terms.items()}
 
 
-def amp_setup(cfg: TrainConfig, device: str) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+def amp_setup(
+    cfg: TrainConfig, device: str
+) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
     """Autocast dtype and GradScaler: bf16 (no scaler) or fp16 (scaler) on CUDA, fp32 elsewhere."""
     if cfg.amp == "off":
         return None, None
@@ -161,5 +167,3 @@ def amp_setup(cfg: TrainConfig, device: str) -> tuple[torch.dtype | None, torch.
     if cfg.amp == "bf16":
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
-
-

@@ -1,6 +1,6 @@
-"""Training checkpoints: state <-> safetensors tensors + JSON, with no pickle anywhere (house style 5).
+"""Training checkpoints: state <-> safetensors tensors + JSON, never a pickle (house style 5).
 
-The optimiser's per-parameter tensors go under ``optim.state.<param index>.<name>``, its param groups
+The optimiser's per-parameter tensors go under ``optim.state.<param index>.<name>``, its groups
 and non-tensor state into the JSON ``train_state["optimizer"]``; the torch RNG under ``rng.torch``
 (``rng.cuda.<i>`` per GPU), the Python and NumPy RNG states into JSON.
 """
@@ -25,7 +25,7 @@ from ppl_edge.errors import PplEdgeError
 class TrainState:
     """Where a run stands: completed optimiser steps and the data position.
 
-    step: optimiser steps done. epoch: current epoch. batch_in_epoch: batches of ``epoch`` already used.
+    step: optimiser steps done. epoch: current epoch. batch_in_epoch: batches of ``epoch`` used.
     """
 
     step: int = 0
@@ -49,7 +49,10 @@ def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, to
                 tensors[f"optim.state.{idx}.{name}"] = value
             else:
                 scalars.setdefault(str(idx), {})[name] = value
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+        for g in sd["param_groups"]
+    ]
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
@@ -65,7 +68,7 @@ def optimizer_from_tensors(
     for key, value in tensors.items():
         if not key.startswith("optim.state."):
             continue
-        idx, name = key[len("optim.state."):].split(".", 1)
+        idx, name = key[len("optim.state.") :].split(".", 1)
         state.setdefault(int(idx), {})[name] = value
     for idx, entry in layout.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(entry)
@@ -97,7 +100,11 @@ def rng_from_tensors(tensors: dict[str, torch.Tensor], state: dict) -> None:
     """Restore what :func:`rng_to_tensors` saved (missing parts are left as they are)."""
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+    cuda = [
+        tensors[f"rng.cuda.{i}"]
+        for i in range(torch.cuda.device_count())
+        if f"rng.cuda.{i}" in tensors
+    ]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
     if "python" in state:
@@ -112,8 +119,12 @@ def git_sha(folder: str | Path | None = None) -> str | None:
     """The source tree's git commit, or None outside a git checkout."""
     folder = Path(folder) if folder else Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5,
+        out = subprocess.run(  # noqa: PLW1510 (the return code is checked below)
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -135,10 +146,15 @@ def save_checkpoint(
     optim_tensors, optim_layout = optimizer_to_tensors(optimizer)
     rng_tensors, rng_state = rng_to_tensors()
     train_state = {
-        "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch,
-        "train_config": config_to_dict(cfg), "optimizer": optim_layout, "rng": rng_state,
+        "step": state.step,
+        "epoch": state.epoch,
+        "batch_in_epoch": state.batch_in_epoch,
+        "train_config": config_to_dict(cfg),
+        "optimizer": optim_layout,
+        "rng": rng_state,
         "grad_scaler": scaler.state_dict() if scaler is not None else None,
-        "git_sha": git_sha(), "torch": torch.__version__,
+        "git_sha": git_sha(),
+        "torch": torch.__version__,
     }
     tensors = {**ckpt.model_tensors(core), **optim_tensors, **rng_tensors}
     ckpt.save_checkpoint(path, tensors, to_dict(core.cfg), train_state)
@@ -163,14 +179,20 @@ def resume(
         raise PplEdgeError(f"{path} was trained with another model config (differs in {diff})")
     tensors = ckpt.load_tensors(path)
     device = next(core.parameters()).device
-    model_state = {k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {
+        k[len("model.") :]: v.to(device) for k, v in tensors.items() if k.startswith("model.")
+    }
     core.load_state_dict(model_state, strict=True)
     ts = meta["train_state"]
     if optimizer is not None and "optimizer" in ts:
-        optimizer_from_tensors(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},
-                               ts["optimizer"])
+        optimizer_from_tensors(
+            optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, ts["optimizer"]
+        )
     if scaler is not None and ts.get("grad_scaler"):
         scaler.load_state_dict(ts["grad_scaler"])
     rng_from_tensors(tensors, ts.get("rng", {}))
-    return TrainState(step=int(ts.get("step", 0)), epoch=int(ts.get("epoch", 0)),
-                      batch_in_epoch=int(ts.get("batch_in_epoch", 0)))
+    return TrainState(
+        step=int(ts.get("step", 0)),
+        epoch=int(ts.get("epoch", 0)),
+        batch_in_epoch=int(ts.get("batch_in_epoch", 0)),
+    )

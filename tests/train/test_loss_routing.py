@@ -9,6 +9,16 @@ from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.losses import boundary_loss, link_reg_loss, memory_losses, pixel_loss
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: bitwise-reproducible runs, and fair to a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 GROUPS = {
     "regressor": lambda n: n.startswith("encoder."),
     "links": lambda n: n == "connectivity.theta",
@@ -38,7 +48,9 @@ def terms_and_model():
     terms = {
         "reconstruction": pixel_loss(out["recon"], image)["reconstruction"],
         **memory_losses(out["mem_keypoints"], out["keypoints"], out["commit_loss"]),
-        "link_reg": link_reg_loss(out["prior"], out["keypoints"], links.link_weights(), links.pairs),
+        "link_reg": link_reg_loss(
+            out["prior"], out["keypoints"], links.link_weights(), links.pairs
+        ),
     }
     # At init every keypoint lies inside the image, where the boundary loss is 0. A twin model with
     # its keypoints shifted right of the image makes the term active.
