@@ -99,16 +99,15 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise PplEdgeError(f"--plugins {args.plugins} does not exist")
 
 
-def check_tensorrt():
-    """``build_engine``, or a one-line PplEdgeError when TensorRT or the builder is missing."""
-    from ppl_edge.errors import require
-
-    require("tensorrt", "trt", "--target trt")
+def check_tensorrt(args: argparse.Namespace):
+    """``build_engine`` once the GPU, TensorRT and (for --nn plugin) the plugin library are found;
+    otherwise a one-line PplEdgeError naming the first one missing."""
     try:
-        from ppl_edge.convert.tensorrt_build import build_engine
+        from ppl_edge.convert.tensorrt_build import build_engine, check_prerequisites
     except ImportError as err:
         raise PplEdgeError(f"--target trt needs ppl_edge.convert.tensorrt_build, which failed to "
                            f"import: {err}") from err
+    check_prerequisites(nn=args.nn, plugin_lib=args.plugins)
     return build_engine
 
 
@@ -123,10 +122,10 @@ def engine_builder(args: argparse.Namespace, source, build_engine):
     def build(staging: Path, paths: dict, manifest: dict) -> dict:
         onnx_path = paths["keypoints_trt" if args.nn == "plugin" else "keypoints"]
         engine = build_engine(
-            onnx_path, staging, precision=precision, calib_data=args.calib_data,
-            min_batch=batches[0], opt_batch=batches[1], max_batch=batches[2], plugins=args.plugins,
-            nn=args.nn, workspace=args.workspace, timing_cache=args.timing_cache,
-            force_rebuild=args.force_rebuild)
+            onnx_path, staging, precision=precision, nn=args.nn, plugin_lib=args.plugins,
+            min_batch=batches[0], opt_batch=batches[1], max_batch=batches[2],
+            calib_data=args.calib_data, workspace_mb=args.workspace, timing_cache=args.timing_cache,
+            force_rebuild=args.force_rebuild, manifest=manifest)
         manifest["precision"] = precision
         return {"engine": Path(engine)}
 
@@ -144,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.target != "coreml":
         check_opset(args.opset)
     # Fail fast on a machine without TensorRT, before anything is loaded or exported.
-    build_engine = check_tensorrt() if args.target == "trt" else None
+    build_engine = check_tensorrt(args) if args.target == "trt" else None
     source = load_source(args.checkpoint, name=args.name, data=args.data)
     if args.target == "coreml":
         from ppl_edge.convert.coreml import export_coreml
