@@ -1,0 +1,74 @@
+"""The link rasteriser S and the connectivity prior W against a dense per-pixel reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ppl_edge.model.config import preset
+from ppl_edge.model.links import Connectivity, rasterize_links
+
+
+def dense_reference(kpts, weights, pairs, size, thickness):
+    """Official draw_lines form: every link's heatmap at every pixel, then the max over links."""
+    axis = torch.linspace(-1.0, 1.0, size, dtype=kpts.dtype)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    grid = torch.stack([xx, yy], -1).view(1, 1, -1, 2)  # (1, 1, H·W, 2) xy
+    s = kpts[:, pairs[:, 0]].unsqueeze(2)  # (B, L, 1, 2)
+    e = kpts[:, pairs[:, 1]].unsqueeze(2)
+    d = e - s
+    t = ((grid - s) * d).sum(-1) / ((d * d).sum(-1) + 1e-8)  # (B, L, H·W)
+    t = t.clamp(0, 1).unsqueeze(-1)
+    dist2 = ((grid - (s + t * d)) ** 2).sum(-1)
+    heat = torch.exp(-dist2 / thickness) * weights.view(1, -1, 1)
+    return heat.amax(1).view(-1, 1, size, size)
+
+
+@pytest.fixture()
+def setup():
+    gen = torch.Generator().manual_seed(0)
+    kpts = torch.rand(2, 5, 2, generator=gen) * 1.6 - 0.8
+    pairs = torch.triu_indices(5, 5, 1).T
+    weights = torch.rand(len(pairs), generator=gen) + 0.1
+    return kpts, weights, pairs
+
+
+def test_values_match_dense_reference(setup):
+    kpts, weights, pairs = setup
+    ref = dense_reference(kpts, weights, pairs, 24, 2e-2)
+    with torch.no_grad():
+        fast = rasterize_links(kpts, weights, pairs, 24, 2e-2)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    grad_path = rasterize_links(kpts.requires_grad_(True), weights, pairs, 24, 2e-2)
+    assert torch.allclose(grad_path, ref, atol=1e-6)
+
+
+def test_gradients_match_dense_reference(setup):
+    kpts, weights, pairs = setup
+    k1, w1 = kpts.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+    k2, w2 = kpts.clone().requires_grad_(True), weights.clone().requires_grad_(True)
+    probe = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(1))
+    (rasterize_links(k1, w1, pairs, 24, 2e-2) * probe).sum().backward()
+    (dense_reference(k2, w2, pairs, 24, 2e-2) * probe).sum().backward()
+    assert torch.allclose(k1.grad, k2.grad, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(w1.grad, w2.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_xy_convention_x_is_the_column():
+    # One link from (x=1, y=-1) to (x=1, y=1): the right-most column lights up.
+    kpts = torch.tensor([[[1.0, -1.0], [1.0, 1.0]]])
+    heat = rasterize_links(kpts, torch.ones(1), torch.tensor([[0, 1]]), 16, 1e-3)[0, 0]
+    assert torch.allclose(heat[:, -1], torch.ones(16))
+    assert heat[:, 0].max() < 1e-6
+
+
+def test_connectivity_matrix_and_init():
+    links = Connectivity(preset("tiny"))
+    w = links.matrix()
+    assert torch.equal(w, w.T) and torch.all(w.diagonal() == 0)
+    n = w.shape[0]
+    assert links.link_weights().shape == (n * (n - 1) // 2,)
+    # official init: softplus(N(-4, 1)), median ~0.018
+    assert 0.008 < links.link_weights().median().item() < 0.04
+    frozen = Connectivity(preset("tiny"), frozen=True)
+    assert not any(True for _ in frozen.parameters())
