@@ -383,7 +383,8 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
     if cached is None:
         timing = Path(timing_cache).expanduser() if timing_cache else cache.timing_cache_path(key, root)
         calib_file = Path(calib_cache).expanduser() if calib_cache else (
-            cache.engine_path(key, root).with_suffix(".calib") if precision == "int8" else None)
+            cache.engine_path(key, root).with_suffix(f".{calibration[:8]}.calib")
+            if precision == "int8" else None)  # one table per calibration set
         start = time.monotonic()
         engine = _build(trt, graph, key, library, workspace_mb=workspace_mb, timing_cache=timing,
                         images=images, calib_cache=calib_file, manifest=manifest_doc, calib_batch=calib_batch)
