@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from ppl_edge.convert import export_onnx
 from ppl_edge.convert.verify import ort_session
+
 from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel, count_parameters
 
@@ -57,26 +57,25 @@ def bench_preset(name: str, batches: list[int], runs: int, warmup: int, threads:
     torch_t = {}
     with torch.inference_mode():  # torch first: ORT's spinning worker threads would slow it down
         for batch, image in images.items():
-            torch_t[batch] = timings(lambda: model.keypoint_path(image, prior), warmup, runs)
+            torch_t[batch] = timings(lambda x=image: model.keypoint_path(x, prior), warmup, runs)
     session = ort_session(folder / "keypoints.onnx", threads)
     rows = []
     for batch, image in images.items():
         feeds = {"image": image.numpy()}
-        ort_t = timings(lambda: session.run(None, feeds), warmup, runs)
+        ort_t = timings(lambda f=feeds: session.run(None, f), warmup, runs)
         rows.append({"preset": name, "img_size": model.cfg.img_size, "batch": batch,
                      "params": count_parameters(model), "ort": ort_t, "torch": torch_t[batch],
                      "keypoints_onnx_bytes": sizes["keypoints.onnx"],
                      "refine_onnx_bytes": sizes["refine.onnx"], "export_s": export_s})
         log.info("%s b=%d: ort %.2f ms, torch %.2f ms", name, batch, ort_t["median_ms"],
                  torch_t[batch]["median_ms"])
-    del session
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     """The README table."""
-    lines = ["| preset | input | batch | ORT CPU median / p90 (ms) | torch eager median / p90 (ms) "
-             "| speed-up | keypoints.onnx | refine.onnx |",
+    lines = [("| preset | input | batch | ORT CPU median / p90 (ms) | torch eager median / p90 (ms) "
+              "| speed-up | keypoints.onnx | refine.onnx |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, t = r["ort"], r["torch"]

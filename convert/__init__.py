@@ -21,7 +21,7 @@ from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportSource", "load_source", "export_onnx", "export_onnx_folder", "export_coreml"]
+__all__ = ["ExportSource", "export_coreml", "export_onnx", "export_onnx_folder", "load_source"]
 
 DEFAULT_DATA = "synthetic:humanoid"
 ONNX_ROLES = ("keypoints", "keypoints_trt", "refine")
@@ -116,9 +116,16 @@ def export_onnx_folder(
     Returns:
         (manifest path, role -> {"nodes_exported", "nodes_simplified"}).
     """
-    from ppl_edge.convert.manifest import (MANIFEST_NAME, build_manifest, check_output_folder,
-                                           distance_reference, previous_artifacts, sha256_path,
-                                           staged_output, write_manifest)
+    from ppl_edge.convert.manifest import (
+        MANIFEST_NAME,
+        build_manifest,
+        check_output_folder,
+        distance_reference,
+        previous_artifacts,
+        sha256_path,
+        staged_output,
+        write_manifest,
+    )
     from ppl_edge.convert.onnx_export import FLAVOURS, MAX_BATCH, check_opset, export_graphs
     from ppl_edge.convert.verify import sample_images
 

@@ -23,13 +23,14 @@ import json
 import logging
 import platform
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS, KeypointGraph
 from ppl_edge.convert.verify import TOLERANCES, Check, compare_keypoints, torch_keypoints
+
 from ppl_edge.errors import PplEdgeError, require
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,16 @@ def export_coreml(model_or_source, out_dir: str | Path, name: str | None = None,
         Path of ``manifest.json``.
     """
     from ppl_edge.convert import ExportSource, load_source
-    from ppl_edge.convert.manifest import (MANIFEST_NAME, build_manifest, check_output_folder,
-                                           distance_reference, sha256_path, staged_output,
-                                           tool_versions, write_manifest)
+    from ppl_edge.convert.manifest import (
+        MANIFEST_NAME,
+        build_manifest,
+        check_output_folder,
+        distance_reference,
+        sha256_path,
+        staged_output,
+        tool_versions,
+        write_manifest,
+    )
     from ppl_edge.convert.verify import sample_images
 
     out = check_output_folder(out_dir)

@@ -19,8 +19,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ppl_edge.checkpoint import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError

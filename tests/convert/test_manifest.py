@@ -8,13 +8,22 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ppl_edge.convert.manifest import (FORMAT, build_manifest, distance_reference, dumps,  # noqa: E402
-                                       previous_artifacts, read_manifest, sha256_path,
-                                       validate_manifest, write_manifest)
-from ppl_edge.errors import PplEdgeError  # noqa: E402
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
-from ppl_edge.skeleton import edges_from_weights  # noqa: E402
+from ppl_edge.convert.manifest import (
+    FORMAT,
+    build_manifest,
+    distance_reference,
+    dumps,
+    previous_artifacts,
+    read_manifest,
+    sha256_path,
+    validate_manifest,
+    write_manifest,
+)
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.model.config import preset
+from ppl_edge.model.ppl import PoseModel
+from ppl_edge.skeleton import edges_from_weights
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,14 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxsim")
 
-from ppl_edge.checkpoint import model_tensors, save_checkpoint  # noqa: E402
-from ppl_edge.cli import main  # noqa: E402
-from ppl_edge.convert.manifest import read_manifest, sha256_path  # noqa: E402
-from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS  # noqa: E402
-from ppl_edge.convert.verify import ort_session, torch_keypoints, verify_onnx  # noqa: E402
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
+from ppl_edge.convert.manifest import read_manifest, sha256_path
+from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS
+from ppl_edge.convert.verify import ort_session, torch_keypoints, verify_onnx
+
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
+from ppl_edge.model.config import preset
+from ppl_edge.model.ppl import PoseModel
 
 CFG = preset("tiny")
 

@@ -12,14 +12,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
-from ppl_edge.checkpoint import model_tensors, save_checkpoint  # noqa: E402
-from ppl_edge.cli import main  # noqa: E402
-from ppl_edge.convert import export_onnx  # noqa: E402
-from ppl_edge.convert import onnx_export  # noqa: E402
-from ppl_edge.convert.manifest import staged_output  # noqa: E402
-from ppl_edge.errors import PplEdgeError  # noqa: E402
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
+from ppl_edge.convert import (
+    export_onnx,
+    onnx_export,
+)
+from ppl_edge.convert.manifest import staged_output
+
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.model.config import preset
+from ppl_edge.model.ppl import PoseModel
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +132,9 @@ def test_failure_mid_export_leaves_nothing_and_keeps_old_files(tmp_path, model, 
 
 def test_staged_output_publishes_everything_or_nothing(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with staged_output(out) as staging:
-            (staging / "a.onnx").write_bytes(b"a")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_output(out) as staging:
+        (staging / "a.onnx").write_bytes(b"a")
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []  # the folder it would have created is gone too
     with staged_output(out) as staging:
         (staging / "a.onnx").write_bytes(b"a")
@@ -140,10 +142,9 @@ def test_staged_output_publishes_everything_or_nothing(tmp_path):
         (staging / "pkg.mlpackage" / "w.bin").write_bytes(b"w")
         assert not out.exists()  # nothing visible before the end
     assert sorted(p.name for p in out.iterdir()) == ["a.onnx", "pkg.mlpackage"]
-    with pytest.raises(RuntimeError):
-        with staged_output(out) as staging:
-            (staging / "a.onnx").write_bytes(b"new")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_output(out) as staging:
+        (staging / "a.onnx").write_bytes(b"new")
+        raise RuntimeError("boom")
     assert (out / "a.onnx").read_bytes() == b"a"
     with staged_output(out) as staging:  # replacing a package folder works too
         (staging / "pkg.mlpackage").mkdir()
