@@ -7,7 +7,8 @@ present. Then: reuse a cached engine (engine_cache.py) or load the plugin, strip
 function (so the parser calls the plugin), parse, configure precision (FP32 / FP16 / INT8 with
 entropy calibration), one optimisation profile for the dynamic batch, a timing cache, a progress
 monitor, build, store in the cache and copy into ``out_dir``. ``nn="native"`` builds the portable
-graph (``keypoints.onnx``) without the plugin.
+graph (``keypoints.onnx``) without the plugin. The calls into TensorRT's builder API live in
+``trt_builder.py``; this file decides what to build and needs neither TensorRT nor onnx to import.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from ppl_edge.convert import engine_cache as cache
-from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey, GpuInfo
+from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey
+from ppl_edge.convert.trt_builder import build_info, build_serialized
 
 from ppl_edge.errors import PplEdgeError, require
 
@@ -187,127 +186,6 @@ def _check_arguments(precision: str, nn: str, min_batch: int, opt_batch: int, ma
         raise PplEdgeError(f"calibration batch must be >= 1, got {calib_batch}")
 
 
-def _load_plugin(trt, library: Path) -> None:
-    """Register the library's creators with TensorRT and check NearestNeighborLookup is among them."""
-    from ppl_edge.convert.nn_plugin import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
-
-    registry = trt.get_plugin_registry()
-    get_creator = getattr(registry, "get_creator", None) or registry.get_plugin_creator
-    if (get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None
-            and registry.load_library(str(library)) is None):
-        raise PplEdgeError(f"TensorRT could not load the plugin library {library} (see its error above)")
-    if get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
-        raise PplEdgeError(f"{library} does not provide the {OP_TYPE} plugin version {PLUGIN_VERSION}: "
-                           "rebuild it from this checkout")
-    log.info("TensorRT plugin library: %s", library)
-
-
-def _parse(trt, builder, logger, graph: PreparedGraph):
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10+
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(graph.model_bytes, str(graph.path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["unknown error"]
-        hint = (": the plugin library did not register NearestNeighborLookup"
-                if "Plugin not found" in errors[0] else "")
-        raise PplEdgeError(f"TensorRT could not parse {graph.path.name}: {errors[0].splitlines()[0]}{hint}")
-    return network, parser
-
-
-def _profile(builder, graph: PreparedGraph, low: int, opt: int, high: int):
-    profile = builder.create_optimization_profile()
-    shape = (graph.height, graph.width)
-    profile.set_shape(graph.input_name, (low, 3, *shape), (opt, 3, *shape), (high, 3, *shape))
-    return profile
-
-
-def _calibration(trt, builder, config, graph: PreparedGraph, images, calib_cache: Path,
-                 manifest: dict | None, calib_batch: int):
-    """Set up INT8 entropy calibration; returns the device buffer to free after the build."""
-    from ppl_edge.convert import calibrator as calib
-
-    batches = None
-    if images:
-        spec = calib.input_spec(manifest)
-        if (spec.height, spec.width) != (graph.height, graph.width):
-            raise PplEdgeError(f"the manifest's input is {spec.height}x{spec.width}, the graph's "
-                               f"{graph.height}x{graph.width}: use the manifest of this export")
-        batches = calib.CalibrationBatches(images, spec, calib_batch)
-    bs = batches.batch_size if batches is not None else 1
-    buffer = calib.DeviceBuffer(4 * bs * 3 * graph.height * graph.width) if batches is not None else None
-    session = calib.CalibrationSession(batches, calib_cache, buffer.upload if buffer else lambda b: 0)
-    config.int8_calibrator = calib.make_calibrator(trt, session)
-    config.set_calibration_profile(_profile(builder, graph, bs, bs, bs))
-    return buffer
-
-
-def _build(trt, graph: PreparedGraph, key: EngineKey, library: Path | None, *, workspace_mb,
-           timing_cache: Path, images, calib_cache: Path | None, manifest, calib_batch) -> bytes:
-    """Parse and build; returns the serialised engine."""
-    from ppl_edge.convert.trt_progress import (
-        BuildProgress,
-        Heartbeat,
-        make_logger,
-        make_progress_monitor,
-    )
-
-    logger = make_logger(trt)
-    if library is not None:
-        _load_plugin(trt, library)
-    builder = trt.Builder(logger)
-    network, _parser = _parse(trt, builder, logger, graph)  # the parser must outlive the build
-    config = builder.create_builder_config()
-    if workspace_mb is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    buffer = None
-    if key.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # INT8 falls back to FP16 where a layer has no INT8 kernel
-    if key.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        buffer = _calibration(trt, builder, config, graph, images, calib_cache, manifest, calib_batch)
-    config.add_optimization_profile(_profile(builder, graph, key.min_batch, key.opt_batch, key.max_batch))
-    timing = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(timing, False)
-    progress = BuildProgress(f"building {graph.path.name} ({key.precision}, {key.nn} lookup)")
-    monitor = make_progress_monitor(trt, progress)
-    if monitor is not None:
-        config.progress_monitor = monitor
-    log.info("building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
-             key.precision, graph.path.name, key.gpu_name, key.sm, key.trt_version)
-    try:
-        with Heartbeat(progress):
-            serialized = builder.build_serialized_network(network, config)
-    finally:
-        if buffer is not None:
-            buffer.free()
-    if serialized is None:
-        raise PplEdgeError(f"TensorRT could not build an engine from {graph.path.name} (its errors are "
-                           "logged above)")
-    timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
-    log.info("TensorRT build finished in %.0f s", progress.elapsed())
-    return bytes(memoryview(serialized))
-
-
-def _build_info(gpu: GpuInfo, key: EngineKey, library: Path | None, workspace_mb, timing_cache: Path,
-                images, calib_cache: Path | None, seconds: float) -> dict[str, Any]:
-    from ppl_edge import __version__
-
-    tegra = Path("/etc/nv_tegra_release")
-    return {
-        "ppl_edge_version": __version__,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(seconds, 1),
-        "gpu": {"name": gpu.name, "sm": gpu.sm, "driver_version": gpu.driver_version},
-        "host": platform.machine(),
-        "l4t": tegra.read_text(errors="replace").splitlines()[0] if tegra.is_file() else None,
-        "plugin_library": str(library) if library else None,
-        "workspace_mb": workspace_mb,
-        "timing_cache": str(timing_cache),
-        "calibration": {"images": len(images or ()), "cache": str(calib_cache) if calib_cache else None}
-        if key.precision == "int8" else None,
-    }
-
-
 def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "fp16",
                  nn: str = "plugin", plugin_lib: str | Path | None = None, min_batch: int = 1,
                  opt_batch: int = 1, max_batch: int = 8, calib_data: str | Path | None = None,
@@ -386,9 +264,9 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
             cache.engine_path(key, root).with_suffix(f".{calibration[:8]}.calib")
             if precision == "int8" else None)  # one table per calibration set
         start = time.monotonic()
-        engine = _build(trt, graph, key, library, workspace_mb=workspace_mb, timing_cache=timing,
+        engine = build_serialized(trt, graph, key, library, workspace_mb=workspace_mb, timing_cache=timing,
                         images=images, calib_cache=calib_file, manifest=manifest_doc, calib_batch=calib_batch)
-        info = _build_info(gpu, key, library, workspace_mb, timing, images, calib_file,
+        info = build_info(gpu, key, library, workspace_mb, timing, images, calib_file,
                            time.monotonic() - start)
         cached = cache.store(key, engine, info, manifest_doc, root)
     out = Path(out_dir).expanduser()

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 from ppl_edge.convert import nn_plugin
 from ppl_edge.convert import tensorrt_build as tb
 from ppl_edge.convert.engine_cache import NO_GPU_MESSAGE
-from ppl_edge.convert.trt_progress import BuildProgress, Heartbeat
+from ppl_edge.convert.trt_builder import BuildProgress, Heartbeat
 
 from ppl_edge.errors import PplEdgeError
 
@@ -187,7 +187,7 @@ def test_plugin_library_search(tmp_path, monkeypatch):
 def test_build_progress_reports_phases(caplog):
     now = [100.0]
     progress = BuildProgress("building toy.onnx (fp16)", clock=lambda: now[0])
-    with caplog.at_level(logging.DEBUG, logger="ppl_edge.convert.tensorrt_build"):
+    with caplog.at_level(logging.DEBUG, logger="ppl_edge.convert.trt_builder"):
         progress.phase_start("Building engine", None, 3)
         progress.phase_start("Tactic selection", "Building engine", 40)
         assert progress.step_complete("Tactic selection", 11) is True
@@ -202,7 +202,7 @@ def test_build_progress_reports_phases(caplog):
 
 def test_heartbeat_logs_until_stopped(caplog):
     progress = BuildProgress("building toy.onnx (fp32)")
-    with caplog.at_level(logging.INFO, logger="ppl_edge.convert.tensorrt_build"):
+    with caplog.at_level(logging.INFO, logger="ppl_edge.convert.trt_builder"):
         heartbeat = Heartbeat(progress, interval=0.01)
         with heartbeat:
             time.sleep(0.1)
