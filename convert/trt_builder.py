@@ -30,24 +30,32 @@ HEARTBEAT_SECONDS = 15.0
 
 
 class BuildProgress:
-    """Phase bookkeeping for TensorRT's IProgressMonitor callbacks and the heartbeat line."""
+    """Phase bookkeeping for TensorRT's IProgressMonitor callbacks and the heartbeat line.
+
+    TensorRT calls the monitor from several builder threads while the heartbeat thread reads the
+    status, so every method holds one lock.
+    """
 
     def __init__(self, label: str, clock=time.monotonic):
         self.label, self._clock = label, clock
         self.started = clock()
+        self._lock = threading.Lock()
         self.active: dict[str, list] = {}  # phase -> [parent, steps, done], in start order
 
     def phase_start(self, name: str, parent: str | None, steps: int) -> None:
-        self.active[name] = [parent, int(steps), 0]
+        with self._lock:
+            self.active[name] = [parent, int(steps), 0]
         (log.info if parent is None else log.debug)("%s: %s", self.label, name)
 
     def step_complete(self, name: str, step: int) -> bool:
-        if name in self.active:
-            self.active[name][2] = int(step) + 1
+        with self._lock:
+            if name in self.active:
+                self.active[name][2] = int(step) + 1
         return True  # keep building
 
     def phase_finish(self, name: str) -> None:
-        parent = self.active.pop(name, [None])[0]
+        with self._lock:
+            parent = self.active.pop(name, [None])[0]
         if parent is None:
             log.info("%s: %s done (%.0f s)", self.label, name, self.elapsed())
 
@@ -57,8 +65,10 @@ class BuildProgress:
     def status(self) -> str:
         """e.g. "building keypoints_trt.onnx (fp16): 45 s, Tactic selection 12/40"."""
         text = f"{self.label}: {self.elapsed():.0f} s"
-        if self.active:
-            name, (_, steps, done) = list(self.active.items())[-1]
+        with self._lock:
+            latest = list(self.active.items())[-1] if self.active else None
+        if latest is not None:
+            name, (_, steps, done) = latest
             text += f", {name} {done}/{steps}" if steps else f", {name}"
         return text
 
