@@ -108,6 +108,7 @@ def predict_split(
     mode: str = "image",
     keep: int = 0,
     transform: Transform | None = None,
+    num_workers: int = 0,
 ) -> Predictions:
     """Run ``model.iterative_inference`` over the first ``count`` items of ``dataset``.
 
@@ -121,6 +122,7 @@ def predict_split(
         mode: ``none`` / ``memory`` / ``image``.
         keep: inputs of the first ``keep`` samples to keep for pictures.
         transform: applied to each image batch before inference (e.g. an occlusion mask).
+        num_workers: DataLoader processes that read / render items (order is kept).
     """
     import torch
 
@@ -130,9 +132,19 @@ def predict_split(
     model.eval()
     device = next(model.parameters()).device
     kpts, refined, gts, vis, kept = [], [], [], [], []
-    for start in range(0, count, batch):
-        idx = np.arange(start, min(start + batch, count))
-        items = [dataset[int(i)] for i in idx]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, range(count)),
+        batch_size=batch,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=list,  # items stay dicts; stacked below
+    )
+    last_log = time.perf_counter()
+    for start, items in zip(range(0, count, batch), loader):
+        if time.perf_counter() - last_log > 15.0:  # long CPU runs show progress
+            log.info("predicted %d/%d images (%d iterations, %s)", start, count, iterations, mode)
+            last_log = time.perf_counter()
+        idx = np.arange(start, start + len(items))
         images = torch.stack([it["image"] for it in items]).to(device)
         if transform is not None:
             images = transform(images, idx)
@@ -198,6 +210,7 @@ def run_evaluation(
     iterations: int = 0,
     mode: str = "image",
     keep: int = 0,
+    num_workers: int = 0,
 ) -> tuple[dict, ev.LinearFit, Predictions]:
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
@@ -205,9 +218,11 @@ def run_evaluation(
         (metrics, the fitted regressor, the test predictions).
     """
     t0 = time.perf_counter()
-    fit_pred = predict_split(model, fit_data, n_fit, batch, 0, mode)
+    fit_pred = predict_split(model, fit_data, n_fit, batch, 0, mode, num_workers=num_workers)
     t1 = time.perf_counter()
-    test_pred = predict_split(model, test_data, n_test, batch, iterations, mode, keep)
+    test_pred = predict_split(
+        model, test_data, n_test, batch, iterations, mode, keep, num_workers=num_workers
+    )
     t2 = time.perf_counter()
     if fit_pred.gt is None or test_pred.gt is None:
         raise PplEdgeError("the dataset items carry no 'keypoints'; nothing to evaluate against")
@@ -260,6 +275,7 @@ def evaluate_checkpoint(
     iterations: int = 0,
     mode: str = "image",
     seed: int = 0,
+    num_workers: int = 0,
 ) -> dict:
     """Evaluate a checkpoint: fit on ``train_reg``, score on ``test``; returns a dict of numbers.
 
@@ -270,6 +286,8 @@ def evaluate_checkpoint(
         n_fit, n_test: samples of the fit and test splits.
         iterations: iterative-inference iterations scored after iteration 0.
         mode: ``image`` or ``memory`` refinement.
+        seed: dataset seed.
+        num_workers: DataLoader processes reading / rendering the images.
     """
     import torch
 
@@ -281,7 +299,17 @@ def evaluate_checkpoint(
     layout = layout_for(data_spec, protocol, test_data)
     with torch.inference_mode():
         metrics, _, _ = run_evaluation(
-            model, fit_data, test_data, layout, n_fit, n_test, batch, iterations, mode
+            model,
+            fit_data,
+            test_data,
+            layout,
+            n_fit,
+            n_test,
+            batch,
+            iterations,
+            mode,
+            0,
+            num_workers,
         )
     return {"checkpoint": str(ckpt), "data": data_spec, **metrics}
 

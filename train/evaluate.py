@@ -464,6 +464,7 @@ def evaluate_checkpoint(
     iterations: int = 0,
     mode: str = "image",
     seed: int = 0,
+    num_workers: int = 0,
 ) -> dict:
     """Run a checkpoint on ``train_reg`` (fit) and ``test`` (score); returns a dict of numbers.
 
@@ -471,4 +472,4 @@ def evaluate_checkpoint(
     """
     from ppl_edge.train.eval_run import evaluate_checkpoint as run
 
-    return run(ckpt, data_spec, protocol, n_fit, n_test, batch, iterations, mode, seed)
+    return run(ckpt, data_spec, protocol, n_fit, n_test, batch, iterations, mode, seed, num_workers)

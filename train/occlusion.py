@@ -196,6 +196,7 @@ def run_occlusion(
     seed: int = 0,
     settings: Sequence[MaskSetting] | None = None,
     keep: int = 0,
+    num_workers: int = 0,
 ) -> OcclusionResult:
     """Score iterative inference on occluded test images with a fixed regressor.
 
@@ -209,6 +210,7 @@ def run_occlusion(
         mode: ``image`` (paper §3.4) or ``memory``.
         settings: mask settings; defaults to :func:`default_settings`.
         keep: how many images per setting to keep for pictures.
+        num_workers: DataLoader processes reading / rendering the images.
     """
     from ppl_edge.train.eval_run import predict_split
     from ppl_edge.train.evaluate import score_h36m
@@ -226,7 +228,9 @@ def run_occlusion(
             H, W = images.shape[-2:]
             return occlude(images, pixel_masks(setting, indices, H, W, seed))
 
-        preds = predict_split(model, dataset, n_test, batch, iterations, mode, keep, transform)
+        preds = predict_split(
+            model, dataset, n_test, batch, iterations, mode, keep, transform, num_workers
+        )
         if preds.gt is None:
             raise PplEdgeError("the test split has no ground-truth keypoints to score occlusion")
         for i in range(iterations + 1):

@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     parser.add_argument("--seed", type=int, default=0, help="dataset and mask seed")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="processes reading / rendering images (default 0)",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
@@ -85,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
             raise PplEdgeError(
                 f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
             )
+    if args.num_workers < 0:
+        raise PplEdgeError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.iterations < 0:
         raise PplEdgeError(f"--iterations must be >= 0, got {args.iterations}")
     device = (
@@ -116,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             args.iterations,
             args.refine,
             keep=OVERLAY_IMAGES,
+            num_workers=args.num_workers,
         )
         metrics = {"checkpoint": str(args.checkpoint), "data": args.data, **metrics}
         occ = None
@@ -131,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 args.refine,
                 args.seed,
                 keep=1,
+                num_workers=args.num_workers,
             )
     if occ is not None:
         metrics["occlusion"] = occ.to_json()

@@ -63,6 +63,14 @@ def test_predict_split_matches_the_keypoint_path(tiny_model):
     )
 
 
+def test_predict_split_workers_keep_the_order(tiny_model):
+    data = build_dataset("synthetic:humanoid", 32, split="test", length=5)
+    serial = eval_run.predict_split(tiny_model, data, 5, batch=2)
+    workers = eval_run.predict_split(tiny_model, data, 5, batch=2, num_workers=2)
+    np.testing.assert_array_equal(serial.keypoints, workers.keypoints)
+    np.testing.assert_array_equal(serial.gt, workers.gt)
+
+
 def test_layouts():
     hum = eval_run.layout_for("synthetic:humanoid")
     cat = CATEGORIES["humanoid"]
