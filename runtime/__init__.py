@@ -1,4 +1,4 @@
-"""ppl_edge.runtime: run an exported PPL model on frames, with numpy, OpenCV and one backend library.
+"""ppl_edge.runtime: run an exported PPL model on frames with numpy, OpenCV and one backend.
 
 Never imports torch. Names are imported lazily, so ``import ppl_edge.runtime`` costs nothing until
 one is used::
@@ -49,7 +49,13 @@ _EXPORTS = {
     "select_backend": "backends",
 }
 
-__all__ = sorted([*_EXPORTS, "refine"])
+__all__ = [
+    "BACKENDS", "BadFrameError", "CROP_MODES", "Estimator", "FixedRoi", "FullFrame", "Letterbox",
+    "Manifest", "ManifestError", "MotionCrops", "OneEuroConfig", "OneEuroFilter", "PoseSmoother",
+    "REFINE_MODES", "RefineTrace", "Result", "as_bgr8", "draw_iterations", "draw_pose",
+    "draw_results", "draw_timings", "letterbox", "load_manifest", "open_backend", "plausibility",
+    "refine", "resolve_model", "select_backend",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -60,15 +60,14 @@ class FixedRoi:
 
 def square_box(x0: float, y0: float, x1: float, y1: float, padding: float) -> Box:
     """The square around a box, its side = longest side · (1 + 2 · padding), same centre."""
-    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * padding)
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    half = max(side, 1.0) / 2.0
-    return (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)),
-            int(round(cy + half)))
+    side = max(1, int(round(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * padding))))
+    left = int(round((x0 + x1 - side) / 2.0))
+    top = int(round((y0 + y1 - side) / 2.0))
+    return left, top, left + side, top + side
 
 
 def merge_overlapping(boxes: list[list[float]]) -> list[list[float]]:
-    """Union boxes that overlap until none do (limbs split from a body by the mask join it again)."""
+    """Union boxes that overlap until none do (limbs the mask split from a body join it again)."""
     boxes = [list(b) for b in boxes]
     merged = True
     while merged:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -117,7 +117,7 @@ class Estimator:
             index = device.split(":")[1] if device and ":" in device else 0
             return {"device": int(index)}
         spec = self.manifest.input
-        return {"normalisation": (spec.mean, spec.std, spec.scale)}
+        return {"normalisation": (spec.mean, spec.std, spec.scale), "color": spec.color}
 
     def _aux_backend(self, key: str) -> Backend | None:
         """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact."""

@@ -5,8 +5,9 @@ order and normalisation, keypoint count and names, skeleton edges, memory shape 
 scale of the pose plausibility, and the sha256 of every artifact (docs/contracts.md, "Export
 artifacts").
 
-A model is given as an export folder, a ``manifest.json``, a ``.onnx`` file, a TensorRT ``.engine`` or a
-Core ML ``.mlpackage``; :func:`resolve_model` finds the manifest and every artifact that goes with it.
+A model is given as an export folder, a ``manifest.json``, a ``.onnx`` file, a TensorRT ``.engine``
+or a Core ML ``.mlpackage``; :func:`resolve_model` finds the manifest and every artifact that goes
+with it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ManifestError(PplEdgeError):
 
 
 def _get(data: dict, dotted: str, kind: type | tuple[type, ...], where: Path) -> Any:
-    """Fetch ``a.b.c`` from nested dicts, checking its type; raise ManifestError naming the field."""
+    """Fetch ``a.b.c`` from nested dicts and check its type; ManifestError names the field."""
     node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -52,12 +53,13 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, or of every file of a folder (sorted relative paths) for .mlpackage."""
+    """Hex sha256 of a file, or of a folder (.mlpackage): each file's relative path, a NUL byte
+    and its content, in sorted order (the exporter's ``sha256_path``)."""
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode())
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
@@ -130,7 +132,8 @@ class Manifest:
         """
         path = self.artifact_path(key)
         if path is None:
-            raise ManifestError(f"{self.path}: no artifact '{key}'; it lists {sorted(self.artifacts)}")
+            raise ManifestError(f"{self.path}: no artifact '{key}'; it lists "
+                                f"{sorted(self.artifacts)}")
         if not path.exists():
             raise ManifestError(f"artifact '{key}' is missing: {path} (listed in {self.path})")
         expected = self.artifacts[key].get("sha256")
@@ -140,7 +143,8 @@ class Manifest:
         actual = sha256_file(path)
         if actual != expected:
             raise ManifestError(f"artifact {path} has sha256 {actual[:12]}…, the manifest expects "
-                                f"{expected[:12]}…; the file was changed after export: re-export it")
+                                f"{expected[:12]}…; the file was changed after export: "
+                                "re-export it")
 
 
 def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
@@ -257,7 +261,7 @@ _COREML_KEYS = ("keypoints_coreml", "coreml", "mlpackage")
 
 def _sidecar_manifest(engine: Path) -> Manifest | None:
     """The manifest of a cached engine: a JSON sidecar ``<engine>.json`` or ``<stem>.json`` holding
-    either a manifest or ``{"manifest": <path relative to the sidecar, or the manifest object>}``."""
+    either a manifest or ``{"manifest": <path relative to the sidecar, or a manifest object>}``."""
     for sidecar in (engine.with_name(engine.name + ".json"), engine.with_suffix(".json")):
         if not sidecar.is_file():
             continue
@@ -292,7 +296,8 @@ def resolve_model(path: str | Path) -> ModelFiles:
 
     Args:
         path: an export folder, its manifest.json, a .onnx file (manifest beside it), a TensorRT
-            .engine (manifest beside it or in its cache sidecar) or a .mlpackage (manifest beside it).
+            .engine (manifest beside it or in its cache sidecar) or a .mlpackage (manifest beside
+            it).
 
     Raises:
         PplEdgeError: the path does not exist or is not one of the forms above.

@@ -22,7 +22,8 @@ def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
         reference: ``memory.distance_reference`` of the manifest (a typical pose's mean distance).
 
     Returns:
-        (B,) float32 ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical pose.
+        (B,) float32 ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical
+        pose.
     """
     mean = np.asarray(distances, np.float64).reshape(len(distances), -1).mean(axis=1)
     return np.exp(-np.maximum(mean, 0.0) / max(reference, 1e-12) * LN2).astype(np.float32)

@@ -2,9 +2,9 @@
 
 The pipeline is the manifest's contract (docs/contracts.md): BGR frame -> crop/letterbox to H x W ->
 RGB -> ``x * scale`` -> ``(x - mean) / std`` -> (B, 3, H, W) float32. Each crop keeps a
-:class:`Letterbox`, the exact affine map between model pixels and frame pixels, so keypoints go back to
-the frame without drift. Pixel centres are integer coordinates in both images (OpenCV's convention,
-the one ``cv2.resize`` follows).
+:class:`Letterbox`, the exact affine map between model pixels and frame pixels, so keypoints go back
+to the frame without drift. Pixel centres are integer coordinates in both images (OpenCV's
+convention, the one ``cv2.resize`` follows).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def as_bgr8(frame: object) -> np.ndarray:
         raise BadFrameError(f"frame has shape {frame.shape}; expected (H, W, 3) with H, W > 0")
     channels = 1 if frame.ndim == 2 else frame.shape[2]
     if channels not in (1, 3, 4):
-        raise BadFrameError(f"frame has {channels} channels; expected 1 (gray), 3 (BGR) or 4 (BGRA)")
+        raise BadFrameError(f"frame has {channels} channels; expected 1 (gray), 3 (BGR) or 4 "
+                            "(BGRA)")
     if frame.dtype == np.uint8:
         img = frame
     elif frame.dtype == np.uint16:
@@ -55,7 +56,8 @@ def as_bgr8(frame: object) -> np.ndarray:
     elif frame.dtype.kind in "iub":
         img = np.clip(frame, 0, 255).astype(np.uint8)
     else:
-        raise BadFrameError(f"frame dtype {frame.dtype} unsupported; expected uint8, uint16 or float")
+        raise BadFrameError(f"frame dtype {frame.dtype} unsupported; expected uint8, uint16 or "
+                            "float")
     if channels == 1:
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
     if channels == 4:
@@ -137,7 +139,8 @@ def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
 
 
 def normalise(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32 per the manifest (colour order, scale, mean, std)."""
+    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32 per the manifest's colour order, scale,
+    mean and std."""
     if spec.color == "RGB":
         images = images[..., ::-1]
     std = np.asarray(spec.std, np.float32)

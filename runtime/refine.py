@@ -1,26 +1,27 @@
 """Iterative refinement (paper §3.4) without torch: one pure loop, three modes.
 
-:func:`refine` is the only loop (house style 12): it applies a step callable an explicit number of
-times and keeps every intermediate estimate. An *estimate* is the dict of keypoints.onnx outputs for a
-batch: ``keypoints`` (B, N, 2), ``keypoints_refined`` (B, N, 2), ``prototype_ids`` (B, M),
+:func:`refine` is the only loop (house style 12): it applies a step callable an explicit number
+of times and keeps every intermediate estimate. An *estimate* is the dict of keypoints.onnx outputs
+for a batch: ``keypoints`` (B, N, 2), ``keypoints_refined`` (B, N, 2), ``prototype_ids`` (B, M),
 ``prototype_distances`` (B, M), ``confidence`` (B, N), all xy in [-1, 1]. The steps mirror
 ``PoseModel.iterative_inference``:
 
 - ``none``: no step; iteration counts are ignored.
 - ``memory``: snap to the memory's reconstruction, no decoder: T'_{i+1} = Mem(T'_i). The keypoint
-  graph already returns Mem(T'_0), so one iteration needs nothing more. Further iterations re-run the
-  memory on the snapped pose through ``memory.onnx`` (keypoints -> keypoints_refined, prototype_ids,
-  prototype_distances) when the export has it; without it, Mem(T'_1) is taken as T'_1 (the memory
-  reconstruction of a prototype pose is that pose), so every iteration after the first equals the first.
-- ``image``: x_{i+1} = φ_dec(I, S(Mem(T'_i))) through ``refine.onnx`` with the original crop I as the
-  reference, then a new estimate on x_{i+1} through the keypoint graph.
+  graph already returns Mem(T'_0), so one iteration needs nothing more. Further iterations re-run
+  the memory on the snapped pose through ``memory.onnx`` (keypoints -> keypoints_refined,
+  prototype_ids, prototype_distances) when the export has it; without it, Mem(T'_1) is taken as
+  T'_1 (the memory reconstruction of a prototype pose is that pose), so every iteration after the
+  first equals the first.
+- ``image``: x_{i+1} = φ_dec(I, S(Mem(T'_i))) through ``refine.onnx`` with the original crop I as
+  the reference, then a new estimate on x_{i+1} through the keypoint graph.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,7 +61,8 @@ def refine(initial: Estimate, iterations: int, step: Step | None, keep: bool = T
     Raises:
         PplEdgeError: a negative or non-integer iteration count.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
+            or iterations < 0:
         raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
     current, steps, times = initial, [initial], []
     for i in range(int(iterations) if step is not None else 0):

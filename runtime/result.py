@@ -27,8 +27,8 @@ class Result:
             the nearest stored prototype pose, decoded.
         confidence: (N,) float32 in [0, 1], per keypoint: 1 - normalised entropy of its attention
             map (1 = one sharp peak).
-        plausibility: float in (0, 1]: exp(-mean prototype distance / reference · ln 2); 1 = a stored
-            prototype, 0.5 = a typical training pose, near 0 = unlike anything seen.
+        plausibility: float in (0, 1]: exp(-mean prototype distance / reference · ln 2); 1 = a
+            stored prototype, 0.5 = a typical training pose, near 0 = unlike anything seen.
         prototype_ids: (M,) int64, the memory entry chosen in each of the M banks.
         prototype_distances: (M,) float32, squared distance of the pose's code to that entry.
         edges: skeleton edges (i, j) from the learned connectivity W.

@@ -5,7 +5,8 @@ motion passes with little lag. Per coordinate:
 
     dx_t   = lowpass((x_t - x̂_{t-1}) / Δt, cutoff = d_cutoff)
     fc     = min_cutoff + beta · |dx_t|
-    x̂_t    = lowpass(x_t, cutoff = fc),   lowpass(a, fc) = x̂ + α (a - x̂),  α = 1 / (1 + 1 / (2π fc Δt))
+    x̂_t    = lowpass(x_t, cutoff = fc)
+    lowpass(a, fc) = x̂ + α (a - x̂),  α = 1 / (1 + 1 / (2π fc Δt))
 
 :class:`PoseSmoother` keeps one filter per tracked subject and resets it when the track is lost.
 """
@@ -120,8 +121,9 @@ class PoseSmoother:
             x0, y0, x1, y1 = res.box
             centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
             limit = self.max_jump * max(x1 - x0, y1 - y0)
-            best = min(free, key=lambda i: np.linalg.norm(self._tracks[i][0] - centre), default=None)
-            if best is not None and np.linalg.norm(self._tracks[best][0] - centre) <= limit:
+            dist = {i: float(np.linalg.norm(self._tracks[i][0] - centre)) for i in free}
+            best = min(dist, key=dist.get, default=None)
+            if best is not None and dist[best] <= limit:
                 free.remove(best)
                 filt = self._tracks[best][1]
             else:

@@ -59,7 +59,8 @@ def io_specs(spec) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, str]]:
 
 def to_pixels(x: np.ndarray, mean, std, scale: float) -> np.ndarray:
     """Undo the manifest normalisation: (3, H, W) float -> (H, W, 3) uint8 in the model's order."""
-    chw = x * np.asarray(std, np.float32)[:, None, None] + np.asarray(mean, np.float32)[:, None, None]
+    std_, mean_ = np.asarray(std, np.float32), np.asarray(mean, np.float32)
+    chw = x * std_[:, None, None] + mean_[:, None, None]  # (3, H, W)
     return np.clip(np.rint(chw / scale), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
@@ -71,6 +72,7 @@ class CoreMLBackend(BackendBase):
         compute_units: "ALL" (default), "CPU_ONLY", "CPU_AND_GPU" or "CPU_AND_NE".
         normalisation: (mean, std, scale) of the manifest, used to turn the tensor back into pixels
             for an image input; the estimator passes it.
+        color: channel order of the tensor ("RGB" or "BGR", the manifest's); PIL images are RGB.
 
     Raises:
         PplEdgeError: not on macOS, unknown compute units, or a package that does not load.
@@ -80,7 +82,7 @@ class CoreMLBackend(BackendBase):
     name = "coreml"
 
     def __init__(self, path: str | Path, compute_units: str = "ALL",
-                 normalisation: tuple | None = None):
+                 normalisation: tuple | None = None, color: str = "RGB"):
         if sys.platform != "darwin":
             raise PplEdgeError(f"the Core ML backend runs only on macOS (this is {sys.platform}); "
                                "use backend 'onnxruntime' with keypoints.onnx here")
@@ -98,6 +100,7 @@ class CoreMLBackend(BackendBase):
             raise PplEdgeError(f"Core ML cannot load {self.path}: {err}") from err
         self._inputs, self._outputs, self._kinds = io_specs(self._model.get_spec())
         self._norm = normalisation or ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 1 / 255)
+        self._flip = color.upper() == "BGR"
         if "image" in self._kinds.values():
             self._pil = require("PIL.Image", "coreml", "Core ML image inputs")
 
@@ -113,7 +116,8 @@ class CoreMLBackend(BackendBase):
         item = {}
         for name, arr in feeds.items():
             if self._kinds[name] == "image":
-                item[name] = self._pil.fromarray(to_pixels(arr[b], *self._norm), mode="RGB")
+                pixels = to_pixels(arr[b], *self._norm)
+                item[name] = self._pil.fromarray(pixels[..., ::-1].copy() if self._flip else pixels)
             else:
                 item[name] = arr[b : b + 1]
         return self._model.predict(item)

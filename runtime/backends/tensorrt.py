@@ -2,9 +2,10 @@
 
 Order matters (toolchain.md §3): first check that the CUDA driver sees a GPU (ctypes, no TensorRT),
 then import tensorrt and pycuda, load the plugin library (the memory lookup's
-``NearestNeighborLookup`` creator) and only then deserialise the engine. Buffers are allocated once for
-the engine's largest batch; ``run`` copies host -> device, enqueues and copies back on one stream.
-Calls are serialised by a lock (the buffers are shared), so one backend may serve several threads.
+``NearestNeighborLookup`` creator) and only then deserialise the engine. Buffers are allocated once
+for the engine's largest batch; ``run`` copies host -> device, enqueues and copies back on one
+stream. Calls are serialised by a lock (the buffers are shared), so one backend may serve several
+threads.
 """
 
 from __future__ import annotations

@@ -1,0 +1,156 @@
+"""Backends, parametrised over the registry: the ones that run here run; the others say why not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from ppl_edge.errors import MissingDependencyError, PplEdgeError
+from ppl_edge.runtime.backends import (BACKENDS, Backend, backend_class, open_backend,
+                                       select_backend, unavailable_reason)
+from ppl_edge.runtime.manifest import resolve_model
+
+ARTIFACT = {"onnxruntime": "keypoints.onnx", "tensorrt": "keypoints.engine",
+            "coreml": "keypoints.mlpackage"}
+OUTPUTS = {"keypoints": (16, 2), "keypoints_refined": (16, 2), "prototype_ids": (8,),
+           "prototype_distances": (8,), "confidence": (16,)}
+
+
+MARKS = {"tensorrt": [pytest.mark.gpu, pytest.mark.tensorrt], "coreml": [pytest.mark.macos]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(BACKENDS)])
+def backend_name(request):
+    reason = unavailable_reason(request.param)
+    if reason:
+        pytest.skip(f"backend {request.param}: {reason}")
+    return request.param
+
+
+def test_backend_runs_the_keypoint_graph_batched(backend_name, tiny_export):
+    path = tiny_export / ARTIFACT[backend_name]
+    if not path.exists():
+        pytest.skip(f"the test export has no {path.name} (built on a device with {backend_name})")
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+    with open_backend(backend_name, path) as backend:
+        assert isinstance(backend, Backend)
+        assert [s.name for s in backend.input_spec] == ["image"]
+        assert backend.input_spec[0].shape[1:] == (3, 32, 32)
+        assert [s.name for s in backend.output_spec] == list(OUTPUTS)
+        out = backend.run({"image": x})
+        single = backend.run({"image": x[1:2]})
+    for name, shape in OUTPUTS.items():
+        assert out[name].shape == (3, *shape), name
+    assert out["prototype_ids"].dtype in (np.int32, np.int64)
+    np.testing.assert_allclose(single["keypoints"][0], out["keypoints"][1], atol=1e-5)
+    with pytest.raises(PplEdgeError, match="closed"):
+        backend.run({"image": x})
+
+
+def test_onnxruntime_checks_inputs_and_options(tiny_export):
+    with open_backend("auto", tiny_export / "keypoints.onnx", threads=1,
+                      optimization="basic") as backend:
+        assert backend.name == "onnxruntime" and backend.providers == ["CPUExecutionProvider"]
+        with pytest.raises(PplEdgeError, match=r"expects \('\?', 3, 32, 32\)"):
+            backend.run({"image": np.zeros((1, 3, 64, 64), np.float32)})
+        with pytest.raises(PplEdgeError, match="input 'image' missing"):
+            backend.run({"img": np.zeros((1, 3, 32, 32), np.float32)})
+        out = backend.run({"image": np.zeros((1, 3, 32, 32), np.float64)})  # cast to float32
+        assert out["keypoints"].dtype == np.float32
+    with pytest.raises(PplEdgeError, match="choose one of cpu, cuda, tensorrt"):
+        open_backend("onnxruntime", tiny_export / "keypoints.onnx", device="npu")
+    with pytest.raises(PplEdgeError, match="cannot load"):
+        open_backend("onnxruntime", tiny_export / "manifest.json")
+
+
+def test_unknown_backend_lists_the_valid_ones(tiny_export):
+    with pytest.raises(PplEdgeError, match="choose one of auto, onnxruntime, tensorrt, coreml"):
+        open_backend("openvino", tiny_export / "keypoints.onnx")
+    with pytest.raises(PplEdgeError, match="cannot pick a backend"):
+        open_backend("auto", tiny_export / "manifest.json")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs on macOS")
+def test_coreml_off_macos_says_so(tmp_path):
+    with pytest.raises(PplEdgeError, match="runs only on macOS"):
+        backend_class("coreml")(tmp_path / "keypoints.mlpackage")
+    assert "macOS" in unavailable_reason("coreml")
+
+
+def test_tensorrt_without_a_gpu_names_what_is_missing(tmp_path, monkeypatch):
+    from ppl_edge.runtime.backends import cuda_check, tensorrt
+
+    monkeypatch.setattr(tensorrt, "cuda_problem", lambda: "no NVIDIA driver: libcuda.so.1 missing")
+    with pytest.raises(PplEdgeError, match="usable NVIDIA GPU: no NVIDIA driver.*onnxruntime"):
+        backend_class("tensorrt")(tmp_path / "keypoints.engine")
+    # With a GPU but without the Python packages, the message names the pip extra.
+    monkeypatch.setattr(tensorrt, "cuda_problem", lambda: None)
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` fail
+    (tmp_path / "keypoints.engine").write_bytes(b"\0")
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ppl-edge\[trt\]'"):
+        backend_class("tensorrt")(tmp_path / "keypoints.engine")
+    monkeypatch.setattr(cuda_check, "cuda_problem", lambda: None)
+    assert "ppl-edge[trt]" in unavailable_reason("tensorrt")
+
+
+def test_cuda_check_reports_a_reason_or_none():
+    from ppl_edge.runtime.backends.cuda_check import cuda_problem
+
+    problem = cuda_problem()
+    assert problem is None or ("driver" in problem or "GPU" in problem or "cu" in problem)
+
+
+def test_auto_falls_back_to_onnxruntime_when_the_engine_cannot_run(tiny_export, tmp_path):
+    folder = tmp_path / "with_engine"
+    shutil.copytree(tiny_export, folder)
+    (folder / "keypoints.engine").write_bytes(b"not an engine")
+    files = resolve_model(folder / "keypoints.engine")
+    assert files.engine == folder / "keypoints.engine" and files.onnx == folder / "keypoints.onnx"
+    name, path = select_backend(files, "auto")
+    if unavailable_reason("tensorrt"):
+        assert (name, path) == ("onnxruntime", folder / "keypoints.onnx")
+    else:
+        assert name == "tensorrt"
+    with pytest.raises(PplEdgeError, match="needs a Core ML package"):
+        select_backend(files, "coreml")
+
+
+def test_engine_sidecar_manifest_is_found(tiny_export, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    engine = cache / "ppl-tiny-sm90-trt10-fp16.engine"
+    engine.write_bytes(b"x")
+    sidecar = {"manifest": str(tiny_export / "manifest.json"), "precision": "fp16"}
+    (cache / (engine.name + ".json")).write_text(json.dumps(sidecar))
+    files = resolve_model(engine)
+    assert files.engine == engine and files.onnx == tiny_export / "keypoints.onnx"
+    assert files.refine == tiny_export / "refine.onnx"
+
+
+def test_coreml_io_specs_and_image_input_mapping():
+    """The package's image input is found and the tensor maps back to the pixels it came from."""
+    ct = pytest.importorskip("coremltools")
+    from coremltools.converters.mil import Builder as mb
+
+    from ppl_edge.runtime.backends.coreml import io_specs, to_pixels
+    from ppl_edge.runtime.manifest import InputSpec
+    from ppl_edge.runtime.preprocess import normalise
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 32, 32))])
+    def program(image):
+        return mb.reduce_mean(x=image, axes=[2, 3], name="confidence")
+
+    image = ct.ImageType(name="image", shape=(1, 3, 32, 32), scale=2 / 255, bias=[-1, -1, -1],
+                         color_layout=ct.colorlayout.RGB)
+    spec = ct.convert(program, inputs=[image], convert_to="mlprogram").get_spec()
+    inputs, outputs, kinds = io_specs(spec)
+    assert [(s.name, s.shape) for s in inputs] == [("image", (1, 3, 32, 32))]
+    assert kinds == {"image": "image"} and [s.name for s in outputs] == ["confidence"]
+    rgb_spec = InputSpec("image", 32, 32, "RGB", 1 / 255, (0.5,) * 3, (0.5,) * 3)
+    bgr = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    x = normalise(bgr[None], rgb_spec)[0]
+    np.testing.assert_array_equal(to_pixels(x, (0.5,) * 3, (0.5,) * 3, 1 / 255), bgr[..., ::-1])

@@ -1,0 +1,103 @@
+"""Preprocessing: letterbox geometry on non-square frames; normalisation = the train transform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.manifest import InputSpec
+from ppl_edge.runtime.preprocess import denormalise, letterbox, normalise, preprocess
+
+SPEC = InputSpec(name="image", height=64, width=64, color="RGB", scale=1 / 255,
+                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+CASES = [  # (frame h, w, box)
+    ((360, 640), (0, 0, 640, 360)),  # landscape full frame: pads top and bottom
+    ((640, 360), (0, 0, 360, 640)),  # portrait full frame: pads left and right
+    ((480, 640), (500, 300, 700, 520)),  # square box partly outside the frame
+    ((100, 300), (-40, -20, 60, 80)),  # box over the top-left corner
+    ((50, 70), (10, 5, 30, 45)),  # upscaled small box
+]
+
+
+def _blob_frame(h: int, w: int, centre: tuple[float, float], sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    g = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma**2))
+    return np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _centroid(img: np.ndarray) -> np.ndarray:
+    g = img[..., 0].astype(np.float64)
+    g = np.where(g > 0.05 * g.max(), g, 0.0)  # ignore the tails' quantisation
+    yy, xx = np.mgrid[0 : g.shape[0], 0 : g.shape[1]]
+    return np.array([(g * xx).sum() / g.sum(), (g * yy).sum() / g.sum()])
+
+
+@pytest.mark.parametrize("shape,box", CASES)
+def test_letterbox_map_round_trips(shape, box):
+    frame = np.zeros((*shape, 3), np.uint8)
+    _, lb = letterbox(frame, box, 64, 64)
+    pts = np.random.default_rng(0).uniform(-50, 700, (20, 2)).astype(np.float32)
+    np.testing.assert_allclose(lb.to_frame(lb.to_model(pts)), pts, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,box", CASES)
+def test_a_frame_point_lands_where_the_map_says(shape, box):
+    """A blob at a known frame position appears at ``to_model`` of it in the model image."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    cx, cy = ix0 + 0.4 * (ix1 - ix0), iy0 + 0.6 * (iy1 - iy0)  # inside the visible part
+    frame = _blob_frame(*shape, (cx, cy), sigma=side / 12)
+    img, lb = letterbox(frame, box, 64, 64)
+    expected = lb.to_model(np.array([cx, cy]))
+    np.testing.assert_allclose(_centroid(img), expected, atol=0.35)
+
+
+def test_landscape_frame_is_centred_with_padding_rows():
+    frame = np.full((360, 640, 3), 255, np.uint8)
+    img, lb = letterbox(frame, (0, 0, 640, 360), 64, 64, pad_value=7)
+    assert lb.offset == (0, 14) and lb.size == (64, 64)
+    assert (img[:14] == 7).all() and (img[14 + 36 :] == 7).all() and (img[14:50] == 255).all()
+    # The frame's corner pixel centres map inside the model image, symmetric about its centre.
+    corners = lb.to_model(np.array([[-0.5, -0.5], [639.5, 359.5]]))
+    np.testing.assert_allclose(corners, [[-0.5, 13.5], [63.5, 49.5]], atol=1e-4)
+
+
+def test_identity_box_is_a_copy_of_the_frame():
+    frame = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    img, lb = letterbox(frame, (0, 0, 64, 64), 64, 64)
+    np.testing.assert_array_equal(img, frame)
+    np.testing.assert_allclose(lb.to_frame(np.array([[3.0, 7.0]])), [[3.0, 7.0]])
+
+
+def test_empty_or_outside_boxes_are_refused():
+    frame = np.zeros((50, 60, 3), np.uint8)
+    for box in [(10, 10, 10, 20), (70, 0, 90, 20), (0, -30, 20, -5)]:
+        with pytest.raises(PplEdgeError, match="crop box"):
+            letterbox(frame, box, 32, 32)
+
+
+def test_normalise_equals_the_training_transform_and_the_manifest(tiny_export):
+    """House style 11: train transform, sidecar and runtime preprocessing agree."""
+    pytest.importorskip("torch")
+    from ppl_edge.runtime.manifest import load_manifest
+    from ppl_edge.train.data.common import image_to_tensor
+
+    spec = load_manifest(tiny_export / "manifest.json").input
+    bgr = np.random.default_rng(2).integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8)
+    ours = normalise(bgr[None], spec)[0]
+    np.testing.assert_allclose(ours, image_to_tensor(bgr).numpy(), atol=1e-6)
+    rgb = bgr[..., ::-1].transpose(2, 0, 1).astype(np.float64)
+    contract = (rgb * spec.scale - np.array(spec.mean)[:, None, None]) / np.array(
+        spec.std)[:, None, None]
+    np.testing.assert_allclose(ours, contract, atol=1e-6)
+    np.testing.assert_array_equal(denormalise(ours[None], spec)[0], bgr)
+
+
+def test_preprocess_batches_one_crop_per_box():
+    frame = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    x, maps = preprocess(frame, [(0, 0, 160, 120), (10, 10, 50, 90)], SPEC)
+    assert x.shape == (2, 3, 64, 64) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert -1.0 <= x.min() and x.max() <= 1.0
+    assert [m.box for m in maps] == [(0, 0, 160, 120), (10, 10, 50, 90)]
