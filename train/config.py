@@ -59,6 +59,9 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/ppl"  # run folder: latest.safetensors, metrics.csv, metrics.jsonl, config.yaml
     device: str = "auto"  # auto: cuda when available, else cpu
+    # Intra-op CPU threads (0: torch's default). On a shared CPU fewer threads than cores can be
+    # several times faster: OpenMP threads spin while they wait for a core.
+    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -75,8 +78,9 @@ class TrainConfig:
             raise PplEdgeError(f"mask_missing must be in [0, 1), got {self.mask_missing}")
         if self.mask_block is not None and self.mask_block <= 0:
             raise PplEdgeError(f"mask_block must be positive or None, got {self.mask_block}")
-        if self.num_workers < 0 or self.prior_interval < 0 or self.perceptual_size < 0:
-            raise PplEdgeError("num_workers, prior_interval and perceptual_size must be >= 0")
+        for name in ("num_workers", "prior_interval", "perceptual_size", "cpu_threads"):
+            if getattr(self, name) < 0:
+                raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.recon_loss == "perceptual" and not self.vgg_weights:
             raise PplEdgeError(
                 "recon_loss=perceptual needs vgg_weights=PATH (a local torchvision VGG16/VGG19 "

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from ppl_edge.train.step import (
     step_generator,
     train_step,
 )
+from ppl_edge.train.stop import StopRequest
 from ppl_edge.train.train_state import TrainState, resume, save_checkpoint
 
 # The building blocks are re-exported: ``from ppl_edge.train.loop import ...`` finds them all.
@@ -65,36 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "latest.safetensors"
-
-
-class StopRequest:
-    """SIGINT / SIGTERM set a flag; the loop saves after the current step and returns.
-
-    A second Ctrl-C raises KeyboardInterrupt at once. Handlers are installed in the main thread.
-    """
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signum
-        log.warning(
-            "%s received: saving a checkpoint after this step (Ctrl-C again to abort)",
-            signal.Signals(signum).name,
-        )
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _ignore_sigint(_worker_id: int) -> None:
@@ -190,43 +160,42 @@ def train(cfg: TrainConfig, resume_run: bool = False, dataset=None) -> dict[str,
         distributed.teardown()
 
 
-def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[str, Any]:
-    out = _prepare_run(cfg, info, resume_run)
+def _setup_model(cfg: TrainConfig, info: DistInfo, ckpt_path: Path, resume_run: bool):
+    """Model, optimiser, AMP and the resumed state; the model is DDP-wrapped when distributed."""
     model_cfg = cfg.model_config()
     model = build_model(cfg, info.device)
     profile = model_profile(model, model_cfg.img_size)
     if info.is_main:
         log.info(
             "model %s: %s parameters, %s MACs/image (keypoint path), %s MACs/image (training "
-            "forward)",
+            "forward); %s on %d process(es), %d CPU threads each",
             cfg.preset,
             format_count(profile["params"]),
             format_count(profile["macs_keypoints"]),
             format_count(profile["macs_train_forward"]),
+            info.device,
+            info.world_size,
+            torch.get_num_threads(),
         )
     optimizer = build_optimizer(model, cfg)
     amp_dtype, scaler = amp_setup(cfg, info.device)
-    state, ckpt_path = TrainState(), out / CHECKPOINT_NAME
+    state = TrainState()
     if resume_run and ckpt_path.is_file():
         state = resume(ckpt_path, model, optimizer, scaler)
-        log.info(
-            "resumed %s at step %d (epoch %d, batch %d)",
-            ckpt_path,
-            state.step,
-            state.epoch,
-            state.batch_in_epoch,
-        )
+        log.info("resumed %s at step %d (epoch %d, batch %d)", ckpt_path, state.step,
+                 state.epoch, state.batch_in_epoch)  # fmt: skip
     elif resume_run and info.is_main:
-        log.info("no checkpoint in %s yet: starting at step 0", out)
+        log.info("no checkpoint in %s yet: starting at step 0", ckpt_path.parent)
     if info.is_distributed:
         ids = [info.local_rank] if info.device.startswith("cuda") else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    recon_fn, recon_desc = build_recon_loss(cfg, info.device)
-    if info.is_main:
-        log.info("reconstruction loss: %s; reference: %s", recon_desc, cfg.reference)
+    return model, optimizer, amp_dtype, scaler, state, profile
 
-    dataset = dataset if dataset is not None else build_train_dataset(cfg, model_cfg.img_size)
-    _check_dataset(dataset, model_cfg.img_size, cfg)
+
+def _build_loader(cfg: TrainConfig, info: DistInfo, dataset, img_size: int):
+    """(DataLoader, its ResumableSampler, full batches per epoch and rank)."""
+    dataset = dataset if dataset is not None else build_train_dataset(cfg, img_size)
+    _check_dataset(dataset, img_size, cfg)
     sampler = ResumableSampler(dataset, info, seed=cfg.seed)
     per_epoch = sampler.num_samples // cfg.batch_size
     if per_epoch == 0:
@@ -244,6 +213,50 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
         generator=torch.Generator().manual_seed(cfg.seed),
         worker_init_fn=_ignore_sigint,
     )
+    return loader, sampler, per_epoch
+
+
+class _Window:
+    """Loss sums and throughput over the steps since the last metrics row."""
+
+    def __init__(self, images_per_step: int):
+        self.images_per_step = images_per_step
+        self.started = self.since = time.perf_counter()
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v  # stays on the device: no sync per step
+        self.count += 1
+
+    def row(self, state: TrainState, lr: float) -> dict[str, Any]:
+        """One metrics row (mean of each term over the window); starts a new window."""
+        now = time.perf_counter()
+        row = {
+            "step": state.step,
+            "time": round(now - self.started, 3),
+            "epoch": state.epoch,
+            "images_per_s": self.count * self.images_per_step / max(now - self.since, 1e-9),
+            "lr": lr,
+            **{k: float(v) / self.count for k, v in self.sums.items()},
+        }
+        self.sums, self.count, self.since = {}, 0, now
+        return row
+
+
+def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[str, Any]:
+    out = _prepare_run(cfg, info, resume_run)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    ckpt_path = out / CHECKPOINT_NAME
+    model, optimizer, amp_dtype, scaler, state, profile = _setup_model(
+        cfg, info, ckpt_path, resume_run
+    )
+    recon_fn, recon_desc = build_recon_loss(cfg, info.device)
+    if info.is_main:
+        log.info("reconstruction loss: %s; reference: %s", recon_desc, cfg.reference)
+    loader, sampler, per_epoch = _build_loader(cfg, info, dataset, cfg.model_config().img_size)
     metrics = MetricsLog(out, state.step if resume_run else None) if info.is_main else None
     history = None
     if info.is_main and cfg.prior_interval:
@@ -254,17 +267,9 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     from tqdm.auto import tqdm
 
     use_bar = info.is_main and sys.stderr.isatty()
-    bar = tqdm(
-        total=cfg.max_steps,
-        initial=state.step,
-        disable=not use_bar,
-        unit="step",
-        dynamic_ncols=True,
-    )
-    images_per_step = cfg.batch_size * info.world_size
-    started = window_start = time.perf_counter()
-    first_step, sums, count, row = state.step, {}, 0, {}
-    stopping = False
+    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not use_bar, unit="step")
+    window = _Window(cfg.batch_size * info.world_size)
+    first_step, row, stopping = state.step, {}, False
     with StopRequest() as stop:
         while state.step < cfg.max_steps and not stopping:
             sampler.set_position(state.epoch, state.batch_in_epoch * cfg.batch_size)
@@ -275,23 +280,12 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == per_epoch:  # the loader ends this epoch now
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
+                window.add(terms)
                 bar.update(1)
                 done = state.step >= cfg.max_steps
                 stopping = distributed.any_rank(stop.signal is not None, info)
                 if state.step % cfg.log_interval == 0 or done or stopping:
-                    now = time.perf_counter()
-                    row = {
-                        "step": state.step,
-                        "time": round(now - started, 3),
-                        "epoch": state.epoch,
-                        "images_per_s": count * images_per_step / max(now - window_start, 1e-9),
-                        "lr": optimizer.param_groups[0]["lr"],
-                        **{k: float(v) / count for k, v in sums.items()},
-                    }
-                    sums, count, window_start = {}, 0, now
+                    row = window.row(state, optimizer.param_groups[0]["lr"])
                     if info.is_main:
                         metrics.append(row)
                         bar.set_postfix_str(progress_text(row), refresh=False)
@@ -305,19 +299,17 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                 if done or stopping:
                     break
     bar.close()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - window.started
     steps_run = state.step - first_step
     return {
         "step": state.step,
         "epoch": state.epoch,
         "steps_run": steps_run,
         "seconds": seconds,
-        "images_per_s": steps_run * images_per_step / max(seconds, 1e-9),
+        "images_per_s": steps_run * window.images_per_step / max(seconds, 1e-9),
         "losses": {k: v for k, v in row.items() if k not in ("step", "time", "epoch", "lr")},
         "checkpoint": str(ckpt_path),
-        "params": profile["params"],
-        "macs_keypoints": profile["macs_keypoints"],
-        "macs_train_forward": profile["macs_train_forward"],
+        **profile,
         "recon_loss": recon_desc,
         "world_size": info.world_size,
         "model": core_model(model),

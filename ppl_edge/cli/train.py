@@ -38,6 +38,7 @@ _FLAG_FIELDS = {
     "prior_interval": "prior_interval",
     "reference": "reference",
     "hflip": "hflip",
+    "threads": "cpu_threads",
 }
 
 
@@ -81,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision on CUDA")
     parser.add_argument("--hflip", type=parse_bool, metavar="BOOL", help="random horizontal flips")
+    parser.add_argument(
+        "--threads", type=int, help="intra-op CPU threads (default: torch's; fewer on a busy CPU)"
+    )
     parser.add_argument("--seed", type=int, help="seed of weights, data order, masks and flips")
     parser.add_argument("--ckpt-interval", type=int, help="steps between checkpoints")
     parser.add_argument("--log-interval", type=int, help="steps between metrics rows")
@@ -92,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the model's parameters and MACs and the resolved config, then exit",
+        help="print the model's parameters and MACs, then exit",
     )
 
 
