@@ -1,26 +1,27 @@
-"""Fixtures of the sample smoke tests: a tiny random-weight model exported once per session, and a
-short synthetic video."""
+"""Fixtures of the sample smoke tests: the runtime tests' tiny random-weight export (shared, with
+its on-disk cache) and a short synthetic video."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
 import pytest
 
 
-@pytest.fixture(scope="session")
-def sample_model(tmp_path_factory) -> Path:
-    """Export folder of a seeded random ``tiny`` PoseModel (keypoints.onnx, refine.onnx)."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnxruntime")
-    from ppl_edge.convert import export_onnx
-    from ppl_edge.model.config import preset
-    from ppl_edge.model.ppl import PoseModel
+def _runtime_fixtures():
+    """tests/runtime/conftest.py as a module, so its export fixtures (and cache) are reused here."""
+    path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("ppl_edge_tests_runtime_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    torch.manual_seed(0)
-    model = PoseModel(preset("tiny")).eval()
-    return export_onnx(model, tmp_path_factory.mktemp("samples") / "tiny").parent
+
+_runtime = _runtime_fixtures()
+tiny_model = _runtime.tiny_model
+tiny_export = _runtime.tiny_export
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,8 @@ def test_samples_are_short_documented_and_use_the_public_api(name):
     assert "sys.path" not in text and "import torch" not in text
 
 
-def test_robot_loop_runs_at_its_rate(sample_model, sample_video):
-    proc = _run([str(SAMPLES / "robot_loop.py"), "--model", str(sample_model), "--source",
+def test_robot_loop_runs_at_its_rate(tiny_export, sample_video):
+    proc = _run([str(SAMPLES / "robot_loop.py"), "--model", str(tiny_export), "--source",
                  str(sample_video), "--rate", "50", "--seconds", "3"])
     assert proc.returncode == 0, proc.stderr
     found = re.search(r"(\d+) control ticks at 50 Hz, (\d+) acted on a fresh pose, (\d+) poses",
@@ -49,7 +49,7 @@ def test_robot_loop_runs_at_its_rate(sample_model, sample_video):
     assert ticks >= 1 and acted >= 1 and poses == 40  # the clip ends before 3 s
 
 
-def test_robot_loop_steering_sign(sample_model, sample_video):
+def test_robot_loop_steering_sign(tiny_export, sample_video):
     import numpy as np
 
     from ppl_edge.runtime import Result
@@ -64,12 +64,12 @@ def test_robot_loop_steering_sign(sample_model, sample_video):
     assert robot.steering(left, width=100) < -0.7
 
 
-def test_ros2_message_logic_without_ros(sample_model, sample_video):
+def test_ros2_message_logic_without_ros(tiny_export, sample_video):
     from ppl_edge.runtime import Estimator
     from ppl_edge.runtime.sources import open_source
 
     ros = _load("ros2_node")
-    with Estimator(sample_model) as est, open_source(str(sample_video)) as source:
+    with Estimator(tiny_export) as est, open_source(str(sample_video)) as source:
         frame = next(iter(source))
         results = est(frame.image)
     positions = ros.keypoint_positions(results[0])
