@@ -227,3 +227,40 @@ def test_sanitize_frame_values():
     bgra = np.zeros((4, 4, 4), np.uint8)
     bgra[..., 2] = 9
     assert sanitize_frame(bgra)[0][0, 0].tolist() == [0, 0, 9]
+
+
+def test_http_stream_reconnects_then_ends_when_the_server_goes(tmp_path):
+    """A real network stream (OpenCV's FFmpeg over HTTP): each end of the file is a dropped
+    connection that is reopened; once the server is gone, the retries fail and iteration ends."""
+    import functools
+    import http.server
+
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
+                             (64, 48))
+    for i in range(20):
+        writer.write(_frame(i))
+    writer.release()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+    src = open_source(url, retries=2, backoff_s=0.05)
+    assert src.is_live
+    count, stopped_at = 0, None
+    for frame in src:
+        assert frame.image.shape == (48, 64, 3)
+        count += 1
+        if src.stats.reconnects >= 1 and stopped_at is None:
+            server.shutdown()
+            server.server_close()
+            stopped_at = time.perf_counter()
+        time.sleep(0.002)
+    src.close()
+    assert stopped_at is not None and count >= 2
+    assert src.stats.read > 20  # the file was read again after the first reconnection
+    assert time.perf_counter() - stopped_at < 5.0
