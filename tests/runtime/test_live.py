@@ -224,7 +224,7 @@ def test_fake_camera_latest_frame_loop_and_callback_stop(tiny_export, clip, tmp_
                           output=str(tmp_path / "cam.mp4"), jsonl=str(tmp_path / "cam.jsonl"))
     summary = run_live(options, source=source, callback=callback)
     assert summary.stopped_by == "callback" and summary.frames == 8
-    assert summary.dropped > 10 and seen[-1][0] - seen[0][0] > 10
+    assert summary.dropped > 5 and seen[-1][0] - seen[0][0] > 5
     # the recording repeats frames over the dropped ones, so it plays in real time
     assert _frames_in(tmp_path / "cam.mp4") > 20
     assert len(_records(tmp_path / "cam.jsonl")) == 8
