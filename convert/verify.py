@@ -79,8 +79,13 @@ def ort_session(path: str | Path, threads: int = 2):
 
 
 def run_batched(session, feeds: dict[str, np.ndarray], batch: int = 32) -> dict[str, np.ndarray]:
-    """Run ``session`` over dim 0 of ``feeds`` in chunks, concatenating every output."""
+    """Run ``session`` over dim 0 of ``feeds`` in chunks, concatenating every output.
+
+    A graph exported with a static batch is run at that batch.
+    """
     names = [o.name for o in session.get_outputs()]
+    static = session.get_inputs()[0].shape[0]
+    batch = static if isinstance(static, int) else batch
     total = next(iter(feeds.values())).shape[0]
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, total, batch):

@@ -179,3 +179,17 @@ def test_sha256_mismatch_is_detected(exported, tmp_path):
     (copy / "refine.onnx").write_bytes(b"tampered")
     with pytest.raises(PplEdgeError, match="sha256"):
         read_manifest(copy)
+
+
+def test_static_batch_at_opset_17(tmp_path):
+    from ppl_edge.convert import export_onnx
+
+    model = trained_like_model(seed=1)
+    export_onnx(model, tmp_path / "static", opset=17, dynamic_batch=False)
+    manifest = read_manifest(tmp_path / "static")
+    assert manifest["batch"] == {"dynamic": False, "max": 1} and manifest["opset"] == 17
+    proto = onnx.load(str(tmp_path / "static" / "keypoints.onnx"))
+    assert {o.domain: o.version for o in proto.opset_import}[""] == 17
+    assert _dims(proto.graph.input[0]) == [1, 3, CFG.img_size, CFG.img_size]
+    checks = verify_onnx(model, tmp_path / "static", count=8, threads=1)
+    assert [c.passed for c in checks] == [True, True]
