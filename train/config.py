@@ -55,7 +55,7 @@ class TrainConfig:
     amp: Precision = "off"  # mixed precision on CUDA only; official trains in fp32
     ckpt_interval: int = 500  # steps between checkpoints (latest.safetensors)
     log_interval: int = 10  # steps between log lines / metrics.csv rows
-    prior_interval: int = 0  # steps between prior snapshots in prior_history.npz (0: off)
+    prior_interval: int = 100  # steps between prior snapshots in prior_history.npz (0: off)
     seed: int = 0
     out: str = "runs/ppl"  # run folder: latest.safetensors, metrics.csv, metrics.jsonl, config.yaml
     device: str = "auto"  # auto: cuda when available, else cpu

@@ -292,7 +292,7 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                         (log.debug if use_bar else log.info)(
                             "step %d/%d %s", state.step, cfg.max_steps, progress_text(row)
                         )
-                if history is not None and state.step % cfg.prior_interval == 0:
+                if history is not None and (state.step % cfg.prior_interval == 0 or done):
                     history.add(state.step, *prior_snapshot(model))
                 if info.is_main and (state.step % cfg.ckpt_interval == 0 or done or stopping):
                     save_checkpoint(ckpt_path, model, optimizer, cfg, state, scaler)

@@ -152,6 +152,8 @@ def test_resume_is_exact(straight_run, tmp_path):
         json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == [2, 4, 5, 6, 8]
+    with np.load(tmp_path / "prior_history.npz") as hist:
+        assert hist["steps"].tolist() == [0, 4, 5, 8]  # every prior_interval and each run's end
 
 
 def test_existing_run_needs_resume(straight_run):
