@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--iterations",
         type=int,
         default=4,
-        help="iterative-inference iterations scored after iteration 0 (paper: 4)",
+        help="iterative-inference iterations scored after iteration 0 (default 4, as in the paper)",
     )
     parser.add_argument(
         "--refine",
@@ -51,17 +51,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--occlusion", action="store_true", help="run the occlusion protocol too")
     parser.add_argument(
-        "--n-fit", type=int, default=2000, help="train_reg images the regressor is fitted on"
+        "--n-fit",
+        type=int,
+        default=2000,
+        help="train_reg images the regressor is fitted on (default 2000)",
     )
-    parser.add_argument("--n-test", type=int, default=1000, help="test images scored")
+    parser.add_argument(
+        "--n-test", type=int, default=1000, help="test images scored (default 1000)"
+    )
     parser.add_argument(
         "--n-occlusion",
         type=int,
-        default=500,
-        help="test images per occlusion setting (default 500, at most --n-test)",
+        default=200,
+        help="test images per occlusion setting, 10 settings (default 200, at most --n-test)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--seed", type=int, default=0, help="dataset and mask seed")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="images per forward pass (default 64)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="dataset and mask seed (default 0)")
     parser.add_argument(
         "--num-workers",
         type=int,
