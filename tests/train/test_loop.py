@@ -14,7 +14,7 @@ from ppl_edge.train.config import TrainConfig, replace, resolve_config
 from ppl_edge.train.data import build_dataset
 from ppl_edge.train.distributed import DistInfo, ResumableSampler
 from ppl_edge.train.loop import make_reference, step_generator, train
-from ppl_edge.train.step import block_mask, random_hflip
+from ppl_edge.train.step import amp_setup, block_mask, random_hflip
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -173,3 +173,9 @@ def test_too_small_dataset_and_wrong_image_size_fail_clearly(tmp_path):
 def test_frame_reference_trains_on_clips(tmp_path):
     summary = train(tiny_cfg(tmp_path, reference="frame", max_steps=2, prior_interval=0))
     assert summary["step"] == 2 and np.isfinite(summary["losses"]["total"])
+
+
+def test_amp_is_cuda_only():
+    assert amp_setup(TrainConfig(amp="bf16"), "cpu") == (None, None)
+    assert amp_setup(TrainConfig(amp="off"), "cuda") == (None, None)
+    assert amp_setup(TrainConfig(amp="bf16"), "cuda") == (torch.bfloat16, None)

@@ -213,3 +213,14 @@ def test_perceptual_loss_refuses_wrong_arch_and_pickles(vgg16_file, tmp_path):
     assert not marker.exists()
     with pytest.raises(PplEdgeError, match="not found"):
         PerceptualLoss(tmp_path / "missing.pth")
+
+
+def test_training_uses_the_perceptual_loss_when_weights_are_given(vgg16_file, tmp_path):
+    from ppl_edge.train.loop import train
+
+    cfg = TrainConfig(preset="tiny", data_length=8, batch_size=4, max_steps=1, num_workers=0,
+                      vgg_weights=str(vgg16_file[0]), perceptual_size=0, out=str(tmp_path),
+                      device="cpu")  # fmt: skip
+    summary = train(cfg)
+    assert summary["recon_loss"].startswith("perceptual (vgg16, native size")
+    assert "l1" not in summary["losses"] and summary["losses"]["reconstruction"] > 0
