@@ -24,7 +24,7 @@ from ppl_edge.runtime.backends import Backend, open_backend, select_backend
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
 from ppl_edge.runtime.postprocess import postprocess
-from ppl_edge.runtime.preprocess import Box, as_bgr8, denormalise, preprocess
+from ppl_edge.runtime.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
 from ppl_edge.runtime.refine import REFINE_MODES, make_step
 from ppl_edge.runtime.refine import refine as run_refinement
 from ppl_edge.runtime.result import Result
@@ -71,6 +71,8 @@ class Estimator:
         keep_reconstructions: attach the image-mode refinement images to each Result.
         verify: check every artifact's sha256 against the manifest before loading.
         pad_value: grey level of letterbox padding.
+        resize: "fast" (default; two-stage anti-aliased shrink, ~10x cheaper on camera frames) or
+            "area" (exactly the training transform, INTER_AREA); see preprocess.resize.
 
     Raises:
         PplEdgeError: bad arguments, a missing/invalid manifest or artifact, or no usable backend.
@@ -81,11 +83,16 @@ class Estimator:
                  roi: tuple[int, int, int, int] | None = None,
                  smooth: bool | dict | OneEuroConfig | None = None, threads: int | None = None,
                  device: str | None = None, motion: dict | None = None,
-                 keep_reconstructions: bool = False, verify: bool = False, pad_value: int = 0):
+                 keep_reconstructions: bool = False, verify: bool = False, pad_value: int = 0,
+                 resize: str = "fast"):
         if refine not in REFINE_MODES:
             raise PplEdgeError(f"unknown refinement mode {refine!r}; choose one of "
                                f"{', '.join(REFINE_MODES)}")
+        if resize not in RESIZE_METHODS:
+            raise PplEdgeError(f"unknown resize method {resize!r}; choose one of "
+                               f"{', '.join(RESIZE_METHODS)}")
         self.refine_mode, self.iterations = refine, _check_iterations(iterations)
+        self.resize = resize
         self.files: ModelFiles = resolve_model(model)
         self.manifest = self.files.manifest
         self.cropper = make_cropper(crops, roi, **(motion or {}))
@@ -183,7 +190,7 @@ class Estimator:
             boxes = self.cropper(image) if boxes is None else list(boxes)
             if not boxes:
                 return []
-            x, maps = preprocess(image, boxes, self.manifest.input, self.pad_value)
+            x, maps = preprocess(image, boxes, self.manifest.input, self.pad_value, self.resize)
             t1 = time.perf_counter()
             initial = self._run_keypoints({self._input_name: x})
             t2 = time.perf_counter()

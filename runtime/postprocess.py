@@ -30,7 +30,7 @@ def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
 
 
 def to_frame_px(kpts_norm: np.ndarray, lb: Letterbox) -> np.ndarray:
-    """(N, 2) xy in [-1, 1] of the model image -> (N, 2) frame pixels through the letterbox."""
+    """(..., 2) xy in [-1, 1] of the model image -> (..., 2) frame pixels through the letterbox."""
     width, height = lb.size
     return lb.to_frame(norm_to_px(kpts_norm, width, height))
 
@@ -57,18 +57,22 @@ def postprocess(
     """
     final = steps[-1]
     plaus = plausibility(final["prototype_distances"], manifest.distance_reference)
+    # Every keypoint set of a subject goes through one vectorised map: final, refined, iterations.
+    stacked = np.stack([final["keypoints"], final["keypoints_refined"],
+                        *(s["keypoints"] for s in steps)], axis=1)  # (B, 2 + S, N, 2)
     results = []
     for b, lb in enumerate(maps):
+        px = to_frame_px(stacked[b], lb)  # (2 + S, N, 2)
         results.append(Result(
-            keypoints=to_frame_px(final["keypoints"][b], lb),
-            keypoints_refined=to_frame_px(final["keypoints_refined"][b], lb),
+            keypoints=px[0],
+            keypoints_refined=px[1],
             confidence=final["confidence"][b],
             plausibility=float(plaus[b]),
             prototype_ids=final["prototype_ids"][b],
             prototype_distances=final["prototype_distances"][b],
             edges=manifest.edges,
             box=lb.box,
-            iterations=tuple(to_frame_px(s["keypoints"][b], lb) for s in steps),
+            iterations=tuple(px[2:]),
             timings=dict(timings or {}),
             keypoint_names=manifest.keypoint_names,
             reconstructions=tuple(r[b] for r in reconstructions or ()),

@@ -96,8 +96,36 @@ class Letterbox:
         return (pts - self.origin + 0.5) * np.asarray(self.scale, np.float32) - 0.5 + self.offset
 
 
-def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
-              pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
+RESIZE_METHODS = ("fast", "area")
+
+
+def resize(image: np.ndarray, width: int, height: int, method: str = "fast") -> np.ndarray:
+    """Resize with anti-aliasing when shrinking.
+
+    ``area`` is the training transform: OpenCV's INTER_AREA when shrinking (every source pixel
+    counts; 5 ms for a 1080p frame on one core), bilinear when enlarging. ``fast`` first samples
+    bilinearly at twice the target size, then area-averages 2x2 (each output pixel averages 4
+    bilinear samples, 16 source pixels): about 10x cheaper on camera frames, within a few grey
+    levels of ``area`` on natural images. Both follow the pixel-centre convention of
+    :class:`Letterbox`, so the map stays exact.
+
+    Args:
+        image: (H, W, 3) uint8.
+        width, height: output size.
+        method: "fast" or "area".
+    """
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if width >= w and height >= h:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    if method == "fast" and w > 2 * width and h > 2 * height:
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def letterbox(frame: np.ndarray, box: Box, width: int, height: int, pad_value: int = 0,
+              method: str = "fast") -> tuple[np.ndarray, Letterbox]:
     """Crop ``box`` from the frame, scale it to fit width x height keeping its aspect, centre it.
 
     Args:
@@ -105,6 +133,7 @@ def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
         box: (x0, y0, x1, y1) region; parts outside the frame become padding.
         width, height: model input size.
         pad_value: grey level of the padding.
+        method: resize method, "fast" or "area" (see :func:`resize`).
 
     Returns:
         (height, width, 3) uint8 BGR model image, and its Letterbox map.
@@ -123,10 +152,7 @@ def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
     dy = int(round((height - (y1 - y0) * s) / 2 + (iy0 - y0) * s))
     nw = min(max(1, int(round((ix1 - ix0) * s))), width - dx)
     nh = min(max(1, int(round((iy1 - iy0) * s))), height - dy)
-    crop = frame[iy0:iy1, ix0:ix1]
-    shrink = nw < crop.shape[1] or nh < crop.shape[0]
-    resized = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if shrink
-                         else cv2.INTER_LINEAR)
+    resized = resize(frame[iy0:iy1, ix0:ix1], nw, nh, method)
     if (dx, dy, nw, nh) == (0, 0, width, height):
         canvas = np.ascontiguousarray(resized)
     else:
@@ -138,16 +164,23 @@ def letterbox(frame: np.ndarray, box: Box, width: int, height: int,
     return canvas, lb
 
 
-def normalise(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32 per the manifest's colour order, scale,
-    mean and std."""
-    if spec.color == "RGB":
-        images = images[..., ::-1]
-    std = np.asarray(spec.std, np.float32)
-    gain = np.float32(spec.scale) / std  # x * scale / std - mean / std, one fused pass
-    bias = np.asarray(spec.mean, np.float32) / std
-    x = images.astype(np.float32) * gain - bias  # (B, H, W, 3)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (B, 3, H, W)
+def normalise(images: np.ndarray, spec: InputSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32: per channel ``(x * scale - mean) / std``,
+    in the manifest's colour order.
+
+    Args:
+        images: (B, H, W, 3) uint8 BGR.
+        spec: the manifest's input contract.
+        out: optional (B, 3, H, W) float32 array to write into.
+    """
+    B, H, W, _ = images.shape
+    x = np.empty((B, 3, H, W), np.float32) if out is None else out
+    for c in range(3):
+        src = 2 - c if spec.color == "RGB" else c  # BGR frame -> the model's channel c
+        gain = np.float32(spec.scale / spec.std[c])
+        np.multiply(images[..., src], gain, out=x[:, c], dtype=np.float32)
+        x[:, c] -= np.float32(spec.mean[c] / spec.std[c])
+    return x
 
 
 def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -159,8 +192,8 @@ def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1] if spec.color == "RGB" else img)
 
 
-def preprocess(frame: np.ndarray, boxes: list[Box], spec: InputSpec,
-               pad_value: int = 0) -> tuple[np.ndarray, list[Letterbox]]:
+def preprocess(frame: np.ndarray, boxes: list[Box], spec: InputSpec, pad_value: int = 0,
+               method: str = "fast") -> tuple[np.ndarray, list[Letterbox]]:
     """Crop every box of a sanitised frame into one model batch.
 
     Args:
@@ -168,13 +201,15 @@ def preprocess(frame: np.ndarray, boxes: list[Box], spec: InputSpec,
         boxes: one region per subject.
         spec: the manifest's input contract.
         pad_value: grey level of letterbox padding.
+        method: resize method, "fast" or "area" (see :func:`resize`).
 
     Returns:
         x: (B, 3, h, w) float32 normalised model input, B = len(boxes); and B Letterbox maps.
     """
-    crops, maps = [], []
-    for box in boxes:
-        img, lb = letterbox(frame, box, spec.width, spec.height, pad_value)
-        crops.append(img)
+    x = np.empty((len(boxes), 3, spec.height, spec.width), np.float32)
+    maps = []
+    for b, box in enumerate(boxes):
+        img, lb = letterbox(frame, box, spec.width, spec.height, pad_value, method)
+        normalise(img[None], spec, out=x[b : b + 1])
         maps.append(lb)
-    return normalise(np.stack(crops), spec), maps
+    return x, maps

@@ -63,9 +63,11 @@ class Result:
         set_(self, "prototype_ids", _frozen(self.prototype_ids, np.int64))
         set_(self, "prototype_distances", _frozen(self.prototype_distances, np.float32))
         set_(self, "iterations", tuple(_frozen(k, np.float32) for k in self.iterations))
+        set_(self, "reconstructions", tuple(self.reconstructions))
         set_(self, "plausibility", float(self.plausibility))
         set_(self, "box", tuple(int(v) for v in self.box))
-        set_(self, "edges", tuple((int(i), int(j)) for i, j in self.edges))
+        if not isinstance(self.edges, tuple):  # the manifest's edges are already int tuples
+            set_(self, "edges", tuple((int(i), int(j)) for i, j in self.edges))
 
     @property
     def num_keypoints(self) -> int:

@@ -148,6 +148,8 @@ def test_arguments_are_validated(tiny_export, est, tmp_path):
         Estimator(tiny_export, backend="openvino")
     with pytest.raises(PplEdgeError, match="refinement mode"):
         Estimator(tiny_export, refine="dream")
+    with pytest.raises(PplEdgeError, match="choose one of fast, area"):
+        Estimator(tiny_export, resize="cubic")
     with pytest.raises(PplEdgeError, match="iterations"):
         est(_frame(32, 32), iterations=-1)
     with pytest.raises(PplEdgeError, match="model not found"):

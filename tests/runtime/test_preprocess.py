@@ -7,7 +7,7 @@ import pytest
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.runtime.manifest import InputSpec
-from ppl_edge.runtime.preprocess import denormalise, letterbox, normalise, preprocess
+from ppl_edge.runtime.preprocess import denormalise, letterbox, normalise, preprocess, resize
 
 SPEC = InputSpec(name="image", height=64, width=64, color="RGB", scale=1 / 255,
                  mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -41,15 +41,16 @@ def test_letterbox_map_round_trips(shape, box):
     np.testing.assert_allclose(lb.to_frame(lb.to_model(pts)), pts, atol=1e-3)
 
 
+@pytest.mark.parametrize("method", ["fast", "area"])
 @pytest.mark.parametrize("shape,box", CASES)
-def test_a_frame_point_lands_where_the_map_says(shape, box):
+def test_a_frame_point_lands_where_the_map_says(shape, box, method):
     """A blob at a known frame position appears at ``to_model`` of it in the model image."""
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0)
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
     cx, cy = ix0 + 0.4 * (ix1 - ix0), iy0 + 0.6 * (iy1 - iy0)  # inside the visible part
     frame = _blob_frame(*shape, (cx, cy), sigma=side / 12)
-    img, lb = letterbox(frame, box, 64, 64)
+    img, lb = letterbox(frame, box, 64, 64, method=method)
     expected = lb.to_model(np.array([cx, cy]))
     np.testing.assert_allclose(_centroid(img), expected, atol=0.35)
 
@@ -101,3 +102,19 @@ def test_preprocess_batches_one_crop_per_box():
     assert x.shape == (2, 3, 64, 64) and x.dtype == np.float32 and x.flags.c_contiguous
     assert -1.0 <= x.min() and x.max() <= 1.0
     assert [m.box for m in maps] == [(0, 0, 160, 120), (10, 10, 50, 90)]
+
+
+def test_area_resize_is_the_training_transform_and_fast_stays_close():
+    pytest.importorskip("torch")
+    import cv2
+
+    from ppl_edge.train.data import common
+
+    rng = np.random.default_rng(4)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 480, 3), dtype=np.uint8), (0, 0), 2)
+    cv2.circle(frame, (200, 260), 90, (250, 250, 250), 4)
+    np.testing.assert_array_equal(resize(frame, 64, 64, "area"), common.resize(frame, 64))
+    fast = resize(frame, 64, 64, "fast").astype(int)
+    assert np.abs(fast - common.resize(frame, 64)).mean() < 3.0  # grey levels
+    small = frame[:100, :100]  # shrinking by < 2: both methods are INTER_AREA
+    np.testing.assert_array_equal(resize(small, 64, 64, "fast"), resize(small, 64, 64, "area"))
