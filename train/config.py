@@ -32,7 +32,9 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
     batch_size: int = 64  # official train.py
     lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
-    max_steps: int = 20000  # official; honoured exactly, even mid-epoch
+    # DEVIATION(official): 20000 as official, but honoured exactly, even mid-epoch (the official
+    # loop checks it only at epoch ends and saves the last completed epoch).
+    max_steps: int = 20000
     # Loss weights: L = w_rec·L_rec + w_bnd·L_bnd + w_link·L_link + w_cons·MSE(T'', sg T')
     #                   + w_commit·L_commit
     w_reconstruction: float = 1.0  # official: perceptual loss weight 1
@@ -43,6 +45,8 @@ class TrainConfig:
     # Reference image I_ref fed to φ_dec.
     reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
     # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
+    # DEVIATION(official): the official block is 16 at every size; scaling it keeps the patches of
+    # the 32/64-px presets at the official 8 px instead of 2-4 px.
     mask_block: Optional[int] = None
     mask_missing: float = 0.8  # official train_h36m.sh: U(0,1) > 0.8 keeps ~20% of the patches
     # Reconstruction loss: the official VGG16 perceptual loss needs ImageNet weights on disk.
