@@ -74,7 +74,7 @@ class RefineGraph(nn.Module):
 
     def forward(self, image: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
         """image: (B, 3, H, W) in [-1, 1]; keypoints: (B, N, 2) xy in [-1, 1] -> (B, 3, H, W)."""
-        return self.model.reconstruct(image, keypoints)["image"]
+        return self.model.refine_image(image, keypoints)
 
 
 def max_opset() -> int:

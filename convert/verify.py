@@ -151,12 +151,12 @@ def verify_flavours(portable: Path, plugin: Path, images, threads: int = 2) -> C
 
 
 def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
-    """``refine.onnx`` on ORT vs ``PoseModel.reconstruct``, on the model's own keypoints."""
+    """``refine.onnx`` on ORT vs ``PoseModel.refine_image``, on the model's own keypoints."""
     import torch
 
     with torch.no_grad():
         kpts = torch.cat([model.keypoint_path(c)["keypoints"] for c in images.split(32)])
-        ref = torch.cat([model.reconstruct(i, k)["image"]
+        ref = torch.cat([model.refine_image(i, k)
                          for i, k in zip(images.split(32), kpts.split(32))]).numpy()
     got = run_batched(ort_session(path, threads), {"image": images.numpy(), "keypoints": kpts.numpy()})
     err = float(np.abs(got["reconstruction"] - ref).max())

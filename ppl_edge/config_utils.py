@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Coerce a YAML / command-line value to a field's annotated type."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Union or (origin is not None and str(origin) == "types.UnionType"):
+    if origin is typing.Union or origin is types.UnionType:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         non_none = [a for a in args if a is not type(None)]

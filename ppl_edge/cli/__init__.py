@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
 
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"INTERRUPTED | {time.perf_counter() - start:.1f} s | {command}", file=sys.stderr)
         return 130
-    status = "OK" if code == 0 else "FAILED"
+    if os.environ.get("RANK", "0") != "0":
+        return code  # under torchrun only rank 0 reports
+    status = {0: "OK", 130: "INTERRUPTED"}.get(code, "FAILED")
     print(f"{status} | {time.perf_counter() - start:.1f} s | {command}")
     return code
 

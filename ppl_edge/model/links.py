@@ -9,6 +9,9 @@ from torch import nn
 from ppl_edge.model.config import ModelConfig
 
 
+_CHUNK = 16  # links per chunk of the running max
+
+
 def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
     """Squared distance of grid points to segments s -> s + d (all broadcastable)."""
     # Projection parameter of each pixel on the segment, clamped: t<=0 -> start, t>=1 -> end.
@@ -45,17 +48,29 @@ def rasterize_links(
     start = kpts[:, pairs[:, 0]]  # (B, L, 2)
     delta = kpts[:, pairs[:, 1]] - start  # (B, L, 2)
 
-    def heat_all() -> torch.Tensor:
-        sx, sy = start[..., 0, None, None], start[..., 1, None, None]  # (B, L, 1, 1)
-        dx, dy = delta[..., 0, None, None], delta[..., 1, None, None]
-        dist2 = _segment_dist2(gx, gy, sx, sy, dx, dy)  # (B, L, H, W)
-        return torch.exp(-dist2 / thickness) * weights.view(1, -1, 1, 1)
+    def heat(links: slice) -> torch.Tensor:
+        sx, sy = start[:, links, 0, None, None], start[:, links, 1, None, None]  # (B, l, 1, 1)
+        dx, dy = delta[:, links, 0, None, None], delta[:, links, 1, None, None]
+        dist2 = _segment_dist2(gx, gy, sx, sy, dx, dy)  # (B, l, H, W)
+        return torch.exp(-dist2 / thickness) * weights[links].view(1, -1, 1, 1)
 
     needs_grad = torch.is_grad_enabled() and (kpts.requires_grad or weights.requires_grad)
+    if torch.onnx.is_in_onnx_export():
+        return heat(slice(None)).amax(dim=1, keepdim=True)  # (B, 1, H, W), one static graph
+    # Running max over chunks of links: the (B, L, H, W) tensor is never held whole.
+    best_val = best = None
+    for lo in range(0, pairs.shape[0], _CHUNK):
+        with torch.no_grad():
+            val, idx = heat(slice(lo, lo + _CHUNK)).max(dim=1)  # (B, H, W)
+        if best_val is None:
+            best_val, best = val, idx
+        else:
+            better = val > best_val  # strict: the lowest link index wins ties, as argmax
+            best_val = torch.where(better, val, best_val)
+            best = torch.where(better, idx + lo, best)
     if not needs_grad:
-        return heat_all().amax(dim=1, keepdim=True)  # (B, 1, H, W)
-    with torch.no_grad():
-        best = heat_all().argmax(dim=1).view(B, -1)  # (B, H·W) winning link per pixel
+        return best_val.unsqueeze(1)  # (B, 1, H, W)
+    best = best.view(B, -1)  # (B, H·W) winning link per pixel
     pick = lambda t: t.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, L, 2) -> (B, H·W, 2)
     s, d = pick(start), pick(delta)
     gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)

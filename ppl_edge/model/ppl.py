@@ -58,6 +58,21 @@ class PoseModel(nn.Module):
         ref = reference * self.alpha if self.alpha is not None else reference
         return {"image": self.decoder(ref, links), "links": links}
 
+    def refine_image(self, reference: torch.Tensor, kpts: torch.Tensor) -> torch.Tensor:
+        """The image-space refinement step (refine.onnx): φ_dec(α · I_ref, S(kpts)) clamped to [-1, 1].
+
+        The decoder has no output activation (official); clamping keeps the re-fed image in the
+        range the encoder was trained on, so iterations cannot drift out of it.
+
+        Args:
+            reference: (B, 3, H, W) reference image in [-1, 1].
+            kpts: (B, N, 2) keypoints, xy in [-1, 1].
+
+        Returns:
+            (B, 3, H, W) reconstruction in [-1, 1].
+        """
+        return self.reconstruct(reference, kpts)["image"].clamp(-1.0, 1.0)
+
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
         """One training / evaluation pass.
 
@@ -132,7 +147,7 @@ class PoseModel(nn.Module):
                 out = {**out, "keypoints": out["keypoints_refined"], "keypoints_refined": mem.keypoints,
                        "prototype_ids": mem.indices, "prototype_distances": mem.distances}
             else:
-                current = self.reconstruct(image, out["keypoints_refined"])["image"]
+                current = self.refine_image(image, out["keypoints_refined"])
                 out = self.keypoint_path(current, prior)
             steps.append({**out, "input": current})
         return steps
