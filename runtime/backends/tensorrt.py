@@ -11,6 +11,7 @@ threads.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import threading
@@ -25,17 +26,32 @@ from ppl_edge.runtime.backends.cuda_check import cuda_problem
 log = logging.getLogger(__name__)
 
 PLUGIN_LIBRARY = "libppl_edge_plugins.so"
-PLUGIN_ENV = "PPL_EDGE_PLUGIN_LIB"
+PLUGIN_ENV = "PPL_EDGE_PLUGIN_LIB"  # the exporter's TensorRT build reads the same variable
+PLUGIN_OP = "NearestNeighborLookup"
 _REPO = Path(__file__).resolve().parents[2]
 
 
+def _sidecar_library(engine: Path) -> list[Path]:
+    """The plugin library the engine was built with, as its cache sidecar records it."""
+    sidecar = engine.with_name(engine.name + ".json")
+    try:
+        doc = json.loads(sidecar.read_text(encoding="utf-8"))
+        recorded = (doc.get("build") or {}).get("plugin_library")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return []
+    return [Path(recorded)] if isinstance(recorded, str) and recorded else []
+
+
 def plugin_search_path(engine: Path) -> list[Path]:
-    """Where the plugin library is looked for, in order: $PPL_EDGE_PLUGIN_LIB, beside the engine,
-    the source tree's build folders (a CMake build of the checkout)."""
+    """Where the plugin library is looked for, in order: $PPL_EDGE_PLUGIN_LIB, the library the
+    engine's sidecar records, beside the engine, the checkout's CMake build folders, ./build (the
+    exporter's search path, ``ppl_edge.convert.tensorrt_build.plugin_search_path``)."""
     paths = [Path(os.environ[PLUGIN_ENV])] if os.environ.get(PLUGIN_ENV) else []
+    paths += _sidecar_library(engine)
     paths.append(engine.parent / PLUGIN_LIBRARY)
-    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY]
-    return paths
+    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY,
+              Path.cwd() / "build" / PLUGIN_LIBRARY]
+    return list(dict.fromkeys(paths))
 
 
 def load_plugin_library(trt, logger, engine: Path, explicit: str | Path | None) -> Path | None:
@@ -48,10 +64,13 @@ def load_plugin_library(trt, logger, engine: Path, explicit: str | Path | None) 
         The library loaded, or None when none was found (engines without the plugin still work).
 
     Raises:
-        PplEdgeError: an explicitly given library does not exist or cannot be loaded.
+        PplEdgeError: an explicitly given library does not exist, cannot be loaded, or lacks the
+            ``NearestNeighborLookup`` creator.
     """
     candidates = [Path(explicit)] if explicit else plugin_search_path(engine)
     trt.init_libnvinfer_plugins(logger, "")
+    registry = trt.get_plugin_registry()
+    get_creator = getattr(registry, "get_creator", None) or registry.get_plugin_creator
     for lib in candidates:
         if not lib.is_file():
             continue
@@ -59,9 +78,11 @@ def load_plugin_library(trt, logger, engine: Path, explicit: str | Path | None) 
             ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
         except OSError as err:
             raise PplEdgeError(f"cannot load the TensorRT plugin library {lib}: {err}") from err
-        registry = trt.get_plugin_registry()
-        if registry.get_creator("NearestNeighborLookup", "1", "") is None:
+        if get_creator(PLUGIN_OP, "1", "") is None:
             registry.load_library(str(lib))
+        if get_creator(PLUGIN_OP, "1", "") is None:
+            raise PplEdgeError(f"{lib} does not provide the {PLUGIN_OP} plugin version 1: rebuild "
+                               "it from this checkout (cmake -S . -B build && cmake --build build)")
         log.info("TensorRT: plugin library %s", lib)
         return lib
     if explicit:
@@ -121,10 +142,13 @@ class TensorRTBackend(BackendBase):
             self._runtime = trt.Runtime(self._logger)
             self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self._engine is None:
+                hint = "" if self.plugin else (
+                    f"; no plugin library was found (set ${PLUGIN_ENV} if the engine has the "
+                    f"{PLUGIN_OP} plugin)")
                 raise PplEdgeError(
                     f"TensorRT could not deserialise {self.path} (TensorRT {trt.__version__}); "
                     "engines are tied to the GPU, TensorRT version and plugin library that built "
-                    "them: rebuild it with 'ppl-edge convert --target trt' on this device")
+                    f"them: rebuild it with 'ppl-edge convert --target trt' on this device{hint}")
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             self._allocate()

@@ -154,3 +154,54 @@ def test_coreml_io_specs_and_image_input_mapping():
     bgr = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     x = normalise(bgr[None], rgb_spec)[0]
     np.testing.assert_array_equal(to_pixels(x, (0.5,) * 3, (0.5,) * 3, 1 / 255), bgr[..., ::-1])
+
+
+class _Registry:
+    """TensorRT's plugin registry as far as the loader uses it (TensorRT is not installable here)."""
+
+    def __init__(self, provides: bool):
+        self.provides, self.loaded = provides, []
+
+    def get_creator(self, name, version, namespace):
+        return object() if self.loaded and self.provides else None
+
+    def load_library(self, path):
+        self.loaded.append(path)
+
+
+class _FakeTrt:
+    def __init__(self, provides: bool):
+        self.registry = _Registry(provides)
+
+    def init_libnvinfer_plugins(self, logger, namespace):
+        pass
+
+    def get_plugin_registry(self):
+        return self.registry
+
+
+def test_plugin_library_search_order_and_registration(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from numpy._core import _multiarray_umath
+
+    from ppl_edge.runtime.backends import tensorrt
+
+    libm = Path(_multiarray_umath.__file__)  # any loadable shared library stands in for the plugin
+    engine = tmp_path / "keypoints.engine"
+    recorded = tmp_path / "recorded" / tensorrt.PLUGIN_LIBRARY
+    (engine.parent / (engine.name + ".json")).write_text(
+        json.dumps({"build": {"plugin_library": str(recorded)}}))
+    monkeypatch.setenv(tensorrt.PLUGIN_ENV, str(tmp_path / "env.so"))
+    paths = tensorrt.plugin_search_path(engine)
+    assert paths[:3] == [tmp_path / "env.so", recorded, tmp_path / tensorrt.PLUGIN_LIBRARY]
+    trt = _FakeTrt(provides=True)
+    assert tensorrt.load_plugin_library(trt, None, engine, libm) == libm
+    assert trt.registry.loaded == [str(libm)]
+    with pytest.raises(PplEdgeError, match="does not provide the NearestNeighborLookup"):
+        tensorrt.load_plugin_library(_FakeTrt(provides=False), None, engine, libm)
+    with pytest.raises(PplEdgeError, match="plugin library not found"):
+        tensorrt.load_plugin_library(_FakeTrt(True), None, engine, tmp_path / "missing.so")
+    monkeypatch.delenv(tensorrt.PLUGIN_ENV)
+    monkeypatch.chdir(tmp_path)
+    assert tensorrt.load_plugin_library(_FakeTrt(True), None, engine, None) is None
