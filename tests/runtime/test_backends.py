@@ -157,7 +157,7 @@ def test_coreml_io_specs_and_image_input_mapping():
 
 
 class _Registry:
-    """TensorRT's plugin registry as far as the loader uses it (TensorRT is not installable here)."""
+    """TensorRT's plugin registry as far as the loader uses it (TensorRT is not installed here)."""
 
     def __init__(self, provides: bool):
         self.provides, self.loaded = provides, []
