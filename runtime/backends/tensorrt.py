@@ -99,8 +99,9 @@ def _make_logger(trt):
             trt.ILogger.__init__(self)
 
         def log(self, severity, msg):
-            level = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
-                     trt.ILogger.WARNING: logging.WARNING}.get(severity, logging.DEBUG)
+            sev = trt.ILogger.Severity
+            level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR,
+                     sev.WARNING: logging.WARNING}.get(severity, logging.DEBUG)
             log.log(level, "TensorRT: %s", msg)
 
     return _Logger()
