@@ -41,8 +41,9 @@ class OnnxRuntimeBackend(BackendBase):
 
     Args:
         path: the .onnx file.
-        device: "cpu" (default), "cuda" or "tensorrt" (ORT execution providers). Providers that
-            this onnxruntime build lacks are skipped with a warning; the session falls back to CPU.
+        device: "cpu" (default), "cuda", "cuda:N" or "tensorrt" (ORT execution providers; N is the
+            GPU index). Providers that this onnxruntime build lacks are skipped with a warning;
+            the session falls back to CPU.
         threads: intra-op threads (None: ORT's default, one per physical core).
         optimization: graph optimisation level: "disable", "basic", "extended" or "all".
 
@@ -56,9 +57,10 @@ class OnnxRuntimeBackend(BackendBase):
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
                  optimization: str = "all"):
         ort = require("onnxruntime", "onnxruntime", "the ONNX Runtime backend")
-        if device not in _PROVIDERS:
+        kind, _, index = device.partition(":")
+        if kind not in _PROVIDERS or (index and (kind == "cpu" or not index.isdigit())):
             raise PplEdgeError(f"unknown ONNX Runtime device {device!r}; choose one of "
-                               f"{', '.join(_PROVIDERS)}")
+                               f"{', '.join(_PROVIDERS)} (or cuda:N)")
         if optimization not in _OPT_LEVELS:
             raise PplEdgeError(f"unknown optimisation level {optimization!r}; choose one of "
                                f"{', '.join(_OPT_LEVELS)}")
@@ -66,10 +68,12 @@ class OnnxRuntimeBackend(BackendBase):
         if not self.path.is_file():
             raise PplEdgeError(f"ONNX model not found: {self.path}")
         available = set(ort.get_available_providers())
-        wanted = _PROVIDERS[device]
-        providers = [p for p in wanted if p in available]
+        wanted = _PROVIDERS[kind]
+        gpu = {"device_id": int(index or 0)}
+        providers = [(p, gpu) if p != "CPUExecutionProvider" else p for p in wanted
+                     if p in available]
         missing = [p for p in wanted if p not in available]
-        if device != "cpu" and missing:
+        if kind != "cpu" and missing:
             log.warning("ONNX: %s not in this onnxruntime build (has %s); install "
                         "onnxruntime-gpu for GPU execution", ", ".join(missing), sorted(available))
         opts = ort.SessionOptions()

@@ -61,8 +61,12 @@ def test_onnxruntime_checks_inputs_and_options(tiny_export):
             backend.run({"img": np.zeros((1, 3, 32, 32), np.float32)})
         out = backend.run({"image": np.zeros((1, 3, 32, 32), np.float64)})  # cast to float32
         assert out["keypoints"].dtype == np.float32
-    with pytest.raises(PplEdgeError, match="choose one of cpu, cuda, tensorrt"):
-        open_backend("onnxruntime", tiny_export / "keypoints.onnx", device="npu")
+    for device in ("npu", "cpu:1", "cuda:x"):
+        with pytest.raises(PplEdgeError, match="choose one of cpu, cuda, tensorrt"):
+            open_backend("onnxruntime", tiny_export / "keypoints.onnx", device=device)
+    # A GPU device this onnxruntime build cannot serve falls back to CPU with a warning.
+    with open_backend("onnxruntime", tiny_export / "keypoints.onnx", device="cuda:0") as backend:
+        assert backend.providers[-1] == "CPUExecutionProvider"
     with pytest.raises(PplEdgeError, match="cannot load"):
         open_backend("onnxruntime", tiny_export / "manifest.json")
 
