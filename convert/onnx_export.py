@@ -178,7 +178,7 @@ def check_graph(proto, label: str) -> None:
         raise PplEdgeError(f"onnx.checker rejected {label}: {err}") from err
 
 
-def plugin_lookup():
+def lookup_helpers():
     """The TensorRT lookup helpers (``ppl_edge.convert.nn_plugin``), registered."""
     try:
         from ppl_edge.convert import nn_plugin
@@ -205,7 +205,7 @@ def build_keypoint_graph(model: nn.Module, flavour: str, opset: int, dynamic_bat
     if flavour == "portable":
         proto = export_graph(graph, example, ("image",), KEYPOINT_OUTPUTS, opset, dynamic_batch)
     else:
-        helpers = plugin_lookup()
+        helpers = lookup_helpers()
         with lookup_impl("plugin"):
             proto = export_graph(graph, example, ("image",), KEYPOINT_OUTPUTS, opset, dynamic_batch)
         # The model-local function lets plain ONNX Runtime (and onnxsim's checks) run the custom node.
