@@ -66,7 +66,8 @@ class KeypointGraph(nn.Module):
 
 
 class RefineGraph(nn.Module):
-    """``refine.onnx``: (reference image, keypoints) -> φ_dec(α · I, S(keypoints)), W baked in."""
+    """``refine.onnx``: (reference image, keypoints) -> φ_dec(α · I, S(keypoints)) clamped to [-1, 1],
+    W baked in (``PoseModel.refine_image``)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
