@@ -224,8 +224,8 @@ class CaptureSource(FrameSource):
                 frame = Frame(image, self._count, time.time(), time.perf_counter(), pos)
                 self._count += 1
                 return frame
-            if not self.is_live:
-                return None  # end of file (or a truncated one): files end, they do not reconnect
+            if not self.is_live or self._at_end():
+                return None  # end of a file or of a finite stream: nothing to reconnect to
             self.stats.failed_reads += 1
             if attempt >= self._retries:
                 log.warning("%s: giving up after %d reconnection attempts", self.name, attempt)
@@ -241,6 +241,15 @@ class CaptureSource(FrameSource):
             if self._cap.isOpened():
                 self.stats.reconnects += 1
         return None
+
+    def _at_end(self) -> bool:
+        """True when a stream of known length (e.g. a video file over HTTP) was read to its end;
+        live streams report no frame count (0 or negative)."""
+        get = getattr(self._cap, "get", None)
+        if get is None:
+            return False
+        count = float(get(cv2.CAP_PROP_FRAME_COUNT))
+        return 0 < count < 1e12 and float(get(cv2.CAP_PROP_POS_FRAMES)) >= count
 
     def _reader(self) -> None:
         """Background thread: keep only the newest frame in ``self._latest``."""

@@ -3,11 +3,13 @@ on signals and truncated sources, bad-frame fuzz, latest-frame capture with a fa
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -151,38 +153,41 @@ def test_truncated_source_ends_cleanly(tiny_export, clip, tmp_path, capsys):
     assert _frames_in(tmp_path / "cut.mp4") == len(records)
 
 
+class _DropOnceHandler(http.server.BaseHTTPRequestHandler):
+    """Sends half of ``server.payload`` then closes (the stream dies mid-way); then 503s."""
+
+    def do_GET(self):  # http.server's name
+        self.server.requests += 1
+        if self.server.requests > 1:
+            self.send_error(503)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.payload)))
+        self.end_headers()
+        self.wfile.write(self.server.payload[: len(self.server.payload) // 2])
+
+    def log_message(self, *args):
+        pass
+
+
 def test_network_source_killed_mid_stream_ends_cleanly(tiny_export, clip, tmp_path):
-    """An HTTP stream whose server dies mid-stream: reconnection fails, the run ends cleanly and
-    the video and JSONL are complete."""
-    import functools
-    import http.server
-    import threading
-
-    _write_video(tmp_path / "stream.avi", clip, codec="MJPG")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    """An HTTP stream that dies mid-stream and does not come back: the retries fail, the run ends
+    cleanly and the video and JSONL are complete."""
+    payload = _write_video(tmp_path / "stream.avi", np.concatenate([clip] * 2),
+                           codec="MJPG").read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DropOnceHandler)
+    server.payload, server.requests = payload, 0
     threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    seen = []
-
-    def kill_server_after_10(frame, results):
-        seen.append(frame.index)
-        if len(seen) == 10:  # indices skip dropped frames: count deliveries
-            server.shutdown()
-            server.server_close()
-
     url = f"http://127.0.0.1:{server.server_address[1]}/stream.avi"
     jsonl, out = tmp_path / "net.jsonl", tmp_path / "net.mp4"
-    summary = run_live(LiveOptions(model=str(tiny_export), source=url, headless=True, retries=2,
-                                   jsonl=str(jsonl), output=str(out), threads=1,
-                                   max_frames=2000),  # a bound if the server outlived its kill
-                       callback=kill_server_after_10)
-    assert summary.stopped_by == "end of source" and summary.frames >= 2
+    try:
+        summary = run_live(LiveOptions(model=str(tiny_export), source=url, headless=True,
+                                       retries=2, jsonl=str(jsonl), output=str(out), threads=1))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.stopped_by == "end of source" and server.requests >= 3
+    assert 1 <= summary.frames < 48 and summary.reconnects == 0
     assert len(_records(jsonl)) == summary.frames
     assert _frames_in(out) >= summary.frames
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import threading
 import time
 
@@ -231,38 +232,65 @@ def test_sanitize_frame_values():
     assert sanitize_frame(bgra)[0][0, 0].tolist() == [0, 0, 9]
 
 
-def test_http_stream_reconnects_then_ends_when_the_server_goes(tmp_path):
-    """A real network stream (OpenCV's FFmpeg over HTTP): each end of the file is a dropped
-    connection that is reopened; once the server is gone, the retries fail and iteration ends."""
-    import functools
-    import http.server
+class _DroppingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.payload``; the first response stops halfway (a dropped connection), later
+    ones send it all, or answer 503 when ``server.dead``."""
 
+    def do_GET(self):  # http.server's name
+        srv = self.server
+        srv.requests += 1
+        if srv.dead and srv.requests > 1:
+            self.send_error(503)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "video/x-msvideo")
+        self.send_header("Content-Length", str(len(srv.payload)))
+        self.end_headers()
+        self.wfile.write(srv.payload[: len(srv.payload) // 2 if srv.requests == 1 else None])
+
+    def log_message(self, *args):
+        pass
+
+
+def dropping_server(payload: bytes, dead: bool) -> http.server.ThreadingHTTPServer:
+    """A running local server for ``payload`` (see _DroppingHandler); ``.url`` is its address."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DroppingHandler)
+    server.payload, server.dead, server.requests = payload, dead, 0
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def avi_bytes(tmp_path) -> bytes:
     writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
                              (64, 48))
-    for i in range(20):
+    for i in range(40):
         writer.write(_frame(i))
     writer.release()
+    return (tmp_path / "clip.avi").read_bytes()
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
-    src = open_source(url, retries=2, backoff_s=0.05)
-    assert src.is_live
-    count, stopped_at = 0, None
+@pytest.mark.parametrize("dead", [False, True])
+def test_http_stream_that_drops_is_reconnected_or_ends(avi_bytes, dead):
+    """A real network stream through OpenCV's FFmpeg: the connection drops halfway through the
+    file; the source reconnects and reads the file to its end (no reconnection at a finite
+    stream's end), or, when the server then refuses, gives up after its retries."""
+    server = dropping_server(avi_bytes, dead)
+    src = open_source(server.url, retries=2, backoff_s=0.05)
+    t0 = time.perf_counter()
+    frames = []
     for frame in src:
-        assert frame.image.shape == (48, 64, 3)
-        count += 1
-        if src.stats.reconnects >= 1 and stopped_at is None:
-            server.shutdown()
-            server.server_close()
-            stopped_at = time.perf_counter()
-        time.sleep(0.002)
+        frames.append(frame)
+        time.sleep(0.001)
     src.close()
-    assert stopped_at is not None and count >= 2
-    assert src.stats.read > 20  # the file was read again after the first reconnection
-    assert time.perf_counter() - stopped_at < 5.0
+    server.shutdown()
+    server.server_close()
+    assert src.is_live and 5 < src.stats.read
+    assert all(f.image.shape == (48, 64, 3) for f in frames)
+    if dead:  # the first request, then one per retry, all refused
+        assert src.stats.read < 40 and src.stats.reconnects == 0 and server.requests >= 3
+    else:
+        assert src.stats.reconnects >= 1 and server.requests >= 2
+        assert src.stats.read > 40  # half the file, then all of it again
+    assert time.perf_counter() - t0 < 5.0
