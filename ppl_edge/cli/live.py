@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
         fps_every=args.fps_every, realtime=args.realtime, retries=args.retries,
         overlay=not args.no_overlay,
     )
+    from pathlib import Path
+
     summary = run_live(options)
     print(summary.format())
     for label, path in (("video", args.output), ("jsonl", args.jsonl)):
-        if path:
+        if path and Path(path).exists():  # a video with no frame is not created
             print(f"{label}: {path}")
     return 0
