@@ -2,7 +2,8 @@
 
 Public API (docs/contracts.md, "Export artifacts"):
 
-- :func:`export_onnx` -> ``keypoints.onnx`` / ``keypoints_trt.onnx`` / ``refine.onnx`` + ``manifest.json``;
+- :func:`export_onnx` -> ``keypoints.onnx`` / ``keypoints_trt.onnx`` / ``refine.onnx`` / ``memory.onnx``
+  + ``manifest.json``;
 - :func:`export_coreml` -> ``keypoints.mlpackage`` + ``manifest.json``;
 - :func:`ppl_edge.convert.verify.verify_onnx` -> parity numbers against PyTorch.
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExportSource", "export_coreml", "export_onnx", "export_onnx_folder", "load_source"]
 
 DEFAULT_DATA = "synthetic:humanoid"
-ONNX_ROLES = ("keypoints", "keypoints_trt", "refine")
+ONNX_ROLES = ("keypoints", "keypoints_trt", "refine", "memory")
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def export_onnx(
     dynamic_batch: bool = True,
     simplify: bool = True,
 ) -> Path:
-    """Export ``keypoints.onnx`` (and/or ``keypoints_trt.onnx``) and ``refine.onnx`` with a manifest.
+    """Export ``keypoints.onnx`` (and/or ``keypoints_trt.onnx``), ``refine.onnx`` and ``memory.onnx``
+    with a manifest.
 
     Args:
         model_or_checkpoint: a PoseModel or a ``.safetensors`` checkpoint path.

@@ -1,5 +1,6 @@
-"""ONNX export of the keypoint path (``keypoints.onnx``, ``keypoints_trt.onnx``) and of the image-space
-refinement step (``refine.onnx``), docs/contracts.md "Export artifacts".
+"""ONNX export of the keypoint path (``keypoints.onnx``, ``keypoints_trt.onnx``), of the image-space
+refinement step (``refine.onnx``) and of one pass through the memory (``memory.onnx``), docs/contracts.md
+"Export artifacts".
 
 Exporter choice: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``). On the tiny preset
 it gives 177 nodes with symbolic batch dims named ``B`` on every output, where the legacy TorchScript
@@ -33,10 +34,13 @@ KEYPOINT_OUTPUTS = ("keypoints", "keypoints_refined", "prototype_ids", "prototyp
                     "confidence")
 REFINE_INPUTS = ("image", "keypoints")
 REFINE_OUTPUTS = ("reconstruction",)
+MEMORY_INPUTS = ("keypoints",)
+MEMORY_OUTPUTS = ("keypoints_refined", "prototype_ids", "prototype_distances")
 FLAVOURS = ("portable", "plugin", "both")
 MIN_OPSET = 17  # LayerNormalization (17) is needed; TensorRT 10 parses opsets 17-18 best
 MAX_BATCH = 64  # upper bound of the dynamic batch dimension
-FILES = {"keypoints": "keypoints.onnx", "keypoints_trt": "keypoints_trt.onnx", "refine": "refine.onnx"}
+FILES = {"keypoints": "keypoints.onnx", "keypoints_trt": "keypoints_trt.onnx", "refine": "refine.onnx",
+         "memory": "memory.onnx"}
 # onnxsim's MatMul+Add -> Gemm fusion wraps every 3-D Linear in Reshape pairs (177 -> 195 nodes).
 _SKIPPED_OPTIMIZERS = ["fuse_matmul_add_bias_into_gemm", "fuse_matmul_add_bias_into_gemm_batched"]
 
@@ -76,6 +80,27 @@ class RefineGraph(nn.Module):
     def forward(self, image: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
         """image: (B, 3, H, W) in [-1, 1]; keypoints: (B, N, 2) xy in [-1, 1] -> (B, 3, H, W)."""
         return self.model.refine_image(image, keypoints)
+
+
+class MemoryGraph(nn.Module):
+    """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids and distances.
+
+    One pass through the hierarchical memory (``memory.encode`` -> ``quantize`` -> ``decode``), the
+    step of memory-mode refinement; the lookup is the portable one in every flavour.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.memory = model.memory
+
+    def forward(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """keypoints: (B, N, 2) xy in [-1, 1].
+
+        Returns:
+            keypoints_refined (B, N, 2), prototype_ids (B, M) int32, prototype_distances (B, M).
+        """
+        z_q, ids, dist = self.memory.quantize(self.memory.encode(keypoints))
+        return self.memory.decode(z_q), ids.to(torch.int32), dist
 
 
 def max_opset() -> int:
@@ -223,19 +248,35 @@ def build_keypoint_graph(model: nn.Module, flavour: str, opset: int, dynamic_bat
     return proto, stats
 
 
+def _build_plain_graph(module: nn.Module, role: str, example: tuple[torch.Tensor, ...],
+                       inputs: tuple[str, ...], outputs: tuple[str, ...], opset: int,
+                       dynamic_batch: bool, simplify: bool) -> tuple[Any, dict]:
+    """Export, simplify and check one graph without a custom node."""
+    proto = export_graph(module.eval(), example, inputs, outputs, opset, dynamic_batch)
+    stats = {"nodes_exported": node_count(proto), "nodes_simplified": node_count(proto)}
+    if simplify:
+        proto, stats["nodes_exported"], stats["nodes_simplified"] = simplify_graph(proto, FILES[role])
+    check_graph(proto, FILES[role])
+    return proto, stats
+
+
 def build_refine_graph(model: nn.Module, opset: int, dynamic_batch: bool,
                        simplify: bool = True) -> tuple[Any, dict]:
     """Export ``refine.onnx``: (image (B,3,H,W), keypoints (B,N,2)) -> reconstruction (B,3,H,W)."""
     size, n = model.cfg.img_size, model.cfg.num_keypoints
     batch = 2 if dynamic_batch else 1
     example = (torch.zeros(batch, 3, size, size), torch.zeros(batch, n, 2))
-    proto = export_graph(RefineGraph(model).eval(), example, REFINE_INPUTS, REFINE_OUTPUTS, opset,
-                         dynamic_batch)
-    stats = {"nodes_exported": node_count(proto), "nodes_simplified": node_count(proto)}
-    if simplify:
-        proto, stats["nodes_exported"], stats["nodes_simplified"] = simplify_graph(proto, FILES["refine"])
-    check_graph(proto, FILES["refine"])
-    return proto, stats
+    return _build_plain_graph(RefineGraph(model), "refine", example, REFINE_INPUTS, REFINE_OUTPUTS,
+                              opset, dynamic_batch, simplify)
+
+
+def build_memory_graph(model: nn.Module, opset: int, dynamic_batch: bool,
+                       simplify: bool = True) -> tuple[Any, dict]:
+    """Export ``memory.onnx``: keypoints (B,N,2) -> keypoints_refined (B,N,2), prototype_ids (B,M)
+    int32, prototype_distances (B,M), with the portable lookup."""
+    example = (torch.zeros(2 if dynamic_batch else 1, model.cfg.num_keypoints, 2),)
+    return _build_plain_graph(MemoryGraph(model), "memory", example, MEMORY_INPUTS, MEMORY_OUTPUTS,
+                              opset, dynamic_batch, simplify)
 
 
 def save_proto(proto, path: Path) -> Path:
@@ -259,11 +300,13 @@ def export_graphs(model: nn.Module, folder: Path, flavour: str, opset: int, dyna
     model = model.eval()
     paths, stats = {}, {}
     roles = {"portable": ["keypoints"], "plugin": ["keypoints_trt"],
-             "both": ["keypoints", "keypoints_trt"]}[flavour] + ["refine"]
+             "both": ["keypoints", "keypoints_trt"]}[flavour] + ["refine", "memory"]
     with torch.no_grad():
         for role in roles:
             if role == "refine":
                 proto, stats[role] = build_refine_graph(model, opset, dynamic_batch, simplify)
+            elif role == "memory":
+                proto, stats[role] = build_memory_graph(model, opset, dynamic_batch, simplify)
             else:
                 kind = "portable" if role == "keypoints" else "plugin"
                 proto, stats[role] = build_keypoint_graph(model, kind, opset, dynamic_batch, simplify)

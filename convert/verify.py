@@ -4,7 +4,9 @@
   prototype ids on at least 99.9 % of (image, bank) pairs;
 - ``keypoints_trt.onnx`` (custom node + model-local function) vs ``keypoints.onnx``, both on ONNX
   Runtime: identical ids, values within 1e-5;
-- ``refine.onnx`` vs ``PoseModel.reconstruct``.
+- ``refine.onnx`` vs ``PoseModel.refine_image``: within 1e-4;
+- ``memory.onnx`` vs the torch memory, on the model's keypoints and on their memory reconstruction:
+  refined keypoints within 1e-4, identical prototype ids.
 
 Each check returns numbers (a :class:`Check`), so the CLI can print them and tests can assert on them.
 """
@@ -28,6 +30,7 @@ TOLERANCES = {
     "id_agreement": 0.999,  # fraction of identical prototype ids, ORT vs torch
     "flavour_atol": 1e-5,  # keypoints_trt.onnx vs keypoints.onnx, both on ORT
     "reconstruction_atol": 1e-4,  # refine.onnx vs torch, image units in [-1, 1]
+    "memory_atol": 1e-4,  # memory.onnx refined keypoints vs torch, [-1, 1] units (ids: identical)
 }
 
 
@@ -164,6 +167,40 @@ def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
                  err <= TOLERANCES["reconstruction_atol"])
 
 
+def verify_memory(model, path: Path, images, threads: int = 2) -> Check:
+    """``memory.onnx`` on ORT vs torch, on 2 S keypoint sets: the model's keypoints T'_0 of ``images``
+    and their memory reconstruction Mem(T'_0) (what a second memory-mode iteration feeds it).
+
+    The reference is ``PoseModel.keypoint_path`` on T'_0 and ``model.memory`` (eval mode, as in
+    ``iterative_inference(mode="memory")``) on Mem(T'_0). Passes when the refined keypoints agree within
+    1e-4, every prototype id is identical and the distances agree within 1e-4 relative.
+    """
+    import torch
+
+    model = model.eval()
+    ref = torch_keypoints(model, images)
+    with torch.no_grad():
+        again = [model.memory(c) for c in torch.from_numpy(ref["keypoints_refined"]).split(32)]
+    want = {
+        "keypoints_refined": np.concatenate([ref["keypoints_refined"],
+                                             *(m.keypoints.numpy() for m in again)]),
+        "prototype_ids": np.concatenate([ref["prototype_ids"], *(m.indices.numpy() for m in again)]),
+        "prototype_distances": np.concatenate([ref["prototype_distances"],
+                                               *(m.distances.numpy() for m in again)]),
+    }
+    queries = np.concatenate([ref["keypoints"], ref["keypoints_refined"]])  # (2S, N, 2)
+    got = run_batched(ort_session(path, threads), {"keypoints": queries})
+    agreement = float((got["prototype_ids"].astype(np.int64) == want["prototype_ids"]).mean())
+    kp_err = float(np.abs(got["keypoints_refined"] - want["keypoints_refined"]).max())
+    dist = want["prototype_distances"]
+    dist_err = float((np.abs(got["prototype_distances"] - dist) / np.maximum(np.abs(dist), 1e-6)).max())
+    passed = (kp_err <= TOLERANCES["memory_atol"] and agreement == 1.0
+              and dist_err <= TOLERANCES["distance_rtol"])
+    return Check(f"{path.name} vs torch", {"poses": int(queries.shape[0]), "max_refined_error": kp_err,
+                                          "max_distance_rel_error": dist_err,
+                                          "id_agreement_pct": 100.0 * agreement}, passed)
+
+
 def verify_onnx(model, folder: str | Path, images=None, data: str = "synthetic:humanoid",
                 count: int = 256, threads: int = 2) -> list[Check]:
     """Every ONNX parity check that applies to the files in ``folder``.
@@ -194,6 +231,8 @@ def verify_onnx(model, folder: str | Path, images=None, data: str = "synthetic:h
             checks.append(verify_keypoints(model, trt, images, threads))
     if "refine" in artifacts:
         checks.append(verify_refine(model, folder / artifacts["refine"]["file"], images, threads))
+    if "memory" in artifacts:
+        checks.append(verify_memory(model, folder / artifacts["memory"]["file"], images, threads))
     for check in checks:
         log.info("%s", check.line())
     return checks

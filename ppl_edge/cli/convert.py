@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX, a TensorRT engine or a Core ML package, with a manifest.
 
 --target onnx writes keypoints.onnx (standard ONNX lookup), keypoints_trt.onnx (the lookup as one
-NearestNeighborLookup node, with --nn plugin), refine.onnx and manifest.json. --target trt also builds
+NearestNeighborLookup node, with --nn plugin), refine.onnx (image-space refinement), memory.onnx (one
+pass through the memory, for memory-mode refinement) and manifest.json. --target trt also builds
 a TensorRT engine from the plugin graph (--nn plugin) or the portable one (--nn native); it needs an
 NVIDIA GPU and TensorRT. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+).
 Nothing is written unless the whole export succeeds; --verify checks the exported files against

@@ -19,8 +19,8 @@ pytest.importorskip("onnxscript")
 pytest.importorskip("onnxsim")
 
 from ppl_edge.convert.manifest import read_manifest, sha256_path
-from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS
-from ppl_edge.convert.verify import ort_session, torch_keypoints, verify_onnx
+from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS, MEMORY_OUTPUTS
+from ppl_edge.convert.verify import ort_session, torch_keypoints, verify_memory, verify_onnx
 
 from ppl_edge.checkpoint import model_tensors, save_checkpoint
 from ppl_edge.cli import main
@@ -55,13 +55,14 @@ def exported(tmp_path_factory):
     return {"model": model, "out": out, "ckpt": ckpt, "manifest": read_manifest(out)}
 
 
-def test_writes_both_flavours_refine_and_manifest_only(exported):
+def test_writes_both_flavours_refine_memory_and_manifest_only(exported):
     names = sorted(p.name for p in exported["out"].iterdir())
-    assert names == ["keypoints.onnx", "keypoints_trt.onnx", "manifest.json", "refine.onnx"]
+    assert names == ["keypoints.onnx", "keypoints_trt.onnx", "manifest.json", "memory.onnx",
+                     "refine.onnx"]
     assert not [p for p in exported["out"].parent.iterdir() if p.name.startswith(".out.staging")]
 
 
-@pytest.mark.parametrize("name", ["keypoints.onnx", "keypoints_trt.onnx", "refine.onnx"])
+@pytest.mark.parametrize("name", ["keypoints.onnx", "keypoints_trt.onnx", "refine.onnx", "memory.onnx"])
 def test_checker_clean_and_self_contained(exported, name):
     proto = onnx.load(str(exported["out"] / name))
     onnx.checker.check_model(proto, full_check=True)
@@ -115,6 +116,9 @@ def test_parity_with_torch_on_256_images(exported):
     assert same.metrics["max_keypoint_error"] <= 1e-5
     refine = checks["refine.onnx vs torch"]
     assert refine.passed and refine.metrics["max_abs_error"] <= 1e-4
+    memory = checks["memory.onnx vs torch"]
+    assert memory.passed and memory.metrics["poses"] == 512
+    assert memory.metrics["max_refined_error"] <= 1e-4 and memory.metrics["id_agreement_pct"] == 100.0
 
 
 def test_dynamic_batch_one_and_three_in_one_session(exported):
@@ -144,13 +148,54 @@ def test_refine_graph_takes_image_and_keypoints(exported):
     assert np.abs(moved - got).max() > 1e-3  # the keypoints drive the reconstruction
 
 
+def test_memory_graph_io_follows_the_contract(exported):
+    proto = onnx.load(str(exported["out"] / "memory.onnx"))
+    n, m = CFG.num_keypoints, CFG.mem_banks
+    assert [i.name for i in proto.graph.input] == ["keypoints"]
+    assert _dims(proto.graph.input[0]) == ["B", n, 2]
+    outputs = {o.name: o for o in proto.graph.output}
+    assert list(outputs) == list(MEMORY_OUTPUTS)
+    assert {k: _dims(v) for k, v in outputs.items()} == {
+        "keypoints_refined": ["B", n, 2], "prototype_ids": ["B", m], "prototype_distances": ["B", m]}
+    assert outputs["prototype_ids"].type.tensor_type.elem_type == onnx.TensorProto.INT32
+    ops = Counter(node.op_type for node in proto.graph.node)
+    assert ops["ArgMin"] == 1 and "NearestNeighborLookup" not in ops  # portable lookup
+
+
+def test_memory_graph_continues_the_keypoint_graph_at_any_batch(exported):
+    """memory.onnx on keypoints.onnx's keypoints reproduces its refined keypoints and ids, at batch 1
+    and 3 in one session; a second pass matches the torch memory (iterative memory refinement)."""
+    keypoints = ort_session(exported["out"] / "keypoints.onnx", threads=1)
+    memory = ort_session(exported["out"] / "memory.onnx", threads=1)
+    images = torch.rand(3, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(4))
+    est = dict(zip(KEYPOINT_OUTPUTS, keypoints.run(None, {"image": (images * 2 - 1).numpy()})))
+    for b in (1, 3):
+        got = dict(zip(MEMORY_OUTPUTS, memory.run(None, {"keypoints": est["keypoints"][:b]})))
+        assert got["keypoints_refined"].shape == (b, CFG.num_keypoints, 2)
+        np.testing.assert_allclose(got["keypoints_refined"], est["keypoints_refined"][:b], atol=1e-5)
+        np.testing.assert_array_equal(got["prototype_ids"], est["prototype_ids"][:b])
+    again = dict(zip(MEMORY_OUTPUTS, memory.run(None, {"keypoints": est["keypoints_refined"]})))
+    with torch.no_grad():
+        ref = exported["model"].memory(torch.from_numpy(est["keypoints_refined"]))
+    np.testing.assert_allclose(again["keypoints_refined"], ref.keypoints.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(again["prototype_ids"], ref.indices.numpy())
+
+
+def test_memory_check_fails_on_another_models_memory(exported):
+    other = trained_like_model(seed=7)
+    images = torch.rand(8, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(5))
+    check = verify_memory(other, exported["out"] / "memory.onnx", images * 2 - 1, threads=1)
+    assert not check.passed and check.metrics["max_refined_error"] > 1e-2
+    assert "FAILED" in check.line()
+
+
 def test_manifest_matches_files_and_model(exported):
     manifest, out, model = exported["manifest"], exported["out"], exported["model"]
     assert manifest["model"]["name"] == "ppl-tiny-humanoid"
     assert manifest["model"]["preset"] == "tiny"
     assert manifest["model"]["checkpoint_sha256"] == sha256_path(exported["ckpt"])
     for role, file in [("keypoints", "keypoints.onnx"), ("keypoints_trt", "keypoints_trt.onnx"),
-                       ("refine", "refine.onnx")]:
+                       ("refine", "refine.onnx"), ("memory", "memory.onnx")]:
         assert manifest["artifacts"][role] == {"file": file, "sha256": sha256_path(out / file)}
     assert manifest["input"]["height"] == CFG.img_size and manifest["input"]["color"] == "RGB"
     assert manifest["keypoints"]["names"][:2] == ["kp00", "kp01"]
@@ -191,5 +236,8 @@ def test_static_batch_at_opset_17(tmp_path):
     proto = onnx.load(str(tmp_path / "static" / "keypoints.onnx"))
     assert {o.domain: o.version for o in proto.opset_import}[""] == 17
     assert _dims(proto.graph.input[0]) == [1, 3, CFG.img_size, CFG.img_size]
+    assert _dims(onnx.load(str(tmp_path / "static" / "memory.onnx")).graph.input[0]) == [
+        1, CFG.num_keypoints, 2]
     checks = verify_onnx(model, tmp_path / "static", count=8, threads=1)
-    assert [c.passed for c in checks] == [True, True]
+    assert [(c.name.split()[0], c.passed) for c in checks] == [
+        ("keypoints.onnx", True), ("refine.onnx", True), ("memory.onnx", True)]

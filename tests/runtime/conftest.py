@@ -6,9 +6,7 @@ The tests may use torch to build fixtures and references; the runtime under test
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
@@ -38,15 +36,15 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tiny_model, tmp_path_factory, request) -> Path:
-    """Export folder of ``tiny_model``: keypoints.onnx, refine.onnx, manifest.json.
+def tiny_export_memory(tiny_model, tmp_path_factory, request) -> Path:
+    """The full ``export_onnx`` folder of ``tiny_model``: keypoints.onnx, refine.onnx, memory.onnx and
+    manifest.json (portable flavour).
 
-    The export (about 10 s) is kept in pytest's cache, keyed by the model / exporter / data
+    The export (about 15 s) is kept in pytest's cache, keyed by the model / exporter / data
     sources, and copied into a fresh temporary folder for each session.
     """
     pytest.importorskip("onnxruntime")
     import torch
-
     from ppl_edge.convert import export_onnx
 
     cache = request.config.cache.mkdir("ppl-edge-tiny-export") / _export_key(torch)
@@ -57,44 +55,23 @@ def tiny_export(tiny_model, tmp_path_factory, request) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         shutil.copytree(staging, cache.with_suffix(".tmp"), dirs_exist_ok=True)
         cache.with_suffix(".tmp").rename(cache)
-    out = tmp_path_factory.mktemp("export") / "tiny"
+    out = tmp_path_factory.mktemp("export") / "tiny_memory"
     shutil.copytree(cache, out)
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_export_memory(tiny_model, tiny_export, tmp_path_factory) -> Path:
-    """``tiny_export`` plus ``memory.onnx`` (keypoints -> Mem(keypoints)), listed in the manifest.
+def tiny_export(tiny_export_memory, tmp_path_factory) -> Path:
+    """``tiny_export_memory`` without memory.onnx: keypoints.onnx, refine.onnx, manifest.json.
 
-    The memory graph lets memory-mode refinement run more than one iteration without torch.
+    An export whose manifest lists no memory graph, as the runtime must also accept: memory-mode
+    refinement then stops after the snap the keypoint graph already gives.
     """
-    import torch
-    from torch import nn
+    from ppl_edge.convert.manifest import read_manifest, write_manifest
 
-    from ppl_edge.runtime.manifest import sha256_file
-
-    class MemoryGraph(nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.memory = model.memory
-
-        def forward(self, keypoints):
-            z_q, ids, dist = self.memory.quantize(self.memory.encode(keypoints))
-            return self.memory.decode(z_q), ids.to(torch.int32), dist
-
-    out = tmp_path_factory.mktemp("export") / "tiny_memory"
-    shutil.copytree(tiny_export, out)
-    n = tiny_model.cfg.num_keypoints
-    # The legacy exporter: 0.3 s against several seconds for dynamo, for a graph this small.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            MemoryGraph(tiny_model).eval(), (torch.zeros(2, n, 2),), str(out / "memory.onnx"),
-            dynamo=False, input_names=["keypoints"],
-            output_names=["keypoints_refined", "prototype_ids", "prototype_distances"],
-            dynamic_axes={"keypoints": {0: "B"}}, opset_version=18)
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["artifacts"]["memory"] = {"file": "memory.onnx",
-                                       "sha256": sha256_file(out / "memory.onnx")}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    shutil.copytree(tiny_export_memory, out)
+    manifest = read_manifest(out)
+    (out / manifest["artifacts"].pop("memory")["file"]).unlink()
+    write_manifest(out / "manifest.json", manifest)
     return out
