@@ -78,12 +78,13 @@ class Result:
         """JSON-ready dict (lists and floats); pixel values rounded to ``digits`` (None: exact)."""
 
         def r(a: np.ndarray) -> list:
+            a = np.asarray(a, dtype=np.float64)  # float32 -> float64 first: 91.43, not 91.4300003
             return (np.round(a, digits) if digits is not None else a).tolist()
 
         return {
             "keypoints": r(self.keypoints),
             "keypoints_refined": r(self.keypoints_refined),
-            "confidence": np.round(self.confidence, 4).tolist(),
+            "confidence": np.round(self.confidence.astype(np.float64), 4).tolist(),
             "plausibility": round(self.plausibility, 4),
             "prototype_ids": self.prototype_ids.tolist(),
             "edges": [list(e) for e in self.edges],

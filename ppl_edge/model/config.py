@@ -35,6 +35,10 @@ class ModelConfig:
     link_thickness: float = 7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
     link_lr_scale: float = 512.0  # official sklr: w = softplus(512·θ)
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
+    # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
+    # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant, commented
+    # out there), "soft_argmax" = T'_k = softargmax(P_k) + A_k[T_k; 1] (official commit 85a996e).
+    affine_residual: Literal["none", "identity", "soft_argmax"] = "none"
     # Ablations of paper Table 4: where the keypoint prior and connectivity come from.
     prior: Literal["memory", "random_frozen"] = "memory"
     connectivity: Literal["learned", "random_frozen"] = "learned"

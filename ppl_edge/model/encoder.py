@@ -75,6 +75,7 @@ class KeypointEncoder(nn.Module):
             nn.Linear(cfg.head_hidden, 6),
         )
         self.register_buffer("grid", coordinate_grid(cfg.feat_size), persistent=False)
+        self.residual = cfg.affine_residual
 
     def attention(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention maps and features.
@@ -111,6 +112,10 @@ class KeypointEncoder(nn.Module):
         affine = self.predict(torch.cat([key_feat, h_prior], dim=-1)).view(B, N, 2, 3)
         homog = torch.cat([prior, torch.ones_like(prior[:, :1])], dim=-1)  # (N, 3)
         keypoints = torch.einsum("bnij,nj->bni", affine, homog)  # (B, N, 2)
+        if self.residual == "identity":
+            keypoints = keypoints + prior
+        elif self.residual == "soft_argmax":
+            keypoints = keypoints + prob @ self.grid  # (B, N, G) @ (G, 2)
         entropy = -(prob * torch.log(prob.clamp_min(1e-12))).sum(-1)  # (B, N)
         confidence = 1.0 - entropy / torch.log(torch.tensor(float(prob.shape[-1])))
         return {"keypoints": keypoints, "affine": affine, "confidence": confidence}
