@@ -29,6 +29,7 @@ from typing import Any
 
 from ppl_edge.checkpoint import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.export_format import sha256_path
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +181,6 @@ def timing_cache_path(key: EngineKey, root: Path | None = None) -> Path:
     return cache_dir(key, root) / TIMING_CACHE_NAME
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _stale_reason(engine: Path, key: EngineKey) -> str | None:
     """Why the cached entry at ``engine`` cannot serve ``key``, or None if it can."""
     sidecar = sidecar_path(engine)
@@ -206,7 +198,7 @@ def _stale_reason(engine: Path, key: EngineKey) -> str | None:
     changed = sorted(k for k, v in key.as_dict().items() if stored.get(k) != v)
     if changed:
         return "built with different " + ", ".join(changed)
-    if meta.get("engine_sha256") != sha256_file(engine):
+    if meta.get("engine_sha256") != sha256_path(engine):
         return "engine file changed after it was built"
     return None
 

@@ -12,7 +12,6 @@ complete (:func:`staged_output`), so a failed export leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -25,32 +24,16 @@ from typing import Any
 
 from ppl_edge.checkpoint import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.export_format import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = "ppl-edge-export"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 # ImageNet-free normalisation of the official code: x = (rgb / 255 - 0.5) / 0.5.
 INPUT_SCALE = 1.0 / 255.0
 INPUT_MEAN = (0.5, 0.5, 0.5)
 INPUT_STD = (0.5, 0.5, 0.5)
 _REQUIRED = ("format", "format_version", "model", "input", "keypoints", "skeleton", "memory", "batch",
              "opset", "precision", "artifacts", "tools")
-
-
-def sha256_path(path: str | Path) -> str:
-    """sha256 of a file, or of a folder (e.g. an ``.mlpackage``): relative paths and contents, sorted."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tool_versions(*modules: str) -> dict[str, str]:

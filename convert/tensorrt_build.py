@@ -25,6 +25,7 @@ from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey
 from ppl_edge.convert.trt_builder import build_info, build_serialized
 
 from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.export_format import sha256_path
 
 log = logging.getLogger(__name__)
 trt_log = logging.getLogger("ppl_edge.tensorrt")
@@ -153,7 +154,7 @@ def prepare_graph(path: Path, nn: str) -> PreparedGraph:
     if len(dims) != 4 or dims[1] != 3 or dims[2] is None or dims[3] is None:
         raise PplEdgeError(f"{path.name} input {inputs[0].name!r} has shape {dims}; expected "
                            "(B, 3, H, W) with static H and W")
-    return PreparedGraph(path, cache.sha256_file(path), model.SerializeToString(), inputs[0].name,
+    return PreparedGraph(path, sha256_path(path), model.SerializeToString(), inputs[0].name,
                          dims[2], dims[3], dims[0])
 
 
@@ -245,13 +246,13 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
     if precision == "int8":
         from ppl_edge.convert.calibrator import images_digest
 
-        calibration = images_digest(images) if images else cache.sha256_file(Path(calib_cache))
+        calibration = images_digest(images) if images else sha256_path(Path(calib_cache))
     from ppl_edge.convert.nn_plugin import PLUGIN_VERSION
 
     key = EngineKey(
         model_stem=onnx_file.stem, onnx_sha256=graph.sha256, precision=precision, nn=nn,
         plugin_version=PLUGIN_VERSION if nn == "plugin" else None,
-        plugin_sha256=cache.sha256_file(library) if library else None, min_batch=min_batch,
+        plugin_sha256=sha256_path(library) if library else None, min_batch=min_batch,
         opt_batch=opt_batch, max_batch=max_batch, height=graph.height, width=graph.width,
         gpu_name=gpu.name, sm=gpu.sm, trt_version=trt.__version__, calibration=calibration)
     root = Path(cache_root).expanduser() if cache_root is not None else cache.cache_root()

@@ -12,7 +12,6 @@ with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,12 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.export_format import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_path
 
 log = logging.getLogger(__name__)
-
-FORMAT = "ppl-edge-export"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 
 class ManifestError(PplEdgeError):
@@ -50,20 +46,6 @@ def _get(data: dict, dotted: str, kind: type | tuple[type, ...], where: Path) ->
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(k.__name__ for k in kinds)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, or of a folder (.mlpackage): each file's relative path, a NUL byte
-    and its content, in sorted order (the exporter's ``sha256_path``)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -140,7 +122,7 @@ class Manifest:
         if not expected:
             log.warning("manifest %s records no sha256 for '%s'; not verified", self.path, key)
             return
-        actual = sha256_file(path)
+        actual = sha256_path(path)
         if actual != expected:
             raise ManifestError(f"artifact {path} has sha256 {actual[:12]}…, the manifest expects "
                                 f"{expected[:12]}…; the file was changed after export: "
