@@ -57,10 +57,25 @@ class Backend(Protocol):
 
 
 class BackendBase:
-    """Shared behaviour: context manager, closed-state check, feed validation."""
+    """Shared behaviour: I/O specs, context manager, closed-state check, feed validation.
+
+    Subclasses set ``_inputs`` and ``_outputs`` (lists of :class:`TensorSpec`) when they load.
+    """
 
     name = "base"
     _closed = False
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
+
+    @property
+    def input_spec(self) -> list[TensorSpec]:
+        """The graph's inputs, in order."""
+        return list(self._inputs)
+
+    @property
+    def output_spec(self) -> list[TensorSpec]:
+        """The graph's outputs, in order."""
+        return list(self._outputs)
 
     def __enter__(self):
         return self
@@ -72,12 +87,18 @@ class BackendBase:
         if self._closed:
             raise PplEdgeError(f"the {self.name} backend was closed; create a new one")
 
-    def check_feeds(self, feeds: dict[str, np.ndarray], specs: list[TensorSpec]) -> dict:
+    def check_feeds(self, feeds: dict[str, np.ndarray],
+                    specs: list[TensorSpec] | None = None) -> dict:
         """Validate names and static dims and cast dtypes; return contiguous arrays by name.
+
+        Args:
+            feeds: name -> array.
+            specs: the inputs to check against (default: the graph's, ``input_spec``).
 
         Raises:
             PplEdgeError: a missing input, or a fixed dimension that differs from the graph's.
         """
+        specs = self._inputs if specs is None else specs
         out = {}
         for spec in specs:
             if spec.name not in feeds:

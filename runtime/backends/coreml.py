@@ -104,14 +104,6 @@ class CoreMLBackend(BackendBase):
         if "image" in self._kinds.values():
             self._pil = require("PIL.Image", "coreml", "Core ML image inputs")
 
-    @property
-    def input_spec(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_spec(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def _predict_one(self, feeds: dict[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
         item = {}
         for name, arr in feeds.items():

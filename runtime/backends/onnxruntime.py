@@ -97,14 +97,6 @@ class OnnxRuntimeBackend(BackendBase):
         self._outputs = [_spec(n) for n in self._session.get_outputs()]
         log.debug("ONNX: %s on %s", self.path.name, self.providers)
 
-    @property
-    def input_spec(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_spec(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the session; ``feeds`` are cast to the graph's dtypes.
 
@@ -112,7 +104,7 @@ class OnnxRuntimeBackend(BackendBase):
             PplEdgeError: missing inputs, wrong fixed dims, or the closed backend.
         """
         self._check_open()
-        arrays = self.check_feeds(feeds, self._inputs)
+        arrays = self.check_feeds(feeds)
         values = self._session.run(None, arrays)
         return {spec.name: value for spec, value in zip(self._outputs, values)}
 

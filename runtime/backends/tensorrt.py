@@ -181,14 +181,6 @@ class TensorRTBackend(BackendBase):
             self._buffers[name] = (host, cuda.mem_alloc(max(host.nbytes, 1)))
             self._context.set_tensor_address(name, int(self._buffers[name][1]))
 
-    @property
-    def input_spec(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_spec(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Copy inputs in, execute asynchronously on the stream, copy outputs back.
 
@@ -196,7 +188,7 @@ class TensorRTBackend(BackendBase):
             PplEdgeError: wrong inputs, a batch above the engine's profile, or a failed enqueue.
         """
         self._check_open()
-        arrays = self.check_feeds(feeds, self._inputs)
+        arrays = self.check_feeds(feeds)
         cuda, stream = self._cuda, self._stream
         with self._lock:
             self._ctx.push()
