@@ -113,6 +113,11 @@ def _flat(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64).reshape(len(points), -1)
 
 
+def _visible(gt: np.ndarray, visible: np.ndarray | None) -> np.ndarray:
+    """(S, J) bool visibility of the ground truth ``gt`` (S, J, 2): every joint when None."""
+    return np.ones(gt.shape[:2], bool) if visible is None else np.asarray(visible, bool)
+
+
 def _with_bias(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.ones((len(x), 1))], axis=1)  # (S, D + 1)
 
@@ -240,7 +245,7 @@ def fit_taichi(
     _check(pred_fit, gt_fit, visible_fit)
     x = _with_bias(_flat(pred_fit) * (size - 1))
     y = _flat(gt_fit) * (size - 1)
-    vis = np.ones(gt_fit.shape[:2], bool) if visible_fit is None else np.asarray(visible_fit, bool)
+    vis = _visible(gt_fit, visible_fit)
     vis = np.repeat(vis, 2, axis=1)  # (S, 2J) one flag per coordinate
     beta = np.zeros((x.shape[1], y.shape[1]))
     for c in range(y.shape[1]):
@@ -264,9 +269,7 @@ def score_taichi(
     scale = fit.info["size"] - 1
     pred_px = _with_bias(_flat(pred_test) * scale) @ fit.beta  # (S, 2J)
     y = _flat(gt_test) * scale
-    vis = (
-        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
-    )
+    vis = _visible(gt_test, visible_test)
     vis2 = np.repeat(vis, 2, axis=1)
     total = sum(
         float(np.abs(pred_px[vis2[:, c], c] - y[vis2[:, c], c]).mean())
@@ -296,7 +299,7 @@ def fit_cub(
     """Per GT part OLS without bias from all 2N detections, on samples where the part is visible."""
     _check(pred_fit, gt_fit, visible_fit)
     x = _flat(pred_fit)
-    vis = np.ones(gt_fit.shape[:2], bool) if visible_fit is None else np.asarray(visible_fit, bool)
+    vis = _visible(gt_fit, visible_fit)
     beta = np.zeros((x.shape[1], 2 * gt_fit.shape[1]))
     for j in range(gt_fit.shape[1]):
         if not vis[:, j].any():
@@ -314,9 +317,7 @@ def score_cub(
     """Sum of visible test distances / visible count (fraction of the crop; papers print x100)."""
     _check(pred_test, gt_test, visible_test)
     pred = (_flat(pred_test) @ fit.beta).reshape(gt_test.shape)
-    vis = (
-        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
-    )
+    vis = _visible(gt_test, visible_test)
     dist = np.linalg.norm(pred - gt_test, axis=-1)  # (S, J)
     err = float(dist[vis].sum() / max(int(vis.sum()), 1))
     return Scored(err, pred, np.asarray(gt_test), vis, {"visible": int(vis.sum())})
@@ -354,7 +355,7 @@ def pdj(
         Fraction of detected joints in [0, 1].
     """
     _check(pred, gt, visible)
-    vis = np.ones(gt.shape[:2], bool) if visible is None else np.asarray(visible, bool)
+    vis = _visible(gt, visible)
     if torso is not None:
         ref = np.linalg.norm(gt[:, torso[0]] - gt[:, torso[1]], axis=-1)  # (S,)
     else:
@@ -408,12 +409,8 @@ def mean_pose_baseline(
         fit = _fit_ols_with_swaps(np.ones((S, 1)), gt_fit, tuple(swap_pairs))
         fit = LinearFit("h36m", fit.beta, {**fit.info, "constant": True})
         return score_h36m(fit, np.zeros((len(gt_test), 1, 2)), gt_test, swap_pairs).error
-    vis_f = (
-        np.ones(gt_fit.shape[:2], bool) if visible_fit is None else np.asarray(visible_fit, bool)
-    )
-    vis_t = (
-        np.ones(gt_test.shape[:2], bool) if visible_test is None else np.asarray(visible_test, bool)
-    )
+    vis_f = _visible(gt_fit, visible_fit)
+    vis_t = _visible(gt_test, visible_test)
     mean = np.stack([gt_fit[vis_f[:, j], j].mean(axis=0) for j in range(gt_fit.shape[1])])  # (J, 2)
     if protocol == "taichi":
         err = np.abs(mean[None] - gt_test) * (TAICHI_SIZE - 1)  # (S, J, 2)
@@ -454,22 +451,11 @@ def score_protocol(fit: LinearFit, pred_test, gt_test, visible_test=None, swap_p
     return score_cub(fit, pred_test, gt_test, visible_test)
 
 
-def evaluate_checkpoint(
-    ckpt,
-    data_spec: str = "synthetic:humanoid",
-    protocol: str = "auto",
-    n_fit: int = 2000,
-    n_test: int = 1000,
-    batch: int = 64,
-    iterations: int = 0,
-    mode: str = "image",
-    seed: int = 0,
-    num_workers: int = 0,
-) -> dict:
-    """Run a checkpoint on ``train_reg`` (fit) and ``test`` (score); returns a dict of numbers.
+def __getattr__(name: str):
+    """``evaluate_checkpoint`` is :func:`ppl_edge.train.eval_run.evaluate_checkpoint`, imported on
+    first use (``eval_run`` imports this module, and running a checkpoint needs torch)."""
+    if name == "evaluate_checkpoint":
+        from ppl_edge.train.eval_run import evaluate_checkpoint
 
-    See :func:`ppl_edge.train.eval_run.evaluate_checkpoint` (imported lazily: it needs torch).
-    """
-    from ppl_edge.train.eval_run import evaluate_checkpoint as run
-
-    return run(ckpt, data_spec, protocol, n_fit, n_test, batch, iterations, mode, seed, num_workers)
+        return evaluate_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
