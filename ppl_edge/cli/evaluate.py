@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 
+from ppl_edge.cli import flags
+
 OVERLAY_IMAGES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge eval``."""
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="CKPT", help="a .safetensors checkpoint"
-    )
+    flags.add_checkpoint(parser)
     parser.add_argument(
         "--data",
         default="synthetic:humanoid",
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes reading / rendering images (default 0)",
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    flags.add_out_folder(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 
+from ppl_edge.cli import flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge prior``."""
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="CKPT", help="a .safetensors checkpoint"
-    )
+    flags.add_checkpoint(parser)
     parser.add_argument(
         "--run",
         metavar="RUNDIR",
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--panels", type=int, default=6, help="panels of prior_evolution.png (default 6)"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    flags.add_out_folder(parser)
 
 
 def run(args: argparse.Namespace) -> int:
