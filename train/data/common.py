@@ -35,6 +35,12 @@ def check_split(split: str) -> str:
     return split
 
 
+def default_flip(split: str, flip: bool | None) -> bool:
+    """Random horizontal flips: ``flip`` when given, else on in the train split only (official
+    transform)."""
+    return (split == "train") if flip is None else bool(flip)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR, or raise UnreadableItem."""
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
@@ -58,6 +64,14 @@ def binary_mask(gray: np.ndarray, size: int) -> torch.Tensor:
     level = 127 if int(gray.max(initial=0)) > 1 else 0
     small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_LINEAR)
     return torch.from_numpy((small > level).astype(np.float32))[None]
+
+
+def read_mask(path: str | Path, size: int) -> torch.Tensor:
+    """Read a foreground mask file as (1, size, size) float32 in {0, 1}, or raise UnreadableItem."""
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise UnreadableItem(f"cannot decode mask {path}")
+    return binary_mask(gray, size)
 
 
 def image_to_tensor(bgr: np.ndarray) -> torch.Tensor:
@@ -95,6 +109,13 @@ def flip_item(item: dict, swap_pairs=()) -> dict:
             vis[[a, b]] = vis[[b, a]]
         out["keypoints"], out["visible"] = kp, vis
     return out
+
+
+def random_flip(item: dict, enabled: bool, swap_pairs=()) -> dict:
+    """:func:`flip_item` with probability 0.5 when ``enabled`` (one draw from torch's RNG)."""
+    if enabled and bool(torch.rand(()) < 0.5):
+        return flip_item(item, swap_pairs)
+    return item
 
 
 class SkippingDataset(torch.utils.data.Dataset):

@@ -19,8 +19,10 @@ from ppl_edge.train.data.common import (
     IMAGE_SUFFIXES,
     SkippingDataset,
     check_split,
+    default_flip,
     image_to_tensor,
     list_images,
+    random_flip,
     read_image,
     require_dir,
     resize,
@@ -65,7 +67,7 @@ class ImageFolderDataset(SkippingDataset):
             self.root = self.root / "images"
         self.img_size = int(img_size)
         self.split = check_split(split)
-        self.flip = (split == "train") if flip is None else bool(flip)
+        self.flip = default_flip(split, flip)
         self.video = bool(video)
         self.max_gap = int(max_gap)
         self.files = list_images(self.root)
@@ -96,6 +98,4 @@ class ImageFolderDataset(SkippingDataset):
             start, count = self._clip_start[index], self._clip_len[index]
             ref = start + pick_reference(index - start, count, self.max_gap)
             item["reference"] = image_to_tensor(self.read(ref))
-        if self.flip and bool(torch.rand(()) < 0.5):
-            item = {k: torch.flip(v, dims=[-1]) for k, v in item.items()}
-        return item
+        return random_flip(item, self.flip)

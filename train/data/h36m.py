@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -24,11 +23,12 @@ from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
-    binary_mask,
     check_split,
-    flip_item,
+    default_flip,
     image_to_tensor,
+    random_flip,
     read_image,
+    read_mask,
     require_dir,
     resize,
 )
@@ -75,7 +75,7 @@ class H36MDataset(SkippingDataset):
         self.root = require_dir(root, "h36m dataset")
         self.img_size = int(img_size)
         self.split = check_split(split)
-        self.flip = (split == "train") if flip is None else bool(flip)
+        self.flip = default_flip(split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.samples: list[tuple[Path, str, str]] = []  # (subject dir, action folder, frame stem)
         present = [s for s in SUBJECTS[split] if (self.root / f"S{s}" / "WithBackground").is_dir()]
@@ -125,10 +125,5 @@ class H36MDataset(SkippingDataset):
             item["visible"] = torch.ones(NUM_JOINTS, dtype=torch.bool)
         mask_path = subject_dir / "BackgroudMask" / folder / f"{frame}.png"
         if self.has_masks:
-            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-            if mask is None:
-                raise UnreadableItem(f"cannot decode mask {mask_path}")
-            item["mask"] = binary_mask(mask, self.img_size)
-        if self.flip and bool(torch.rand(()) < 0.5):
-            item = flip_item(item, self.flip_pairs)
-        return item
+            item["mask"] = read_mask(mask_path, self.img_size)
+        return random_flip(item, self.flip, self.flip_pairs)

@@ -19,9 +19,9 @@ from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
     check_split,
-    flip_item,
     image_to_tensor,
     keypoints_to_tensor,
+    random_flip,
     read_image,
     require_dir,
     rescale_px,
@@ -122,6 +122,4 @@ class SynthDirDataset(SkippingDataset):
             ref = frames[pick_reference(position, len(frames), self.max_gap)]
             item["reference"] = image_to_tensor(resize(read_image(self.root / self.labels[ref]["image"]),
                                                        self.img_size))
-        if self.flip and bool(torch.rand(()) < 0.5):
-            item = flip_item(item, self.swap_pairs)
-        return item
+        return random_flip(item, self.flip, self.swap_pairs)

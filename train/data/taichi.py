@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -26,12 +25,12 @@ from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
     SkippingDataset,
-    UnreadableItem,
-    binary_mask,
     check_split,
-    flip_item,
+    default_flip,
     image_to_tensor,
+    random_flip,
     read_image,
+    read_mask,
     require_dir,
     resize,
 )
@@ -84,7 +83,7 @@ class TaichiDataset(SkippingDataset):
         self.root = require_dir(root, "taichi dataset")
         self.img_size = int(img_size)
         self.split = check_split(split)
-        self.flip = (split == "train") if flip is None else bool(flip)
+        self.flip = default_flip(split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.frames = None
         if split == "train":
@@ -132,10 +131,5 @@ class TaichiDataset(SkippingDataset):
             "visible": torch.from_numpy(~missing),
         }
         if self.mask_dir is not None:
-            mask = cv2.imread(str(self.mask_dir / name), cv2.IMREAD_GRAYSCALE)
-            if mask is None:
-                raise UnreadableItem(f"cannot decode mask {self.mask_dir / name}")
-            item["mask"] = binary_mask(mask, self.img_size)
-        if self.flip and bool(torch.rand(()) < 0.5):
-            item = flip_item(item, self.flip_pairs)
-        return item
+            item["mask"] = read_mask(self.mask_dir / name, self.img_size)
+        return random_flip(item, self.flip, self.flip_pairs)

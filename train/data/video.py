@@ -19,7 +19,9 @@ from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
     check_split,
+    default_flip,
     image_to_tensor,
+    random_flip,
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
@@ -76,7 +78,7 @@ class VideoDataset(SkippingDataset):
             raise PplEdgeError(f"stride and max_gap must be >= 1, got {stride} and {max_gap}")
         self.img_size = int(img_size)
         self.split = check_split(split)
-        self.flip = (split == "train") if flip is None else bool(flip)
+        self.flip = default_flip(split, flip)
         self.max_gap = int(max_gap)
         self.videos: list[Path] = []
         self.frame_counts: list[int] = []
@@ -121,11 +123,9 @@ class VideoDataset(SkippingDataset):
     def load(self, index: int) -> dict[str, torch.Tensor]:
         video, frame = self.items[index]
         ref = pick_reference(frame, self.frame_counts[video], self.max_gap)
-        image = image_to_tensor(self.read_frame(video, frame))
-        reference = image_to_tensor(self.read_frame(video, ref))
-        if self.flip and bool(torch.rand(()) < 0.5):
-            image, reference = torch.flip(image, dims=[-1]), torch.flip(reference, dims=[-1])
-        return {"image": image, "reference": reference}
+        item = {"image": image_to_tensor(self.read_frame(video, frame)),
+                "reference": image_to_tensor(self.read_frame(video, ref))}
+        return random_flip(item, self.flip)
 
     def close(self) -> None:
         """Release the open captures."""
