@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from ppl_edge.coords import norm_to_px
+from ppl_edge.runtime.draw import edge_colours
 
 MIN_TILE = 128  # small images are enlarged to at least this side so that labels stay readable
 
@@ -18,15 +18,6 @@ def tensor_to_bgr(image) -> np.ndarray:
     arr = np.asarray(image.detach().cpu().numpy() if hasattr(image, "detach") else image)
     rgb = np.clip((arr.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1])
-
-
-def joint_colors(count: int) -> list[tuple[int, int, int]]:
-    """``count`` distinct BGR colours (evenly spaced hues)."""
-    out = []
-    for i in range(count):
-        r, g, b = colorsys.hsv_to_rgb(i / max(count, 1), 0.85, 1.0)
-        out.append((int(b * 255), int(g * 255), int(r * 255)))
-    return out
 
 
 def draw_skeleton(img: np.ndarray, kpts_px: np.ndarray, visible: np.ndarray | None,
@@ -45,7 +36,7 @@ def draw_skeleton(img: np.ndarray, kpts_px: np.ndarray, visible: np.ndarray | No
     out = img.copy()
     J = len(kpts_px)
     visible = np.ones(J, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
-    colors = joint_colors(J)
+    colors = edge_colours(J)  # one hue per joint
     radius = max(2, img.shape[0] // 64)
     pts = [(round(x), round(y)) for x, y in kpts_px]
     for i, j in edges:
