@@ -21,39 +21,31 @@ from ppl_edge.convert.manifest import (
 )
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.model.config import preset
-from ppl_edge.model.ppl import PoseModel
 from ppl_edge.skeleton import edges_from_weights
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return PoseModel(preset("tiny")).eval()
-
-
 @pytest.fixture()
-def manifest(tmp_path, model):
+def manifest(tmp_path, tiny_model):
     (tmp_path / "keypoints.onnx").write_bytes(b"graph")
     package = tmp_path / "keypoints.mlpackage"
     (package / "Data").mkdir(parents=True)
     (package / "Data" / "weight.bin").write_bytes(b"weights")
     return build_manifest(
-        model, name="ppl-tiny-humanoid", preset="tiny", checkpoint_sha256="ab" * 32,
+        tiny_model, name="ppl-tiny-humanoid", preset="tiny", checkpoint_sha256="ab" * 32,
         distance_reference=1.5, opset=18, dynamic_batch=True, max_batch=64, precision="fp32",
         artifacts={"keypoints": tmp_path / "keypoints.onnx", "coreml": package},
         tools={"torch": "2.13.0"})
 
 
-def test_content_follows_the_contract(manifest, model):
-    cfg = model.cfg
+def test_content_follows_the_contract(manifest, tiny_model):
+    cfg = tiny_model.cfg
     assert manifest["format"] == FORMAT and manifest["format_version"] == 1
     assert manifest["input"] == {"name": "image", "height": 32, "width": 32, "layout": "NCHW",
                                  "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3,
                                  "std": [0.5] * 3}
     assert manifest["keypoints"]["names"] == [f"kp{i:02d}" for i in range(cfg.num_keypoints)]
     assert manifest["keypoints"]["coords"] == "xy_norm"
-    w = model.connectivity.matrix().detach().double().numpy()
+    w = tiny_model.connectivity.matrix().detach().double().numpy()
     assert manifest["skeleton"]["edges"] == [list(e) for e in edges_from_weights(w)]
     assert manifest["memory"] == {"banks": cfg.mem_banks, "entries": cfg.mem_entries,
                                   "dim": cfg.mem_dim, "distance_reference": 1.5}
@@ -118,11 +110,11 @@ def test_previous_artifacts_only_from_the_same_checkpoint(tmp_path, manifest):
     assert set(previous_artifacts(tmp_path, "ab" * 32)) == {"coreml"}
 
 
-def test_distance_reference_is_the_median_of_per_image_means(model):
+def test_distance_reference_is_the_median_of_per_image_means(tiny_model):
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(40, 3, 32, 32, generator=gen) * 2 - 1
     with torch.no_grad():
-        per_image = model.keypoint_path(images)["prototype_distances"].mean(dim=1)
-    value = distance_reference(model, images)
+        per_image = tiny_model.keypoint_path(images)["prototype_distances"].mean(dim=1)
+    value = distance_reference(tiny_model, images)
     assert value > 0
     assert value == pytest.approx(float(per_image.median()), rel=1e-6)

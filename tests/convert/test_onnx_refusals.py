@@ -21,20 +21,12 @@ from ppl_edge.convert.manifest import staged_output
 from ppl_edge.checkpoint import model_tensors, save_checkpoint
 from ppl_edge.cli import main
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.model.config import preset
-from ppl_edge.model.ppl import PoseModel
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return PoseModel(preset("tiny")).eval()
 
 
 @pytest.fixture()
-def checkpoint(tmp_path, model):
+def checkpoint(tmp_path, tiny_model):
     path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, model_tensors(model), dataclasses.asdict(model.cfg))
+    save_checkpoint(path, model_tensors(tiny_model), dataclasses.asdict(tiny_model.cfg))
     return path
 
 
@@ -65,23 +57,23 @@ def test_output_folder_whose_parent_is_missing_is_refused(tmp_path, checkpoint, 
     assert not (tmp_path / "missing").exists()
 
 
-def test_output_path_that_is_a_file_is_refused(tmp_path, model):
+def test_output_path_that_is_a_file_is_refused(tmp_path, tiny_model):
     target = tmp_path / "file"
     target.write_text("x")
     with pytest.raises(PplEdgeError, match="is a file"):
-        export_onnx(model, target)
+        export_onnx(tiny_model, target)
 
 
 @pytest.mark.parametrize("opset", [16, 99])
-def test_opset_outside_the_supported_range_is_refused(tmp_path, model, opset):
+def test_opset_outside_the_supported_range_is_refused(tmp_path, tiny_model, opset):
     with pytest.raises(PplEdgeError, match=f"opset {opset} is not supported: choose 17.."):
-        export_onnx(model, tmp_path / "out", opset=opset)
+        export_onnx(tiny_model, tmp_path / "out", opset=opset)
     assert not (tmp_path / "out").exists()
 
 
-def test_unknown_flavour_is_refused(tmp_path, model):
+def test_unknown_flavour_is_refused(tmp_path, tiny_model):
     with pytest.raises(PplEdgeError, match="unknown flavour 'tensorrt'"):
-        export_onnx(model, tmp_path / "out", flavour="tensorrt")
+        export_onnx(tiny_model, tmp_path / "out", flavour="tensorrt")
 
 
 def test_calibration_folder_without_images_is_refused(tmp_path, checkpoint, capsys):
@@ -115,7 +107,7 @@ def test_trt_target_without_tensorrt_fails_in_one_line_and_leaves_nothing(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.safetensors"]
 
 
-def test_failure_mid_export_leaves_nothing_and_keeps_old_files(tmp_path, model, monkeypatch):
+def test_failure_mid_export_leaves_nothing_and_keeps_old_files(tmp_path, tiny_model, monkeypatch):
     def broken_refine(*args, **kwargs):
         raise PplEdgeError("refine export broke")
 
@@ -124,7 +116,7 @@ def test_failure_mid_export_leaves_nothing_and_keeps_old_files(tmp_path, model, 
     existing.mkdir()
     (existing / "keypoints.onnx").write_bytes(b"old")
     with pytest.raises(PplEdgeError, match="refine export broke"):  # after keypoints.onnx was made
-        export_onnx(model, existing)
+        export_onnx(tiny_model, existing)
     assert [p.name for p in existing.iterdir()] == ["keypoints.onnx"]
     assert (existing / "keypoints.onnx").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # no staging leftovers

@@ -10,12 +10,7 @@ from ppl_edge.model.nn_lookup import reference_lookup
 from ppl_edge.model.ppl import PoseModel, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,12 @@
-"""Fixtures of the sample smoke tests: the runtime tests' tiny random-weight export (shared, with
-its on-disk cache) and a short synthetic video."""
+"""Fixtures of the sample smoke tests: a short synthetic video (the tiny random-weight export comes
+from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import pytest
-
-
-def _runtime_fixtures():
-    """tests/runtime/conftest.py as a module, so its export fixtures (and cache) are reused here."""
-    path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("ppl_edge_tests_runtime_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_runtime = _runtime_fixtures()
-tiny_model = _runtime.tiny_model
-tiny_export = _runtime.tiny_export
 
 
 @pytest.fixture(scope="session")

@@ -27,13 +27,7 @@ from ppl_edge.train.train_state import TrainState
 CFG = TrainConfig(preset="tiny", batch_size=4, num_workers=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: bitwise-reproducible runs, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trained(steps: int = 2):

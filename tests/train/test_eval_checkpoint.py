@@ -15,8 +15,6 @@ from ppl_edge.checkpoint import model_tensors, save_checkpoint  # noqa: E402
 from ppl_edge.cli import main  # noqa: E402
 from ppl_edge.config_utils import to_dict  # noqa: E402
 from ppl_edge.errors import PplEdgeError  # noqa: E402
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
 from ppl_edge.train import eval_run, occlusion  # noqa: E402
 from ppl_edge.train.data import build_dataset  # noqa: E402
 from ppl_edge.train.data.skeletons import CATEGORIES  # noqa: E402
@@ -24,18 +22,10 @@ from ppl_edge.train.evaluate import evaluate_checkpoint, fit_h36m, score_h36m  #
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = PoseModel(preset("tiny")).eval()
+def tiny_ckpt(tmp_path_factory, tiny_model):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_checkpoint(path, model_tensors(model), to_dict(model.cfg))
+    save_checkpoint(path, model_tensors(tiny_model), to_dict(tiny_model.cfg))
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return PoseModel(preset("tiny")).eval()
 
 
 def test_predict_split_matches_the_keypoint_path(tiny_model):

@@ -17,13 +17,7 @@ from ppl_edge.train.loop import make_reference, step_generator, train
 from ppl_edge.train.step import amp_setup, block_mask, random_hflip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: bitwise-reproducible runs, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(out, **kw) -> TrainConfig:

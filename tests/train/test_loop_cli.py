@@ -11,15 +11,7 @@ from ppl_edge.cli import build_parser, main
 from ppl_edge.cli.train import _resolve
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: fair to a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_dry_run_prints_params_and_macs(capsys):

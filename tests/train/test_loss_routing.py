@@ -10,13 +10,7 @@ from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.losses import boundary_loss, link_reg_loss, memory_losses, pixel_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: bitwise-reproducible runs, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 GROUPS = {

@@ -22,13 +22,7 @@ from ppl_edge.train.losses import (
 from ppl_edge.train.perceptual import SLICES, PerceptualLoss, vgg_features
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: bitwise-reproducible runs, and fair to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_boundary_loss_value():

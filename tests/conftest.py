@@ -1,6 +1,9 @@
-"""Fixtures of the runtime tests: a tiny random-weight PPL and its ONNX export (once per session).
+"""Fixtures shared by the test folders: one torch thread, and a tiny random-weight PPL with its ONNX
+export (built once per session, kept in pytest's cache).
 
-The tests may use torch to build fixtures and references; the runtime under test never does.
+Nothing here imports torch at module level: the runtime tests (which check in a subprocess that the
+runtime never imports torch) and the torch-free test files load this file too. The fixtures may use
+torch to build models and references; the runtime under test never does.
 """
 
 from __future__ import annotations
@@ -11,14 +14,25 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a test module: bitwise-reproducible runs, and fair to a shared
+    machine. Use as ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _export_key(torch) -> str:
     """Changes whenever the model, the exporter or the data used for the manifest change."""
     digest = hashlib.sha256(torch.__version__.encode())
-    sources = [*ROOT.glob("ppl_edge/model/*.py"), *ROOT.glob("convert/*.py"),
-               *ROOT.glob("train/data/*.py"), ROOT / "ppl_edge" / "skeleton.py"]
+    sources = [*ROOT.glob("ppl_edge/*.py"), *ROOT.glob("ppl_edge/model/*.py"),
+               *ROOT.glob("convert/*.py"), *ROOT.glob("train/data/*.py")]
     for path in sorted(sources):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -45,6 +59,7 @@ def tiny_export_memory(tiny_model, tmp_path_factory, request) -> Path:
     """
     pytest.importorskip("onnxruntime")
     import torch
+
     from ppl_edge.convert import export_onnx
 
     cache = request.config.cache.mkdir("ppl-edge-tiny-export") / _export_key(torch)
