@@ -72,15 +72,20 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # The paper's / official widths at 128x128 (28.2 M parameters).
     "base": ModelConfig(),
-    # DEVIATION(official): CPU-trainable widths at 64x64. Thicker links (same ~1 px σ at 64 px is
-    # 3e-4) give the rasteriser useful gradients early; 1e-3 is the official code's own default.
+    # DEVIATION(official): CPU-trainable widths at 64x64, trained for minutes instead of GPU-hours.
+    # Two choices make keypoints leave their initial collapse within a few hundred steps: thick links
+    # (2σ² = 1e-2, σ ≈ 2 px; AutoLink used up to 0.05) that give the rasteriser gradients far from the
+    # lines, and T' = softargmax(P_k) + A_k[T_k; 1] (official commit 85a996e) that anchors each
+    # transformed prior point at its attention peak. Measured at 200 steps on synthetic:humanoid:
+    # 17.8 (this) vs 20.1 (official form) vs 19.4 (mean pose), error x100.
     "small": ModelConfig(
         img_size=64, enc_width=16, feat_dim=64, head_hidden=64, dec_width=16, dec_max_width=128,
-        mem_dim=128, link_thickness=1e-3,
+        mem_dim=128, link_thickness=1e-2, affine_residual="soft_argmax",
     ),
     "tiny": ModelConfig(
         img_size=32, enc_width=8, feat_dim=32, head_hidden=32, dec_width=8, dec_max_width=64,
-        mem_dim=64, mem_mixer_layers=2, mem_banks=8, mem_entries=8, link_thickness=2e-3,
+        mem_dim=64, mem_mixer_layers=2, mem_banks=8, mem_entries=8, link_thickness=2e-2,
+        affine_residual="soft_argmax",
     ),
 }
 
