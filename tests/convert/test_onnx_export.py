@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections import Counter
 
 import numpy as np
@@ -226,7 +227,7 @@ def test_sha256_mismatch_is_detected(exported, tmp_path):
         read_manifest(copy)
 
 
-def test_static_batch_at_opset_17(tmp_path):
+def test_static_batch_at_opset_17(tmp_path, caplog):
     from ppl_edge.convert import export_onnx
 
     model = trained_like_model(seed=1)
@@ -238,6 +239,10 @@ def test_static_batch_at_opset_17(tmp_path):
     assert _dims(proto.graph.input[0]) == [1, 3, CFG.img_size, CFG.img_size]
     assert _dims(onnx.load(str(tmp_path / "static" / "memory.onnx")).graph.input[0]) == [
         1, CFG.num_keypoints, 2]
-    checks = verify_onnx(model, tmp_path / "static", count=8, threads=1)
+    with caplog.at_level(logging.INFO, logger="ppl_edge.convert.verify"):
+        checks = verify_onnx(model, tmp_path / "static", count=8, threads=1)
     assert [(c.name.split()[0], c.passed) for c in checks] == [
         ("keypoints.onnx", True), ("refine.onnx", True), ("memory.onnx", True)]
+    # `convert --verify` prints each check once: the library does not also log it at INFO
+    lines = {c.line() for c in checks}
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and r.getMessage() in lines]
