@@ -66,7 +66,8 @@ def bench_preset(name: str, batches: list[int], runs: int, warmup: int, threads:
         rows.append({"preset": name, "img_size": model.cfg.img_size, "batch": batch,
                      "params": count_parameters(model), "ort": ort_t, "torch": torch_t[batch],
                      "keypoints_onnx_bytes": sizes["keypoints.onnx"],
-                     "refine_onnx_bytes": sizes["refine.onnx"], "export_s": export_s})
+                     "refine_onnx_bytes": sizes["refine.onnx"],
+                     "memory_onnx_bytes": sizes["memory.onnx"], "export_s": export_s})
         log.info("%s b=%d: ort %.2f ms, torch %.2f ms", name, batch, ort_t["median_ms"],
                  torch_t[batch]["median_ms"])
     return rows
@@ -75,15 +76,15 @@ def bench_preset(name: str, batches: list[int], runs: int, warmup: int, threads:
 def markdown(rows: list[dict]) -> str:
     """The README table."""
     lines = [("| preset | input | batch | ORT CPU median / p90 (ms) | torch eager median / p90 (ms) "
-              "| speed-up | keypoints.onnx | refine.onnx |"),
-             "|---|---|---|---|---|---|---|---|"]
+              "| speed-up | keypoints.onnx | refine.onnx | memory.onnx |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, t = r["ort"], r["torch"]
         lines.append(
             f"| {r['preset']} | {r['img_size']}² | {r['batch']} | {o['median_ms']:.2f} / "
             f"{o['p90_ms']:.2f} | {t['median_ms']:.2f} / {t['p90_ms']:.2f} | "
             f"{t['median_ms'] / o['median_ms']:.1f}× | {r['keypoints_onnx_bytes'] / 2**20:.1f} MiB | "
-            f"{r['refine_onnx_bytes'] / 2**20:.1f} MiB |")
+            f"{r['refine_onnx_bytes'] / 2**20:.1f} MiB | {r['memory_onnx_bytes'] / 2**20:.2f} MiB |")
     return "\n".join(lines)
 
 
