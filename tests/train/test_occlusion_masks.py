@@ -42,6 +42,7 @@ def test_patches_map_to_square_pixel_blocks(img, per_patch):
     assert px.sum() == 16 * per_patch**2
     ys, xs = np.nonzero(px)
     assert ys.min() == 14 * per_patch and ys.max() == 18 * per_patch - 1
+    assert xs.min() == 14 * per_patch and xs.max() == 18 * per_patch - 1
     rnd = occ.random_patch_mask(0.2, np.random.default_rng(1))
     assert occ.patches_to_pixels(rnd, img, img).sum() == rnd.sum() * per_patch**2
 
