@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from ppl_edge.convert import export_onnx
 from ppl_edge.convert.verify import ort_session
-
 from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel, count_parameters
 

@@ -85,6 +85,7 @@ def load_image(path: Path, spec) -> np.ndarray:
         PplEdgeError: the file cannot be decoded.
     """
     import cv2
+
     from ppl_edge.runtime.preprocess import preprocess
 
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS, KeypointGraph
 from ppl_edge.convert.verify import TOLERANCES, Check, compare_keypoints, torch_keypoints
-
 from ppl_edge.errors import PplEdgeError, require
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from pathlib import Path
 from ppl_edge.convert import engine_cache as cache
 from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey
 from ppl_edge.convert.trt_builder import build_info, build_serialized
-
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.export_format import sha256_path
 

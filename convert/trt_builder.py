@@ -20,7 +20,6 @@ from typing import Any
 
 from ppl_edge.convert import engine_cache as cache
 from ppl_edge.convert.engine_cache import EngineKey, GpuInfo
-
 from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)

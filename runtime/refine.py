@@ -20,8 +20,8 @@ for a batch: ``keypoints`` (B, N, 2), ``keypoints_refined`` (B, N, 2), ``prototy
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist

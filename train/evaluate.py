@@ -20,8 +20,8 @@ Plus PDJ, BPLP-C and a mean-pose baseline. NumPy only; running a checkpoint thro
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

@@ -6,8 +6,8 @@ activations, resizes and the nearest-neighbour lookup are not.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -8,8 +8,8 @@ arrive as (x, y) in [-1, 1] and are drawn in pixel coordinates (:func:`ppl_edge.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

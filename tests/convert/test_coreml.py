@@ -13,12 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("coremltools", reason="needs coremltools (pip install 'ppl-edge[coreml]')")
 
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
 from ppl_edge.convert.coreml import PACKAGE_NAME, _main_operations, check_package, verify_coreml
 from ppl_edge.convert.manifest import read_manifest, sha256_path
 from ppl_edge.convert.verify import sample_images
-
-from ppl_edge.checkpoint import model_tensors, save_checkpoint
-from ppl_edge.cli import main
 from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel
 

@@ -8,8 +8,8 @@ import json
 import logging
 
 import pytest
-from ppl_edge.convert import engine_cache as cache
 
+from ppl_edge.convert import engine_cache as cache
 from ppl_edge.errors import PplEdgeError
 
 

@@ -19,7 +19,6 @@ from ppl_edge.convert.manifest import (
     validate_manifest,
     write_manifest,
 )
-
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.skeleton import edges_from_weights
 

@@ -19,12 +19,11 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxsim")
 
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
 from ppl_edge.convert.manifest import read_manifest, sha256_path
 from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS, MEMORY_OUTPUTS
 from ppl_edge.convert.verify import ort_session, torch_keypoints, verify_memory, verify_onnx
-
-from ppl_edge.checkpoint import model_tensors, save_checkpoint
-from ppl_edge.cli import main
 from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel
 

@@ -12,14 +12,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
 from ppl_edge.convert import (
     export_onnx,
     onnx_export,
 )
 from ppl_edge.convert.manifest import staged_output
-
-from ppl_edge.checkpoint import model_tensors, save_checkpoint
-from ppl_edge.cli import main
 from ppl_edge.errors import PplEdgeError
 
 

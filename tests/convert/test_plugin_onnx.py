@@ -15,8 +15,8 @@ ort = pytest.importorskip("onnxruntime")
 yaml = pytest.importorskip("yaml")
 
 from onnx import TensorProto, helper
-from ppl_edge.convert import nn_plugin
 
+from ppl_edge.convert import nn_plugin
 from ppl_edge.model.nn_lookup import lookup_impl, nearest_code, reference_lookup
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "convert" / "plugins" / "nearest_neighbor"

@@ -15,11 +15,11 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper
+
 from ppl_edge.convert import nn_plugin
 from ppl_edge.convert import tensorrt_build as tb
 from ppl_edge.convert.engine_cache import NO_GPU_MESSAGE
 from ppl_edge.convert.trt_builder import BuildProgress, Heartbeat
-
 from ppl_edge.errors import PplEdgeError
 
 

@@ -11,7 +11,6 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from ppl_edge.convert import calibrator as calib
-
 from ppl_edge.errors import PplEdgeError
 
 

@@ -9,7 +9,6 @@ from ppl_edge.model.config import ModelConfig, preset
 from ppl_edge.model.nn_lookup import reference_lookup
 from ppl_edge.model.ppl import PoseModel, count_parameters
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

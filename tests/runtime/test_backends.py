@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from ppl_edge.errors import MissingDependencyError, PplEdgeError
-from ppl_edge.runtime.backends import (BACKENDS, Backend, backend_class, open_backend,
-                                       select_backend, unavailable_reason)
+from ppl_edge.runtime.backends import (
+    BACKENDS,
+    Backend,
+    backend_class,
+    open_backend,
+    select_backend,
+    unavailable_reason,
+)
 from ppl_edge.runtime.manifest import resolve_model
 
 ARTIFACT = {"onnxruntime": "keypoints.onnx", "tensorrt": "keypoints.engine",

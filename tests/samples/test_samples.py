@@ -6,11 +6,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-
-import re
 from pathlib import Path
 
 import pytest

@@ -16,7 +16,6 @@ from ppl_edge.train.distributed import DistInfo, ResumableSampler
 from ppl_edge.train.loop import make_reference, step_generator, train
 from ppl_edge.train.step import amp_setup, block_mask, random_hflip
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

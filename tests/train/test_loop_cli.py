@@ -10,7 +10,6 @@ import pytest
 from ppl_edge.cli import build_parser, main
 from ppl_edge.cli.train import _resolve
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

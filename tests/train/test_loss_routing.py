@@ -9,7 +9,6 @@ from ppl_edge.model.config import preset
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.losses import boundary_loss, link_reg_loss, memory_losses, pixel_loss
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -21,7 +21,6 @@ from ppl_edge.train.losses import (
 )
 from ppl_edge.train.perceptual import SLICES, PerceptualLoss, vgg_features
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
