@@ -128,6 +128,16 @@ class SkippingDataset(torch.utils.data.Dataset):
     def __init__(self) -> None:
         self.skipped = 0
 
+    def _set_root_and_split(self, root: str | Path, what: str, img_size: int, split: str,
+                            flip: bool | None) -> None:
+        """The checks every dataset read from a root folder starts with: sets ``root`` (an existing
+        folder, :func:`require_dir`), ``img_size``, ``split`` (:func:`check_split`) and ``flip``
+        (:func:`default_flip`)."""
+        self.root = require_dir(root, what)
+        self.img_size = int(img_size)
+        self.split = check_split(split)
+        self.flip = default_flip(split, flip)
+
     def __len__(self) -> int:
         raise NotImplementedError
 

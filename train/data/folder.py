@@ -18,13 +18,10 @@ from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.common import (
     IMAGE_SUFFIXES,
     SkippingDataset,
-    check_split,
-    default_flip,
     image_to_tensor,
     list_images,
     random_flip,
     read_image,
-    require_dir,
     resize,
 )
 
@@ -60,14 +57,11 @@ class ImageFolderDataset(SkippingDataset):
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
                  flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
         super().__init__()
-        self.root = require_dir(root, "folder dataset")
+        self._set_root_and_split(root, "folder dataset", img_size, split, flip)
         if (self.root / "meta.json").is_file() and (self.root / "images").is_dir():
             # a folder written by `ppl-edge data synth`: read its images, not its masks
             log.info("%s holds synthetic data: reading %s only", self.root, self.root / "images")
             self.root = self.root / "images"
-        self.img_size = int(img_size)
-        self.split = check_split(split)
-        self.flip = default_flip(split, flip)
         self.video = bool(video)
         self.max_gap = int(max_gap)
         self.files = list_images(self.root)

@@ -23,13 +23,10 @@ from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
-    check_split,
-    default_flip,
     image_to_tensor,
     random_flip,
     read_image,
     read_mask,
-    require_dir,
     resize,
 )
 
@@ -72,10 +69,7 @@ class H36MDataset(SkippingDataset):
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
                  flip: bool | None = None, use_masks: bool = True) -> None:
         super().__init__()
-        self.root = require_dir(root, "h36m dataset")
-        self.img_size = int(img_size)
-        self.split = check_split(split)
-        self.flip = default_flip(split, flip)
+        self._set_root_and_split(root, "h36m dataset", img_size, split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.samples: list[tuple[Path, str, str]] = []  # (subject dir, action folder, frame stem)
         present = [s for s in SUBJECTS[split] if (self.root / f"S{s}" / "WithBackground").is_dir()]

@@ -25,13 +25,10 @@ from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.train.data.common import (
     SkippingDataset,
-    check_split,
-    default_flip,
     image_to_tensor,
     random_flip,
     read_image,
     read_mask,
-    require_dir,
     resize,
 )
 from ppl_edge.train.data.folder import ImageFolderDataset
@@ -80,10 +77,7 @@ class TaichiDataset(SkippingDataset):
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
                  flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
         super().__init__()
-        self.root = require_dir(root, "taichi dataset")
-        self.img_size = int(img_size)
-        self.split = check_split(split)
-        self.flip = default_flip(split, flip)
+        self._set_root_and_split(root, "taichi dataset", img_size, split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.frames = None
         if split == "train":
