@@ -141,3 +141,16 @@ def load_model(path: str | Path, device: str = "cpu"):
 def model_tensors(model) -> dict[str, Any]:
     """The model's state dict under the ``model.`` prefix."""
     return {f"model.{k}": v for k, v in model.state_dict().items()}
+
+
+def strip_to_weights(src: str | Path, dst: str | Path) -> None:
+    """Write a release copy of a training checkpoint: model tensors only, no optimiser or RNG state.
+
+    The metadata keeps the model config and the run's step and training config, so the copy still
+    says how it was made.
+    """
+    meta = read_metadata(src)
+    state = meta["train_state"]
+    keep = {k: state[k] for k in ("step", "epoch", "train_config", "git_sha") if k in state}
+    tensors = {k: v for k, v in load_tensors(src).items() if k.startswith("model.")}
+    save_checkpoint(dst, tensors, meta["model_config"], keep)
