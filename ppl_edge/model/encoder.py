@@ -33,7 +33,8 @@ class ResBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half = lambda t: F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)
+        def half(t):
+            return F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)
         res = self.res_bn(half(self.res_conv(x)))
         main = F.leaky_relu(self.bn1(half(self.conv1(x))), 0.2)
         main = self.bn2(self.conv2(main))

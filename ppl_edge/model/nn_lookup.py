@@ -13,7 +13,7 @@ Ties pick the lowest index (``argmin`` semantics), in every implementation.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
