@@ -274,7 +274,9 @@ class LiveLoop:
         self.summary.subjects += subjects
         now = time.perf_counter()
         self._recent.append(now)
-        if now - self._last_overlay >= OVERLAY_REFRESH_S or self.summary.frames == 1:
+        # Every frame at first (so a short clip never shows the first frame's values), then at
+        # OVERLAY_REFRESH_S intervals so the numbers stay readable.
+        if now - self._last_overlay >= OVERLAY_REFRESH_S or self.summary.frames <= 30:
             self._shown["fps"] = (len(self._recent) - 1) / max(now - self._recent[0], 1e-9)
             self._shown["stages"] = {k: round(float(np.mean(self.stats.recent(k, 30))), 1)
                                      for k in OVERLAY_STAGES if k in timings}
