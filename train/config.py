@@ -32,6 +32,11 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
     batch_size: int = 64  # official train.py
     lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
+    # lr of the connectivity logits θ (None: ``lr``, as official). With w = softplus(512·θ) a step
+    # moves the logit by ~512·lr; at lr 1e-3 early reconstruction errors drive every w to ~0 within
+    # tens of steps, where softplus has no gradient left and S stays empty (measured: max w 3.8e-4
+    # after 1,500 steps). Keep it at the official 1e-4 when raising ``lr``.
+    link_lr: Optional[float] = None
     # DEVIATION(official): 20000 as official, but honoured exactly, even mid-epoch (the official
     # loop checks it only at epoch ends and saves the last completed epoch).
     max_steps: int = 20000
@@ -75,6 +80,8 @@ class TrainConfig:
                 raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
             raise PplEdgeError(f"lr must be positive, got {self.lr}")
+        if self.link_lr is not None and self.link_lr <= 0:
+            raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -28,8 +28,17 @@ def build_model(cfg: TrainConfig, device: str = "cpu") -> PoseModel:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam over every trainable parameter, lr 1e-4, no weight decay, no schedule (official)."""
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    """Adam over every trainable parameter, lr 1e-4, no weight decay, no schedule (official).
+
+    The connectivity logits get ``cfg.link_lr`` when it is set (a second parameter group).
+    """
+    core = getattr(model, "module", model)  # unwrap DDP
+    links = {id(p) for p in core.connectivity.parameters() if p.requires_grad}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in links]
+    if cfg.link_lr is None or not links:
+        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    link_params = [p for p in model.parameters() if id(p) in links]
+    return torch.optim.Adam([{"params": rest}, {"params": link_params, "lr": cfg.link_lr}], lr=cfg.lr)
 
 
 def build_recon_loss(cfg: TrainConfig, device: str = "cpu") -> tuple[ReconFn, str]:
