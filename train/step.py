@@ -32,13 +32,14 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
 
     The connectivity logits get ``cfg.link_lr`` when it is set (a second parameter group).
     """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.link_lr is None:
+        return torch.optim.Adam(params, lr=cfg.lr)
     core = getattr(model, "module", model)  # unwrap DDP
-    links = {id(p) for p in core.connectivity.parameters() if p.requires_grad}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in links]
-    if cfg.link_lr is None or not links:
-        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    link_params = [p for p in model.parameters() if id(p) in links]
-    return torch.optim.Adam([{"params": rest}, {"params": link_params, "lr": cfg.link_lr}], lr=cfg.lr)
+    links = {id(p) for p in core.connectivity.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in links]},
+              {"params": [p for p in params if id(p) in links], "lr": cfg.link_lr}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
 
 
 def build_recon_loss(cfg: TrainConfig, device: str = "cpu") -> tuple[ReconFn, str]:
