@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/ppl-edge train --preset tiny --data synthetic:humanoid --steps 300 --batch-size 16 --out $(OUT)/tiny
+	$(BIN)/ppl-edge train --preset tiny --config configs/cpu.yaml --data synthetic:humanoid --steps 300 --out $(OUT)/tiny
 	$(BIN)/ppl-edge eval --checkpoint $(OUT)/tiny/latest.safetensors --data synthetic:humanoid --n-fit 500 --n-test 200 --iterations 2 --out $(OUT)/tiny/eval
 	$(BIN)/ppl-edge prior --checkpoint $(OUT)/tiny/latest.safetensors --run $(OUT)/tiny --out $(OUT)/tiny/prior
 	$(BIN)/ppl-edge demo --out $(OUT)/demo

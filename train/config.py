@@ -47,6 +47,13 @@ class TrainConfig:
     w_link_reg: float = 0.0  # official: eq. 6 is implemented but its call is commented out
     w_consistency: float = 100.0  # official: 100·MSE(Mem(sg T'), sg T')
     w_commit: float = 1.0  # official: commitment MSE(sg z_q, z_e), weight 1
+    # DEVIATION(official): optional equivariance term (Thewlis et al. 2017), off in the official
+    # code: w_eq·MSE(T'(warp(x)), warp(T'(x))) for a random similarity warp per image. It ties
+    # keypoints to image content from the first steps, which short CPU runs need.
+    w_equivariance: float = 0.0
+    eq_rotation: float = 20.0  # max |rotation| of the warp, degrees
+    eq_scale: float = 0.1  # scale drawn from [1 - eq_scale, 1 + eq_scale]
+    eq_shift: float = 0.15  # max |translation| per axis, in [-1, 1] image units
     # Reference image I_ref fed to φ_dec.
     reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
     # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
@@ -82,9 +89,12 @@ class TrainConfig:
             raise PplEdgeError(f"lr must be positive, got {self.lr}")
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
-        for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit"):
+        for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
+                     "w_equivariance", "eq_rotation", "eq_shift"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.eq_scale < 1.0:
+            raise PplEdgeError(f"eq_scale must be in [0, 1), got {self.eq_scale}")
         if not 0.0 <= self.mask_missing < 1.0:
             raise PplEdgeError(f"mask_missing must be in [0, 1), got {self.mask_missing}")
         if self.mask_block is not None and self.mask_block <= 0:

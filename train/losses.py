@@ -134,6 +134,22 @@ def link_reg_loss(
     return ((10.0 * diff + torch.log(link_weights).unsqueeze(0)) * valid).abs().mean()
 
 
+def equivariance_loss(
+    kpts: torch.Tensor, kpts_warped: torch.Tensor, forward: torch.Tensor
+) -> torch.Tensor:
+    """MSE between the keypoints of a warped image and the warped keypoints of the image.
+
+    Args:
+        kpts: (B, N, 2) T'(x); kpts_warped: (B, N, 2) T'(warp(x)).
+        forward: (B, 2, 3) the warp as a map of [-1, 1] points (p -> R p + t).
+
+    Returns:
+        () mean over B, N and the 2 coordinates; gradients reach both estimates.
+    """
+    moved = kpts @ forward[:, :, :2].transpose(1, 2) + forward[:, None, :, 2]  # (B, N, 2)
+    return F.mse_loss(kpts_warped.float(), moved.float())
+
+
 def memory_losses(
     mem_keypoints: torch.Tensor, keypoints: torch.Tensor, commit_loss: torch.Tensor
 ) -> dict[str, torch.Tensor]:

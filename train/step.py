@@ -7,6 +7,7 @@ Randomness of a step (block mask, flips) comes from :func:`step_generator`, seed
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import nullcontext
 
 import numpy as np
@@ -16,7 +17,13 @@ import torch.nn.functional as F
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.config import TrainConfig
-from ppl_edge.train.losses import ReconFn, perceptual_term, pixel_loss, training_losses
+from ppl_edge.train.losses import (
+    ReconFn,
+    equivariance_loss,
+    perceptual_term,
+    pixel_loss,
+    training_losses,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,33 @@ def block_mask(
     return F.interpolate(keep, size=(size, size), mode="nearest")
 
 
+def random_similarity(
+    batch: int, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random similarity warps for the equivariance term, in [-1, 1] image coordinates.
+
+    Returns:
+        theta: (B, 2, 3) ``affine_grid`` matrices (output point -> input point, align_corners=True,
+            the pixel-centre convention of the keypoints).
+        forward: (B, 2, 3) the inverse map (input point -> output point), applied to keypoints.
+    """
+    rot = (torch.rand(batch, generator=gen) * 2 - 1) * math.radians(cfg.eq_rotation)
+    scale = 1.0 + (torch.rand(batch, generator=gen) * 2 - 1) * cfg.eq_scale
+    shift = (torch.rand(batch, 2, generator=gen) * 2 - 1) * cfg.eq_shift
+    cos, sin = torch.cos(rot) * scale, torch.sin(rot) * scale
+    fwd_lin = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)  # (B, 2, 2)
+    forward = torch.cat([fwd_lin, shift.unsqueeze(-1)], dim=-1)  # p_out = R p_in + t
+    inv_lin = torch.linalg.inv(fwd_lin)
+    theta = torch.cat([inv_lin, -(inv_lin @ shift.unsqueeze(-1))], dim=-1)  # p_in = R⁻¹(p_out - t)
+    return theta, forward
+
+
+def warp_images(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample (B, 3, H, W) images under ``theta`` (B, 2, 3), reflecting at the borders."""
+    grid = F.affine_grid(theta.to(image.dtype), list(image.shape), align_corners=True)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
 def make_reference(
     image: torch.Tensor, reference: torch.Tensor | None, cfg: TrainConfig, gen: torch.Generator
 ) -> torch.Tensor:
@@ -150,10 +184,19 @@ def train_step(
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     )
+    warped = forward_warp = None
+    if cfg.w_equivariance > 0:
+        theta, forward_warp = random_similarity(image.shape[0], cfg, gen)
+        warped = warp_images(image, theta.to(device))
+        forward_warp = forward_warp.to(device)
     with autocast:
-        out = model(image, reference)
+        out = model(image, reference, warped)
         links = core_model(model).connectivity
         terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs)
+        if forward_warp is not None:
+            terms["equivariance"] = equivariance_loss(out["keypoints"], out["keypoints_warped"],
+                                                      forward_warp)
+            terms["total"] = terms["total"] + cfg.w_equivariance * terms["equivariance"]
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms["total"]).backward()

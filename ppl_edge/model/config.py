@@ -34,6 +34,7 @@ class ModelConfig:
     mem_eps: float = 1e-5  # official Laplace smoothing epsilon
     link_thickness: float = 7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
     link_lr_scale: float = 512.0  # official sklr: w = softplus(512·θ)
+    link_init: float = -4.0  # mean of the initial logit sklr·θ ~ N(link_init, 1) (official -4: w ≈ 0.018)
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
     # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
     # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant, commented

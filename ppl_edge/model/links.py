@@ -83,7 +83,8 @@ def rasterize_links(
 class Connectivity(nn.Module):
     """Connectivity prior W: w_ij = softplus(sklr · θ_ij) over the upper triangle (i < j).
 
-    θ is initialised as (randn - 4) / sklr (PPL official), so w ≈ softplus(N(-4, 1)) ≈ 0.018.
+    θ is initialised as (randn + link_init) / sklr; the official link_init = -4 gives
+    w ≈ softplus(N(-4, 1)) ≈ 0.018.
     With ``frozen`` (Table 4 ablation) θ is a fixed random buffer instead of a parameter.
     """
 
@@ -93,7 +94,7 @@ class Connectivity(nn.Module):
         self.thickness = cfg.link_thickness
         n = cfg.num_keypoints
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        theta = (torch.randn(n, n, generator=gen) - 4.0) / self.scale
+        theta = (torch.randn(n, n, generator=gen) + cfg.link_init) / self.scale
         if frozen:
             self.register_buffer("theta", theta)
         else:

@@ -73,12 +73,16 @@ class PoseModel(nn.Module):
         """
         return self.reconstruct(reference, kpts)["image"].clamp(-1.0, 1.0)
 
-    def forward(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, reference: torch.Tensor, warped: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """One training / evaluation pass.
 
         Args:
             image: (B, 3, H, W) the frame in [-1, 1].
             reference: (B, 3, H, W) I_ref: a block-masked copy of the frame or another frame.
+            warped: optional (B', 3, H, W) geometrically warped frames for the equivariance term;
+                their keypoints come back as ``keypoints_warped`` (one forward, so DDP sees it).
 
         Returns:
             prior (N, 2), keypoints (B, N, 2) T', affine (B, N, 2, 3), confidence (B, N),
@@ -89,11 +93,14 @@ class PoseModel(nn.Module):
         enc = self.encoder(image, prior)
         rec = self.reconstruct(reference, enc["keypoints"])
         mem = self.memory(enc["keypoints"].detach())
-        return {
+        out = {
             "prior": prior, **enc, "recon": rec["image"], "links": rec["links"],
             "mem_keypoints": mem.keypoints, "mem_indices": mem.indices,
             "mem_distances": mem.distances, "commit_loss": mem.commit_loss,
         }
+        if warped is not None:
+            out["keypoints_warped"] = self.encoder(warped, prior)["keypoints"]
+        return out
 
     def keypoint_path(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> dict:
         """The exported inference path (keypoints.onnx).

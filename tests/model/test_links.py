@@ -72,3 +72,11 @@ def test_connectivity_matrix_and_init():
     assert 0.008 < links.link_weights().median().item() < 0.04
     frozen = Connectivity(preset("tiny"), frozen=True)
     assert not any(True for _ in frozen.parameters())
+
+
+def test_link_init_sets_the_initial_logit():
+    strong = Connectivity(preset("tiny", link_init=0.0)).link_weights()
+    assert 0.5 < strong.median().item() < 0.9  # softplus(0) = 0.69
+    logits = Connectivity(preset("tiny", link_init=2.0)).scale * Connectivity(
+        preset("tiny", link_init=2.0)).theta
+    assert abs(logits.mean().item() - 2.0) < 0.3
