@@ -3,6 +3,7 @@
 Total (ppl_official_code.md §2.5, weights from TrainConfig):
     L = w_rec·L_rec(x̂, x) + w_bnd·L_bnd(T') + w_link·L_link(T, T', W)
         + w_cons·MSE(Mem(sg T'), sg T') + w_commit·MSE(sg z_q, z_e)
+        [+ w_eq·MSE(T'(warp x), warp T'(x)), added by ``train_step`` when w_equivariance > 0]
 
 Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W,
 α and φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the
