@@ -2,6 +2,7 @@
 
     python bench/bench_train.py --presets tiny small base --batch-size 16 8 4 --steps 5 3 1 \\
         --threads 2 --json bench/results/train_cpu.json
+    python bench/bench_train.py --presets tiny small --batch-size 16 --config configs/cpu.yaml
 
 Each preset trains a randomly initialised model on one fixed batch of synthetic humanoid images
 (rendering is timed separately, per image, since a DataLoader with workers overlaps it with the
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ppl_edge.train.config import TrainConfig
+from ppl_edge.train.config import resolve_config
 from ppl_edge.train.data import build_dataset
 from ppl_edge.train.loop import (
     build_model,
@@ -31,9 +32,17 @@ from ppl_edge.train.loop import (
 from ppl_edge.train.macs import format_count, model_profile
 
 
-def bench_preset(name: str, batch: int, steps: int, vgg: str | None, device: str) -> dict:
-    """Time ``steps`` training steps of preset ``name`` at ``batch`` images per step."""
-    cfg = TrainConfig(preset=name, batch_size=batch, vgg_weights=vgg, device=device)
+def bench_preset(
+    name: str, batch: int, steps: int, vgg: str | None, device: str,
+    config: Path | None = None, overrides: list[str] | None = None,
+) -> dict:
+    """Time ``steps`` training steps of preset ``name`` at ``batch`` images per step.
+
+    ``config`` (a YAML recipe such as configs/cpu.yaml) and ``overrides`` (``key=value``) shape the
+    step as they do for ``ppl-edge train``; preset and batch size are always the arguments'.
+    """
+    flags = {"preset": name, "batch_size": batch, "vgg_weights": vgg, "device": device}
+    cfg = resolve_config(config, overrides, flags)
     size = cfg.model_config().img_size
     model = build_model(cfg, device)
     prof = model_profile(model, size)
@@ -88,12 +97,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--vgg-weights", default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="YAML recipe, e.g. configs/cpu.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pick = lambda values, i: values[i] if len(values) > 1 else values[0]  # noqa: E731
     rows = [
         bench_preset(
-            p, pick(args.batch_size, i), pick(args.steps, i), args.vgg_weights, args.device
+            p, pick(args.batch_size, i), pick(args.steps, i), args.vgg_weights, args.device,
+            args.config, args.set,
         )
         for i, p in enumerate(args.presets)
     ]
