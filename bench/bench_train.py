@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pick = lambda values, i: values[i] if len(values) > 1 else values[0]  # noqa: E731
+
+    def pick(values, i):  # one value per preset, or one for all
+        return values[i] if len(values) > 1 else values[0]
+
     rows = [
         bench_preset(
             p, pick(args.batch_size, i), pick(args.steps, i), args.vgg_weights, args.device,

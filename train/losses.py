@@ -3,7 +3,7 @@
 Total (ppl_official_code.md §2.5, weights from TrainConfig):
     L = w_rec·L_rec(x̂, x) + w_bnd·L_bnd(T') + w_link·L_link(T, T', W)
         + w_cons·MSE(Mem(sg T'), sg T') + w_commit·MSE(sg z_q, z_e)
-        [+ w_eq·MSE(T'(warp x), warp T'(x)), added by ``train_step`` when w_equivariance > 0]
+        + w_eq·MSE(T'(warp x), warp T'(x))      (optional, not in the official code)
 
 Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W,
 α and φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the
@@ -177,6 +177,7 @@ def training_losses(
     recon_fn: ReconFn,
     link_weights: torch.Tensor | None = None,
     pairs: torch.Tensor | None = None,
+    warp: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every term of one training step and the weighted total.
 
@@ -186,10 +187,12 @@ def training_losses(
         cfg: TrainConfig (its ``w_*`` weights).
         recon_fn: ``pixel_loss`` or ``perceptual_term(...)``.
         link_weights, pairs: (L,), (L, 2) from ``model.connectivity``; needed if ``w_link_reg > 0``.
+        warp: (B, 2, 3) the warp whose image gave ``out["keypoints_warped"]``; needed if
+            ``w_equivariance > 0``.
 
     Returns:
         total () with gradients, and every unweighted term (reconstruction, boundary, consistency,
-        commit, link_reg when computed, plus l1/ssim in pixel mode).
+        commit, link_reg / equivariance when computed, plus l1/ssim in pixel mode).
     """
     terms = dict(recon_fn(out["recon"], image))
     terms["boundary"] = boundary_loss(out["keypoints"])
@@ -205,5 +208,10 @@ def training_losses(
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")
         terms["link_reg"] = link_reg_loss(out["prior"], out["keypoints"], link_weights, pairs)
         total = total + cfg.w_link_reg * terms["link_reg"]
+    if cfg.w_equivariance > 0:
+        if warp is None or "keypoints_warped" not in out:
+            raise ValueError("w_equivariance > 0 needs the warp and out['keypoints_warped']")
+        terms["equivariance"] = equivariance_loss(out["keypoints"], out["keypoints_warped"], warp)
+        total = total + cfg.w_equivariance * terms["equivariance"]
     terms["total"] = total
     return terms

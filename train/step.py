@@ -1,6 +1,6 @@
 """One training step and its parts: models, optimiser, reference images, augmentation, AMP.
 
-Randomness of a step (block mask, flips) comes from :func:`step_generator`, seeded by
+Randomness of a step (block mask, flips, equivariance warps) comes from :func:`step_generator`, seeded by
 (seed, rank, step), so a resumed run draws exactly what the uninterrupted run drew.
 """
 
@@ -17,13 +17,7 @@ import torch.nn.functional as F
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.config import TrainConfig
-from ppl_edge.train.losses import (
-    ReconFn,
-    equivariance_loss,
-    perceptual_term,
-    pixel_loss,
-    training_losses,
-)
+from ppl_edge.train.losses import ReconFn, perceptual_term, pixel_loss, training_losses
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +36,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.link_lr is None:
         return torch.optim.Adam(params, lr=cfg.lr)
-    core = getattr(model, "module", model)  # unwrap DDP
-    links = {id(p) for p in core.connectivity.parameters()}
+    links = {id(p) for p in core_model(model).connectivity.parameters()}
     groups = [{"params": [p for p in params if id(p) not in links]},
               {"params": [p for p in params if id(p) in links], "lr": cfg.link_lr}]
     return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
@@ -184,19 +177,15 @@ def train_step(
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     )
-    warped = forward_warp = None
+    warped = warp = None
     if cfg.w_equivariance > 0:
-        theta, forward_warp = random_similarity(image.shape[0], cfg, gen)
+        theta, warp = random_similarity(image.shape[0], cfg, gen)
         warped = warp_images(image, theta.to(device))
-        forward_warp = forward_warp.to(device)
+        warp = warp.to(device)
     with autocast:
         out = model(image, reference, warped)
         links = core_model(model).connectivity
-        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs)
-        if forward_warp is not None:
-            terms["equivariance"] = equivariance_loss(out["keypoints"], out["keypoints_warped"],
-                                                      forward_warp)
-            terms["total"] = terms["total"] + cfg.w_equivariance * terms["equivariance"]
+        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs, warp)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms["total"]).backward()

@@ -77,6 +77,6 @@ def test_connectivity_matrix_and_init():
 def test_link_init_sets_the_initial_logit():
     strong = Connectivity(preset("tiny", link_init=0.0)).link_weights()
     assert 0.5 < strong.median().item() < 0.9  # softplus(0) = 0.69
-    logits = Connectivity(preset("tiny", link_init=2.0)).scale * Connectivity(
-        preset("tiny", link_init=2.0)).theta
+    links = Connectivity(preset("tiny", link_init=2.0))
+    logits = links.scale * links.theta
     assert abs(logits.mean().item() - 2.0) < 0.3

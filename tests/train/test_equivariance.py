@@ -93,3 +93,14 @@ def test_the_shipped_cpu_recipe_loads_and_enables_the_term():
     recipe = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
     cfg = resolve_config(recipe, ["preset=small"])
     assert cfg.w_equivariance > 0 and cfg.link_lr < cfg.lr and cfg.batch_size == 16
+
+
+def test_training_losses_refuse_a_weighted_term_without_its_warp():
+    from ppl_edge.train.losses import training_losses
+
+    torch.manual_seed(0)
+    model = PoseModel(preset("tiny"))
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    out = model(image, image)
+    with pytest.raises(ValueError, match="w_equivariance"):
+        training_losses(out, image, TrainConfig(preset="tiny", w_equivariance=1.0), pixel_loss)
