@@ -54,6 +54,11 @@ class TrainConfig:
     eq_rotation: float = 20.0  # max |rotation| of the warp, degrees
     eq_scale: float = 0.1  # scale drawn from [1 - eq_scale, 1 + eq_scale]
     eq_shift: float = 0.15  # max |translation| per axis, in [-1, 1] image units
+    # DEVIATION(official): optional separation term (Zhang et al. 2018), off in the official code:
+    # w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / (2σ²)). Equivariance alone is met by keypoints that sit
+    # in one cluster on the torso; this term pushes them apart so links can cover the limbs.
+    w_separation: float = 0.0
+    sep_sigma: float = 0.1  # σ of the separation kernel, in [-1, 1] image units
     # Reference image I_ref fed to φ_dec.
     reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
     # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
@@ -90,9 +95,11 @@ class TrainConfig:
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
-                     "w_equivariance", "eq_rotation", "eq_shift"):
+                     "w_equivariance", "eq_rotation", "eq_shift", "w_separation"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.sep_sigma <= 0:
+            raise PplEdgeError(f"sep_sigma must be positive, got {self.sep_sigma}")
         if not 0.0 <= self.eq_scale < 1.0:
             raise PplEdgeError(f"eq_scale must be in [0, 1), got {self.eq_scale}")
         if not 0.0 <= self.mask_missing < 1.0:

@@ -4,6 +4,7 @@ Total (ppl_official_code.md §2.5, weights from TrainConfig):
     L = w_rec·L_rec(x̂, x) + w_bnd·L_bnd(T') + w_link·L_link(T, T', W)
         + w_cons·MSE(Mem(sg T'), sg T') + w_commit·MSE(sg z_q, z_e)
         + w_eq·MSE(T'(warp x), warp T'(x))      (optional, not in the official code)
+        + w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / 2σ²)  (optional, not in the official code)
 
 Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W,
 α and φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the
@@ -151,6 +152,24 @@ def equivariance_loss(
     return F.mse_loss(kpts_warped.float(), moved.float())
 
 
+def separation_loss(kpts: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Zhang et al. 2018 separation: penalise keypoints that coincide.
+
+    Args:
+        kpts: (B, N, 2) T', xy in [-1, 1].
+        sigma: kernel width in the same units.
+
+    Returns:
+        () mean over B and the N(N-1) ordered pairs i≠j of exp(-|T'_i - T'_j|² / (2σ²)): 1 when all
+        keypoints coincide, towards 0 when they are further apart than a few σ.
+    """
+    B, N, _ = kpts.shape
+    d2 = torch.cdist(kpts.float(), kpts.float()).pow(2)  # (B, N, N)
+    kernel = torch.exp(-d2 / (2.0 * sigma * sigma))
+    off = ~torch.eye(N, dtype=torch.bool, device=kpts.device)
+    return kernel[:, off].mean()
+
+
 def memory_losses(
     mem_keypoints: torch.Tensor, keypoints: torch.Tensor, commit_loss: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -192,7 +211,7 @@ def training_losses(
 
     Returns:
         total () with gradients, and every unweighted term (reconstruction, boundary, consistency,
-        commit, link_reg / equivariance when computed, plus l1/ssim in pixel mode).
+        commit, link_reg / equivariance / separation when computed, plus l1/ssim in pixel mode).
     """
     terms = dict(recon_fn(out["recon"], image))
     terms["boundary"] = boundary_loss(out["keypoints"])
@@ -213,5 +232,8 @@ def training_losses(
             raise ValueError("w_equivariance > 0 needs the warp and out['keypoints_warped']")
         terms["equivariance"] = equivariance_loss(out["keypoints"], out["keypoints_warped"], warp)
         total = total + cfg.w_equivariance * terms["equivariance"]
+    if cfg.w_separation > 0:
+        terms["separation"] = separation_loss(out["keypoints"], cfg.sep_sigma)
+        total = total + cfg.w_separation * terms["separation"]
     terms["total"] = total
     return terms

@@ -16,6 +16,7 @@ from ppl_edge.train.losses import (
     link_reg_loss,
     memory_losses,
     pixel_loss,
+    separation_loss,
     ssim,
     training_losses,
 )
@@ -139,6 +140,40 @@ def test_training_losses_weights_and_link_reg_switch():
     pairs = torch.triu_indices(N, N, 1).T
     terms = training_losses(out, image, cfg_link, pixel_loss, torch.full((len(pairs),), 0.1), pairs)
     assert "link_reg" in terms
+
+
+def test_separation_loss_values_and_gradient():
+    # All keypoints on one point: every pair scores exp(0) = 1.
+    assert separation_loss(torch.zeros(2, 5, 2), 0.1).item() == pytest.approx(1.0)
+    # Two keypoints 0.1 apart at σ = 0.1: exp(-0.01 / 0.02) for both ordered pairs.
+    kpts = torch.tensor([[[0.0, 0.0], [0.1, 0.0]]], requires_grad=True)
+    loss = separation_loss(kpts, 0.1)
+    assert loss.item() == pytest.approx(math.exp(-0.5), rel=1e-5)
+    loss.backward()
+    # Descending the gradient pushes the two keypoints apart along x.
+    assert kpts.grad[0, 0, 0] > 0 > kpts.grad[0, 1, 0]
+    assert kpts.grad[0, :, 1].abs().max() < 1e-6
+    far = torch.tensor([[[-0.9, -0.9], [0.9, 0.9], [0.9, -0.9]]])
+    assert separation_loss(far, 0.1).item() < 1e-10
+
+
+def test_training_losses_separation_term_only_when_weighted():
+    B, N = 2, 3
+    out = {
+        "prior": torch.rand(N, 2),
+        "keypoints": torch.zeros(B, N, 2),
+        "recon": torch.zeros(B, 3, 32, 32),
+        "mem_keypoints": torch.zeros(B, N, 2),
+        "commit_loss": torch.tensor(0.0),
+    }
+    image = torch.zeros(B, 3, 32, 32)
+    plain = training_losses(out, image, TrainConfig(preset="tiny"), pixel_loss)
+    assert "separation" not in plain
+    terms = training_losses(out, image, TrainConfig(preset="tiny", w_separation=4.0), pixel_loss)
+    assert terms["separation"].item() == pytest.approx(1.0)  # coincident keypoints
+    assert terms["total"].item() == pytest.approx(plain["total"].item() + 4.0, rel=1e-5)
+    with pytest.raises(PplEdgeError, match="sep_sigma"):
+        TrainConfig(preset="tiny", sep_sigma=0.0)
 
 
 # --- VGG perceptual loss ------------------------------------------------------------------------
