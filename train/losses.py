@@ -163,8 +163,9 @@ def separation_loss(kpts: torch.Tensor, sigma: float) -> torch.Tensor:
         () mean over B and the N(N-1) ordered pairs i≠j of exp(-|T'_i - T'_j|² / (2σ²)): 1 when all
         keypoints coincide, towards 0 when they are further apart than a few σ.
     """
-    B, N, _ = kpts.shape
-    d2 = torch.cdist(kpts.float(), kpts.float()).pow(2)  # (B, N, N)
+    N = kpts.shape[1]
+    k = kpts.float()
+    d2 = (k[:, :, None] - k[:, None]).pow(2).sum(-1)  # (B, N, N), no sqrt: smooth at 0
     kernel = torch.exp(-d2 / (2.0 * sigma * sigma))
     off = ~torch.eye(N, dtype=torch.bool, device=kpts.device)
     return kernel[:, off].mean()
