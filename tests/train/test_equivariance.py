@@ -93,6 +93,7 @@ def test_the_shipped_cpu_recipe_loads_and_enables_the_term():
     recipe = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
     cfg = resolve_config(recipe, ["preset=small"])
     assert cfg.w_equivariance > 0 and cfg.link_lr < cfg.lr and cfg.batch_size == 16
+    assert cfg.w_separation > 0
 
 
 def test_training_losses_refuse_a_weighted_term_without_its_warp():
