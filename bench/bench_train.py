@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--vgg-weights", default=None)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--config", type=Path, default=None, help="YAML recipe, e.g. configs/cpu.yaml")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML recipe, e.g. configs/cpu.yaml"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -34,8 +34,8 @@ class TrainConfig:
     lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
     # lr of the connectivity logits θ (None: ``lr``, as official). With w = softplus(512·θ) a step
     # moves the logit by ~512·lr; at lr 1e-3 the weights sink towards 0, where softplus has no
-    # gradient left (official objective, 1,500 small steps: every w below 3.8e-4, S empty; CPU recipe,
-    # 300 tiny steps: median w 2.5e-3 vs 1.8e-2 at 1e-4). Keep it at 1e-4 when raising ``lr``.
+    # gradient left (official objective, 1,500 small steps: every w below 3.8e-4, S empty; CPU
+    # recipe, 300 tiny steps: median w 2.5e-3 vs 1.8e-2 at 1e-4). Keep it at 1e-4 when raising lr.
     link_lr: Optional[float] = None
     # DEVIATION(official): 20000 as official, but honoured exactly, even mid-epoch (the official
     # loop checks it only at epoch ends and saves the last completed epoch).

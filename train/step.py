@@ -1,7 +1,7 @@
 """One training step and its parts: models, optimiser, reference images, augmentation, AMP.
 
-Randomness of a step (block mask, flips, equivariance warps) comes from :func:`step_generator`, seeded by
-(seed, rank, step), so a resumed run draws exactly what the uninterrupted run drew.
+Randomness of a step (block mask, flips, equivariance warps) comes from :func:`step_generator`,
+seeded by (seed, rank, step), so a resumed run draws exactly what the uninterrupted run drew.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def random_similarity(
     scale = 1.0 + (torch.rand(batch, generator=gen) * 2 - 1) * cfg.eq_scale
     shift = (torch.rand(batch, 2, generator=gen) * 2 - 1) * cfg.eq_shift
     cos, sin = torch.cos(rot) * scale, torch.sin(rot) * scale
-    fwd_lin = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], 1)  # (B, 2, 2)
+    rows = [torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)]
+    fwd_lin = torch.stack(rows, 1)  # (B, 2, 2)
     forward = torch.cat([fwd_lin, shift.unsqueeze(-1)], dim=-1)  # p_out = R p_in + t
     inv_lin = torch.linalg.inv(fwd_lin)
     theta = torch.cat([inv_lin, -(inv_lin @ shift.unsqueeze(-1))], dim=-1)  # p_in = R⁻¹(p_out - t)
@@ -110,7 +111,9 @@ def random_similarity(
 def warp_images(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample (B, 3, H, W) images under ``theta`` (B, 2, 3), reflecting at the borders."""
     grid = F.affine_grid(theta.to(image.dtype), list(image.shape), align_corners=True)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    return F.grid_sample(
+        image, grid, mode="bilinear", padding_mode="reflection", align_corners=True
+    )
 
 
 def make_reference(
