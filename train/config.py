@@ -59,6 +59,20 @@ class TrainConfig:
     # in one cluster on the torso; this term pushes them apart so links can cover the limbs.
     w_separation: float = 0.0
     sep_sigma: float = 0.1  # σ of the separation kernel, in [-1, 1] image units
+    # DEVIATION(official): optional mask supervision (seed 003, Mask as Supervision). Weak
+    # supervision: it needs a foreground mask per image (the renderer's, Human3.6M's
+    # BackgroudMask, a folder of mask PNGs, or background subtraction of a fixed camera's video).
+    # w_mask·mean(G ⊙ (M - S / max w)²): the link map, made scale-free, should draw the figure,
+    # with seed 003's geodesic weighting G (limb ends and far false positives weigh more).
+    w_mask: float = 0.0
+    w_mask_late: Optional[float] = None  # mask weight after the warm-up (None: w_mask)
+    # w_attr·mean_k D(T'_k): the distance of each keypoint to the figure, in image sides.
+    w_attraction: float = 0.0
+    mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
+    # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
+    # on the mask terms (+ boundary, equivariance, separation, memory) without the decoder; then
+    # the full PPL objective with the mask weight lowered to w_mask_late.
+    mask_warmup_steps: int = 0
     # Reference image I_ref fed to φ_dec.
     reference: ReferenceMode = "mask"  # official: the same frame under a random block mask
     # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
@@ -95,9 +109,19 @@ class TrainConfig:
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
-                     "w_equivariance", "eq_rotation", "eq_shift", "w_separation"):
+                     "w_equivariance", "eq_rotation", "eq_shift", "w_separation", "w_mask",
+                     "w_attraction", "mask_warmup_steps"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.w_mask_late is not None and self.w_mask_late < 0:
+            raise PplEdgeError(f"w_mask_late must be >= 0 or None, got {self.w_mask_late}")
+        if self.mask_bg_scale <= 0:
+            raise PplEdgeError(f"mask_bg_scale must be positive, got {self.mask_bg_scale}")
+        if self.mask_warmup_steps and not self.uses_masks:
+            raise PplEdgeError(
+                f"mask_warmup_steps={self.mask_warmup_steps} trains on the mask terms only, but "
+                f"w_mask and w_attraction are 0; set w_mask > 0 or mask_warmup_steps=0"
+            )
         if self.sep_sigma <= 0:
             raise PplEdgeError(f"sep_sigma must be positive, got {self.sep_sigma}")
         if not 0.0 <= self.eq_scale < 1.0:
@@ -120,6 +144,19 @@ class TrainConfig:
         model_cfg = self.model_config()
         typed = {k: getattr(model_cfg, k) for k in self.model_overrides}
         object.__setattr__(self, "model_overrides", typed)
+
+    @property
+    def uses_masks(self) -> bool:
+        """True when a term needs a foreground mask per image (mask supervision)."""
+        return self.w_mask > 0 or self.w_attraction > 0 or bool(self.w_mask_late)
+
+    def mask_weight_late(self) -> float:
+        """The mask weight after the warm-up stage."""
+        return self.w_mask if self.w_mask_late is None else self.w_mask_late
+
+    def stage(self, step: int) -> Literal["mask", "full"]:
+        """Cascade stage of training step ``step`` (0-based): ``mask`` during the warm-up."""
+        return "mask" if step < self.mask_warmup_steps else "full"
 
     def model_config(self) -> ModelConfig:
         """The ModelConfig of this run: the preset with ``model_overrides`` applied, validated."""

@@ -96,7 +96,7 @@ def prior_snapshot(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
 def progress_text(row: dict[str, Any]) -> str:
     """Compact loss / speed text for the progress bar and log lines."""
     keys = ["total", "reconstruction", "boundary", "consistency", "commit", "link_reg",
-            "equivariance", "separation"]
+            "equivariance", "separation", "mask", "attraction"]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
     return " ".join(parts) + f" | {row['images_per_s']:.1f} img/s"
 
@@ -114,6 +114,12 @@ def _check_dataset(dataset, img_size: int, cfg: TrainConfig) -> None:
         raise PplEdgeError(
             f"reference=frame needs items with a 'reference' frame; {cfg.data!r} "
             f"gives {sorted(item)}; use reference=mask"
+        )
+    if cfg.uses_masks and "mask" not in item:
+        raise PplEdgeError(
+            f"mask supervision (w_mask / w_attraction > 0) needs a foreground 'mask' per item; "
+            f"{cfg.data!r} gives {sorted(item)}; use synthetic, h36m with BackgroudMask, "
+            f"folder:PATH with masks, video:PATH with crops=motion, or set w_mask=0 w_attraction=0"
         )
 
 
@@ -276,7 +282,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
             sampler.set_position(state.epoch, state.batch_in_epoch * cfg.batch_size)
             for batch in loader:
                 gen = step_generator(cfg.seed, info.rank, state.step)
-                terms = train_step(model, batch, optimizer, cfg, recon_fn, gen, scaler, amp_dtype)
+                terms = train_step(model, batch, optimizer, cfg, recon_fn, gen, scaler, amp_dtype,
+                                   state.step)
                 state.step += 1
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == per_epoch:  # the loader ends this epoch now

@@ -5,6 +5,7 @@ Total (ppl_official_code.md §2.5, weights from TrainConfig):
         + w_cons·MSE(Mem(sg T'), sg T') + w_commit·MSE(sg z_q, z_e)
         + w_eq·MSE(T'(warp x), warp T'(x))      (optional, not in the official code)
         + w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / 2σ²)  (optional, not in the official code)
+        + w_mask·mean(G ⊙ (M - S / max w)²) + w_attr·mean_k D_bg(T'_k)  (optional, mask supervision)
 
 Gradient routing follows from the model's detachments: L_rec reaches φ_enc, the affine head, W,
 α and φ_dec; L_bnd reaches φ_enc and the head; L_link reaches W only (T and T' are detached); the
@@ -171,6 +172,131 @@ def separation_loss(kpts: torch.Tensor, sigma: float) -> torch.Tensor:
     return kernel[:, off].mean()
 
 
+def _min_plus_one(dist: torch.Tensor) -> torch.Tensor:
+    """One relaxation step of an 8-connected distance map: min over the 3x3 neighbourhood, + 1."""
+    return -F.max_pool2d(-dist, 3, stride=1, padding=1) + 1.0
+
+
+@torch.no_grad()
+def mask_distance_maps(mask: torch.Tensor, max_iter: int | None = None) -> dict[str, torch.Tensor]:
+    """Distance maps of a foreground mask, in pixels, computed by repeated 3x3 min-pooling.
+
+    Seed 003 (Mask as Supervision, §3.2.5) weights the mask loss with geodesic distances: inside
+    the figure the distance from its centre along the figure (limb ends, the hardest joints, weigh
+    most), outside it the distance to the figure (far false positives weigh most). Both are 8-
+    connected (chessboard) distances here, relaxed on the pixel grid: exact for the metric, and
+    cheap on a GPU or CPU at the training resolutions.
+
+    Args:
+        mask: (B, 1, H, W) foreground in [0, 1] (binarised at 0.5).
+        max_iter: relaxation steps; default H + W (enough for any figure that is not a spiral).
+
+    Returns:
+        inside: (B, 1, H, W) geodesic distance from the foreground pixel nearest the mask
+            centroid, 0 on the background (and on foreground the seed cannot reach);
+        outside: (B, 1, H, W) distance to the nearest foreground pixel (0 inside; H + W for an
+            empty mask).
+    """
+    B, _, H, W = mask.shape
+    fg = mask.float() > 0.5
+    steps = max_iter or (H + W)
+    big = float(H + W)
+    outside = torch.where(fg, 0.0, big)
+    # seed of the geodesic map: the foreground pixel nearest the centroid of the mask
+    ys = torch.arange(H, device=mask.device, dtype=torch.float32).view(1, 1, H, 1)
+    xs = torch.arange(W, device=mask.device, dtype=torch.float32).view(1, 1, 1, W)
+    area = fg.sum((2, 3), keepdim=True).clamp_min(1)
+    cy = (fg * ys).sum((2, 3), keepdim=True) / area
+    cx = (fg * xs).sum((2, 3), keepdim=True) / area
+    d2 = torch.where(fg, (ys - cy) ** 2 + (xs - cx) ** 2, torch.inf).view(B, -1)
+    seed = torch.zeros_like(d2, dtype=torch.bool)
+    seed.scatter_(1, d2.argmin(1, keepdim=True), True)
+    seed = seed.view(B, 1, H, W) & fg
+    inside = torch.where(seed, 0.0, big)
+    for i in range(steps):
+        new_in = torch.where(fg, torch.minimum(inside, _min_plus_one(inside)), big)
+        new_out = torch.minimum(outside, _min_plus_one(outside))
+        if i % 8 == 7 and torch.equal(new_in, inside) and torch.equal(new_out, outside):
+            break
+        inside, outside = new_in, new_out
+    inside = torch.where(fg & (inside < big), inside, 0.0)
+    return {"inside": inside, "outside": outside.clamp(max=big)}
+
+
+def mask_weight_map(
+    maps: dict[str, torch.Tensor], fg: torch.Tensor, bg_scale: float
+) -> torch.Tensor:
+    """Geodesic weighting G of seed 003: 1 + d_in / max d_in inside, 1 + d_out / bg_scale outside.
+
+    Args:
+        maps: :func:`mask_distance_maps` output.
+        fg: (B, 1, H, W) bool foreground.
+        bg_scale: background distance (pixels) at which the weight reaches 2; capped at 5.
+
+    Returns:
+        (B, 1, H, W) weights >= 1.
+    """
+    inside = maps["inside"]
+    peak = inside.amax((2, 3), keepdim=True).clamp_min(1.0)
+    w_in = 1.0 + inside / peak
+    w_out = 1.0 + (maps["outside"] / bg_scale).clamp(max=4.0)
+    return torch.where(fg, w_in, w_out)
+
+
+def skeleton_mask_loss(
+    links: torch.Tensor, peak: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Seed 003 eq. 5 with geodesic weighting: mean(G ⊙ (M - S / max w)²).
+
+    Dividing the link map by the strongest link weight makes the term scale-free: it shapes which
+    links are drawn and where the keypoints are, not the global scale of W (which the decoder
+    sets).
+
+    Args:
+        links: (B, 1, H, W) S; peak: () max w (with gradient) or 1 when S is normalised already.
+        mask: (B, 1, H, W) foreground in [0, 1]; weights: (B, 1, H, W) G (no gradient).
+
+    Returns:
+        () the weighted mean squared difference.
+    """
+    skeleton = links.float() / peak.float()
+    return (weights * (mask.float() - skeleton) ** 2).mean()
+
+
+def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """Mean distance to the figure, sampled at each keypoint: 0 on the figure, grows outside it.
+
+    Args:
+        kpts: (B, N, 2) T', xy in [-1, 1] (pixel centres at ±1: ``align_corners=True``).
+        outside: (B, 1, H, W) distance to the foreground in pixels (:func:`mask_distance_maps`).
+
+    Returns:
+        () mean over B and N, in units of the image side (a keypoint H/4 px away from the figure
+        costs 0.25).
+    """
+    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
+    d = F.grid_sample(outside, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return d.mean() / outside.shape[-1]
+
+
+def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
+    """The two mask-supervision terms of one step (unweighted): ``mask`` and ``attraction``.
+
+    Args:
+        out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
+        mask: (B, 1, H, W) foreground of the frame (flipped with it).
+        peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
+        cfg: TrainConfig (``mask_bg_scale``).
+    """
+    maps = mask_distance_maps(mask)
+    H = mask.shape[-1]
+    weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H)
+    return {
+        "mask": skeleton_mask_loss(out["links"], peak, mask, weights),
+        "attraction": attraction_loss(out["keypoints"], maps["outside"]),
+    }
+
+
 def memory_losses(
     mem_keypoints: torch.Tensor, keypoints: torch.Tensor, commit_loss: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -198,6 +324,9 @@ def training_losses(
     link_weights: torch.Tensor | None = None,
     pairs: torch.Tensor | None = None,
     warp: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    link_peak: torch.Tensor | None = None,
+    stage: str = "full",
 ) -> dict[str, torch.Tensor]:
     """Every term of one training step and the weighted total.
 
@@ -209,20 +338,32 @@ def training_losses(
         link_weights, pairs: (L,), (L, 2) from ``model.connectivity``; needed if ``w_link_reg > 0``.
         warp: (B, 2, 3) the warp whose image gave ``out["keypoints_warped"]``; needed if
             ``w_equivariance > 0``.
+        mask: (B, 1, H, W) the frame's foreground; needed if ``w_mask`` or ``w_attraction`` > 0.
+        link_peak: () what S is divided by for the mask term (``Connectivity.peak()``).
+        stage: ``full`` (every term) or ``mask`` (the first stage of the cascade: no image
+            reconstruction, ``out`` then has no ``recon``; mask weight ``w_mask``, later
+            ``w_mask_late``).
 
     Returns:
         total () with gradients, and every unweighted term (reconstruction, boundary, consistency,
         commit, link_reg / equivariance / separation when computed, plus l1/ssim in pixel mode).
     """
-    terms = dict(recon_fn(out["recon"], image))
+    terms = dict(recon_fn(out["recon"], image)) if stage == "full" else {}
     terms["boundary"] = boundary_loss(out["keypoints"])
     terms.update(memory_losses(out["mem_keypoints"], out["keypoints"], out["commit_loss"]))
     total = (
-        cfg.w_reconstruction * terms["reconstruction"]
-        + cfg.w_boundary * terms["boundary"]
+        cfg.w_boundary * terms["boundary"]
         + cfg.w_consistency * terms["consistency"]
         + cfg.w_commit * terms["commit"]
     )
+    if stage == "full":
+        total = total + cfg.w_reconstruction * terms["reconstruction"]
+    w_mask = cfg.w_mask if stage == "mask" else cfg.mask_weight_late()
+    if w_mask > 0 or cfg.w_attraction > 0:
+        if mask is None or link_peak is None:
+            raise ValueError("mask supervision needs the frame's mask and link_peak")
+        terms.update(mask_terms(out, mask, link_peak, cfg))
+        total = total + w_mask * terms["mask"] + cfg.w_attraction * terms["attraction"]
     if cfg.w_link_reg > 0:
         if link_weights is None or pairs is None:
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")

@@ -60,18 +60,19 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 
 def random_hflip(
-    image: torch.Tensor, reference: torch.Tensor | None, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    image: torch.Tensor, *others: torch.Tensor | None, gen: torch.Generator
+) -> tuple[torch.Tensor | None, ...]:
     """Flip each sample left-right with probability 0.5 (official RandomHorizontalFlip).
 
     Args:
-        image: (B, 3, H, W); reference: (B, 3, H, W) or None, flipped with its image.
+        image: (B, C, H, W); others: (B, C', H, W) tensors or None (a reference frame, a mask),
+            each flipped with its image.
+
+    Returns:
+        ``(image, *others)`` with the same samples flipped in every tensor.
     """
     flip = (torch.rand(image.shape[0], generator=gen) < 0.5).to(image.device).view(-1, 1, 1, 1)
-    image = torch.where(flip, image.flip(-1), image)
-    if reference is not None:
-        reference = torch.where(flip, reference.flip(-1), reference)
-    return image, reference
+    return tuple(t if t is None else torch.where(flip, t.flip(-1), t) for t in (image, *others))
 
 
 def block_mask(
@@ -154,15 +155,18 @@ def train_step(
     gen: torch.Generator,
     scaler: torch.amp.GradScaler | None = None,
     amp_dtype: torch.dtype | None = None,
+    step: int = 0,
 ) -> dict[str, torch.Tensor]:
     """One optimiser step on one batch.
 
     Args:
         model: PoseModel, or its DDP wrapper.
-        batch: dataset items collated: ``image`` (B, 3, H, W) and optionally ``reference``.
+        batch: dataset items collated: ``image`` (B, 3, H, W), optionally ``reference`` and
+            ``mask`` (B, 1, H, W) (needed by mask supervision).
         gen: this step's generator (:func:`step_generator`).
         scaler: GradScaler for fp16 autocast, else None.
         amp_dtype: autocast dtype (bf16 / fp16) on CUDA, or None for fp32.
+        step: the 0-based step number; selects the cascade stage (:meth:`TrainConfig.stage`).
 
     Returns:
         every loss term as a detached () tensor (``total`` included); no host sync happens here.
@@ -173,9 +177,18 @@ def train_step(
     ref = (
         ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
     )
+    mask = None
+    if cfg.uses_masks:
+        if "mask" not in batch:
+            raise PplEdgeError(
+                f"mask supervision (w_mask / w_attraction > 0) needs a 'mask' per item, but "
+                f"{cfg.data!r} gives {sorted(batch)}; set w_mask=0 w_attraction=0"
+            )
+        mask = batch["mask"].to(device, non_blocking=True)
     if cfg.hflip:
-        image, ref = random_hflip(image, ref, gen)
-    reference = make_reference(image, ref, cfg, gen)
+        image, ref, mask = random_hflip(image, ref, mask, gen=gen)
+    stage = cfg.stage(step)
+    reference = make_reference(image, ref, cfg, gen) if stage == "full" else None
     model.train()
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
@@ -188,7 +201,8 @@ def train_step(
     with autocast:
         out = model(image, reference, warped)
         links = core_model(model).connectivity
-        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs, warp)
+        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs, warp,
+                                mask, links.peak() if mask is not None else None, stage)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms["total"]).backward()

@@ -35,6 +35,9 @@ class ModelConfig:
     link_thickness: float = 7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
     link_lr_scale: float = 512.0  # official sklr: w = softplus(512·θ)
     link_init: float = -4.0  # mean of the initial logit sklr·θ ~ N(link_init, 1) (official -4: w ≈ 0.018)
+    # DEVIATION(official): draw S with w / max w (peak 1 whatever W's global scale); off in the
+    # official code.
+    link_normalize: bool = False
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
     # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
     # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant, commented

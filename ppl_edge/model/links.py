@@ -86,12 +86,15 @@ class Connectivity(nn.Module):
     θ is initialised as (randn + link_init) / sklr; the official link_init = -4 gives
     w ≈ softplus(N(-4, 1)) ≈ 0.018.
     With ``frozen`` (Table 4 ablation) θ is a fixed random buffer instead of a parameter.
+    With ``cfg.link_normalize`` S is drawn with w / max w, so its peak is 1 whatever the global
+    scale of W (which is otherwise a free degree of freedom that drifts towards 0).
     """
 
     def __init__(self, cfg: ModelConfig, frozen: bool = False):
         super().__init__()
         self.scale = cfg.link_lr_scale
         self.thickness = cfg.link_thickness
+        self.normalize = cfg.link_normalize
         n = cfg.num_keypoints
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         theta = (torch.randn(n, n, generator=gen) + cfg.link_init) / self.scale
@@ -106,6 +109,15 @@ class Connectivity(nn.Module):
         theta = self.theta[self.pairs[:, 0], self.pairs[:, 1]]
         return F.softplus(self.scale * theta)
 
+    def drawn_weights(self) -> torch.Tensor:
+        """(L,) the weights S is drawn with: w, or w / max w with ``link_normalize``."""
+        w = self.link_weights()
+        return w / w.amax() if self.normalize else w
+
+    def peak(self) -> torch.Tensor:
+        """() the largest value S can take: max of :meth:`drawn_weights` (with gradient)."""
+        return self.drawn_weights().amax()
+
     def matrix(self) -> torch.Tensor:
         """(N, N) symmetric W with a zero diagonal, for pictures and the exported skeleton."""
         n = self.theta.shape[0]
@@ -117,4 +129,4 @@ class Connectivity(nn.Module):
 
     def forward(self, kpts: torch.Tensor, size: int) -> torch.Tensor:
         """S for keypoints (B, N, 2) at size x size: (B, 1, size, size)."""
-        return rasterize_links(kpts, self.link_weights(), self.pairs, size, self.thickness)
+        return rasterize_links(kpts, self.drawn_weights(), self.pairs, size, self.thickness)

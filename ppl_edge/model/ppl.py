@@ -74,13 +74,17 @@ class PoseModel(nn.Module):
         return self.reconstruct(reference, kpts)["image"].clamp(-1.0, 1.0)
 
     def forward(
-        self, image: torch.Tensor, reference: torch.Tensor, warped: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        reference: torch.Tensor | None,
+        warped: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One training / evaluation pass.
 
         Args:
             image: (B, 3, H, W) the frame in [-1, 1].
-            reference: (B, 3, H, W) I_ref: a block-masked copy of the frame or another frame.
+            reference: (B, 3, H, W) I_ref: a block-masked copy of the frame or another frame;
+                None skips the decoder (the mask stage of the cascade): no ``recon`` then.
             warped: optional (B', 3, H, W) geometrically warped frames for the equivariance term;
                 their keypoints come back as ``keypoints_warped`` (one forward, so DDP sees it).
 
@@ -91,13 +95,18 @@ class PoseModel(nn.Module):
         """
         prior = self.prior()
         enc = self.encoder(image, prior)
-        rec = self.reconstruct(reference, enc["keypoints"])
+        if reference is None:
+            rec = {"links": self.connectivity(enc["keypoints"], image.shape[-1])}
+        else:
+            rec = self.reconstruct(reference, enc["keypoints"])
         mem = self.memory(enc["keypoints"].detach())
         out = {
-            "prior": prior, **enc, "recon": rec["image"], "links": rec["links"],
+            "prior": prior, **enc, "links": rec["links"],
             "mem_keypoints": mem.keypoints, "mem_indices": mem.indices,
             "mem_distances": mem.distances, "commit_loss": mem.commit_loss,
         }
+        if "image" in rec:
+            out["recon"] = rec["image"]
         if warped is not None:
             out["keypoints_warped"] = self.encoder(warped, prior)["keypoints"]
         return out

@@ -81,7 +81,7 @@ def test_make_reference_modes():
 
 def test_hflip_flips_image_and_reference_together():
     image = torch.arange(16 * 3 * 4 * 4, dtype=torch.float32).view(16, 3, 4, 4)
-    img, ref = random_hflip(image, image.clone(), step_generator(1, 0, 5))
+    img, ref = random_hflip(image, image.clone(), gen=step_generator(1, 0, 5))
     assert torch.equal(img, ref)
     flipped = [not torch.equal(img[i], image[i]) for i in range(16)]
     assert 0 < sum(flipped) < 16

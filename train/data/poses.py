@@ -30,6 +30,9 @@ class Motion:
         tilt: (4,) centre, amplitude, freq, phase of the global tilt in degrees.
         drift: (2,) figure translation per frame, in figure units.
         is_mirrored: the figure faces the other way (x negated).
+        out_of_plane: (J, 4) centre, amplitude, frequency and phase of each bone's angle out of
+            the image plane (degrees): its projected length is ``length · cos(angle)``, the
+            foreshortening of a 3-D limb that points towards or away from the camera.
     """
 
     centre: np.ndarray
@@ -42,10 +45,33 @@ class Motion:
     tilt: np.ndarray
     drift: np.ndarray
     is_mirrored: bool
+    out_of_plane: np.ndarray | None = None
 
 
-def sample_motion(cat: Category, rng: np.random.Generator, is_video: bool) -> Motion:
-    """Draw the motion of one clip (or one still pose when ``is_video`` is False)."""
+def sample_shape(cat: Category, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Body shape of one subject: (lengths, widths0, widths1), each (J,) in figure units."""
+    J = len(cat.joints)
+    lengths = np.array([j.length for j in cat.joints]) * rng.uniform(0.85, 1.1, J)
+    lengths = lengths * rng.uniform(0.9, 1.1)
+    build = rng.uniform(0.95, 1.3)
+    widths0 = np.array([j.width0 for j in cat.joints]) * build
+    widths1 = np.array([j.width1 for j in cat.joints]) * build
+    return lengths, widths0, widths1
+
+
+# Bones that may point out of the image plane (foreshortened): limbs, not torso or head.
+_FORESHORTENED = ("arm", "forearm", "leg", "shin", "hand")
+MAX_OUT_OF_PLANE_DEG = 55.0
+
+
+def sample_motion(cat: Category, rng: np.random.Generator, is_video: bool,
+                  shape: tuple[np.ndarray, ...] | None = None) -> Motion:
+    """Draw the motion of one clip (or one still pose when ``is_video`` is False).
+
+    Args:
+        shape: the subject's (lengths, widths0, widths1) from :func:`sample_shape`; drawn from
+            ``rng`` when None (every clip a new body).
+    """
     J = len(cat.joints)
     lo = np.array([j.lo for j in cat.joints], dtype=np.float64)
     hi = np.array([j.hi for j in cat.joints], dtype=np.float64)
@@ -57,17 +83,31 @@ def sample_motion(cat: Category, rng: np.random.Generator, is_video: bool) -> Mo
         amplitude = rng.uniform(0.2, 0.6, J) * span
     freq = rng.uniform(0.01, 0.05, J)
     phase = rng.uniform(0.0, 2 * np.pi, J)
-    # body-shape variety: limb proportions and build
-    lengths = np.array([j.length for j in cat.joints]) * rng.uniform(0.85, 1.1, J) * rng.uniform(0.9, 1.1)
-    build = rng.uniform(0.8, 1.25)
-    widths0 = np.array([j.width0 for j in cat.joints]) * build
-    widths1 = np.array([j.width1 for j in cat.joints]) * build
+    lengths, widths0, widths1 = sample_shape(cat, rng) if shape is None else shape
     max_tilt = MAX_TILT_DEG.get(cat.name, 20.0)
     tilt = np.array([rng.uniform(-max_tilt, max_tilt), rng.uniform(0, max_tilt / 3),
                      rng.uniform(0.005, 0.03), rng.uniform(0, 2 * np.pi)])
     drift = rng.normal(0.0, 0.004, 2) if is_video else np.zeros(2)
+    mirrored = bool(rng.random() < 0.5)
+    limb = np.array([j.group in _FORESHORTENED for j in cat.joints])
+    top = MAX_OUT_OF_PLANE_DEG * limb
+    oop = np.stack([rng.uniform(0, 1, J) * top * 0.6, rng.uniform(0, 0.4, J) * top,
+                    rng.uniform(0.01, 0.04, J), rng.uniform(0, 2 * np.pi, J)], axis=1)
+    if not is_video:
+        oop[:, 0] = rng.uniform(0, 1, J) * top
     return Motion(centre, amplitude, freq, phase, lengths, widths0, widths1, tilt, drift,
-                  bool(rng.random() < 0.5))
+                  mirrored, oop)
+
+
+def projected_lengths(motion: Motion, t: np.ndarray) -> np.ndarray:
+    """(T, J) bone lengths in the image plane at frames ``t`` (foreshortened by the out-of-plane
+    angle of each bone, clipped to [0, MAX_OUT_OF_PLANE_DEG])."""
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    if motion.out_of_plane is None:
+        return np.broadcast_to(motion.lengths, (t.shape[0], motion.lengths.shape[0]))
+    c, a, f, p = motion.out_of_plane.T
+    angle = np.clip(c + a * np.sin(2 * np.pi * f * t + p), 0.0, MAX_OUT_OF_PLANE_DEG)
+    return motion.lengths * np.cos(np.deg2rad(angle))
 
 
 def joint_angles(cat: Category, motion: Motion, t: np.ndarray) -> np.ndarray:
@@ -115,11 +155,12 @@ def forward_kinematics(cat: Category, motion: Motion, t: np.ndarray) -> np.ndarr
     pos = np.zeros((T, J, 2))
     direction = np.zeros((T, J))  # absolute bone direction in radians
     direction[:, 0] = angles[:, 0]
+    lengths = projected_lengths(motion, t)  # (T, J)
     for j in range(1, J):
         p = parents[j]
         direction[:, j] = direction[:, p] + angles[:, j]
         step = np.stack([np.cos(direction[:, j]), np.sin(direction[:, j])], axis=-1)  # (T, 2)
-        pos[:, j] = pos[:, p] + motion.lengths[j] * step
+        pos[:, j] = pos[:, p] + lengths[:, j, None] * step
     if cat.is_side_view:
         # far-side limbs sit slightly back and up, so that both sides stay visible
         along, across = cat.far_offset

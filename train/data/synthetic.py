@@ -6,9 +6,13 @@ tapered, shaded, textured capsules in depth order over a procedural background
 (``backgrounds.py``), rendered at 2x and downsampled with ``cv2.INTER_AREA`` for anti-aliasing.
 
 Every group of limbs has its own colour and left limbs are lighter than right ones, so the pose is
-recoverable from the image. Each figure fills 50-90 % of the crop (its larger side), at a random
-position, tilt and facing. A keypoint is not visible when it leaves the frame or when a nearer bone
-covers it. Everything is decided by the seed: the same seed always gives the same image.
+recoverable from the image. The world is built like Human3.6M crops: a finite cast of subjects
+(``SUBJECTS``), each with its own body shape and appearance (palette, stripes, grain, light), filmed
+in a few scenes (``SCENES``, each one large background seen through crops); each figure fills
+75-95 % of the crop (its larger side), at a random position, tilt and facing; limbs may point out
+of the image plane (foreshortened); nearer bones cover farther ones. A keypoint is not visible when
+it leaves the frame or when a nearer bone covers it. Everything is decided by the seed: the same
+seed always gives the same image.
 
 Public API: :func:`render_sample` (one still image), :func:`render_pair` (two frames of one clip),
 :func:`render_clip` (a video), and :class:`ClipRenderer` for frame-by-frame access.
@@ -25,7 +29,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.backgrounds import render_background
-from ppl_edge.train.data.poses import far_side_mask, forward_kinematics, sample_motion
+from ppl_edge.train.data.poses import far_side_mask, forward_kinematics, sample_motion, sample_shape
 from ppl_edge.train.data.skeletons import (  # noqa: F401  (re-exported constants)
     BIRD_EDGES,
     BIRD_JOINTS,
@@ -44,6 +48,10 @@ SUPERSAMPLE = 2  # render at 2x, downsample with INTER_AREA
 _SHIFT = 4  # cv2 sub-pixel bits
 _FIXED = float(1 << _SHIFT)
 Seed = int | Sequence[int]
+SUBJECTS = 8  # the cast: subjects with a fixed appearance each (Human3.6M has 7 with labels)
+SCENES = 4  # backgrounds the subjects are filmed in
+FILL = (0.75, 0.95)  # the figure's larger side, as a fraction of the crop side
+_LOOK_KEY, _SCENE_KEY = 0x5B1EC7, 0x5CE7E  # seed streams of subjects and scenes
 
 
 class Sample(NamedTuple):
@@ -139,32 +147,49 @@ class ClipRenderer:
         size: output side in pixels.
         seed: int or sequence of ints for ``np.random.default_rng``.
         num_frames: frames the clip spans; placement keeps the whole clip in view (1 = a still).
+        subjects: size of the cast the subject is drawn from (0: a new subject for every seed).
+        scenes: number of scenes the background is drawn from (0: a new background every seed).
     """
 
-    def __init__(self, category: str, size: int, seed: Seed, num_frames: int = 1) -> None:
+    def __init__(self, category: str, size: int, seed: Seed, num_frames: int = 1,
+                 subjects: int = SUBJECTS, scenes: int = SCENES) -> None:
         if size < 8:
             raise PplEdgeError(f"synthetic image size must be >= 8 pixels, got {size}")
+        if subjects < 0 or scenes < 0:
+            raise PplEdgeError(f"subjects and scenes must be >= 0, got {subjects} and {scenes}")
         self.cat = get_category(category)
         self.size = int(size)
         rng = np.random.default_rng(seed)
+        code = sum((i + 1) * ord(c) for i, c in enumerate(self.cat.name))
+        self.subject = int(rng.integers(subjects)) if subjects else None
+        self.scene = int(rng.integers(scenes)) if scenes else None
+        # the subject's look: body shape, palette, texture and light, the same in every image
+        look = rng if subjects == 0 else np.random.default_rng([_LOOK_KEY, code, self.subject])
+        shape = sample_shape(self.cat, look)
         is_video = num_frames > 1
-        self.motion = sample_motion(self.cat, rng, is_video)
+        self.motion = sample_motion(self.cat, rng, is_video, shape)
         far = far_side_mask(self.cat, self.motion)
-        self.colors = _palette(self.cat, rng, far)
+        self.colors = _palette(self.cat, look, far)
         depth = np.array([j.depth for j in self.cat.joints]) - 3.0 * far
         if self.cat.name == "humanoid" and rng.random() < 0.2:  # arms behind the back
             arm = np.array([j.group in ("arm", "forearm") for j in self.cat.joints])
             depth[arm] = 0.2
         self.order = [int(i) for i in np.argsort(depth, kind="stable") if i > 0]  # bones by depth
         self.depth = depth
-        self.light = rng.normal(size=2)
+        self.light = look.normal(size=2)
         self.light /= np.linalg.norm(self.light)
-        self.bands = rng.random() < 0.35  # banded (striped) limbs
-        self.band_count = int(rng.integers(2, 5))
-        self.grain = rng.uniform(0.0, 0.08)
+        self.bands = look.random() < 0.35  # banded (striped) limbs
+        self.band_count = int(look.integers(2, 5))
+        self.grain = look.uniform(0.0, 0.08)
         # The background is drawn at the output size (its shapes are anti-aliased by cv2 already)
-        # and upsampled with nearest, which INTER_AREA maps back exactly.
-        background = render_background(rng, self.size)
+        # and upsampled with nearest, which INTER_AREA maps back exactly. A scene is drawn at
+        # twice the crop side and seen through a random window of it.
+        if scenes:
+            wide = render_background(np.random.default_rng([_SCENE_KEY, self.scene]), 2 * self.size)
+            x0, y0 = rng.integers(0, self.size + 1, 2)
+            background = np.ascontiguousarray(wide[y0:y0 + self.size, x0:x0 + self.size])
+        else:
+            background = render_background(rng, self.size)
         hi_size = (self.size * SUPERSAMPLE, self.size * SUPERSAMPLE)
         self.background = cv2.resize(background, hi_size, interpolation=cv2.INTER_NEAREST)
         # placement: the union of all frames' extents fills `fill` of the crop
@@ -177,7 +202,7 @@ class ClipRenderer:
                 radius[p] = max(radius[p], self.motion.widths0[j])
         lo = (pos - radius[None, :, None]).reshape(-1, 2).min(0)
         hi = (pos + radius[None, :, None]).reshape(-1, 2).max(0)
-        fill = rng.uniform(0.5, 0.9)
+        fill = rng.uniform(*FILL)
         self.scale = fill * self.size / float(max(hi - lo))
         # mostly inside the crop; one figure in ten may be cut by the frame border
         overflow = 0.25 if rng.random() < 0.1 else 0.03
@@ -216,7 +241,7 @@ class ClipRenderer:
                 self._draw_bands(img, p0[k], p1[k], r0[k], r1[k], (base * 0.45).tolist())
         mask_hi = (ids > 0).astype(np.float32)
         if self.grain > 0:
-            noise = np.random.default_rng([self.noise_seed, int(t * 1000)]).standard_normal(
+            noise = np.random.default_rng(self.noise_seed).standard_normal(  # fixed per clip
                 (self.size, self.size), dtype=np.float32) * (255.0 * self.grain)
             noise = cv2.resize(noise, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             img += (noise * mask_hi)[..., None]
@@ -256,28 +281,40 @@ class ClipRenderer:
         return visible
 
 
-def render_sample(category: str, size: int, seed: Seed) -> Sample:
-    """Render one still image of a random figure (deterministic by ``seed``)."""
-    return ClipRenderer(category, size, seed, num_frames=1).render(0.0)
+def render_sample(category: str, size: int, seed: Seed, **world) -> Sample:
+    """Render one still image of a random figure (deterministic by ``seed``).
+
+    ``world``: ``subjects`` / ``scenes`` of :class:`ClipRenderer`.
+    """
+    return ClipRenderer(category, size, seed, num_frames=1, **world).render(0.0)
 
 
 def render_pair(category: str, size: int, seed: Seed, clip_length: int = 32,
-                max_gap: int = 16) -> tuple[Sample, Sample]:
+                max_gap: int = 16, min_gap: int = 1, **world) -> tuple[Sample, Sample]:
     """Two frames of one clip (same background and figure, different pose), deterministic by seed.
 
     Returns:
-        (frame, reference): frames t1 and t2 with 1 <= |t1 - t2| <= max_gap.
+        (frame, reference): frames t1 and t2 with min_gap <= |t1 - t2| <= max_gap.
     """
+    if not 1 <= min_gap <= max_gap:
+        raise PplEdgeError(
+            f"need 1 <= min_gap <= max_gap, got min_gap={min_gap}, max_gap={max_gap}"
+        )
+    if clip_length <= min_gap:
+        raise PplEdgeError(f"clip_length {clip_length} leaves no frame pair {min_gap} frames apart")
     rng = np.random.default_rng(seed)
-    clip = ClipRenderer(category, size, [int(rng.integers(2**31))], num_frames=clip_length)
+    clip = ClipRenderer(category, size, [int(rng.integers(2**31))], num_frames=clip_length, **world)
     max_gap = max(1, min(max_gap, clip_length - 1))
     t1 = int(rng.integers(clip_length))
-    gaps = [g for g in range(-max_gap, max_gap + 1) if g != 0 and 0 <= t1 + g < clip_length]
+    gaps = [g for g in range(-max_gap, max_gap + 1)
+            if abs(g) >= min_gap and 0 <= t1 + g < clip_length]
+    if not gaps:  # t1 in the middle of a short clip: take the farthest frame instead
+        gaps = [-t1 if t1 >= clip_length - 1 - t1 else clip_length - 1 - t1]
     t2 = t1 + int(rng.choice(gaps))
     return clip.render(t1), clip.render(t2)
 
 
-def render_clip(category: str, num_frames: int, size: int, seed: Seed):
+def render_clip(category: str, num_frames: int, size: int, seed: Seed, **world):
     """Render a video clip: fixed background and figure, smoothly moving pose.
 
     Args:
@@ -291,7 +328,7 @@ def render_clip(category: str, num_frames: int, size: int, seed: Seed):
     """
     if num_frames < 1:
         raise PplEdgeError(f"num_frames must be >= 1, got {num_frames}")
-    clip = ClipRenderer(category, size, seed, num_frames=num_frames)
+    clip = ClipRenderer(category, size, seed, num_frames=num_frames, **world)
     samples = [clip.render(float(t)) for t in range(num_frames)]
     return (np.stack([s.image for s in samples]), np.stack([s.keypoints for s in samples]),
             np.stack([s.visible for s in samples]))

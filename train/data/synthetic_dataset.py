@@ -6,7 +6,14 @@ import numpy as np
 import torch
 
 from ppl_edge.train.data.common import check_split, image_to_tensor, keypoints_to_tensor
-from ppl_edge.train.data.synthetic import get_category, item_seed, render_pair, render_sample
+from ppl_edge.train.data.synthetic import (
+    SCENES,
+    SUBJECTS,
+    get_category,
+    item_seed,
+    render_pair,
+    render_sample,
+)
 
 DEFAULT_LENGTH = {"train": 20000, "train_reg": 2000, "test": 1000}
 
@@ -26,6 +33,10 @@ class SyntheticDataset(torch.utils.data.Dataset):
         video: also return ``reference``, another frame of the same clip (same background).
         clip_length: frames per clip in video mode.
         max_gap: largest frame distance between ``image`` and ``reference``.
+        min_gap: smallest frame distance between them (a reference 1 frame away shows nearly the
+            same pose, so the decoder could copy it instead of reading the keypoints).
+        subjects, scenes: size of the cast and of the set of backgrounds (0: new for every item);
+            see :mod:`ppl_edge.train.data.synthetic`.
 
     Items:
         image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1] (beyond
@@ -34,7 +45,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __init__(self, category: str = "humanoid", img_size: int = 64, split: str = "train",
                  seed: int = 0, length: int | None = None, video: bool = False,
-                 clip_length: int = 32, max_gap: int = 16) -> None:
+                 clip_length: int = 32, max_gap: int = 16, min_gap: int = 4,
+                 subjects: int = SUBJECTS, scenes: int = SCENES) -> None:
         self.category = get_category(category)
         self.img_size = int(img_size)
         self.split = check_split(split)
@@ -43,6 +55,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
         self.video = bool(video)
         self.clip_length = int(clip_length)
         self.max_gap = int(max_gap)
+        self.min_gap = int(min_gap)
+        self.world = {"subjects": int(subjects), "scenes": int(scenes)}
         self.skipped = 0  # never skips; kept for the common dataset interface
         self.joint_names = self.category.joint_names
         self.edges = self.category.edges
@@ -62,9 +76,10 @@ class SyntheticDataset(torch.utils.data.Dataset):
         size = self.img_size
         if self.video:
             sample, ref = render_pair(self.category.name, size, self.item_seed(index),
-                                      self.clip_length, self.max_gap)
+                                      self.clip_length, self.max_gap, self.min_gap, **self.world)
         else:
-            sample, ref = render_sample(self.category.name, size, self.item_seed(index)), None
+            sample = render_sample(self.category.name, size, self.item_seed(index), **self.world)
+            ref = None
         item = {
             "image": image_to_tensor(sample.image),
             "keypoints": keypoints_to_tensor(sample.keypoints, size, size),

@@ -1,0 +1,145 @@
+"""Mask supervision: distance maps, the skeleton-mask and attraction terms, the cascade stages."""
+
+import pytest
+import torch
+
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.model.config import preset
+from ppl_edge.model.links import Connectivity
+from ppl_edge.model.ppl import PoseModel
+from ppl_edge.train.config import TrainConfig
+from ppl_edge.train.losses import (
+    attraction_loss,
+    mask_distance_maps,
+    mask_weight_map,
+    pixel_loss,
+    skeleton_mask_loss,
+)
+from ppl_edge.train.step import build_optimizer, random_hflip, train_step
+
+
+def _box_mask(size=16, y0=4, y1=12, x0=6, x1=10) -> torch.Tensor:
+    m = torch.zeros(1, 1, size, size)
+    m[..., y0:y1, x0:x1] = 1.0
+    return m
+
+
+def test_outside_distance_is_the_chessboard_distance_to_the_figure():
+    maps = mask_distance_maps(_box_mask())
+    out = maps["outside"][0, 0]
+    assert out[4:12, 6:10].eq(0).all()
+    assert out[8, 5].item() == 1 and out[8, 3].item() == 3  # left of the box
+    assert out[0, 0].item() == 6  # max(|0 - 6|, |0 - 4|) from the corner pixel (4, 6)
+    assert out[15, 15].item() == 6
+
+
+def test_inside_distance_is_geodesic_along_the_figure():
+    # an L: a vertical bar and a foot to the right; the foot's tip is far along the figure
+    m = torch.zeros(1, 1, 20, 20)
+    m[..., 2:18, 4:6] = 1.0
+    m[..., 16:18, 4:16] = 1.0
+    inside = mask_distance_maps(m)["inside"][0, 0]
+    assert inside[m[0, 0] == 0].eq(0).all()
+    seed = (inside == 0) & (m[0, 0] > 0)
+    assert seed.sum() == 1  # one seed, near the centroid
+    assert inside[17, 15] > inside[2, 4]  # the foot tip is the farthest point along the figure
+    assert inside[17, 15] >= 10
+
+
+def test_weight_map_is_one_at_the_centre_and_grows_to_ends_and_far_background():
+    m = _box_mask()
+    maps = mask_distance_maps(m)
+    g = mask_weight_map(maps, m > 0.5, bg_scale=1.0)
+    assert g.min().item() == pytest.approx(1.0)
+    assert g[0, 0, 4:12, 6:10].max().item() == pytest.approx(2.0)  # the farthest figure pixel
+    assert g[0, 0, 8, 5].item() == pytest.approx(2.0)  # 1 px from the figure
+    assert g[0, 0, 8, 3].item() == pytest.approx(4.0)  # 3 px
+    assert g.max().item() == pytest.approx(5.0)  # capped far away
+
+
+def test_skeleton_mask_loss_is_zero_for_a_perfect_drawing_and_scale_free():
+    m = _box_mask()
+    weights = torch.ones_like(m)
+    assert skeleton_mask_loss(m * 0.3, torch.tensor(0.3), m, weights).item() == 0.0
+    # a drawing at any global scale, divided by its peak, costs the same
+    s = torch.rand_like(m)
+    a = skeleton_mask_loss(s, s.amax(), m, weights)
+    b = skeleton_mask_loss(s * 7.0, (s * 7.0).amax(), m, weights)
+    assert a.item() == pytest.approx(b.item(), rel=1e-6) and a.item() > 0
+
+
+def test_connectivity_normalised_drawing_peaks_at_one():
+    cfg = preset("tiny", link_normalize=True)
+    links = Connectivity(cfg)
+    kpts = torch.rand(2, cfg.num_keypoints, 2) * 2 - 1
+    s = links(kpts, 32)
+    assert s.max().item() == pytest.approx(1.0, abs=0.05)
+    assert links.peak().item() == pytest.approx(1.0)
+    raw = Connectivity(preset("tiny"))
+    assert raw.peak().item() == pytest.approx(raw.link_weights().max().item())
+
+
+def test_attraction_is_zero_on_the_figure_and_pulls_towards_it():
+    m = _box_mask(size=33, y0=10, y1=23, x0=14, x1=19)
+    outside = mask_distance_maps(m)["outside"]
+    on = torch.tensor([[[0.0, 0.0]]])  # the centre pixel (16, 16) is on the figure
+    assert attraction_loss(on, outside).item() == 0.0
+    off = torch.tensor([[[-0.8, 0.0]]], requires_grad=True)  # left of the figure
+    loss = attraction_loss(off, outside)
+    loss.backward()
+    assert loss.item() > 0
+    assert off.grad[0, 0, 0].item() < 0  # descending moves x to the right, towards the figure
+
+
+def test_flip_moves_the_mask_with_its_image():
+    image = torch.rand(8, 3, 6, 6)
+    mask = image[:, :1].clone()
+    flipped, ref, fmask = random_hflip(image, None, mask, gen=torch.Generator().manual_seed(0))
+    assert ref is None
+    assert torch.equal(fmask, flipped[:, :1])
+    changed = (flipped != image).flatten(1).any(1)
+    assert 0 < changed.sum() < 8  # some samples flipped, some not
+
+
+def _batch(size=32, b=4):
+    torch.manual_seed(0)
+    mask = torch.zeros(b, 1, size, size)
+    mask[..., 8:26, 12:20] = 1.0
+    return {"image": torch.rand(b, 3, size, size) * 2 - 1, "mask": mask}
+
+
+def test_mask_stage_trains_without_the_decoder_then_the_full_stage_uses_it():
+    cfg = TrainConfig(preset="tiny", batch_size=4, w_mask=1.0, w_mask_late=0.25, w_attraction=2.0,
+                      mask_warmup_steps=1, model_overrides={"link_normalize": True})
+    torch.manual_seed(0)
+    model = PoseModel(cfg.model_config())
+    opt = build_optimizer(model, cfg)
+    dec0 = [p.detach().clone() for p in model.decoder.parameters()]
+    enc0 = [p.detach().clone() for p in model.encoder.parameters()]
+    batch = _batch()
+    terms = train_step(model, batch, opt, cfg, pixel_loss, torch.Generator().manual_seed(1), step=0)
+    assert "reconstruction" not in terms and terms["mask"].item() > 0
+    expected = (terms["boundary"] + 100 * terms["consistency"] + terms["commit"]
+                + terms["mask"] + 2.0 * terms["attraction"])
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters()))
+    terms = train_step(model, batch, opt, cfg, pixel_loss, torch.Generator().manual_seed(2), step=1)
+    assert "reconstruction" in terms
+    expected = (terms["reconstruction"] + terms["boundary"] + 100 * terms["consistency"]
+                + terms["commit"] + 0.25 * terms["mask"] + 2.0 * terms["attraction"])
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
+
+
+def test_mask_supervision_refuses_batches_and_settings_without_masks():
+    cfg = TrainConfig(preset="tiny", batch_size=4, w_mask=1.0)
+    model = PoseModel(cfg.model_config())
+    batch = {"image": _batch()["image"]}
+    with pytest.raises(PplEdgeError, match="needs a 'mask' per item"):
+        train_step(model, batch, build_optimizer(model, cfg), cfg, pixel_loss,
+                   torch.Generator().manual_seed(0))
+    with pytest.raises(PplEdgeError, match="mask_warmup_steps=10"):
+        TrainConfig(mask_warmup_steps=10)
+    assert TrainConfig(w_mask=2.0).stage(0) == "full"
+    assert TrainConfig(w_mask=2.0, mask_warmup_steps=5).stage(4) == "mask"
