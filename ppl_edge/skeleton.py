@@ -1,29 +1,25 @@
-"""Skeleton edges from the learned connectivity prior W (NumPy only, shared by prior, export and runtime)."""
+"""Skeleton edges from the learned connectivity prior W (NumPy only, one rule for every caller)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def edges_from_weights(weights: np.ndarray, extra_ratio: float = 0.5) -> list[tuple[int, int]]:
-    """Derive drawable skeleton edges from a symmetric link-weight matrix W.
-
-    The edges are W's maximum spanning tree (so every keypoint is connected, N-1 edges), plus any
-    other link whose weight is at least ``extra_ratio`` times the tree's weakest edge.
+def maximum_spanning_tree(weights: np.ndarray) -> list[tuple[int, int]]:
+    """W's maximum spanning tree (Prim's algorithm from keypoint 0; ties go to the lower index).
 
     Args:
         weights: (N, N) symmetric, non-negative; the diagonal is ignored.
-        extra_ratio: threshold for links beyond the tree, relative to the weakest tree edge
-            (values > 1 keep only the tree).
 
     Returns:
-        Sorted list of (i, j) with i < j.
+        The N - 1 tree edges (i, j) with i < j, in the order Prim's algorithm adds them.
     """
     w = np.asarray(weights, dtype=np.float64)
     n = w.shape[0]
-    if w.shape != (n, n):
+    if w.ndim != 2 or w.shape != (n, n):
         raise ValueError(f"weights must be square (N, N), got {w.shape}")
-    # Prim's algorithm on -W: the maximum spanning tree.
+    if n == 0:
+        return []
     in_tree = np.zeros(n, dtype=bool)
     in_tree[0] = True
     best = w[0].copy()
@@ -38,11 +34,53 @@ def edges_from_weights(weights: np.ndarray, extra_ratio: float = 0.5) -> list[tu
         better = (w[j] > best) & ~in_tree
         best[better] = w[j][better]
         parent[better] = j
+    return tree
+
+
+def edges_from_weights(
+    weights: np.ndarray, extra_ratio: float = 1.0, max_edges: int | None = None
+) -> list[tuple[int, int]]:
+    """Derive a sparse, drawable skeleton from a symmetric link-weight matrix W.
+
+    The rule, for N keypoints:
+
+    1. Every edge of W's maximum spanning tree is kept (every keypoint is connected, N - 1 edges).
+    2. A link outside the tree is an extra candidate when its weight is positive and at least
+       ``extra_ratio`` times the median weight of the tree's edges (default 1.0: at least as
+       strong as the tree's median edge).
+    3. Candidates are added strongest first (ties: lower (i, j) first) until the skeleton has
+       ``max_edges`` edges (default 2N).
+
+    So N - 1 <= len(edges) <= max(2N, N - 1) (fewer only when N < 2), and a W that is a clear
+    chain (or tree) with weak other links gives exactly that chain.
+
+    Args:
+        weights: (N, N) symmetric, non-negative; the diagonal is ignored.
+        extra_ratio: floor for links beyond the tree, relative to the tree's median edge weight
+            (``inf`` keeps only the tree).
+        max_edges: cap on the total edge count; default 2N. The tree is kept even when the cap
+            is below N - 1.
+
+    Returns:
+        Sorted list of (i, j) with i < j.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    tree = maximum_spanning_tree(w)
+    n = w.shape[0]
+    if not tree:
+        return []
+    cap = 2 * n if max_edges is None else int(max_edges)
+    room = cap - len(tree)
     edges = set(tree)
-    if tree:
-        floor = min(w[i, j] for i, j in tree) * extra_ratio
-        for i in range(n):
-            for j in range(i + 1, n):
-                if w[i, j] >= floor and extra_ratio <= 1.0:
-                    edges.add((i, j))
+    if room > 0:
+        floor = extra_ratio * float(np.median([w[i, j] for i, j in tree]))
+        iu, ju = np.triu_indices(n, 1)
+        link = w[iu, ju]
+        keep = (link >= floor) & (link > 0)
+        cands = [
+            (-float(link[k]), int(iu[k]), int(ju[k]))
+            for k in np.flatnonzero(keep)
+            if (int(iu[k]), int(ju[k])) not in edges
+        ]
+        edges.update((i, j) for _, i, j in sorted(cands)[:room])
     return sorted(edges)

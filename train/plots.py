@@ -18,7 +18,7 @@ from ppl_edge.coords import norm_to_px
 from ppl_edge.errors import require
 from ppl_edge.skeleton import edges_from_weights
 
-EDGE_COLOR = "#d62728"  # skeleton edges (maximum spanning tree of W + strong extra links)
+EDGE_COLOR = "#d62728"  # skeleton edges (ppl_edge.skeleton.edges_from_weights: tree + <= N extras)
 LINK_COLOR = "#4c72b0"  # every other link, shaded by its weight
 
 

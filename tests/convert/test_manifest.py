@@ -20,7 +20,7 @@ from ppl_edge.convert.manifest import (
     write_manifest,
 )
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.skeleton import edges_from_weights
+from ppl_edge.skeleton import edges_from_weights, maximum_spanning_tree
 
 
 @pytest.fixture()
@@ -45,7 +45,11 @@ def test_content_follows_the_contract(manifest, tiny_model):
     assert manifest["keypoints"]["names"] == [f"kp{i:02d}" for i in range(cfg.num_keypoints)]
     assert manifest["keypoints"]["coords"] == "xy_norm"
     w = tiny_model.connectivity.matrix().detach().double().numpy()
-    assert manifest["skeleton"]["edges"] == [list(e) for e in edges_from_weights(w)]
+    edges = manifest["skeleton"]["edges"]
+    assert edges == [list(e) for e in edges_from_weights(w)]
+    assert cfg.num_keypoints - 1 <= len(edges) <= 2 * cfg.num_keypoints  # a sparse skeleton
+    assert {tuple(e) for e in maximum_spanning_tree(w)} <= {tuple(e) for e in edges}
+    assert manifest["skeleton"]["weights"] == [round(float(w[i, j]), 6) for i, j in edges]
     assert manifest["memory"] == {"banks": cfg.mem_banks, "entries": cfg.mem_entries,
                                   "dim": cfg.mem_dim, "distance_reference": 1.5}
     assert manifest["artifacts"]["keypoints"]["file"] == "keypoints.onnx"

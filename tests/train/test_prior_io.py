@@ -37,6 +37,18 @@ def test_prior_record_round_trip(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # atomic: no temporary left behind
 
 
+def test_prior_record_skeleton_is_sparse_for_a_dense_w():
+    n = 16
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.9, 1.1, (n, n))
+    w = (w + w.T) / 2
+    np.fill_diagonal(w, 0.0)
+    rec = prior_io.prior_record(np.zeros((n, 2)), w, (4, 8, 16))
+    assert rec["edges"] == [list(e) for e in edges_from_weights(w)]
+    assert n - 1 <= len(rec["edges"]) <= 2 * n
+    assert rec["edge_weights"] == [round(float(w[i, j]), 6) for i, j in rec["edges"]]
+
+
 def test_prior_record_and_reader_refuse_bad_input(tmp_path):
     with pytest.raises(PplEdgeError, match="expected prior"):
         prior_io.prior_record(np.zeros((4, 2)), np.zeros((3, 3)), (1, 1, 1))
@@ -111,6 +123,7 @@ def test_cli_prior_with_the_trainers_history(tmp_path):
     np.testing.assert_allclose(rec["prior"], prior, atol=1e-6)
     np.testing.assert_allclose(rec["connectivity"], w, atol=1e-6)
     assert rec["edges"] == [list(e) for e in edges_from_weights(w)]
+    assert len(prior) - 1 <= len(rec["edges"]) <= 2 * len(prior)
     assert rec["memory"] == {"banks": 8, "entries": 8, "dim": 64}
     assert prior_io.load_prior_history(run)["steps"].tolist() == [0, 100, 200]
     # a run folder that does not exist is a user error
