@@ -2,7 +2,9 @@
 
 ``predict_split`` runs a PoseModel over a dataset split (optionally with iterative inference and an
 image transform such as an occlusion mask) and returns NumPy keypoints in [0, 1];
-``evaluate_checkpoint`` fits the protocol's regressor on ``train_reg`` and scores ``test``.
+``evaluate_checkpoint`` fits the protocol's regressor on ``train_reg`` and scores ``test``, and,
+when the test items carry a foreground ``mask``, how much of the predicted pose lies on the figure
+(:mod:`ppl_edge.train.on_figure`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train import evaluate as ev
+from ppl_edge.train import on_figure
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class Predictions:
     refined: (I + 1, S, N, 2) memory-refined keypoints (``keypoints_refined``) in [0, 1].
     gt: (S, J, 2) ground truth in [0, 1], or None; visible: (S, J) bool, or None.
     images: (I + 1, k, 3, H, W) the input of each iteration for the first k samples, in [-1, 1].
+    masks: (S, H, W) bool foreground masks (``mask`` > 0.5), or None: kept only when asked for
+        and every item carries a ``mask``.
     """
 
     keypoints: np.ndarray
@@ -90,6 +95,7 @@ class Predictions:
     gt: np.ndarray | None
     visible: np.ndarray | None
     images: np.ndarray
+    masks: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -109,13 +115,14 @@ def predict_split(
     keep: int = 0,
     transform: Transform | None = None,
     num_workers: int = 0,
+    masks: bool = False,
 ) -> Predictions:
     """Run ``model.iterative_inference`` over the first ``count`` items of ``dataset``.
 
     Args:
         model: PoseModel (put in eval mode here).
         dataset: map-style dataset of dicts with ``image`` (3, H, W) in [-1, 1] and, optionally,
-            ``keypoints`` (J, 2) in [-1, 1] and ``visible`` (J,).
+            ``keypoints`` (J, 2) in [-1, 1], ``visible`` (J,) and ``mask`` (1, H, W) in [0, 1].
         count: number of samples (capped at ``len(dataset)``).
         batch: batch size.
         iterations: refinement iterations after iteration 0.
@@ -123,6 +130,10 @@ def predict_split(
         keep: inputs of the first ``keep`` samples to keep for pictures.
         transform: applied to each image batch before inference (e.g. an occlusion mask).
         num_workers: DataLoader processes that read / render items (order is kept).
+        masks: keep the items' foreground masks, binarised, in ``Predictions.masks``.
+
+    Returns:
+        The :class:`Predictions` of the first ``count`` items.
     """
     import torch
 
@@ -131,7 +142,8 @@ def predict_split(
         raise PplEdgeError("no samples to evaluate: the split is empty or count is 0")
     model.eval()
     device = next(model.parameters()).device
-    kpts, refined, gts, vis, kept = [], [], [], [], []
+    kpts, refined, gts, vis, kept, fg = [], [], [], [], [], []
+    keep_masks = masks
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(count)),
         batch_size=batch,
@@ -164,6 +176,11 @@ def predict_split(
                     ]
                 )
             )
+        if keep_masks and all("mask" in it for it in items):
+            fg.append(np.stack([it["mask"].numpy().reshape(it["mask"].shape[-2:]) > 0.5
+                                for it in items]))
+        else:
+            keep_masks = False
         if start < keep:
             kept.append(np.stack([s["input"][: keep - start].cpu().numpy() for s in steps]))
 
@@ -177,6 +194,7 @@ def predict_split(
         gt=to01(gts, 0) if gts else None,
         visible=np.concatenate(vis).astype(bool) if vis else None,
         images=np.concatenate(kept, axis=1) if kept else np.zeros((iterations + 1, 0, 3, H, W)),
+        masks=np.concatenate(fg) if keep_masks and fg else None,
     )
 
 
@@ -214,6 +232,10 @@ def run_evaluation(
 ) -> tuple[dict, ev.LinearFit, Predictions]:
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
+    When every test item carries a ``mask``, the metrics also hold ``keypoints_on_figure`` and
+    ``skeleton_on_figure`` (:mod:`ppl_edge.train.on_figure`) of the model's own iteration-0
+    keypoints and its skeleton (:func:`ppl_edge.skeleton.edges_from_weights` of W).
+
     Returns:
         (metrics, the fitted regressor, the test predictions).
     """
@@ -221,7 +243,8 @@ def run_evaluation(
     fit_pred = predict_split(model, fit_data, n_fit, batch, 0, mode, num_workers=num_workers)
     t1 = time.perf_counter()
     test_pred = predict_split(
-        model, test_data, n_test, batch, iterations, mode, keep, num_workers=num_workers
+        model, test_data, n_test, batch, iterations, mode, keep, num_workers=num_workers,
+        masks=True,
     )
     t2 = time.perf_counter()
     if fit_pred.gt is None or test_pred.gt is None:
@@ -259,10 +282,34 @@ def run_evaluation(
             "regression": time.perf_counter() - t2,
         },
     }
+    if test_pred.masks is not None:
+        metrics.update(figure_metrics(model, test_pred))
     if layout.limbs:
         metrics["bplp_c"] = _finite(ev.bplp_c(s0.pred, layout.limbs))
         metrics["bplp_c_gt"] = _finite(ev.bplp_c(s0.gt, layout.limbs))
     return metrics, fit, test_pred
+
+
+def figure_metrics(model, pred: Predictions) -> dict:
+    """``keypoints_on_figure`` and ``skeleton_on_figure`` of iteration 0 of ``pred``.
+
+    Args:
+        model: the PoseModel; its skeleton is ``edges_from_weights(connectivity.matrix())``.
+        pred: predictions with ``masks``.
+
+    Returns:
+        {"keypoints_on_figure": float, "skeleton_on_figure": float} (None where undefined).
+    """
+    from ppl_edge.skeleton import edges_from_weights
+
+    if pred.masks is None:
+        raise PplEdgeError("the predictions hold no foreground masks")
+    edges = edges_from_weights(model.connectivity.matrix().detach().cpu().double().numpy())
+    kpts = pred.keypoints[0] * 2.0 - 1.0  # [0, 1] -> [-1, 1]
+    return {
+        "keypoints_on_figure": _finite(on_figure.keypoints_on_figure(kpts, pred.masks)),
+        "skeleton_on_figure": _finite(on_figure.skeleton_on_figure(kpts, edges, pred.masks)),
+    }
 
 
 def evaluate_checkpoint(
@@ -331,6 +378,12 @@ def metrics_markdown(metrics: dict) -> str:
     for key, name in (("bplp_c", "BPLP-C"), ("bplp_c_gt", "BPLP-C of ground truth")):
         if key in metrics:
             rows.append((name, float("inf") if metrics[key] is None else metrics[key]))
+    for key, name in (
+        ("keypoints_on_figure", "keypoints on the figure (mask dilated 1 px), %"),
+        ("skeleton_on_figure", "skeleton length on the figure (mask dilated 1 px), %"),
+    ):
+        if key in metrics:
+            rows.append((name, float("nan") if metrics[key] is None else 100 * metrics[key]))
     unit = "pixels at 256" if scale == 1.0 else "% of image size"
     head = [
         f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "

@@ -8,7 +8,9 @@ Examples:
 The model's keypoints on the train_reg split are mapped to the ground truth by the protocol's linear
 regressor (AutoLink's: h36m = no-bias OLS with the left/right swap loop, taichi = summed MAE at
 256 px, cub = per-part visible-only OLS; auto picks it from --data), which is then scored on the
-test split, with a mean-pose baseline, PDJ@0.2 and BPLP-C. --iterations scores iterative inference
+test split, with a mean-pose baseline, PDJ@0.2 and BPLP-C; when the test items carry a foreground
+mask (synthetic data), the fraction of the model's keypoints and of its skeleton's length that lie
+on the figure (keypoints_on_figure, skeleton_on_figure). --iterations scores iterative inference
 (paper §3.4). --occlusion adds paper §4.3: RandomMasking 0.1-0.4 and CenterMasking 4x4-12x12 of
 32x32 patches, error per iteration. Writes metrics.json, metrics.md, overlays.png and, with
 --occlusion, occlusion.{md,csv,json,png} and occlusion_iterations.png into --out.
@@ -172,6 +174,16 @@ def run(args: argparse.Namespace) -> int:
         f"{metrics['baseline_mean_pose'] * scale:.2f}), PDJ@0.2 {100 * metrics['pdj']:.1f}% on "
         f"{metrics['n_test']} test images -> {out}"
     )
+    if "keypoints_on_figure" in metrics:
+
+        def pct(value):
+            return "n/a" if value is None else f"{100 * value:.1f}%"
+
+        print(
+            f"on the figure (mask dilated 1 px): keypoints "
+            f"{pct(metrics['keypoints_on_figure'])}, skeleton length "
+            f"{pct(metrics['skeleton_on_figure'])} ({len(edges)} edges)"
+        )
     if occ is not None:
         print(occ.to_markdown(), end="")
     return 0

@@ -61,6 +61,15 @@ def test_predict_split_workers_keep_the_order(tiny_model):
     np.testing.assert_array_equal(serial.gt, workers.gt)
 
 
+def test_predict_split_keeps_binarised_masks_only_when_asked(tiny_model):
+    data = build_dataset("synthetic:humanoid", 32, split="test", length=5)
+    assert eval_run.predict_split(tiny_model, data, 5, batch=2).masks is None
+    pred = eval_run.predict_split(tiny_model, data, 5, batch=2, masks=True)
+    assert pred.masks.shape == (5, 32, 32) and pred.masks.dtype == bool
+    np.testing.assert_array_equal(pred.masks[3], data[3]["mask"][0].numpy() > 0.5)
+    assert pred.masks.any()
+
+
 def test_layouts():
     hum = eval_run.layout_for("synthetic:humanoid")
     cat = CATEGORIES["humanoid"]
@@ -89,9 +98,14 @@ def test_evaluate_checkpoint_returns_numbers(tiny_ckpt):
         "pdj",
         "bplp_c",
         "bplp_c_gt",
+        "keypoints_on_figure",
+        "skeleton_on_figure",
     ):
         assert isinstance(m[key], float) and math.isfinite(m[key]), key
     assert 0.0 < m["error"] < 1.0 and 0.0 <= m["pdj"] <= 1.0
+    assert 0.0 <= m["keypoints_on_figure"] <= 1.0 and 0.0 <= m["skeleton_on_figure"] <= 1.0
+    md = eval_run.metrics_markdown(m)
+    assert "keypoints on the figure" in md and "skeleton length on the figure" in md
     json.dumps(m)  # JSON-ready
     cub = evaluate_checkpoint(tiny_ckpt, "synthetic:humanoid", "cub", n_fit=48, n_test=16, batch=16)
     assert cub["protocol"] == "cub" and 0.0 < cub["error"] < 1.0
@@ -127,7 +141,7 @@ def test_occlusion_errors_use_one_regressor(tiny_model):
     assert (inputs[0, :, :, 10:22, 10:22] == 0).all()  # 12 one-pixel patches centred at 32 px
 
 
-def test_cli_eval_writes_every_file(tiny_ckpt, tmp_path):
+def test_cli_eval_writes_every_file(tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(
         [
@@ -167,6 +181,10 @@ def test_cli_eval_writes_every_file(tiny_ckpt, tmp_path):
     }
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["mode"] == "memory" and metrics["occlusion"]["n_test"] == 4
+    for key in ("keypoints_on_figure", "skeleton_on_figure"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert "on the figure (mask dilated 1 px): keypoints " in capsys.readouterr().out
+    assert "skeleton length on the figure" in (out / "metrics.md").read_text()
     assert len((out / "occlusion.csv").read_text().splitlines()) == 11
     for png in ("overlays.png", "occlusion.png", "occlusion_iterations.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
