@@ -69,6 +69,7 @@ class TrainConfig:
     # w_attr·mean_k D(T'_k): the distance of each keypoint to the figure, in image sides.
     w_attraction: float = 0.0
     mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
+    mask_fg_gain: float = 1.0  # G at the figure pixel farthest from its centre is 1 + gain
     # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
     # on the mask terms (+ boundary, equivariance, separation, memory) without the decoder; then
     # the full PPL objective with the mask weight lowered to w_mask_late.
@@ -110,7 +111,7 @@ class TrainConfig:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
                      "w_equivariance", "eq_rotation", "eq_shift", "w_separation", "w_mask",
-                     "w_attraction", "mask_warmup_steps"):
+                     "w_attraction", "mask_warmup_steps", "mask_fg_gain"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.w_mask_late is not None and self.w_mask_late < 0:

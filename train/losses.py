@@ -224,21 +224,23 @@ def mask_distance_maps(mask: torch.Tensor, max_iter: int | None = None) -> dict[
 
 
 def mask_weight_map(
-    maps: dict[str, torch.Tensor], fg: torch.Tensor, bg_scale: float
+    maps: dict[str, torch.Tensor], fg: torch.Tensor, bg_scale: float, fg_gain: float = 1.0
 ) -> torch.Tensor:
-    """Geodesic weighting G of seed 003: 1 + d_in / max d_in inside, 1 + d_out / bg_scale outside.
+    """Geodesic weighting G of seed 003: 1 + fg_gain · d_in / max d_in inside the figure,
+    1 + d_out / bg_scale outside it.
 
     Args:
         maps: :func:`mask_distance_maps` output.
         fg: (B, 1, H, W) bool foreground.
         bg_scale: background distance (pixels) at which the weight reaches 2; capped at 5.
+        fg_gain: extra weight of the figure pixel farthest along the figure from its centre.
 
     Returns:
         (B, 1, H, W) weights >= 1.
     """
     inside = maps["inside"]
     peak = inside.amax((2, 3), keepdim=True).clamp_min(1.0)
-    w_in = 1.0 + inside / peak
+    w_in = 1.0 + fg_gain * inside / peak
     w_out = 1.0 + (maps["outside"] / bg_scale).clamp(max=4.0)
     return torch.where(fg, w_in, w_out)
 
@@ -286,11 +288,11 @@ def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Ten
         out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
         mask: (B, 1, H, W) foreground of the frame (flipped with it).
         peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
-        cfg: TrainConfig (``mask_bg_scale``).
+        cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``).
     """
     maps = mask_distance_maps(mask)
     H = mask.shape[-1]
-    weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H)
+    weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H, cfg.mask_fg_gain)
     return {
         "mask": skeleton_mask_loss(out["links"], peak, mask, weights),
         "attraction": attraction_loss(out["keypoints"], maps["outside"]),

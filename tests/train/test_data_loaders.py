@@ -48,6 +48,34 @@ def test_folder_reads_nested_images_and_skips_corrupt_ones(image_folder):
     assert first[1, :, 0].mean() > 0.9 and first[1, :, -1].mean() < -0.9
 
 
+def test_folder_masks_beside_the_images_are_read_flipped_and_required(image_folder, tmp_path):
+    masks = tmp_path / "masks"
+    for image in sorted(image_folder.rglob("*.*")):
+        if image.suffix in (".png", ".jpg", ".bmp") and image.name != "broken.png":
+            target = (masks / image.relative_to(image_folder)).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mask = np.zeros((40, 30), np.uint8)
+            mask[:, :10] = 255  # the left third is foreground
+            cv2.imwrite(str(target), mask)
+    (masks / "clip_a" / "003.png").unlink()  # one image without its mask
+    ds = build_dataset(f"folder:{image_folder}", 30, split="test", masks=str(masks))
+    items = [ds[i] for i in range(len(ds))]
+    # index 3 (no mask) falls through to 4 (corrupt) and on to 5; index 4 falls through to 5
+    assert ds.skipped == 3
+    for item in items:
+        assert item["mask"].shape == (1, 30, 30)
+        assert set(torch.unique(item["mask"]).tolist()) == {0.0, 1.0}
+        assert item["mask"][0, :, :9].min() == 1 and item["mask"][0, :, 11:].max() == 0
+    torch.manual_seed(0)
+    train = build_dataset(f"folder:{image_folder}", 30, split="train", masks=str(masks))
+    for _ in range(10):
+        item = train[0]
+        left_green = bool(item["image"][1, :, 0].mean() > 0)
+        assert bool(item["mask"][0, :, 0].min() == 1) == left_green  # flipped together
+    with pytest.raises(PplEdgeError, match="masks"):
+        build_dataset(f"folder:{image_folder}", 30, masks=str(tmp_path / "nowhere"))
+
+
 def test_folder_train_split_flips_and_video_pairs_stay_in_their_folder(image_folder):
     torch.manual_seed(0)
     ds = build_dataset(f"folder:{image_folder}", 16, split="train", video=True, max_gap=1)

@@ -4,6 +4,8 @@ This is the official code's ``ImageFolder`` datasets (flowers, hands, horses, Ta
 same transform: resize to ``img_size`` x ``img_size``, random horizontal flip in the train split,
 0.5/0.5 normalisation. With ``video=True`` each sub-folder is treated as one clip of frames sorted by
 name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames away.
+With ``masks=MASK_ROOT`` every image ``ROOT/a/b.jpg`` gets the foreground mask ``MASK_ROOT/a/b.png``
+(0/1 or 0/255 grey; the weak supervision of mask-supervised training).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from ppl_edge.train.data.common import (
     SkippingDataset,
     image_to_tensor,
     list_images,
+    require_dir,
     random_flip,
     read_image,
+    read_mask,
     resize,
 )
 
@@ -49,13 +53,17 @@ class ImageFolderDataset(SkippingDataset):
         flip: random horizontal flip; default True in the train split only (official transform).
         video: return ``reference`` from the same sub-folder (frames sorted by file name).
         max_gap: largest distance, in frames, between ``image`` and ``reference``.
+        masks: a folder of foreground masks mirroring ``root``: ``<masks>/<relative path>.png``
+            per image, returned as ``mask`` (1, H, W) in {0, 1}; an image whose mask is missing or
+            unreadable is skipped and counted, like an unreadable image.
 
     Raises:
-        PplEdgeError: the folder does not exist or holds no images.
+        PplEdgeError: the folder (or the mask folder) does not exist, or holds no images.
     """
 
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
+                 flip: bool | None = None, video: bool = False, max_gap: int = 8,
+                 masks: str | Path | None = None) -> None:
         super().__init__()
         self._set_root_and_split(root, "folder dataset", img_size, split, flip)
         if (self.root / "meta.json").is_file() and (self.root / "images").is_dir():
@@ -64,6 +72,7 @@ class ImageFolderDataset(SkippingDataset):
             self.root = self.root / "images"
         self.video = bool(video)
         self.max_gap = int(max_gap)
+        self.mask_root = require_dir(masks, "folder dataset masks") if masks is not None else None
         self.files = list_images(self.root)
         if not self.files:
             raise PplEdgeError(
@@ -86,8 +95,14 @@ class ImageFolderDataset(SkippingDataset):
         """(img_size, img_size, 3) uint8 BGR of file ``index`` (raises UnreadableItem)."""
         return resize(read_image(self.files[index]), self.img_size)
 
+    def mask_path(self, index: int) -> Path:
+        """The mask file of image ``index``: same relative path under ``masks``, suffix .png."""
+        return (self.mask_root / self.files[index].relative_to(self.root)).with_suffix(".png")
+
     def load(self, index: int) -> dict[str, torch.Tensor]:
         item = {"image": image_to_tensor(self.read(index))}
+        if self.mask_root is not None:
+            item["mask"] = read_mask(self.mask_path(index), self.img_size)
         if self.video:
             start, count = self._clip_start[index], self._clip_len[index]
             ref = start + pick_reference(index - start, count, self.max_gap)

@@ -271,6 +271,8 @@ class ClipRenderer:
         H, W = ids.shape
         for j in np.flatnonzero(in_frame):
             incident = {int(j)} | {int(c) for c in np.flatnonzero(parents == j)}
+            if parents[j] >= 0:  # a joint on the surface of a sibling bone (a hip on the torso)
+                incident |= {int(c) for c in np.flatnonzero(parents == parents[j])}
             x, y = np.clip(np.round(q[j]).astype(int), 0, [W - 1, H - 1])
             top = int(ids[y, x])
             if top == 0 or top in incident:
