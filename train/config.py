@@ -68,6 +68,9 @@ class TrainConfig:
     w_mask_late: Optional[float] = None  # mask weight after the warm-up (None: w_mask)
     # w_attr·mean_k D(T'_k): the distance of each keypoint to the figure, in image sides.
     w_attraction: float = 0.0
+    # w_cov·Σ_p G·M·min_k |p - T'_k| / Σ G·M: every figure pixel near some keypoint (a chamfer
+    # term: long-range, so keypoints reach the limbs the link map's Gaussians do not yet touch).
+    w_coverage: float = 0.0
     mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
     mask_fg_gain: float = 1.0  # G at the figure pixel farthest from its centre is 1 + gain
     # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
@@ -111,7 +114,7 @@ class TrainConfig:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
                      "w_equivariance", "eq_rotation", "eq_shift", "w_separation", "w_mask",
-                     "w_attraction", "mask_warmup_steps", "mask_fg_gain"):
+                     "w_attraction", "mask_warmup_steps", "mask_fg_gain", "w_coverage"):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.w_mask_late is not None and self.w_mask_late < 0:
@@ -149,7 +152,8 @@ class TrainConfig:
     @property
     def uses_masks(self) -> bool:
         """True when a term needs a foreground mask per image (mask supervision)."""
-        return self.w_mask > 0 or self.w_attraction > 0 or bool(self.w_mask_late)
+        return (self.w_mask > 0 or self.w_attraction > 0 or self.w_coverage > 0
+                or bool(self.w_mask_late))
 
     def mask_weight_late(self) -> float:
         """The mask weight after the warm-up stage."""

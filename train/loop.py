@@ -96,7 +96,7 @@ def prior_snapshot(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
 def progress_text(row: dict[str, Any]) -> str:
     """Compact loss / speed text for the progress bar and log lines."""
     keys = ["total", "reconstruction", "boundary", "consistency", "commit", "link_reg",
-            "equivariance", "separation", "mask", "attraction"]
+            "equivariance", "separation", "mask", "attraction", "coverage"]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
     return " ".join(parts) + f" | {row['images_per_s']:.1f} img/s"
 

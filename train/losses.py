@@ -281,6 +281,32 @@ def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     return d.mean() / outside.shape[-1]
 
 
+def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Chamfer coverage of the figure by the keypoints: weighted mean over figure pixels of the
+    distance to the nearest keypoint.
+
+    The skeleton-mask term only sees a limb a link's Gaussian already touches (a few pixels); this
+    term pulls the nearest keypoint towards every uncovered part of the figure from any distance,
+    so the keypoints spread over the figure (with the geodesic weights G, towards its extremities:
+    head, hands, feet) instead of gathering on the torso.
+
+    Args:
+        kpts: (B, N, 2) T', xy in [-1, 1].
+        mask: (B, 1, H, W) foreground in [0, 1]; weights: (B, 1, H, W) G (no gradient).
+
+    Returns:
+        () in units of the image side; 0 when every figure pixel holds a keypoint.
+    """
+    B, _, H, W = mask.shape
+    ys = torch.linspace(-1.0, 1.0, H, device=kpts.device)
+    xs = torch.linspace(-1.0, 1.0, W, device=kpts.device)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(1, H * W, 2)
+    w = (mask.float() * weights.float()).view(B, H * W)
+    d2 = (grid.unsqueeze(2) - kpts.float().unsqueeze(1)).pow(2).sum(-1)  # (B, H·W, N)
+    nearest = (d2.amin(-1) + 1e-8).sqrt()  # (B, H·W)
+    return 0.5 * (w * nearest).sum() / w.sum().clamp_min(1e-8)
+
+
 def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
     """The two mask-supervision terms of one step (unweighted): ``mask`` and ``attraction``.
 
@@ -293,10 +319,13 @@ def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Ten
     maps = mask_distance_maps(mask)
     H = mask.shape[-1]
     weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H, cfg.mask_fg_gain)
-    return {
+    terms = {
         "mask": skeleton_mask_loss(out["links"], peak, mask, weights),
         "attraction": attraction_loss(out["keypoints"], maps["outside"]),
     }
+    if cfg.w_coverage > 0:
+        terms["coverage"] = coverage_loss(out["keypoints"], mask, weights)
+    return terms
 
 
 def memory_losses(
@@ -361,11 +390,13 @@ def training_losses(
     if stage == "full":
         total = total + cfg.w_reconstruction * terms["reconstruction"]
     w_mask = cfg.w_mask if stage == "mask" else cfg.mask_weight_late()
-    if w_mask > 0 or cfg.w_attraction > 0:
+    if cfg.uses_masks:
         if mask is None or link_peak is None:
             raise ValueError("mask supervision needs the frame's mask and link_peak")
         terms.update(mask_terms(out, mask, link_peak, cfg))
         total = total + w_mask * terms["mask"] + cfg.w_attraction * terms["attraction"]
+        if "coverage" in terms:
+            total = total + cfg.w_coverage * terms["coverage"]
     if cfg.w_link_reg > 0:
         if link_weights is None or pairs is None:
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")

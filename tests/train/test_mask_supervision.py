@@ -10,6 +10,7 @@ from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.config import TrainConfig
 from ppl_edge.train.losses import (
     attraction_loss,
+    coverage_loss,
     mask_distance_maps,
     mask_weight_map,
     pixel_loss,
@@ -89,6 +90,21 @@ def test_attraction_is_zero_on_the_figure_and_pulls_towards_it():
     loss.backward()
     assert loss.item() > 0
     assert off.grad[0, 0, 0].item() < 0  # descending moves x to the right, towards the figure
+
+
+def test_coverage_pulls_the_nearest_keypoint_to_uncovered_figure_from_afar():
+    m = torch.zeros(1, 1, 33, 33)
+    m[..., 16, 30:33] = 1.0  # a small blob at the right edge, far from both keypoints
+    weights = torch.ones_like(m)
+    kpts = torch.tensor([[[-0.9, 0.0], [0.0, 0.0]]], requires_grad=True)
+    loss = coverage_loss(kpts, m, weights)
+    # pixel x = 30, 31, 32 are at 0.875, 0.9375, 1.0; the nearest keypoint is at 0: mean 0.9375 / 2
+    assert loss.item() == pytest.approx(0.9375 / 2, rel=1e-4)
+    loss.backward()
+    assert kpts.grad[0, 1, 0].item() < 0  # the nearer keypoint moves right, towards the blob
+    assert kpts.grad[0, 0].abs().max().item() == 0  # the farther one is not pulled
+    on = torch.tensor([[[0.9375, 0.0]]])
+    assert coverage_loss(on, m, weights).item() == pytest.approx(0.0625 / 2 * 2 / 3, rel=1e-3)
 
 
 def test_flip_moves_the_mask_with_its_image():
