@@ -159,3 +159,25 @@ def test_mask_supervision_refuses_batches_and_settings_without_masks():
         TrainConfig(mask_warmup_steps=10)
     assert TrainConfig(w_mask=2.0).stage(0) == "full"
     assert TrainConfig(w_mask=2.0, mask_warmup_steps=5).stage(4) == "mask"
+
+
+def test_the_mask_recipe_trains_through_both_stages_and_resumes(tmp_path):
+    from pathlib import Path
+
+    from ppl_edge.train.config import resolve_config, replace
+    from ppl_edge.train.loop import train
+    from ppl_edge.train.run_files import MetricsLog
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "mask.yaml"
+    cfg = resolve_config(recipe, ["preset=tiny"])
+    assert cfg.reference == "frame" and cfg.uses_masks and cfg.model_config().link_normalize
+    cfg = replace(cfg, data_length=16, batch_size=4, max_steps=4, mask_warmup_steps=2,
+                  num_workers=0, log_interval=1, ckpt_interval=2, prior_interval=0,
+                  out=str(tmp_path / "run"), device="cpu")
+    first = train(replace(cfg, max_steps=3))
+    assert first["step"] == 3
+    summary = train(cfg, resume_run=True)
+    assert summary["step"] == 4
+    rows = MetricsLog(tmp_path / "run", resume_step=4).rows
+    stages = [("reconstruction" in r, "mask" in r) for r in rows]
+    assert stages == [(False, True), (False, True), (True, True), (True, True)]
