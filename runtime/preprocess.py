@@ -15,9 +15,8 @@ import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.motion import Box  # (x0, y0, x1, y1) frame pixels, x1 / y1 exclusive
 from ppl_edge.runtime.manifest import InputSpec
-
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in frame pixels, x1 / y1 exclusive
 
 
 class BadFrameError(PplEdgeError):

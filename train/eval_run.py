@@ -39,27 +39,47 @@ class Layout:
     torso: tuple | None = None
 
 
-_NO_LABELS = ("folder", "video")
+_NO_LABELS = ("folder",)
+
+
+def video_labelled(spec: str, dataset=None) -> bool:
+    """True when ``video:PATH`` has ground truth: a ``<video>.labels.npz`` beside every video
+    (:mod:`ppl_edge.train.data.scene`), or, given the dataset, items that carry keypoints."""
+    if dataset is not None:
+        return bool(getattr(dataset, "has_labels", False))
+    from ppl_edge.train.data.scene import labels_path
+    from ppl_edge.train.data.video import list_videos
+
+    videos = list_videos(spec.partition(":")[2])
+    return bool(videos) and all(labels_path(v).is_file() for v in videos)
 
 
 def layout_for(spec: str, protocol: str = "auto", dataset=None) -> Layout:
     """The scoring layout of a dataset spec (``synthetic:humanoid``, ``h36m:PATH``, ...).
 
-    A dataset object that exposes ``swap_pairs``, ``edges`` and ``joint_names`` (synthetic data)
-    supplies its own layout; Human3.6M falls back to the official 32-joint constants.
+    A dataset object that exposes ``swap_pairs``, ``edges`` and ``joint_names`` (synthetic data,
+    labelled videos) supplies its own layout; Human3.6M falls back to the official 32-joint
+    constants; ``video:PATH`` without a dataset reads it from its ``.labels.npz`` files.
     """
     kind = spec.partition(":")[0]
-    if kind in _NO_LABELS:
+    if kind in _NO_LABELS or (kind == "video" and not video_labelled(spec, dataset)):
         raise PplEdgeError(
             f"dataset {spec!r} has no ground-truth keypoints; evaluation needs "
             "synthetic:<category>, "
-            "synthdir:PATH, h36m:PATH, taichi:PATH or cub:PATH"
+            "synthdir:PATH, h36m:PATH, taichi:PATH, cub:PATH or video:PATH with a "
+            "<video>.labels.npz beside each video (ppl-edge data scene writes one)"
         )
     if dataset is None and kind == "synthetic":
         from ppl_edge.train.data.synthetic import get_category
 
         cat = get_category(spec.partition(":")[2] or "humanoid")
         pairs, limbs, names = cat.swap_pairs, cat.edges, cat.joint_names
+    elif dataset is None and kind == "video":
+        from ppl_edge.train.data.scene import labels_path, read_scene_labels
+        from ppl_edge.train.data.video import list_videos
+
+        labels = read_scene_labels(labels_path(list_videos(spec.partition(":")[2])[0]))
+        pairs, limbs, names = labels.swap_pairs, labels.edges, labels.joint_names
     elif dataset is not None and hasattr(dataset, "swap_pairs"):
         pairs = tuple(map(tuple, dataset.swap_pairs))
         limbs = tuple(map(tuple, getattr(dataset, "edges", ()))) or None
@@ -198,17 +218,29 @@ def predict_split(
     )
 
 
-def build_splits(spec: str, img_size: int, n_fit: int, n_test: int, seed: int = 0):
+def build_splits(spec: str, img_size: int, n_fit: int, n_test: int, seed: int = 0,
+                 options: dict | None = None):
     """(train_reg dataset, test dataset) of ``spec`` at ``img_size``.
 
     Synthetic datasets are generated on demand and are asked for exactly ``n_fit`` / ``n_test``
-    samples; file-backed datasets have their own length.
+    samples; file-backed datasets have their own length. Videos are read as a fixed camera's
+    recordings (``crops="motion"``, the mode their ground truth is given in) unless ``options``
+    say otherwise.
+
+    Args:
+        spec: dataset spec.
+        img_size: H = W of the items.
+        n_fit, n_test: samples of generated splits.
+        seed: dataset seed.
+        options: loader options passed to both splits (``build_dataset`` keywords).
     """
     from ppl_edge.train.data import build_dataset
 
+    kw = {"crops": "motion"} if spec.startswith("video:") else {}
+    kw.update(options or {})
     length = (lambda n: {"length": int(n)}) if spec.startswith("synthetic") else (lambda n: {})
-    fit = build_dataset(spec, img_size, split="train_reg", seed=seed, **length(n_fit))
-    test = build_dataset(spec, img_size, split="test", seed=seed, **length(n_test))
+    fit = build_dataset(spec, img_size, split="train_reg", seed=seed, **length(n_fit), **kw)
+    test = build_dataset(spec, img_size, split="test", seed=seed, **length(n_test), **kw)
     return fit, test
 
 
@@ -323,6 +355,7 @@ def evaluate_checkpoint(
     mode: str = "image",
     seed: int = 0,
     num_workers: int = 0,
+    data_options: dict | None = None,
 ) -> dict:
     """Evaluate a checkpoint: fit on ``train_reg``, score on ``test``; returns a dict of numbers.
 
@@ -335,6 +368,7 @@ def evaluate_checkpoint(
         mode: ``image`` or ``memory`` refinement.
         seed: dataset seed.
         num_workers: DataLoader processes reading / rendering the images.
+        data_options: loader options of both splits (see :func:`build_splits`).
     """
     import torch
 
@@ -342,7 +376,8 @@ def evaluate_checkpoint(
 
     layout_for(data_spec, protocol)  # refuse unlabelled data before loading anything
     model, _ = load_model(ckpt)
-    fit_data, test_data = build_splits(data_spec, model.cfg.img_size, n_fit, n_test, seed)
+    fit_data, test_data = build_splits(data_spec, model.cfg.img_size, n_fit, n_test, seed,
+                                       data_options)
     layout = layout_for(data_spec, protocol, test_data)
     with torch.inference_mode():
         metrics, _, _ = run_evaluation(

@@ -7,17 +7,25 @@ Examples:
   ppl-edge data check h36m:/data/h36m --split test --size 128
   ppl-edge data show synthetic:bird --count 16 --out bird.png
   ppl-edge data show folder:data/humanoid/images --opt flip=false --out grid.png
+  ppl-edge data scene --out scene.mp4 --frames 600 --size 256x192
+  ppl-edge data check video:scene.mp4 --opt crops=motion --split test
 
 `synth` writes PNG images, masks, labels.jsonl (keypoints in pixels, visibility) and meta.json (joint
 names, skeleton edges, left/right pairs) into a new folder, atomically; read it back with
 `synthdir:DIR` (with labels) or `folder:DIR/images`. Dataset specs: synthetic:<category>,
 synthdir:PATH, folder:PATH, video:PATH, h36m:PATH, taichi:PATH, cub:PATH. `--opt KEY=VALUE` passes
-loader options such as video=true, length=500, max_gap=4, subset=test003.
+loader options such as video=true, length=500, max_gap=4, subset=test003, crops=motion.
+`scene` writes a fixed camera's recording: one synthetic figure moving across a static background
+(mp4), and its ground truth beside it (`<video>.labels.npz`: keypoints in frame pixels, visibility,
+figure boxes and masks); `video:PATH` with crops=motion trains on it, `ppl-edge eval --data
+video:PATH` scores on it.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from ppl_edge.cli import flags
 
 CATEGORIES = ("humanoid", "quadruped", "bird")  # checked again by the renderer
 SPLITS = ("train", "train_reg", "test")
@@ -40,6 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--clip-length", type=int, default=32, help="frames per clip with --video")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    scene = sub.add_parser("scene", help="write a fixed camera's video of a moving synthetic "
+                                         "figure, with ground truth")
+    scene.add_argument("--out", required=True, metavar="VIDEO", help="video file to write (.mp4)")
+    scene.add_argument("--frames", type=int, default=600, help="frames (default 600)")
+    scene.add_argument("--size", default="256x192", metavar="WxH",
+                       help="frame size (default 256x192)")
+    scene.add_argument("--category", default="humanoid", choices=CATEGORIES)
+    scene.add_argument("--seed", type=int, default=0, help="scene, figure and path (default 0)")
+    scene.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
+    scene.add_argument("--overwrite", action="store_true", help="replace an existing --out video")
+
     for name, text in (("check", "open a dataset, read every item, count skips, summarise"),
                        ("show", "draw a grid of samples with their ground-truth skeletons")):
         p = sub.add_parser(name, help=text)
@@ -55,20 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--out", required=True, metavar="PNG", help="output image")
             p.add_argument("--count", type=int, default=16, help="samples to draw (default 16)")
             p.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
-
-
-def _options(pairs: list[str]) -> dict:
-    import yaml
-
-    from ppl_edge.errors import PplEdgeError
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise PplEdgeError(f"--opt expects KEY=VALUE, got {pair!r}")
-        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return options
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -88,6 +93,33 @@ def _synth(args: argparse.Namespace) -> int:
     kind = f"{args.clip_length}-frame clips of " if args.video else ""
     print(f"wrote {args.count} {kind}{args.category} images ({args.size}x{args.size}) to {out}; "
           f"read back with synthdir:{out}")
+    return 0
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (W, H)."""
+    from ppl_edge.errors import PplEdgeError
+
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
+        raise PplEdgeError(f"--size expects WxH, e.g. 256x192, got {text!r}")
+    return int(w), int(h)
+
+
+def _scene(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ppl_edge.errors import PplEdgeError
+    from ppl_edge.train.data.scene import labels_path, write_fixed_camera_scene
+
+    size = _frame_size(args.size)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise PplEdgeError(f"--out {out} exists; pass --overwrite to replace it")
+    video = write_fixed_camera_scene(out, args.frames, size, args.category, args.seed, args.fps)
+    print(f"wrote {args.frames} frames ({size[0]}x{size[1]}) of a {args.category} moving past a "
+          f"fixed camera to {video}, ground truth to {labels_path(video)}; train with "
+          f"video:{video} and crops=motion, score with ppl-edge eval --data video:{video}")
     return 0
 
 
@@ -146,15 +178,17 @@ def _show(args: argparse.Namespace, dataset) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to synth / check / show."""
+    """Dispatch to synth / scene / check / show."""
     from ppl_edge.errors import PplEdgeError
 
     if args.data_command == "synth":
         return _synth(args)
+    if args.data_command == "scene":
+        return _scene(args)
     from ppl_edge.train.data import build_dataset
 
     if args.size < 8:
         raise PplEdgeError(f"--size must be >= 8, got {args.size}")
     dataset = build_dataset(args.spec, args.size, split=args.split, seed=args.seed,
-                            **_options(args.opt))
+                            **flags.parse_options(args.opt))
     return _check(args, dataset) if args.data_command == "check" else _show(args, dataset)

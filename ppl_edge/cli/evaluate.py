@@ -4,6 +4,7 @@ Examples:
   ppl-edge eval --checkpoint runs/small/latest.safetensors --out runs/small/eval
   ppl-edge eval --checkpoint CKPT --data synthetic:humanoid --occlusion --iterations 4 --out DIR
   ppl-edge eval --checkpoint CKPT --data h36m:/data/h36m --n-fit 2000 --n-test 1000 --out DIR
+  ppl-edge eval --checkpoint CKPT --data video:scene.mp4 --iterations 0 --out DIR
 
 The model's keypoints on the train_reg split are mapped to the ground truth by the protocol's linear
 regressor (AutoLink's: h36m = no-bias OLS with the left/right swap loop, taichi = summed MAE at
@@ -13,7 +14,10 @@ mask (synthetic data), the fraction of the model's keypoints and of its skeleton
 on the figure (keypoints_on_figure, skeleton_on_figure). --iterations scores iterative inference
 (paper §3.4). --occlusion adds paper §4.3: RandomMasking 0.1-0.4 and CenterMasking 4x4-12x12 of
 32x32 patches, error per iteration. Writes metrics.json, metrics.md, overlays.png and, with
---occlusion, occlusion.{md,csv,json,png} and occlusion_iterations.png into --out.
+--occlusion, occlusion.{md,csv,json,png} and occlusion_iterations.png into --out. A video
+(`video:PATH`, a `<video>.labels.npz` beside it, as `ppl-edge data scene` writes) is read as a fixed
+camera's recording (crops=motion): the regressor is fitted on the first 80 % of its frames with a
+moving subject and scored on the rest; --data-opt passes loader options (e.g. warmup=50).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="synthetic:humanoid",
         help="dataset spec with ground truth (default synthetic:humanoid)",
     )
+    flags.add_data_options(parser, "--data-opt")
     parser.add_argument(
         "--protocol",
         default="auto",
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     device = (
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
+    data_options = flags.parse_options(args.data_opt, "--data-opt")
     # refuse unlabelled data and impossible combinations before any work
     if eval_run.layout_for(args.data, args.protocol).protocol != "h36m" and args.occlusion:
         raise PplEdgeError(
@@ -117,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise PplEdgeError(f"--out {out} exists and is not a folder")
     model, _ = load_model(args.checkpoint, device)
     fit_data, test_data = eval_run.build_splits(
-        args.data, model.cfg.img_size, args.n_fit, args.n_test, args.seed
+        args.data, model.cfg.img_size, args.n_fit, args.n_test, args.seed,
+        data_options,
     )
     layout = eval_run.layout_for(args.data, args.protocol, test_data)
     edges = edges_from_weights(model.connectivity.matrix().detach().cpu().numpy())

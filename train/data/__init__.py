@@ -7,6 +7,7 @@ Specs (docs/contracts.md):
 ``synthdir:PATH``           a folder written by ``ppl-edge data synth`` (images + labels)
 ``folder:PATH``             any nested folder of jpg/png/bmp/webp images (no labels)
 ``video:PATH``              a video file or a folder of videos; pairs of frames of one clip
+                            (``crops=motion``: a fixed camera, crops around the moving subject)
 ``h36m:PATH``               Human3.6M in the processed (Zhang et al. 2018) layout
 ``taichi:PATH``             Tai-Chi-HD (Siarohin et al.) frames and landmark tables
 ``cub:PATH``                CUB-200-2011 as AutoLink's ``cub.h5``

@@ -1,9 +1,17 @@
-"""Video files (``video:PATH``): frames sampled from clips, ``reference`` = another frame of the clip.
+"""Video files (``video:PATH``): frames of clips, ``reference`` = another frame of the same clip.
 
 PATH is one video file or a folder searched recursively for videos. Every ``stride``-th frame is an
 item; its ``reference`` is a random other frame of the same video at most ``max_gap`` frames away
 (PPL's "reference frame" reading of the paper; the official code only ever uses the same frame).
 Frames are read with ``cv2.VideoCapture``; one capture per video is kept open in each process.
+
+With ``crops="motion"`` (a fixed camera filming a moving subject) each video is scanned once, in
+order, by the background subtractor of :mod:`ppl_edge.motion` (the one ``ppl-edge live --crops
+motion`` uses): items are the square crops around the largest moving region, each with the
+subtractor's foreground ``mask`` and a ``reference`` frame cut with the same box (the static
+background then matches and the subject moves inside it). A ``<video>.labels.npz`` ground-truth
+file beside a video (:mod:`ppl_edge.train.data.scene`) adds ``keypoints`` / ``visible`` to the
+``train_reg`` and ``test`` items.
 """
 
 from __future__ import annotations
@@ -12,23 +20,28 @@ import logging
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.motion import MOTION_METHODS, Box, MotionCrops, crop_square, frame_to_crop
 from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
     check_split,
     default_flip,
     image_to_tensor,
+    keypoints_to_tensor,
     random_flip,
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
+from ppl_edge.train.data.scene import SceneLabels, labels_path, read_scene_labels
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+CROP_MODES = ("full", "motion")
 
 
 def _frame_count(path: Path) -> int:
@@ -47,35 +60,139 @@ def _frame_count(path: Path) -> int:
         cap.release()
 
 
+def list_videos(root: str | Path) -> list[Path]:
+    """The video files of ``video:PATH``: PATH itself, or the videos under a folder, sorted.
+
+    Raises:
+        PplEdgeError: PATH does not exist.
+    """
+    root = Path(root).expanduser()
+    if root.is_file():
+        return [root]
+    if root.is_dir():
+        return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    raise PplEdgeError(f"video dataset: {root} does not exist (expected a video file or a "
+                       f"folder of {', '.join(VIDEO_SUFFIXES)} files)")
+
+
+def pick_gapped_reference(frame: int, count: int, min_gap: int, max_gap: int) -> int:
+    """A random frame of ``[0, count)`` with ``min_gap <= |ref - frame| <= max_gap`` (torch's
+    RNG); the farthest frame when none is that close, ``frame`` itself in a one-frame video."""
+    below = max(0, frame - min_gap - max(0, frame - max_gap) + 1)  # frames before, in the band
+    above = max(0, min(count - 1, frame + max_gap) - (frame + min_gap) + 1)
+    if below + above == 0:
+        return 0 if frame >= count - 1 - frame else count - 1
+    k = int(torch.randint(below + above, ()))
+    return max(0, frame - max_gap) + k if k < below else frame + min_gap + (k - below)
+
+
+def scan_motion(path: Path, crops: MotionCrops, size: int, warmup: int,
+                stride: int) -> tuple[list[int], list[Box], list[np.ndarray], int]:
+    """Run the background subtractor over a video in order; the frames with a moving subject.
+
+    The first ``crops.history`` frames are read once beforehand to learn the background; then
+    every frame updates the model, and each ``stride``-th frame from ``warmup`` on with a motion
+    box becomes an item.
+
+    Args:
+        path: the video.
+        crops: a MotionCrops (reset here).
+        size: side of the stored masks.
+        warmup: frames at the start that never become items (their masks are poor).
+        stride: keep every ``stride``-th frame.
+
+    Returns:
+        (frame indices, their largest motion box, their (size, size) foreground masks packed by
+        np.packbits, frames read).
+    """
+    crops.reset()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        for _ in range(crops.history):
+            ok, img = cap.read()
+            if not ok or img is None:
+                break
+            crops.mask(img)
+    finally:
+        cap.release()
+    frames, boxes, masks, index = [], [], [], 0
+    cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok or img is None:
+                break
+            found, fg = crops.detect(img)
+            if found and index >= warmup and index % stride == 0:
+                frames.append(index)
+                boxes.append(found[0])
+                masks.append(np.packbits(crop_square(fg, found[0], size) > 127))
+            index += 1
+            if index % 2000 == 0:
+                log.info("%s: background subtraction at frame %d", path.name, index)
+    finally:
+        cap.release()
+    return frames, boxes, masks, index
+
+
 class VideoDataset(SkippingDataset):
     """Frames of one or more videos, each with a nearby reference frame.
 
+    Items: ``image`` (3, H, W) float32 RGB in [-1, 1] and ``reference`` (3, H, W), another frame of
+    the same video; with ``crops="motion"`` also ``mask`` (1, H, W) float32 in {0, 1}, and, in the
+    ``train_reg`` / ``test`` splits of videos with a ``<video>.labels.npz`` beside them,
+    ``keypoints`` (J, 2) xy in [-1, 1] of the crop and ``visible`` (J,) bool (False outside it).
+
     Args:
         root: a video file or a folder of videos.
-        img_size: H = W of the returned images (frames are resized, not cropped).
-        split: ``train`` (random flips by default), ``train_reg`` or ``test``.
+        img_size: H = W of the returned images.
+        split: ``train`` (random flips by default), ``train_reg`` or ``test``. With
+            ``crops="full"`` every split reads every frame; with ``crops="motion"`` ``train`` reads
+            every frame, ``train_reg`` the first ``1 - test_fraction`` of each video's frames and
+            ``test`` the rest (fitted and scored frames never coincide).
         seed: unused (reference frames and flips draw from torch's RNG).
-        flip: flip image and reference together; default True in the train split.
+        flip: flip image, reference, mask and keypoints together; default True in the train split.
         max_gap: largest frame distance between ``image`` and ``reference``.
         stride: use every ``stride``-th frame as an item.
+        crops: ``full`` (whole frames resized to img_size x img_size) or ``motion`` (a fixed
+            camera: square crops around the largest moving region, as ``ppl-edge live --crops
+            motion`` cuts them; frames with no moving region are not items).
+        min_gap: smallest frame distance between ``image`` and ``reference``; default 4 with
+            ``crops="motion"`` (a visible move inside the shared box), 1 with ``crops="full"``.
+        warmup: with ``crops="motion"``, the first ``warmup`` frames of each video are not items
+            (the background model is still settling).
+        motion_method: background subtractor, ``mog2`` or ``knn``.
+        motion_history: frames the background model remembers; the first ``motion_history``
+            frames are read once beforehand to learn the background.
+        test_fraction: with ``crops="motion"``, the share of each video's last frames that form
+            the ``test`` split.
 
     Raises:
-        PplEdgeError: PATH does not exist, or no readable video is found.
+        PplEdgeError: PATH does not exist, no readable video is found, no frame moves (motion),
+            or an option is out of range.
     """
 
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, max_gap: int = 8, stride: int = 1) -> None:
+                 flip: bool | None = None, max_gap: int = 8, stride: int = 1, crops: str = "full",
+                 min_gap: int | None = None, warmup: int = 30, motion_method: str = "mog2",
+                 motion_history: int = 200, test_fraction: float = 0.2) -> None:
         super().__init__()
-        root = Path(root).expanduser()
-        if root.is_file():
-            paths = [root]
-        elif root.is_dir():
-            paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-        else:
-            raise PplEdgeError(f"video dataset: {root} does not exist (expected a video file or a "
-                               f"folder of {', '.join(VIDEO_SUFFIXES)} files)")
-        if stride < 1 or max_gap < 1:
-            raise PplEdgeError(f"stride and max_gap must be >= 1, got {stride} and {max_gap}")
+        paths = list_videos(root)
+        if crops not in CROP_MODES:
+            raise PplEdgeError(f"video dataset: crops must be one of {list(CROP_MODES)}, "
+                               f"got {crops!r}")
+        self.crops = crops
+        self.min_gap = int(min_gap if min_gap is not None else 4 if crops == "motion" else 1)
+        if stride < 1 or max_gap < 1 or not 1 <= self.min_gap <= max_gap:
+            raise PplEdgeError(f"video dataset: need stride >= 1 and 1 <= min_gap <= max_gap, got "
+                               f"stride={stride}, min_gap={self.min_gap}, max_gap={max_gap}")
+        if warmup < 0 or motion_history < 1 or not 0.0 < test_fraction < 1.0:
+            raise PplEdgeError(f"video dataset: need warmup >= 0, motion_history >= 1 and "
+                               f"0 < test_fraction < 1, got warmup={warmup}, "
+                               f"motion_history={motion_history}, test_fraction={test_fraction}")
+        if motion_method not in MOTION_METHODS:
+            raise PplEdgeError(f"video dataset: motion_method must be one of "
+                               f"{list(MOTION_METHODS)}, got {motion_method!r}")
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.flip = default_flip(split, flip)
@@ -83,6 +200,26 @@ class VideoDataset(SkippingDataset):
         self.videos: list[Path] = []
         self.frame_counts: list[int] = []
         self.items: list[tuple[int, int]] = []  # (video index, frame index)
+        self.boxes: list[Box] = []  # motion: the crop of each item, frame pixels
+        self._mask_bits: list[np.ndarray] = []  # motion: packed (img_size, img_size) masks
+        self._labels: list[tuple[np.ndarray, np.ndarray] | None] = []  # (keypoints, visible)
+        if crops == "full":
+            self._add_full_videos(paths, stride)
+        else:
+            detector = MotionCrops(method=motion_method, history=int(motion_history), hold=0,
+                                   fallback="none")
+            self._add_motion_videos(paths, detector, int(warmup), stride, float(test_fraction))
+        if not self.items and crops == "motion" and self.videos:
+            raise PplEdgeError(f"video dataset: no frame of {root} after the first {warmup} has a "
+                               f"moving subject; crops='motion' expects a fixed camera filming "
+                               f"one")
+        if not self.items:
+            raise PplEdgeError(f"video dataset: no readable video under {root} (found {len(paths)} "
+                               f"candidate files with suffixes {', '.join(VIDEO_SUFFIXES)})")
+        self._captures: dict[int, tuple[cv2.VideoCapture, int]] = {}
+
+    def _add_full_videos(self, paths: list[Path], stride: int) -> None:
+        """Every ``stride``-th frame of each readable video is an item."""
         for path in paths:
             count = _frame_count(path)
             if count == 0:
@@ -92,10 +229,54 @@ class VideoDataset(SkippingDataset):
             self.items += [(len(self.videos), f) for f in range(0, count, stride)]
             self.videos.append(path)
             self.frame_counts.append(count)
-        if not self.items:
-            raise PplEdgeError(f"video dataset: no readable video under {root} (found {len(paths)} "
-                               f"candidate files with suffixes {', '.join(VIDEO_SUFFIXES)})")
-        self._captures: dict[int, tuple[cv2.VideoCapture, int]] = {}
+
+    def _add_motion_videos(self, paths: list[Path], detector: MotionCrops, warmup: int,
+                           stride: int, test_fraction: float) -> None:
+        """Scan each video with the background subtractor; keep its split of moving frames."""
+        gt = [labels_path(p).is_file() for p in paths]
+        use_labels = self.split != "train" and any(gt)
+        if use_labels and not all(gt):
+            log.warning("only %d of %d videos have a %s file; items carry no keypoints",
+                        sum(gt), len(gt), labels_path("<video>").name)
+            use_labels = False
+        for path in paths:
+            frames, boxes, masks, count = scan_motion(path, detector, self.img_size, warmup, stride)
+            if count == 0:
+                self.skipped += 1
+                log.warning("skipping unreadable video %s", path)
+                continue
+            cut = int(round(count * (1.0 - test_fraction)))
+            keep = [i for i, f in enumerate(frames)
+                    if self.split == "train" or (f < cut) == (self.split == "train_reg")]
+            video = len(self.videos)
+            self.items += [(video, frames[i]) for i in keep]
+            self.boxes += [boxes[i] for i in keep]
+            self._mask_bits += [masks[i] for i in keep]
+            self.videos.append(path)
+            self.frame_counts.append(count)
+            self._labels.append(self._read_labels(path, count) if use_labels else None)
+            log.info("%s: %d of %d frames with a moving subject (%s split: %d items)", path.name,
+                     len(frames), count, self.split, len(keep))
+
+    def _read_labels(self, path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground truth of one video; the first labelled video sets the joint layout."""
+        labels: SceneLabels = read_scene_labels(labels_path(path))
+        if labels.count < count:
+            raise PplEdgeError(f"{labels_path(path)} holds {labels.count} frames but {path} has "
+                               f"{count}; expected one row per frame")
+        if not hasattr(self, "swap_pairs"):
+            self.category = labels.category
+            self.joint_names, self.edges = labels.joint_names, labels.edges
+            self.swap_pairs = labels.swap_pairs
+        elif labels.joint_names != self.joint_names:
+            raise PplEdgeError(f"{labels_path(path)} has joints {list(labels.joint_names)}; "
+                               f"expected {list(self.joint_names)} like the first labelled video")
+        return labels.keypoints, labels.visible
+
+    @property
+    def has_labels(self) -> bool:
+        """True when every item carries ``keypoints`` and ``visible``."""
+        return bool(self._labels) and all(g is not None for g in self._labels)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -105,8 +286,8 @@ class VideoDataset(SkippingDataset):
         state["_captures"] = {}  # captures do not cross process boundaries
         return state
 
-    def read_frame(self, video: int, frame: int):
-        """(img_size, img_size, 3) uint8 BGR of one frame (raises UnreadableItem)."""
+    def read_raw(self, video: int, frame: int) -> np.ndarray:
+        """(H, W, 3) uint8 BGR of one frame at the video's resolution (raises UnreadableItem)."""
         cap, position = self._captures.get(video, (None, -1))
         if cap is None:
             cap = cv2.VideoCapture(str(self.videos[video]))
@@ -118,14 +299,41 @@ class VideoDataset(SkippingDataset):
         if not ok or img is None:
             self._captures.pop(video)[0].release()
             raise UnreadableItem(f"cannot decode frame {frame} of {self.videos[video]}")
-        return resize(img, self.img_size)
+        return img
+
+    def read_frame(self, video: int, frame: int) -> np.ndarray:
+        """(img_size, img_size, 3) uint8 BGR of one whole frame, resized (raises UnreadableItem)."""
+        return resize(self.read_raw(video, frame), self.img_size)
+
+    def mask(self, index: int) -> np.ndarray:
+        """(img_size, img_size) bool foreground mask of motion item ``index`` (before flips)."""
+        n = self.img_size * self.img_size
+        return np.unpackbits(self._mask_bits[index], count=n).reshape(self.img_size, -1) > 0
+
+    def _reference(self, video: int, frame: int) -> int:
+        count = self.frame_counts[video]
+        if self.min_gap == 1:
+            return pick_reference(frame, count, self.max_gap)
+        return pick_gapped_reference(frame, count, self.min_gap, self.max_gap)
 
     def load(self, index: int) -> dict[str, torch.Tensor]:
         video, frame = self.items[index]
-        ref = pick_reference(frame, self.frame_counts[video], self.max_gap)
-        item = {"image": image_to_tensor(self.read_frame(video, frame)),
-                "reference": image_to_tensor(self.read_frame(video, ref))}
-        return random_flip(item, self.flip)
+        ref = self._reference(video, frame)
+        if self.crops == "full":
+            item = {"image": image_to_tensor(self.read_frame(video, frame)),
+                    "reference": image_to_tensor(self.read_frame(video, ref))}
+            return random_flip(item, self.flip)
+        box, size = self.boxes[index], self.img_size
+        item = {"image": image_to_tensor(crop_square(self.read_raw(video, frame), box, size)),
+                "reference": image_to_tensor(crop_square(self.read_raw(video, ref), box, size)),
+                "mask": torch.from_numpy(self.mask(index).astype(np.float32))[None]}
+        labels = self._labels[video]
+        if labels is not None:
+            kp = frame_to_crop(labels[0][frame], box, size)  # (J, 2) crop pixels
+            inside = np.all((kp >= -0.5) & (kp <= size - 0.5), axis=1)
+            item["keypoints"] = keypoints_to_tensor(kp, size, size)
+            item["visible"] = torch.from_numpy(labels[1][frame] & inside)
+        return random_flip(item, self.flip, getattr(self, "swap_pairs", ()))
 
     def close(self) -> None:
         """Release the open captures."""
