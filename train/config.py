@@ -28,6 +28,9 @@ class TrainConfig:
 
     data: str = "synthetic:humanoid"  # dataset spec for ppl_edge.train.data.build_dataset
     data_length: Optional[int] = None  # items per epoch of generated data (None: the dataset's)
+    # loader options of the data spec, e.g. {crops: motion} for video:PATH, {masks: DIR} for
+    # folder:PATH (``--data-opt KEY=VALUE`` or ``--set data_options.KEY=VALUE``)
+    data_options: dict[str, Any] = field(default_factory=dict)
     preset: str = "base"  # ModelConfig preset; base = the official widths at 128 px
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
     batch_size: int = 64  # official train.py
@@ -142,6 +145,8 @@ class TrainConfig:
                 "recon_loss=perceptual needs vgg_weights=PATH (a local torchvision VGG16/VGG19 "
                 "ImageNet state dict); use recon_loss=pixel or auto without one"
             )
+        if not isinstance(self.data_options, dict):
+            raise PplEdgeError(f"data_options must be a mapping, got {self.data_options!r}")
         if not isinstance(self.model_overrides, dict):
             raise PplEdgeError(f"model_overrides must be a mapping, got {self.model_overrides!r}")
         # Validate the overrides now and store them with their ModelConfig types ("8" -> 8).
@@ -179,12 +184,22 @@ class TrainConfig:
         return self.mask_block if self.mask_block is not None else max(1, img_size // 8)
 
 
+_NESTED = {"model.": "model_overrides", "data_options.": "data_options"}
+
+
 def _split_model_keys(updates: dict[str, Any]) -> dict[str, Any]:
-    """Route ``model.<field>=value`` keys into ``model_overrides`` (``--set model.mem_banks=8``)."""
-    out = {k: v for k, v in updates.items() if not k.startswith("model.")}
-    model = {k[len("model.") :]: v for k, v in updates.items() if k.startswith("model.")}
-    if model:
-        out["model_overrides"] = {**dict(out.get("model_overrides") or {}), **model}
+    """Route ``model.<field>=value`` keys into ``model_overrides`` (``--set model.mem_banks=8``)
+    and ``data_options.<key>=value`` into ``data_options`` (string values read as YAML scalars:
+    ``4`` -> 4, ``true`` -> True; model fields are typed by ModelConfig instead)."""
+    import yaml
+
+    out = {k: v for k, v in updates.items() if not k.startswith(tuple(_NESTED))}
+    for prefix, target in _NESTED.items():
+        nested = {k[len(prefix) :]: v for k, v in updates.items() if k.startswith(prefix)}
+        if target == "data_options":
+            nested = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in nested.items()}
+        if nested:
+            out[target] = {**dict(out.get(target) or {}), **nested}
     return out
 
 
@@ -212,9 +227,9 @@ def resolve_config(
     layers.append(({k: v for k, v in (flags or {}).items() if v is not None}, "command-line flags"))
     for updates, where in layers:
         updates = _split_model_keys(updates)
-        if "model_overrides" in updates:
-            merged = {**cfg.model_overrides, **dict(updates["model_overrides"])}
-            updates["model_overrides"] = merged
+        for target in _NESTED.values():
+            if target in updates:
+                updates[target] = {**getattr(cfg, target), **dict(updates[target])}
         cfg = merge(TrainConfig, cfg, updates, where=where) if updates else cfg
     return cfg
 

@@ -73,7 +73,8 @@ def _ignore_sigint(_worker_id: int) -> None:
 
 
 def build_train_dataset(cfg: TrainConfig, img_size: int):
-    """``build_dataset(cfg.data, img_size, "train", cfg.seed[, length=cfg.data_length])``.
+    """``build_dataset(cfg.data, img_size, "train", cfg.seed[, length=cfg.data_length],
+    **cfg.data_options)``.
 
     With ``reference=frame`` synthetic data is rendered as clips (``video=True``) so every item
     carries a second frame of the same clip.
@@ -81,6 +82,7 @@ def build_train_dataset(cfg: TrainConfig, img_size: int):
     from ppl_edge.train.data import build_dataset, parse_spec
 
     kwargs: dict[str, Any] = {"length": cfg.data_length} if cfg.data_length is not None else {}
+    kwargs.update(cfg.data_options)
     if cfg.reference == "frame" and parse_spec(cfg.data)[0] == "synthetic":
         kwargs["video"] = True
     return build_dataset(cfg.data, img_size, split="train", seed=cfg.seed, **kwargs)

@@ -50,6 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", help="dataset spec, e.g. synthetic:humanoid, folder:PATH, video:PATH"
     )
+    parser.add_argument(
+        "--data-opt",
+        dest="data_opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option (repeatable), e.g. crops=motion for video:PATH, masks=DIR for "
+        "folder:PATH (same as --set data_options.KEY=VALUE)",
+    )
     parser.add_argument("--steps", type=int, help="optimiser steps to train to (official 20000)")
     parser.add_argument("--batch-size", type=int, help="images per step and process (official 64)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (official 1e-4)")
@@ -109,11 +118,12 @@ def _resolve(args: argparse.Namespace):
     from ppl_edge.train.loop import CHECKPOINT_NAME
 
     flags = {field: getattr(args, dest) for dest, field in _FLAG_FIELDS.items()}
-    cfg = resolve_config(args.config, args.overrides, flags)
+    overrides = list(args.overrides) + [f"data_options.{p}" for p in args.data_opt]
+    cfg = resolve_config(args.config, overrides, flags)
     ckpt = Path(cfg.out) / CHECKPOINT_NAME
     if args.resume and ckpt.is_file():
         stored = config_from_dict(read_metadata(ckpt)["train_state"]["train_config"])
-        cfg = resolve_config(args.config, args.overrides, flags, base=stored)
+        cfg = resolve_config(args.config, overrides, flags, base=stored)
     return cfg
 
 

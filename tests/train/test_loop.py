@@ -172,3 +172,20 @@ def test_amp_is_cuda_only():
     assert amp_setup(TrainConfig(amp="bf16"), "cpu") == (None, None)
     assert amp_setup(TrainConfig(amp="off"), "cuda") == (None, None)
     assert amp_setup(TrainConfig(amp="bf16"), "cuda") == (torch.bfloat16, None)
+
+
+def test_data_options_reach_the_loader_from_yaml_set_and_flags(tmp_path):
+    cfg = resolve_config(overrides=["data_options.max_gap=3", "data_options.crops=motion"])
+    assert cfg.data_options == {"max_gap": 3, "crops": "motion"}
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("data_options: {min_gap: 2}\n")
+    cfg = resolve_config(yaml_file, ["data_options.max_gap=5"])
+    assert cfg.data_options == {"min_gap": 2, "max_gap": 5}
+    from ppl_edge.train.loop import build_train_dataset
+
+    ds = build_train_dataset(tiny_cfg(tmp_path, data_options={"clip_length": 12, "video": True}), 32)
+    assert ds.clip_length == 12 and "reference" in ds[0]
+    with pytest.raises(PplEdgeError, match="unknown option"):
+        build_train_dataset(tiny_cfg(tmp_path, data_options={"bogus": 1}), 32)
+    with pytest.raises(PplEdgeError, match="data_options must be a mapping"):
+        TrainConfig(data_options=[1])
