@@ -164,7 +164,7 @@ def test_mask_supervision_refuses_batches_and_settings_without_masks():
 def test_the_mask_recipe_trains_through_both_stages_and_resumes(tmp_path):
     from pathlib import Path
 
-    from ppl_edge.train.config import resolve_config, replace
+    from ppl_edge.train.config import replace, resolve_config
     from ppl_edge.train.loop import train
     from ppl_edge.train.run_files import MetricsLog
 
