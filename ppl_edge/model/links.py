@@ -112,11 +112,11 @@ class Connectivity(nn.Module):
     def drawn_weights(self) -> torch.Tensor:
         """(L,) the weights S is drawn with: w, or w / max w with ``link_normalize``."""
         w = self.link_weights()
-        return w / w.amax() if self.normalize else w
+        return w / w.amax(dim=0) if self.normalize else w  # dim given: ONNX ReduceMax needs it
 
     def peak(self) -> torch.Tensor:
         """() the largest value S can take: max of :meth:`drawn_weights` (with gradient)."""
-        return self.drawn_weights().amax()
+        return self.drawn_weights().amax(dim=0)
 
     def matrix(self) -> torch.Tensor:
         """(N, N) symmetric W with a zero diagonal, for pictures and the exported skeleton."""

@@ -245,3 +245,21 @@ def test_static_batch_at_opset_17(tmp_path, caplog):
     # `convert --verify` prints each check once: the library does not also log it at INFO
     lines = {c.line() for c in checks}
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and r.getMessage() in lines]
+
+
+def test_refine_graph_of_a_normalised_link_model_matches_torch():
+    """``link_normalize`` (the mask recipe) divides W by its max inside the exported graph."""
+    from ppl_edge.convert.onnx_export import build_refine_graph
+
+    torch.manual_seed(1)
+    model = PoseModel(preset("tiny", link_normalize=True)).eval()
+    with torch.no_grad():
+        model.connectivity.theta.mul_(3.0)  # a spread of weights, as after training
+        proto, _ = build_refine_graph(model, 18, dynamic_batch=True, simplify=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    kpts = torch.rand(2, model.cfg.num_keypoints, 2) * 1.6 - 0.8
+    (got,) = session.run(None, {"image": image.numpy(), "keypoints": kpts.numpy()})
+    with torch.no_grad():
+        ref = model.refine_image(image, kpts).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-4)
