@@ -245,3 +245,20 @@ def test_cli_scene_then_eval(tmp_path, tiny_model, capsys):
     assert metrics["n_fit"] == 52 and metrics["n_test"] == 18  # frames 20-71 | 72-89
     assert metrics["protocol"] == "h36m" and np.isfinite(metrics["error"])
     assert 0.0 <= metrics["keypoints_on_figure"] <= 1.0
+
+
+def test_forked_loader_workers_open_their_own_captures(tmp_path):
+    """The parent reads an item first (as the training loop's data check does); forked workers
+    must not reuse its open capture (that hangs inside the decoder)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    video = tmp_path / "clip.mp4"
+    write_fixed_camera_scene(video, frames=60, size=(96, 72), seed=2)
+    ds = build_dataset(f"video:{video}", 32, split="train", crops="motion", warmup=10)
+    ds[0]
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2,
+                                         multiprocessing_context="fork", timeout=60)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 1, 32, 32)

@@ -17,6 +17,7 @@ file beside a video (:mod:`ppl_edge.train.data.scene`) adds ``keypoints`` / ``vi
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,7 @@ from ppl_edge.train.data.scene import SceneLabels, labels_path, read_scene_label
 
 log = logging.getLogger(__name__)
 
+_INHERITED_CAPTURES: list[dict] = []  # see VideoDataset.read_raw
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CROP_MODES = ("full", "motion")
 
@@ -217,6 +219,7 @@ class VideoDataset(SkippingDataset):
             raise PplEdgeError(f"video dataset: no readable video under {root} (found {len(paths)} "
                                f"candidate files with suffixes {', '.join(VIDEO_SUFFIXES)})")
         self._captures: dict[int, tuple[cv2.VideoCapture, int]] = {}
+        self._captures_pid = os.getpid()  # the process the captures belong to
 
     def _add_full_videos(self, paths: list[Path], stride: int) -> None:
         """Every ``stride``-th frame of each readable video is an item."""
@@ -288,6 +291,12 @@ class VideoDataset(SkippingDataset):
 
     def read_raw(self, video: int, frame: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR of one frame at the video's resolution (raises UnreadableItem)."""
+        if self._captures_pid != os.getpid():
+            # a forked DataLoader worker inherits the parent's open captures, whose decoder
+            # threads did not survive the fork: reading or even releasing one hangs. Keep them
+            # referenced (never destroyed in this process) and open this process's own.
+            _INHERITED_CAPTURES.append(self._captures)
+            self._captures, self._captures_pid = {}, os.getpid()
         cap, position = self._captures.get(video, (None, -1))
         if cap is None:
             cap = cv2.VideoCapture(str(self.videos[video]))
