@@ -89,7 +89,7 @@ def pick_gapped_reference(frame: int, count: int, min_gap: int, max_gap: int) ->
 
 
 def scan_motion(path: Path, crops: MotionCrops, size: int, warmup: int,
-                stride: int) -> tuple[list[int], list[Box], list[np.ndarray], int]:
+                stride: int, keep_frames: list | None = None) -> tuple[list[int], list[Box], list[np.ndarray], int]:
     """Run the background subtractor over a video in order; the frames with a moving subject.
 
     The first ``crops.history`` frames are read once beforehand to learn the background; then
@@ -102,6 +102,8 @@ def scan_motion(path: Path, crops: MotionCrops, size: int, warmup: int,
         size: side of the stored masks.
         warmup: frames at the start that never become items (their masks are poor).
         stride: keep every ``stride``-th frame.
+        keep_frames: when a list, every frame read is appended to it JPEG-encoded (quality 95), so
+            the dataset can serve frames without seeking in the video.
 
     Returns:
         (frame indices, their largest motion box, their (size, size) foreground masks packed by
@@ -124,6 +126,8 @@ def scan_motion(path: Path, crops: MotionCrops, size: int, warmup: int,
             ok, img = cap.read()
             if not ok or img is None:
                 break
+            if keep_frames is not None:
+                keep_frames.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1])
             found, fg = crops.detect(img)
             if found and index >= warmup and index % stride == 0:
                 frames.append(index)
@@ -168,6 +172,9 @@ class VideoDataset(SkippingDataset):
             frames are read once beforehand to learn the background.
         test_fraction: with ``crops="motion"``, the share of each video's last frames that form
             the ``test`` split.
+        cache_frames: with ``crops="motion"``, keep every frame JPEG-encoded in memory during the
+            scan (about 10-30 kB a frame at 256x192) and serve items from it: a random item needs
+            two frames, and seeking in a compressed video costs tens of milliseconds each.
 
     Raises:
         PplEdgeError: PATH does not exist, no readable video is found, no frame moves (motion),
@@ -177,7 +184,8 @@ class VideoDataset(SkippingDataset):
     def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
                  flip: bool | None = None, max_gap: int = 8, stride: int = 1, crops: str = "full",
                  min_gap: int | None = None, warmup: int = 30, motion_method: str = "mog2",
-                 motion_history: int = 200, test_fraction: float = 0.2) -> None:
+                 motion_history: int = 200, test_fraction: float = 0.2,
+                 cache_frames: bool = True) -> None:
         super().__init__()
         paths = list_videos(root)
         if crops not in CROP_MODES:
@@ -205,6 +213,8 @@ class VideoDataset(SkippingDataset):
         self.boxes: list[Box] = []  # motion: the crop of each item, frame pixels
         self._mask_bits: list[np.ndarray] = []  # motion: packed (img_size, img_size) masks
         self._labels: list[tuple[np.ndarray, np.ndarray] | None] = []  # (keypoints, visible)
+        self.cache_frames = bool(cache_frames) and crops == "motion"
+        self._frames: list[list[np.ndarray]] = []  # motion + cache: JPEG bytes per frame
         if crops == "full":
             self._add_full_videos(paths, stride)
         else:
@@ -243,7 +253,9 @@ class VideoDataset(SkippingDataset):
                         sum(gt), len(gt), labels_path("<video>").name)
             use_labels = False
         for path in paths:
-            frames, boxes, masks, count = scan_motion(path, detector, self.img_size, warmup, stride)
+            cache: list | None = [] if self.cache_frames else None
+            frames, boxes, masks, count = scan_motion(path, detector, self.img_size, warmup, stride,
+                                                      cache)
             if count == 0:
                 self.skipped += 1
                 log.warning("skipping unreadable video %s", path)
@@ -257,6 +269,7 @@ class VideoDataset(SkippingDataset):
             self._mask_bits += [masks[i] for i in keep]
             self.videos.append(path)
             self.frame_counts.append(count)
+            self._frames.append(cache or [])
             self._labels.append(self._read_labels(path, count) if use_labels else None)
             log.info("%s: %d of %d frames with a moving subject (%s split: %d items)", path.name,
                      len(frames), count, self.split, len(keep))
@@ -291,6 +304,11 @@ class VideoDataset(SkippingDataset):
 
     def read_raw(self, video: int, frame: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR of one frame at the video's resolution (raises UnreadableItem)."""
+        if self.cache_frames and frame < len(self._frames[video]):
+            img = cv2.imdecode(self._frames[video][frame], cv2.IMREAD_COLOR)
+            if img is None:
+                raise UnreadableItem(f"cannot decode cached frame {frame} of {self.videos[video]}")
+            return img
         if self._captures_pid != os.getpid():
             # a forked DataLoader worker inherits the parent's open captures, whose decoder
             # threads did not survive the fork: reading or even releasing one hangs. Keep them
