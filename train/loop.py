@@ -232,11 +232,13 @@ class _Window:
         self.images_per_step = images_per_step
         self.started = self.since = time.perf_counter()
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}  # per term: a cascade stage may start mid-window
         self.count = 0
 
     def add(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
             self.sums[k] = self.sums.get(k, 0.0) + v  # stays on the device: no sync per step
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.count += 1
 
     def row(self, state: TrainState, lr: float) -> dict[str, Any]:
@@ -248,9 +250,9 @@ class _Window:
             "epoch": state.epoch,
             "images_per_s": self.count * self.images_per_step / max(now - self.since, 1e-9),
             "lr": lr,
-            **{k: float(v) / self.count for k, v in self.sums.items()},
+            **{k: float(v) / self.counts[k] for k, v in self.sums.items()},
         }
-        self.sums, self.count, self.since = {}, 0, now
+        self.sums, self.counts, self.count, self.since = {}, {}, 0, now
         return row
 
 
