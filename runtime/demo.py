@@ -36,7 +36,7 @@ def demo_source(source: str | None, frames: int, size: int = 256, seed: int = 0)
 
 
 def run_demo(out_dir: str | Path = "out/demo", *, model: str | None = None,
-             source: str | None = None, frames: int = 120, refine: str = "memory",
+             source: str | None = None, frames: int = 120, refine: str = "none",
              iterations: int = 1, backend: str = "auto") -> DemoOutputs:
     """Run the demo and return the paths it wrote.
 

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default out/demo)")
     parser.add_argument("--frames", type=int, default=120,
                         help="synthetic clip length, or most frames read from --source")
-    parser.add_argument("--refine", default="memory", choices=["none", "memory", "image"])
+    parser.add_argument("--refine", default="none", choices=["none", "memory", "image"],
+                        help="refinement (default none: the shipped model is best without)")
     parser.add_argument("--iterations", type=int, default=1)
 
 
