@@ -20,6 +20,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ppl_edge.model.encoder import coordinate_grid
+
 ReconFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
@@ -292,15 +294,13 @@ def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor)
 
     Args:
         kpts: (B, N, 2) T', xy in [-1, 1].
-        mask: (B, 1, H, W) foreground in [0, 1]; weights: (B, 1, H, W) G (no gradient).
+        mask: (B, 1, H, H) foreground in [0, 1]; weights: (B, 1, H, H) G (no gradient).
 
     Returns:
         () in units of the image side; 0 when every figure pixel holds a keypoint.
     """
     B, _, H, W = mask.shape
-    ys = torch.linspace(-1.0, 1.0, H, device=kpts.device)
-    xs = torch.linspace(-1.0, 1.0, W, device=kpts.device)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(1, H * W, 2)
+    grid = coordinate_grid(H, kpts.device).unsqueeze(0)  # (1, H·W, 2), the images are square
     w = (mask.float() * weights.float()).view(B, H * W)
     d2 = (grid.unsqueeze(2) - kpts.float().unsqueeze(1)).pow(2).sum(-1)  # (B, H·W, N)
     nearest = (d2.amin(-1) + 1e-8).sqrt()  # (B, H·W)
@@ -308,7 +308,8 @@ def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor)
 
 
 def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
-    """The two mask-supervision terms of one step (unweighted): ``mask`` and ``attraction``.
+    """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
+    ``w_coverage`` > 0, ``coverage``.
 
     Args:
         out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
