@@ -1,5 +1,5 @@
 """INT8 entropy calibration for the TensorRT build: images from a folder, preprocessed exactly as the
-runtime preprocesses camera frames (the manifest's input contract, ``ppl_edge.runtime.preprocess``).
+runtime preprocesses camera frames (the manifest's input contract, ``ppl_edge.preprocess``).
 
 Three layers, so that everything but the device copy is testable without a GPU:
 
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import IMAGE_SUFFIXES, atomic_write_bytes, list_images
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGES = 512  # TensorRT's guidance: about 500 images cover the activation ranges
 
 
@@ -43,7 +43,7 @@ def find_calibration_images(folder: str | Path, limit: int | None = DEFAULT_MAX_
         raise PplEdgeError(f"calibration folder {root} does not exist")
     if not root.is_dir():
         raise PplEdgeError(f"calibration data {root} is a file; expected a folder of images")
-    images = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(list_images(root))  # by full path
     if not images:
         raise PplEdgeError(f"calibration folder {root} holds no images (expected "
                            f"{', '.join(IMAGE_SUFFIXES)} files)")
@@ -67,12 +67,10 @@ def input_spec(manifest: dict):
     Raises:
         PplEdgeError: the manifest is missing or invalid (INT8 calibration needs it).
     """
-    from ppl_edge.runtime.manifest import parse_manifest
-
     if not isinstance(manifest, dict):
         raise PplEdgeError("INT8 calibration needs the export manifest (input size and normalisation); "
                            "build from an export folder or pass manifest=")
-    return parse_manifest(manifest, Path("manifest.json")).input
+    return Manifest.from_dict(manifest, Path("manifest.json")).input
 
 
 def load_image(path: Path, spec) -> np.ndarray:
@@ -86,7 +84,7 @@ def load_image(path: Path, spec) -> np.ndarray:
     """
     import cv2
 
-    from ppl_edge.runtime.preprocess import preprocess
+    from ppl_edge.preprocess import preprocess
 
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if frame is None:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.export_format import sha256_path
+from ppl_edge.manifest import sha256_path
 
 log = logging.getLogger(__name__)
 

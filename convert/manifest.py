@@ -1,9 +1,5 @@
-"""The export folder: ``manifest.json`` (docs/contracts.md, "Export artifacts") and its atomic publication.
-
-The manifest carries everything the runtime needs to use an exported model without re-declaring it
-(house style 11): input size and normalisation, keypoint names, skeleton edges from W, memory shape and
-the distance scale of the pose plausibility, batch range, opset, precision, the sha256 of every
-artifact and the versions of the tools that made them.
+"""The export folder: a model's ``manifest.json`` document (the contract and its validation are
+:class:`ppl_edge.manifest.Manifest`) and the folder's atomic publication.
 
 Exports are written into a staging folder beside the output folder and moved in only when every file is
 complete (:func:`staged_output`), so a failed export leaves nothing behind.
@@ -15,26 +11,25 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.checkpoint import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.export_format import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_path
+from ppl_edge.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    InputSpec,
+    Manifest,
+    dumps,  # noqa: F401  (re-exported: the exporter's writing API)
+    sha256_path,
+    write_manifest,  # noqa: F401
+)
 
 log = logging.getLogger(__name__)
-
-# ImageNet-free normalisation of the official code: x = (rgb / 255 - 0.5) / 0.5.
-INPUT_SCALE = 1.0 / 255.0
-INPUT_MEAN = (0.5, 0.5, 0.5)
-INPUT_STD = (0.5, 0.5, 0.5)
-_REQUIRED = ("format", "format_version", "model", "input", "keypoints", "skeleton", "memory", "batch",
-             "opset", "precision", "artifacts", "tools")
-
 
 def tool_versions(*modules: str) -> dict[str, str]:
     """Installed versions of ``modules`` (import names) that are importable."""
@@ -127,8 +122,7 @@ def build_manifest(
         "format_version": FORMAT_VERSION,
         "ppl_edge_version": __version__,
         "model": {"name": name, "preset": preset, "checkpoint_sha256": checkpoint_sha256},
-        "input": {"name": "image", "height": cfg.img_size, "width": cfg.img_size, "layout": "NCHW",
-                  "color": "RGB", "scale": INPUT_SCALE, "mean": list(INPUT_MEAN), "std": list(INPUT_STD)},
+        "input": InputSpec.square(cfg.img_size).to_dict(),
         "keypoints": {"count": n, "names": [f"kp{i:02d}" for i in range(n)], "coords": "xy_norm"},
         "skeleton": skeleton_from_model(model),
         "memory": {"banks": banks, "entries": entries, "dim": dim,
@@ -143,70 +137,29 @@ def build_manifest(
 
 
 def validate_manifest(manifest: dict[str, Any], folder: str | Path | None = None) -> None:
-    """Check a manifest's structure and, given its folder, every artifact's presence and sha256.
+    """Check a manifest document (:meth:`Manifest.from_dict`) and, given its folder, every
+    artifact's presence and sha256.
 
     Raises:
-        PplEdgeError: naming the first problem found.
+        ManifestError: naming the first problem found.
     """
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise PplEdgeError(f"not a ppl-edge export manifest (format={got!r}, expected {FORMAT!r})")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise PplEdgeError(f"manifest format {manifest['format_version']} is newer than this ppl-edge "
-                           f"reads ({FORMAT_VERSION}): upgrade ppl-edge")
-    missing = [key for key in _REQUIRED if key not in manifest]
-    if missing:
-        raise PplEdgeError(f"manifest lacks the keys {missing}")
-    count = manifest["keypoints"]["count"]
-    if len(manifest["keypoints"]["names"]) != count:
-        raise PplEdgeError(f"manifest names {len(manifest['keypoints']['names'])} keypoints, "
-                           f"expected keypoints.count = {count}")
-    for i, j in manifest["skeleton"]["edges"]:
-        if not 0 <= i < j < count:
-            raise PplEdgeError(f"manifest skeleton edge {[i, j]} is outside 0..{count - 1} or not i < j")
-    if folder is None:
-        return
-    for role, entry in manifest["artifacts"].items():
-        path = Path(folder) / entry["file"]
-        if not path.exists():
-            raise PplEdgeError(f"manifest artifact {role!r} is missing: {path}")
-        if sha256_path(path) != entry["sha256"]:
-            raise PplEdgeError(f"{path} does not match the sha256 in its manifest (changed after export)")
-
-
-def dumps(manifest: dict[str, Any]) -> str:
-    """Indented JSON with lists of numbers or short strings kept on one line."""
-    text = json.dumps(manifest, indent=2)
-    return re.sub(r"\[\s*([^\[\]{}:]*?)\s*\]",
-                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
-
-
-def write_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
-    """Validate and write ``manifest`` as indented JSON, atomically."""
-    validate_manifest(manifest)
-    path = Path(path)
-    atomic_write_bytes(path, (dumps(manifest) + "\n").encode())
-    return path
+    path = Path(folder) / MANIFEST_NAME if folder is not None else None
+    checked = Manifest.from_dict(manifest, path)
+    if folder is not None:
+        checked.verify_all()
 
 
 def read_manifest(path: str | Path, check_files: bool = True) -> dict[str, Any]:
-    """Read ``manifest.json`` (or the folder holding it) and validate it.
+    """Read ``manifest.json`` (or the folder holding it), validate it and return the document.
 
     Args:
         path: the manifest file or its folder.
         check_files: also check every artifact's presence and sha256.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise PplEdgeError(f"export manifest not found: {path}")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PplEdgeError(f"{path} is not valid JSON: {err}") from err
-    validate_manifest(manifest, path.parent if check_files else None)
-    return manifest
+    manifest = Manifest.load(path)
+    if check_files:
+        manifest.verify_all()
+    return manifest.to_dict()
 
 
 def previous_artifacts(out_dir: Path, checkpoint_sha256: str) -> dict[str, dict]:

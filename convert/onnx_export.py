@@ -281,7 +281,7 @@ def build_memory_graph(model: nn.Module, opset: int, dynamic_batch: bool,
 
 def save_proto(proto, path: Path) -> Path:
     """Serialise one self-contained .onnx file (no external data)."""
-    from ppl_edge.checkpoint import atomic_write_bytes
+    from ppl_edge.fileio import atomic_write_bytes
 
     atomic_write_bytes(path, proto.SerializeToString())
     return path

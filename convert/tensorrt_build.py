@@ -24,7 +24,7 @@ from ppl_edge.convert import engine_cache as cache
 from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey
 from ppl_edge.convert.trt_builder import build_info, build_serialized
 from ppl_edge.errors import PplEdgeError, require
-from ppl_edge.export_format import sha256_path
+from ppl_edge.manifest import sha256_path
 
 log = logging.getLogger(__name__)
 trt_log = logging.getLogger("ppl_edge.tensorrt")

@@ -50,23 +50,27 @@ class Check:
 
 
 def sample_images(spec: str, size: int, count: int = 256, seed: int = 0):
-    """``count`` images (S, 3, size, size) float32 in [-1, 1] from a dataset spec.
+    """``count`` test images (S, 3, size, size) float32 in [-1, 1] of a ``synthetic:<category>`` spec,
+    rendered by :mod:`ppl_edge.synth` exactly as the training data's items.
 
-    Falls back to uniform noise when the dataset cannot be built (e.g. ``ppl_edge.train.data`` is not
-    installed), with a warning.
+    Falls back to uniform noise, with a warning, for any other spec or an unknown category.
     """
     import torch
 
-    try:
-        from ppl_edge.train.data import build_dataset
+    from ppl_edge.manifest import InputSpec
+    from ppl_edge.preprocess import normalise
+    from ppl_edge.synth.render import render_images
 
-        dataset = build_dataset(spec, size, split="test", seed=seed)
-        images = [dataset[i]["image"] for i in range(min(count, len(dataset)))]
-        if len(images) == count:
-            return torch.stack(images).float()
-        log.warning("%s gave %d images, expected %d: using random images", spec, len(images), count)
-    except (ImportError, AttributeError, PplEdgeError) as err:
-        log.warning("cannot build %s (%s): using random images", spec, err)
+    kind, _, category = spec.partition(":")
+    if kind == "synthetic":
+        try:
+            images = render_images(category.split(",")[0] or "humanoid", size, count, seed=seed)
+            return torch.from_numpy(normalise(images, InputSpec.square(size)))
+        except PplEdgeError as err:
+            log.warning("cannot render %s (%s): using random images", spec, err)
+    else:
+        log.warning("reference images come from synthetic:<category> specs, got %s: using random "
+                    "images", spec)
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(count, 3, size, size, generator=gen) * 2 - 1
 

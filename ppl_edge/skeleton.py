@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
 
@@ -84,3 +86,12 @@ def edges_from_weights(
         ]
         edges.update((i, j) for _, i, j in sorted(cands)[:room])
     return sorted(edges)
+
+
+def edge_colours(count: int) -> list[tuple[int, int, int]]:
+    """``count`` distinct BGR colours, evenly spaced in hue."""
+    colours = []
+    for i in range(count):
+        r, g, b = colorsys.hsv_to_rgb(i / max(count, 1), 0.85, 1.0)
+        colours.append((int(b * 255), int(g * 255), int(r * 255)))
+    return colours

@@ -22,10 +22,10 @@ from ppl_edge.runtime.refine import refine
 _EXPORTS = {
     "Estimator": "estimator",
     "Result": "result",
-    "BadFrameError": "preprocess",
-    "Letterbox": "preprocess",
-    "as_bgr8": "preprocess",
-    "letterbox": "preprocess",
+    "BadFrameError": "ppl_edge.preprocess",
+    "Letterbox": "ppl_edge.preprocess",
+    "as_bgr8": "ppl_edge.preprocess",
+    "letterbox": "ppl_edge.preprocess",
     "plausibility": "postprocess",
     "RefineTrace": "refine",
     "REFINE_MODES": "refine",
@@ -62,7 +62,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ppl_edge.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"ppl_edge.runtime.{module}"), name)
+    full = module if module.startswith("ppl_edge.") else f"ppl_edge.runtime.{module}"
+    value = getattr(importlib.import_module(full), name)
     globals()[name] = value
     return value
 
@@ -78,7 +79,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from ppl_edge.runtime.estimator import Estimator
     from ppl_edge.runtime.manifest import Manifest, ManifestError, load_manifest, resolve_model
     from ppl_edge.runtime.postprocess import plausibility
-    from ppl_edge.runtime.preprocess import BadFrameError, Letterbox, as_bgr8, letterbox
+    from ppl_edge.preprocess import BadFrameError, Letterbox, as_bgr8, letterbox
     from ppl_edge.runtime.refine import REFINE_MODES, RefineTrace
     from ppl_edge.runtime.result import Result
     from ppl_edge.runtime.smoothing import OneEuroConfig, OneEuroFilter, PoseSmoother

@@ -80,7 +80,7 @@ def bench_cases(backends: Sequence[str], refines: Sequence[str],
 def synthetic_frames(count: int = 48, height: int = 480, width: int = 640,
                      seed: int = 0) -> np.ndarray:
     """A rendered humanoid clip as camera-like frames: (count, height, width, 3) uint8 BGR."""
-    from ppl_edge.train.data.synthetic import render_clip
+    from ppl_edge.synth.render import render_clip
 
     side = min(height, width)
     clip, _, _ = render_clip("humanoid", count, side, seed)

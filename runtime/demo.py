@@ -29,7 +29,7 @@ def demo_source(source: str | None, frames: int, size: int = 256, seed: int = 0)
     """A video / image source, or a synthetic humanoid clip of ``frames`` frames of ``size`` px."""
     if source is not None:
         return open_source(source)
-    from ppl_edge.train.data.synthetic import render_clip
+    from ppl_edge.synth.render import render_clip
 
     clip, _, _ = render_clip("humanoid", frames, size, seed)  # (T, H, W, 3) uint8 BGR
     return ArraySource(clip, fps=DEMO_FPS, name=f"synthetic humanoid clip ({frames} frames)")

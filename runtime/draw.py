@@ -6,21 +6,12 @@ image so a 4K frame and a 64-pixel crop both stay readable.
 
 from __future__ import annotations
 
-import colorsys
 
 import cv2
 import numpy as np
 
 from ppl_edge.runtime.result import Result
-
-
-def edge_colours(count: int) -> list[tuple[int, int, int]]:
-    """``count`` distinct BGR colours, evenly spaced in hue."""
-    colours = []
-    for i in range(count):
-        r, g, b = colorsys.hsv_to_rgb(i / max(count, 1), 0.85, 1.0)
-        colours.append((int(b * 255), int(g * 255), int(r * 255)))
-    return colours
+from ppl_edge.skeleton import edge_colours  # noqa: F401  (re-exported for the drawing API)
 
 
 def confidence_colour(c: float) -> tuple[int, int, int]:

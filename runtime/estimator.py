@@ -24,7 +24,7 @@ from ppl_edge.runtime.backends import Backend, open_backend, select_backend
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
 from ppl_edge.runtime.postprocess import postprocess
-from ppl_edge.runtime.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
+from ppl_edge.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
 from ppl_edge.runtime.refine import REFINE_MODES, make_step
 from ppl_edge.runtime.refine import refine as run_refinement
 from ppl_edge.runtime.result import Result

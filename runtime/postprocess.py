@@ -8,7 +8,7 @@ import numpy as np
 
 from ppl_edge.coords import norm_to_px
 from ppl_edge.runtime.manifest import Manifest
-from ppl_edge.runtime.preprocess import Letterbox
+from ppl_edge.preprocess import Letterbox
 from ppl_edge.runtime.result import Result
 
 LN2 = math.log(2.0)

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from ppl_edge.fileio import IMAGE_SUFFIXES
 from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "rtp://", "tcp://")
 MAX_SIDE = 4096  # larger frames are shrunk: nothing downstream needs more, and writers choke on it
 MAX_PIXELS = 1 << 28  # 268 M pixels: beyond this a frame is rejected instead of resized
@@ -74,7 +74,7 @@ class Capture(Protocol):
 def sanitize_frame(image: Any, max_side: int = MAX_SIDE) -> tuple[np.ndarray | None, str]:
     """Turn whatever a source returned into an (H, W, 3) uint8 BGR frame, or reject it.
 
-    Conversions are the estimator's (:func:`ppl_edge.runtime.preprocess.as_bgr8`: grayscale, BGRA,
+    Conversions are the estimator's (:func:`ppl_edge.preprocess.as_bgr8`: grayscale, BGRA,
     16-bit, float [0, 1] / [0, 255]); in addition frames over ``MAX_PIXELS`` are rejected before any
     conversion, and frames with a side above ``max_side`` are shrunk to fit (aspect kept), so that
     sinks and drawing never see a giant image.
@@ -86,7 +86,7 @@ def sanitize_frame(image: Any, max_side: int = MAX_SIDE) -> tuple[np.ndarray | N
     Returns:
         (frame, "") for a usable frame, else (None, reason) with a one-line reason.
     """
-    from ppl_edge.runtime.preprocess import BadFrameError, as_bgr8
+    from ppl_edge.preprocess import BadFrameError, as_bgr8
 
     if isinstance(image, np.ndarray) and image.ndim >= 2 \
             and image.shape[0] * image.shape[1] > MAX_PIXELS:

@@ -44,10 +44,10 @@ _NO_LABELS = ("folder",)
 
 def video_labelled(spec: str, dataset=None) -> bool:
     """True when ``video:PATH`` has ground truth: a ``<video>.labels.npz`` beside every video
-    (:mod:`ppl_edge.train.data.scene`), or, given the dataset, items that carry keypoints."""
+    (:mod:`ppl_edge.synth.scene`), or, given the dataset, items that carry keypoints."""
     if dataset is not None:
         return bool(getattr(dataset, "has_labels", False))
-    from ppl_edge.train.data.scene import labels_path
+    from ppl_edge.synth.scene import labels_path
     from ppl_edge.train.data.video import list_videos
 
     videos = list_videos(spec.partition(":")[2])
@@ -70,12 +70,12 @@ def layout_for(spec: str, protocol: str = "auto", dataset=None) -> Layout:
             "<video>.labels.npz beside each video (ppl-edge data scene writes one)"
         )
     if dataset is None and kind == "synthetic":
-        from ppl_edge.train.data.synthetic import get_category
+        from ppl_edge.synth.render import get_category
 
         cat = get_category(spec.partition(":")[2] or "humanoid")
         pairs, limbs, names = cat.swap_pairs, cat.edges, cat.joint_names
     elif dataset is None and kind == "video":
-        from ppl_edge.train.data.scene import labels_path, read_scene_labels
+        from ppl_edge.synth.scene import labels_path, read_scene_labels
         from ppl_edge.train.data.video import list_videos
 
         labels = read_scene_labels(labels_path(list_videos(spec.partition(":")[2])[0]))

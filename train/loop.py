@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train import distributed
 from ppl_edge.train.config import TrainConfig, config_to_dict

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ppl_edge.checkpoint import atomic_write_bytes
+    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.runtime.bench import bench_cases, markdown_table, parse_iterations, run_bench
     from ppl_edge.runtime.live import default_model_path
 

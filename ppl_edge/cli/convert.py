@@ -21,10 +21,10 @@ import argparse
 import re
 from pathlib import Path
 
+from ppl_edge.fileio import IMAGE_SUFFIXES
 from ppl_edge.errors import PplEdgeError
 
 TARGETS = ("onnx", "trt", "coreml")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _synth(args: argparse.Namespace) -> int:
     import logging
 
-    from ppl_edge.train.data.synth_writer import write_synthetic
+    from ppl_edge.synth.folder import write_synthetic
 
     log = logging.getLogger(__name__)
     step = max(1, args.count // 10)
@@ -110,7 +110,7 @@ def _scene(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ppl_edge.errors import PplEdgeError
-    from ppl_edge.train.data.scene import labels_path, write_fixed_camera_scene
+    from ppl_edge.synth.scene import labels_path, write_fixed_camera_scene
 
     size = _frame_size(args.size)
     out = Path(args.out)
@@ -158,7 +158,7 @@ def _show(args: argparse.Namespace, dataset) -> int:
 
     import cv2
 
-    from ppl_edge.checkpoint import atomic_write_bytes
+    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.errors import PplEdgeError
     from ppl_edge.train.data.preview import contact_sheet, item_tile
 

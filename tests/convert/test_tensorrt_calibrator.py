@@ -69,7 +69,7 @@ def test_malformed_calibration_folders_are_refused(tmp_path, kind, message):
 
 
 def test_batches_match_the_runtime_preprocessing(tmp_path):
-    from ppl_edge.runtime.preprocess import preprocess
+    from ppl_edge.preprocess import preprocess
 
     paths = write_images(tmp_path, 5)
     spec = calib.input_spec(manifest_document(16))

@@ -148,7 +148,7 @@ def test_coreml_io_specs_and_image_input_mapping():
 
     from ppl_edge.runtime.backends.coreml import io_specs, to_pixels
     from ppl_edge.runtime.manifest import InputSpec
-    from ppl_edge.runtime.preprocess import normalise
+    from ppl_edge.preprocess import normalise
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 32, 32))])
     def program(image):

@@ -135,7 +135,7 @@ def test_convertible_frames_give_a_pose(est, name):
 
 
 def test_conversions_are_what_the_frame_means(est):
-    from ppl_edge.runtime.preprocess import as_bgr8
+    from ppl_edge.preprocess import as_bgr8
 
     assert as_bgr8(GOOD["uint16"]).max() == 40000 >> 8
     assert as_bgr8(GOOD["bgra"]).shape == (40, 50, 3)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.export_format import sha256_path
+from ppl_edge.manifest import sha256_path
 from ppl_edge.runtime.manifest import ManifestError, load_manifest, parse_manifest, resolve_model
 
 
@@ -31,7 +31,7 @@ def test_export_manifest_reads_as_the_contract_says(tiny_export):
 
 @pytest.mark.parametrize("edit,message", [
     (lambda d: d.update(format="something-else"), "expected 'ppl-edge-export'"),
-    (lambda d: d.update(format_version=99), "newer than this runtime"),
+    (lambda d: d.update(format_version=99), "newer than this ppl-edge reads"),
     (lambda d: d["input"].pop("height"), "field 'input.height' is missing"),
     (lambda d: d["input"].update(width="64"), "'input.width' must be int"),
     (lambda d: d["input"].update(std=[0.5, 0.0, 0.5]), "std non-zero"),

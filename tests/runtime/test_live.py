@@ -37,7 +37,7 @@ def _write_video(path: Path, frames: np.ndarray, fps: float = 25.0, codec: str =
 
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
-    from ppl_edge.train.data.synthetic import render_clip
+    from ppl_edge.synth.render import render_clip
 
     return render_clip("humanoid", 24, 96, 3)[0]  # (24, 96, 96, 3) uint8 BGR
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from ppl_edge import motion
-from ppl_edge.runtime import MotionCrops, preprocess
+from ppl_edge import preprocess
+from ppl_edge.runtime import MotionCrops
 from ppl_edge.runtime import crops as runtime_crops
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.runtime.manifest import InputSpec
-from ppl_edge.runtime.preprocess import denormalise, letterbox, normalise, preprocess, resize
+from ppl_edge.preprocess import denormalise, letterbox, normalise, preprocess, resize
 
 SPEC = InputSpec(name="image", height=64, width=64, color="RGB", scale=1 / 255,
                  mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory) -> Path:
     """40 frames of a rendered humanoid, 96 x 96, 25 fps."""
-    from ppl_edge.train.data.synthetic import render_clip
+    from ppl_edge.synth.render import render_clip
 
     frames = render_clip("humanoid", 40, 96, 5)[0]
     path = tmp_path_factory.mktemp("samples") / "clip.mp4"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.train.data import synthetic
-from ppl_edge.train.data.skeletons import CATEGORIES
+from ppl_edge.synth import render as synthetic
+from ppl_edge.synth.skeletons import CATEGORIES
 
 
 @pytest.mark.parametrize("category", sorted(CATEGORIES))
@@ -115,6 +115,6 @@ def test_bad_specs_raise_user_errors():
 def test_renderer_core_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; from ppl_edge.train.data.synthetic import render_clip; "
+    code = ("import sys; from ppl_edge.synth.render import render_clip; "
             "render_clip('bird', 2, 16, 0); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,7 +17,7 @@ from ppl_edge.config_utils import to_dict  # noqa: E402
 from ppl_edge.errors import PplEdgeError  # noqa: E402
 from ppl_edge.train import eval_run, occlusion  # noqa: E402
 from ppl_edge.train.data import build_dataset  # noqa: E402
-from ppl_edge.train.data.skeletons import CATEGORIES  # noqa: E402
+from ppl_edge.synth.skeletons import CATEGORIES  # noqa: E402
 from ppl_edge.train.evaluate import evaluate_checkpoint, fit_h36m, score_h36m  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from ppl_edge.motion import crop_square  # noqa: E402
 from ppl_edge.train import eval_run  # noqa: E402
 from ppl_edge.train.data import build_dataset  # noqa: E402
 from ppl_edge.train.data.common import image_to_tensor  # noqa: E402
-from ppl_edge.train.data.scene import (  # noqa: E402
+from ppl_edge.synth.scene import (  # noqa: E402
     labels_path,
     read_scene_labels,
     write_fixed_camera_scene,
@@ -84,7 +84,7 @@ def test_scene_writer_writes_a_readable_video_and_its_labels(tmp_path):
 
 def test_scene_writer_needs_no_torch(tmp_path):
     code = ("import sys; sys.modules['torch'] = None; "
-            "from ppl_edge.train.data.scene import write_fixed_camera_scene as w; "
+            "from ppl_edge.synth.scene import write_fixed_camera_scene as w; "
             f"w({str(tmp_path / 'a.mp4')!r}, frames=3, size=(48, 32))")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert labels_path(tmp_path / "a.mp4").is_file()

@@ -26,7 +26,7 @@ from ppl_edge.errors import PplEdgeError
 
 # spec kind -> (module under ppl_edge.train.data, class name)
 LOADERS: dict[str, tuple[str, str]] = {
-    "synthetic": ("synthetic_dataset", "SyntheticDataset"),
+    "synthetic": ("synthetic", "SyntheticDataset"),
     "synthdir": ("synthdir", "SynthDirDataset"),
     "folder": ("folder", "ImageFolderDataset"),
     "video": ("video", "VideoDataset"),

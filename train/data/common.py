@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import torch
 
+from ppl_edge.fileio import IMAGE_SUFFIXES, list_images  # noqa: F401  (re-exported)
 from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "train_reg", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_CONSECUTIVE_SKIPS = 64  # beyond this many unreadable files in a row, the data set itself is broken
 
 
@@ -159,12 +159,6 @@ class SkippingDataset(torch.utils.data.Dataset):
             f"{MAX_CONSECUTIVE_SKIPS} unreadable items in a row from {type(self).__name__} at index "
             f"{index}; expected readable files: check the dataset root"
         )
-
-
-def list_images(root: Path) -> list[Path]:
-    """All image files under ``root`` (recursive), sorted by folder, then by name."""
-    files = (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    return sorted(files, key=lambda p: (p.parent.parts, p.name))
 
 
 def require_dir(path: str | Path, what: str) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import IMAGE_SUFFIXES
 from ppl_edge.train.data.common import (
-    IMAGE_SUFFIXES,
     SkippingDataset,
     image_to_tensor,
     list_images,

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ppl_edge.coords import norm_to_px
-from ppl_edge.runtime.draw import edge_colours
+from ppl_edge.skeleton import edge_colours
 
 MIN_TILE = 128  # small images are enlarged to at least this side so that labels stay readable
 

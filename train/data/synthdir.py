@@ -2,7 +2,7 @@
 
 PATH is the written folder, or a folder whose ``train`` / ``train_reg`` / ``test`` sub-folders were
 each written by ``ppl-edge data synth`` (then ``split`` picks the sub-folder). Layout and label format:
-``synth_writer.py``.
+:mod:`ppl_edge.synth.folder`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ppl_edge.train.data.common import (
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
-from ppl_edge.train.data.synth_writer import FORMAT, FORMAT_VERSION
+from ppl_edge.synth.folder import FORMAT, FORMAT_VERSION
 
 
 def _read_meta(folder: Path) -> dict:

@@ -10,7 +10,7 @@ order, by the background subtractor of :mod:`ppl_edge.motion` (the one ``ppl-edg
 motion`` uses): items are the square crops around the largest moving region, each with the
 subtractor's foreground ``mask`` and a ``reference`` frame cut with the same box (the static
 background then matches and the subject moves inside it). A ``<video>.labels.npz`` ground-truth
-file beside a video (:mod:`ppl_edge.train.data.scene`) adds ``keypoints`` / ``visible`` to the
+file beside a video (:mod:`ppl_edge.synth.scene`) adds ``keypoints`` / ``visible`` to the
 ``train_reg`` and ``test`` items.
 """
 
@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from ppl_edge.fileio import VIDEO_SUFFIXES
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.motion import MOTION_METHODS, Box, MotionCrops, crop_square, frame_to_crop
 from ppl_edge.train.data.common import (
@@ -37,12 +38,11 @@ from ppl_edge.train.data.common import (
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
-from ppl_edge.train.data.scene import SceneLabels, labels_path, read_scene_labels
+from ppl_edge.synth.scene import SceneLabels, labels_path, read_scene_labels
 
 log = logging.getLogger(__name__)
 
 _INHERITED_CAPTURES: list[dict] = []  # see VideoDataset.read_raw
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 CROP_MODES = ("full", "motion")
 
 

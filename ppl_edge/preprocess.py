@@ -16,7 +16,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.motion import Box  # (x0, y0, x1, y1) frame pixels, x1 / y1 exclusive
-from ppl_edge.runtime.manifest import InputSpec
+from ppl_edge.manifest import InputSpec
 
 
 class BadFrameError(PplEdgeError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppl_edge.train.data.skeletons import Category
+from ppl_edge.synth.skeletons import Category
 
 MAX_AMPLITUDE_DEG = 60.0  # caps per-frame angle change at 2π·f·a <= ~19 deg for f <= 0.05
 MAX_TILT_DEG = {"humanoid": 15.0, "quadruped": 20.0, "bird": 25.0}

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.train.data.synthetic import (
+from ppl_edge.synth.render import (
     SPLIT_CODES,
     ClipRenderer,
     Sample,

@@ -1,7 +1,7 @@
 """A synthetic fixed-camera recording: one figure moving across a static scene, with ground truth.
 
 NumPy + OpenCV only (no torch). Each frame composites one frame of a synthetic figure
-(:class:`ppl_edge.train.data.synthetic.ClipRenderer`, its coverage mask as the alpha) onto one
+(:class:`ppl_edge.synth.render.ClipRenderer`, its coverage mask as the alpha) onto one
 static background, its centre moving smoothly across the frame and back, so background
 subtraction finds the figure as a fixed camera would (the ``video:PATH`` dataset with
 ``crops="motion"``). ``write_fixed_camera_scene`` writes the video (``mp4v``) and, beside it,
@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppl_edge.checkpoint import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
 
 LABELS_SUFFIX = ".labels.npz"
@@ -112,7 +112,7 @@ def read_scene_labels(path: str | Path) -> SceneLabels:
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """(H, W, 3) float32 BGR static scene: a procedural background cut to the frame's aspect."""
-    from ppl_edge.train.data.backgrounds import render_background
+    from ppl_edge.synth.backgrounds import render_background
 
     side = max(width, height)
     wide = render_background(rng, side)
@@ -188,7 +188,7 @@ def write_fixed_camera_scene(path: str | Path, frames: int = 600,
     Raises:
         PplEdgeError: bad arguments, or no video writer for the suffix.
     """
-    from ppl_edge.train.data.synthetic import ClipRenderer, get_category
+    from ppl_edge.synth.render import ClipRenderer, get_category
 
     width, height = (int(v) for v in size)
     if frames < 2 or min(width, height) < 32:
