@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ppl_edge.fileio import atomic_write_bytes, load_model
+    from ppl_edge.checkpoint import load_model
+    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.errors import PplEdgeError
     from ppl_edge.skeleton import edges_from_weights
     from ppl_edge.train import eval_run, occlusion, plots
