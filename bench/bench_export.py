@@ -43,8 +43,9 @@ def timings(fn, warmup: int, runs: int) -> dict[str, float]:
     return {"median_ms": statistics.median(samples), "p90_ms": float(np.percentile(samples, 90))}
 
 
-def bench_preset(name: str, batches: list[int], runs: int, warmup: int, threads: int,
-                 folder: Path) -> list[dict]:
+def bench_preset(
+    name: str, batches: list[int], runs: int, warmup: int, threads: int, folder: Path
+) -> list[dict]:
     """Export one preset and time ORT and torch eager at each batch size."""
     torch.manual_seed(0)
     model = PoseModel(preset(name)).eval()
@@ -63,28 +64,47 @@ def bench_preset(name: str, batches: list[int], runs: int, warmup: int, threads:
     for batch, image in images.items():
         feeds = {"image": image.numpy()}
         ort_t = timings(lambda f=feeds: session.run(None, f), warmup, runs)
-        rows.append({"preset": name, "img_size": model.cfg.img_size, "batch": batch,
-                     "params": count_parameters(model), "ort": ort_t, "torch": torch_t[batch],
-                     "keypoints_onnx_bytes": sizes["keypoints.onnx"],
-                     "refine_onnx_bytes": sizes["refine.onnx"],
-                     "memory_onnx_bytes": sizes["memory.onnx"], "export_s": export_s})
-        log.info("%s b=%d: ort %.2f ms, torch %.2f ms", name, batch, ort_t["median_ms"],
-                 torch_t[batch]["median_ms"])
+        rows.append(
+            {
+                "preset": name,
+                "img_size": model.cfg.img_size,
+                "batch": batch,
+                "params": count_parameters(model),
+                "ort": ort_t,
+                "torch": torch_t[batch],
+                "keypoints_onnx_bytes": sizes["keypoints.onnx"],
+                "refine_onnx_bytes": sizes["refine.onnx"],
+                "memory_onnx_bytes": sizes["memory.onnx"],
+                "export_s": export_s,
+            }
+        )
+        log.info(
+            "%s b=%d: ort %.2f ms, torch %.2f ms",
+            name,
+            batch,
+            ort_t["median_ms"],
+            torch_t[batch]["median_ms"],
+        )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     """The README table."""
-    lines = [("| preset | input | batch | ORT CPU median / p90 (ms) | torch eager median / p90 (ms) "
-              "| speed-up | keypoints.onnx | refine.onnx | memory.onnx |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| preset | input | batch | ORT CPU median / p90 (ms) | torch eager median / p90 (ms) "
+            "| speed-up | keypoints.onnx | refine.onnx | memory.onnx |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         o, t = r["ort"], r["torch"]
         lines.append(
             f"| {r['preset']} | {r['img_size']}² | {r['batch']} | {o['median_ms']:.2f} / "
             f"{o['p90_ms']:.2f} | {t['median_ms']:.2f} / {t['p90_ms']:.2f} | "
             f"{t['median_ms'] / o['median_ms']:.1f}× | {r['keypoints_onnx_bytes'] / 2**20:.1f} MiB | "
-            f"{r['refine_onnx_bytes'] / 2**20:.1f} MiB | {r['memory_onnx_bytes'] / 2**20:.2f} MiB |")
+            f"{r['refine_onnx_bytes'] / 2**20:.1f} MiB | {r['memory_onnx_bytes'] / 2**20:.2f} MiB |"
+        )
     return "\n".join(lines)
 
 
@@ -102,14 +122,22 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.presets:
-            rows += bench_preset(name, args.batches, args.runs, args.warmup, args.threads,
-                                 Path(tmp) / name)
+            rows += bench_preset(
+                name, args.batches, args.runs, args.warmup, args.threads, Path(tmp) / name
+            )
     import onnxruntime
 
-    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "threads": args.threads},
-              "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-              "runs": args.runs, "warmup": args.warmup, "results": rows}
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": args.threads,
+        },
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "results": rows,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

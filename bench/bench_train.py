@@ -33,8 +33,13 @@ from ppl_edge.train.macs import format_count, model_profile
 
 
 def bench_preset(
-    name: str, batch: int, steps: int, vgg: str | None, device: str,
-    config: Path | None = None, overrides: list[str] | None = None,
+    name: str,
+    batch: int,
+    steps: int,
+    vgg: str | None,
+    device: str,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
 ) -> dict:
     """Time ``steps`` training steps of preset ``name`` at ``batch`` images per step.
 
@@ -109,8 +114,13 @@ def main() -> None:
 
     rows = [
         bench_preset(
-            p, pick(args.batch_size, i), pick(args.steps, i), args.vgg_weights, args.device,
-            args.config, args.set,
+            p,
+            pick(args.batch_size, i),
+            pick(args.steps, i),
+            args.vgg_weights,
+            args.device,
+            args.config,
+            args.set,
         )
         for i, p in enumerate(args.presets)
     ]

@@ -64,7 +64,9 @@ def _data_of(train_state: dict) -> str | None:
     return None
 
 
-def load_source(model_or_checkpoint, name: str | None = None, data: str | None = None) -> ExportSource:
+def load_source(
+    model_or_checkpoint, name: str | None = None, data: str | None = None
+) -> ExportSource:
     """Resolve a PoseModel or a checkpoint path into an :class:`ExportSource`.
 
     Raises:
@@ -86,10 +88,12 @@ def load_source(model_or_checkpoint, name: str | None = None, data: str | None =
         digest = hashlib.sha256(save(tensors)).hexdigest()
         found, default_name = None, f"ppl-{_preset_of(model.cfg)}"
     else:
-        raise PplEdgeError(f"expected a PoseModel or a checkpoint path, got "
-                           f"{type(model_or_checkpoint).__name__}")
-    return ExportSource(model, name or default_name, _preset_of(model.cfg), digest,
-                        data or found or DEFAULT_DATA)
+        raise PplEdgeError(
+            f"expected a PoseModel or a checkpoint path, got {type(model_or_checkpoint).__name__}"
+        )
+    return ExportSource(
+        model, name or default_name, _preset_of(model.cfg), digest, data or found or DEFAULT_DATA
+    )
 
 
 def tools_used(*extra: str) -> dict[str, str]:
@@ -139,16 +143,31 @@ def export_onnx_folder(
     with staged_output(out) as staging:
         paths, stats = export_graphs(model, staging, flavour, opset, dynamic_batch, simplify)
         manifest = build_manifest(
-            model, name=source.name, preset=source.preset, checkpoint_sha256=source.checkpoint_sha256,
-            distance_reference=reference, opset=opset, dynamic_batch=dynamic_batch,
-            max_batch=MAX_BATCH if dynamic_batch else 1, precision="fp32", artifacts=paths,
-            tools=tools_used())
+            model,
+            name=source.name,
+            preset=source.preset,
+            checkpoint_sha256=source.checkpoint_sha256,
+            distance_reference=reference,
+            opset=opset,
+            dynamic_batch=dynamic_batch,
+            max_batch=MAX_BATCH if dynamic_batch else 1,
+            precision="fp32",
+            artifacts=paths,
+            tools=tools_used(),
+        )
         if after is not None:  # may also edit manifest (e.g. the engine's precision)
             extra = after(staging, paths, manifest) or {}
             manifest["artifacts"].update(
-                {role: {"file": Path(p).name, "sha256": sha256_path(p)} for role, p in extra.items()})
-        kept = {r: e for r, e in previous_artifacts(out, source.checkpoint_sha256).items()
-                if r not in ONNX_ROLES and r not in manifest["artifacts"]}
+                {
+                    role: {"file": Path(p).name, "sha256": sha256_path(p)}
+                    for role, p in extra.items()
+                }
+            )
+        kept = {
+            r: e
+            for r, e in previous_artifacts(out, source.checkpoint_sha256).items()
+            if r not in ONNX_ROLES and r not in manifest["artifacts"]
+        }
         manifest["artifacts"] = {**kept, **manifest["artifacts"]}
         write_manifest(staging / MANIFEST_NAME, manifest)
     return out / MANIFEST_NAME, stats

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.fileio import IMAGE_SUFFIXES, atomic_write_bytes, list_images
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import IMAGE_SUFFIXES, atomic_write_bytes, list_images
 from ppl_edge.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_IMAGES = 512  # TensorRT's guidance: about 500 images cover the activation ranges
 
 
-def find_calibration_images(folder: str | Path, limit: int | None = DEFAULT_MAX_IMAGES) -> list[Path]:
+def find_calibration_images(
+    folder: str | Path, limit: int | None = DEFAULT_MAX_IMAGES
+) -> list[Path]:
     """Image files under ``folder`` (recursively, sorted), at most ``limit`` spread evenly.
 
     Raises:
@@ -45,8 +47,10 @@ def find_calibration_images(folder: str | Path, limit: int | None = DEFAULT_MAX_
         raise PplEdgeError(f"calibration data {root} is a file; expected a folder of images")
     images = sorted(list_images(root))  # by full path
     if not images:
-        raise PplEdgeError(f"calibration folder {root} holds no images (expected "
-                           f"{', '.join(IMAGE_SUFFIXES)} files)")
+        raise PplEdgeError(
+            f"calibration folder {root} holds no images (expected "
+            f"{', '.join(IMAGE_SUFFIXES)} files)"
+        )
     if limit is not None and len(images) > limit:
         picks = np.linspace(0, len(images) - 1, limit).round().astype(int)
         images = [images[i] for i in picks]
@@ -68,8 +72,10 @@ def input_spec(manifest: dict):
         PplEdgeError: the manifest is missing or invalid (INT8 calibration needs it).
     """
     if not isinstance(manifest, dict):
-        raise PplEdgeError("INT8 calibration needs the export manifest (input size and normalisation); "
-                           "build from an export folder or pass manifest=")
+        raise PplEdgeError(
+            "INT8 calibration needs the export manifest (input size and normalisation); "
+            "build from an export folder or pass manifest="
+        )
     return Manifest.from_dict(manifest, Path("manifest.json")).input
 
 
@@ -116,8 +122,12 @@ class CalibrationBatches:
         self.batch_size = min(batch_size, len(self.images))
         dropped = len(self.images) % self.batch_size
         if dropped:
-            log.info("calibration: %d images in batches of %d; the last %d are not used",
-                     len(self.images), self.batch_size, dropped)
+            log.info(
+                "calibration: %d images in batches of %d; the last %d are not used",
+                len(self.images),
+                self.batch_size,
+                dropped,
+            )
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -144,11 +154,16 @@ class CalibrationSession:
         upload: copies one (B, 3, H, W) float32 batch to the device and returns its device pointer.
     """
 
-    def __init__(self, batches: CalibrationBatches | None, cache_path: Path | None,
-                 upload: Callable[[np.ndarray], int]):
+    def __init__(
+        self,
+        batches: CalibrationBatches | None,
+        cache_path: Path | None,
+        upload: Callable[[np.ndarray], int],
+    ):
         if batches is None and (cache_path is None or not Path(cache_path).is_file()):
-            raise PplEdgeError("INT8 needs calibration images (--calib-data) or an existing "
-                               "calibration cache")
+            raise PplEdgeError(
+                "INT8 needs calibration images (--calib-data) or an existing calibration cache"
+            )
         self.batches = batches
         self.cache_path = Path(cache_path) if cache_path is not None else None
         self.upload = upload
@@ -216,8 +231,10 @@ class DeviceBuffer:
             import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
             from pycuda import driver
         except ImportError as err:
-            raise PplEdgeError("INT8 calibration needs cuda-python or pycuda to copy batches to the GPU: "
-                               "pip install cuda-python (or JetPack's python3-pycuda)") from err
+            raise PplEdgeError(
+                "INT8 calibration needs cuda-python or pycuda to copy batches to the GPU: "
+                "pip install cuda-python (or JetPack's python3-pycuda)"
+            ) from err
         self._driver = driver
         self._allocation = driver.mem_alloc(self.nbytes)
         self.pointer = int(self._allocation)
@@ -229,10 +246,16 @@ class DeviceBuffer:
     def upload(self, batch: np.ndarray) -> int:
         """Copy ``batch`` (C-contiguous float32, at most ``nbytes``) to the device; its pointer."""
         if batch.nbytes > self.nbytes or not batch.flags.c_contiguous:
-            raise PplEdgeError(f"calibration batch of {batch.nbytes} bytes does not fit {self.nbytes}")
+            raise PplEdgeError(
+                f"calibration batch of {batch.nbytes} bytes does not fit {self.nbytes}"
+            )
         if self._cudart is not None:
-            (err,) = self._cudart.cudaMemcpy(self.pointer, batch.ctypes.data, batch.nbytes,
-                                             self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+            (err,) = self._cudart.cudaMemcpy(
+                self.pointer,
+                batch.ctypes.data,
+                batch.nbytes,
+                self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            )
             self._check(err, "cudaMemcpy")
         else:
             self._driver.memcpy_htod(self._allocation, batch)
@@ -253,8 +276,10 @@ def make_calibrator(trt, session: CalibrationSession):
         PplEdgeError: this TensorRT has no implicit INT8 calibration (TensorRT 11+).
     """
     if not hasattr(trt, "IInt8EntropyCalibrator2"):
-        raise PplEdgeError(f"TensorRT {trt.__version__} has no INT8 calibrator (removed in TensorRT 11): "
-                           "use --precision fp16, or quantise the ONNX with explicit Q/DQ nodes")
+        raise PplEdgeError(
+            f"TensorRT {trt.__version__} has no INT8 calibrator (removed in TensorRT 11): "
+            "use --precision fp16, or quantise the ONNX with explicit Q/DQ nodes"
+        )
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):

@@ -69,8 +69,11 @@ def lookup_op_selector(codebook: np.ndarray) -> Callable[[Any], bool]:
 
     def is_codebook(op) -> bool:
         val = op.outputs[0].val if op.op_type == "const" else None
-        return (isinstance(val, np.ndarray) and val.size == codebook.size
-                and np.allclose(val.astype(np.float32).reshape(codebook.shape), codebook, atol=1e-3))
+        return (
+            isinstance(val, np.ndarray)
+            and val.size == codebook.size
+            and np.allclose(val.astype(np.float32).reshape(codebook.shape), codebook, atol=1e-3)
+        )
 
     def descends(op) -> bool:
         if op is None:
@@ -84,7 +87,8 @@ def lookup_op_selector(codebook: np.ndarray) -> Callable[[Any], bool]:
         if id(op) not in to_gather:
             to_gather[id(op)] = False
             to_gather[id(op)] = op.op_type.startswith("gather") or any(
-                leads_to_gather(child) for out in op.outputs for child in out.child_ops)
+                leads_to_gather(child) for out in op.outputs for child in out.child_ops
+            )
         return to_gather[id(op)]
 
     def select_fp16(op) -> bool:
@@ -107,18 +111,31 @@ def convert_model(model, metadata: dict[str, str] | None = None):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch 2.13
         traced = torch.jit.trace(graph, torch.zeros(1, 3, size, size))
-    image = ct.ImageType(name="image", shape=(1, 3, size, size), scale=1.0 / 127.5,
-                         bias=[-1.0, -1.0, -1.0], color_layout=ct.colorlayout.RGB)
-    outputs = [ct.TensorType(name=n, dtype=np.int32 if n == "prototype_ids" else np.float32)
-               for n in KEYPOINT_OUTPUTS]
+    image = ct.ImageType(
+        name="image",
+        shape=(1, 3, size, size),
+        scale=1.0 / 127.5,
+        bias=[-1.0, -1.0, -1.0],
+        color_layout=ct.colorlayout.RGB,
+    )
+    outputs = [
+        ct.TensorType(name=n, dtype=np.int32 if n == "prototype_ids" else np.float32)
+        for n in KEYPOINT_OUTPUTS
+    ]
     precision = ct.transform.FP16ComputePrecision(
-        op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy()))
+        op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy())
+    )
     progress = io.StringIO()  # coremltools' per-pass progress bars go to stderr
     try:
         with contextlib.redirect_stderr(progress):
-            mlmodel = ct.convert(traced, inputs=[image], outputs=outputs, convert_to="mlprogram",
-                                 minimum_deployment_target=ct.target.iOS16,
-                                 compute_precision=precision)
+            mlmodel = ct.convert(
+                traced,
+                inputs=[image],
+                outputs=outputs,
+                convert_to="mlprogram",
+                minimum_deployment_target=ct.target.iOS16,
+                compute_precision=precision,
+            )
     except Exception as err:
         raise PplEdgeError(f"coremltools could not convert the keypoint path: {err}") from err
     mlmodel.author = "ppl-edge"
@@ -131,13 +148,16 @@ def convert_model(model, metadata: dict[str, str] | None = None):
 def coreml_metadata(manifest: dict) -> dict[str, str]:
     """user_defined_metadata: keypoint names, skeleton edges and the manifest, as JSON strings."""
     core = {k: v for k, v in manifest.items() if k != "artifacts"}
-    return {"keypoint_names": json.dumps(manifest["keypoints"]["names"]),
-            "skeleton_edges": json.dumps(manifest["skeleton"]["edges"]),
-            "manifest": json.dumps(core)}
+    return {
+        "keypoint_names": json.dumps(manifest["keypoints"]["names"]),
+        "skeleton_edges": json.dumps(manifest["skeleton"]["edges"]),
+        "manifest": json.dumps(core),
+    }
 
 
-def export_coreml(model_or_source, out_dir: str | Path, name: str | None = None,
-                  data: str | None = None) -> Path:
+def export_coreml(
+    model_or_source, out_dir: str | Path, name: str | None = None, data: str | None = None
+) -> Path:
     """Write ``keypoints.mlpackage`` and ``manifest.json`` into ``out_dir``, atomically.
 
     An existing manifest in ``out_dir`` made from the same checkpoint (e.g. by an ONNX export) is
@@ -164,14 +184,28 @@ def export_coreml(model_or_source, out_dir: str | Path, name: str | None = None,
 
     out = check_output_folder(out_dir)
     _coremltools()
-    source = (model_or_source if isinstance(model_or_source, ExportSource)
-              else load_source(model_or_source, name=name, data=data))
+    source = (
+        model_or_source
+        if isinstance(model_or_source, ExportSource)
+        else load_source(model_or_source, name=name, data=data)
+    )
     model = source.model.eval()
     previous = _previous_manifest(out, source.checkpoint_sha256)
     manifest = previous or build_manifest(
-        model, name=source.name, preset=source.preset, checkpoint_sha256=source.checkpoint_sha256,
-        distance_reference=distance_reference(model, sample_images(source.data, model.cfg.img_size)),
-        opset=None, dynamic_batch=False, max_batch=1, precision="fp16", artifacts={}, tools={})
+        model,
+        name=source.name,
+        preset=source.preset,
+        checkpoint_sha256=source.checkpoint_sha256,
+        distance_reference=distance_reference(
+            model, sample_images(source.data, model.cfg.img_size)
+        ),
+        opset=None,
+        dynamic_batch=False,
+        max_batch=1,
+        precision="fp16",
+        artifacts={},
+        tools={},
+    )
     manifest["tools"] = {**manifest.get("tools", {}), **tool_versions("torch", "coremltools")}
     with staged_output(out) as staging:
         mlmodel = convert_model(model, coreml_metadata(manifest))
@@ -239,8 +273,13 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
     except Exception as err:
         raise PplEdgeError(f"{package} does not load as a Core ML package: {err}") from err
     n, m = manifest["keypoints"]["count"], manifest["memory"]["banks"]
-    want = {"keypoints": (1, n, 2), "keypoints_refined": (1, n, 2), "prototype_ids": (1, m),
-            "prototype_distances": (1, m), "confidence": (1, n)}
+    want = {
+        "keypoints": (1, n, 2),
+        "keypoints_refined": (1, n, 2),
+        "prototype_ids": (1, m),
+        "prototype_distances": (1, m),
+        "confidence": (1, n),
+    }
     problems = []
     image = {f.name: f for f in spec.description.input}.get("image")
     size = (manifest["input"]["height"], manifest["input"]["width"])
@@ -257,18 +296,26 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
     if json.loads(meta.get("skeleton_edges", "null")) != manifest["skeleton"]["edges"]:
         problems.append("metadata skeleton_edges differ from the manifest")
     codebook = model.memory.codebook.detach().cpu().numpy().astype(np.float32)
-    errors = [float(np.abs(v.reshape(codebook.shape) - codebook).max())
-              for v in fp32_constants(package, spec).values() if v.size == codebook.size]
+    errors = [
+        float(np.abs(v.reshape(codebook.shape) - codebook).max())
+        for v in fp32_constants(package, spec).values()
+        if v.size == codebook.size
+    ]
     codebook_err = min(errors, default=float("inf"))
     if codebook_err > 0.0:
-        problems.append(f"no FP32 constant equals the codebook (closest differs by {codebook_err:.3g})")
+        problems.append(
+            f"no FP32 constant equals the codebook (closest differs by {codebook_err:.3g})"
+        )
     argmin = [op for op in _main_operations(spec) if op.type == "reduce_argmin"]
     if len(argmin) != 1 or _input_dtype(argmin[0], spec) != "fp32":
         problems.append("the prototype argmin does not run in FP32")
     for problem in problems:
         log.warning("%s: %s", package.name, problem)
-    return Check(f"{package.name} (spec)", {"outputs": len(got), "codebook_max_error": codebook_err,
-                                            "problems": len(problems)}, not problems)
+    return Check(
+        f"{package.name} (spec)",
+        {"outputs": len(got), "codebook_max_error": codebook_err, "problems": len(problems)},
+        not problems,
+    )
 
 
 def _input_dtype(op, spec) -> str:
@@ -279,7 +326,9 @@ def _input_dtype(op, spec) -> str:
     for other in _main_operations(spec):
         for out in other.outputs:
             if out.name == name:
-                return {MIL_pb2.FLOAT32: "fp32", MIL_pb2.FLOAT16: "fp16"}.get(out.type.tensorType.dataType, "other")
+                return {MIL_pb2.FLOAT32: "fp32", MIL_pb2.FLOAT16: "fp16"}.get(
+                    out.type.tensorType.dataType, "other"
+                )
     return "fp32" if any(i.name == name for i in spec.description.input) else "other"
 
 
@@ -310,12 +359,20 @@ def verify_coreml(model, folder: str | Path, images) -> list[Check]:
     checks = [check_package(package, manifest, model)]
     if platform.system() == "Darwin":
         quantised = ((images + 1.0) * 127.5).round().clamp(0, 255) / 127.5 - 1.0  # what 8-bit sees
-        checks.append(compare_keypoints(f"{package.name} vs torch", predict(package, images),
-                                        torch_keypoints(model, quantised),
-                                        COREML_TOLERANCES["keypoints_atol"],
-                                        COREML_TOLERANCES["id_agreement"],
-                                        COREML_TOLERANCES["distance_rtol"]))
+        checks.append(
+            compare_keypoints(
+                f"{package.name} vs torch",
+                predict(package, images),
+                torch_keypoints(model, quantised),
+                COREML_TOLERANCES["keypoints_atol"],
+                COREML_TOLERANCES["id_agreement"],
+                COREML_TOLERANCES["distance_rtol"],
+            )
+        )
     else:
-        log.info("Core ML prediction skipped: it needs macOS (tolerances: %s, ONNX: %s)",
-                 COREML_TOLERANCES, TOLERANCES["keypoints_atol"])
+        log.info(
+            "Core ML prediction skipped: it needs macOS (tolerances: %s, ONNX: %s)",
+            COREML_TOLERANCES,
+            TOLERANCES["keypoints_atol"],
+        )
     return checks

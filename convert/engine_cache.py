@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.manifest import sha256_path
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ TIMING_CACHE_NAME = "timing.cache"
 _LIBCUDA = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
 _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75  # cuda.h CUdevice_attribute
 _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
-NO_GPU_MESSAGE = ("no NVIDIA GPU/driver found ({} missing): TensorRT engines must be built on the "
-                  "target device")
+NO_GPU_MESSAGE = (
+    "no NVIDIA GPU/driver found ({} missing): TensorRT engines must be built on the target device"
+)
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,28 @@ def probe_gpu(device: int = 0) -> GpuInfo:
         raise PplEdgeError(NO_GPU_MESSAGE.format(_LIBCUDA[0]))
     rc = lib.cuInit(0)
     if rc != 0:
-        raise PplEdgeError(f"the NVIDIA driver found no usable GPU (cuInit returned CUDA error {rc}): "
-                           "TensorRT engines must be built on the target device")
+        raise PplEdgeError(
+            f"the NVIDIA driver found no usable GPU (cuInit returned CUDA error {rc}): "
+            "TensorRT engines must be built on the target device"
+        )
     count = ctypes.c_int(0)
     if lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or not 0 <= device < count.value:
         raise PplEdgeError(f"GPU {device} not found: the NVIDIA driver sees {count.value} GPU(s)")
-    handle, major, minor, driver = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(0)
+    handle, major, minor, driver = (
+        ctypes.c_int(0),
+        ctypes.c_int(0),
+        ctypes.c_int(0),
+        ctypes.c_int(0),
+    )
     name = ctypes.create_string_buffer(256)
     lib.cuDeviceGet(ctypes.byref(handle), device)
     lib.cuDeviceGetName(name, len(name), handle)
-    lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, handle)
-    lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, handle)
+    lib.cuDeviceGetAttribute(
+        ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, handle
+    )
+    lib.cuDeviceGetAttribute(
+        ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, handle
+    )
     lib.cuDriverGetVersion(ctypes.byref(driver))
     return GpuInfo(name.value.decode(errors="replace"), (major.value, minor.value), driver.value)
 
@@ -130,15 +142,21 @@ class EngineKey:
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
-            raise PplEdgeError(f"precision {self.precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+            raise PplEdgeError(
+                f"precision {self.precision!r} unknown; choose one of {', '.join(PRECISIONS)}"
+            )
         if self.nn not in NN_MODES:
             raise PplEdgeError(f"nn {self.nn!r} unknown; choose one of {', '.join(NN_MODES)}")
         if (self.nn == "plugin") != (self.plugin_version is not None):
-            raise PplEdgeError(f"plugin_version must be set exactly when nn='plugin', got nn={self.nn!r}, "
-                               f"plugin_version={self.plugin_version!r}")
+            raise PplEdgeError(
+                f"plugin_version must be set exactly when nn='plugin', got nn={self.nn!r}, "
+                f"plugin_version={self.plugin_version!r}"
+            )
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
-            raise PplEdgeError(f"batches must satisfy 1 <= min <= opt <= max, got {self.min_batch}, "
-                               f"{self.opt_batch}, {self.max_batch}")
+            raise PplEdgeError(
+                f"batches must satisfy 1 <= min <= opt <= max, got {self.min_batch}, "
+                f"{self.opt_batch}, {self.max_batch}"
+            )
         if self.height < 1 or self.width < 1:
             raise PplEdgeError(f"input size must be positive, got {self.height}x{self.width}")
 
@@ -146,8 +164,10 @@ class EngineKey:
     def file_name(self) -> str:
         """``<stem>-<sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine`` (``.native`` without plugin)."""
         lookup = f"plugin{self.plugin_version}" if self.nn == "plugin" else "native"
-        return (f"{self.model_stem}-{self.onnx_sha256[:8]}.{self.precision}.b{self.min_batch}-"
-                f"{self.max_batch}.{self.height}x{self.width}.{lookup}.engine")
+        return (
+            f"{self.model_stem}-{self.onnx_sha256[:8]}.{self.precision}.b{self.min_batch}-"
+            f"{self.max_batch}.{self.height}x{self.width}.{lookup}.engine"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (what the sidecar stores and :func:`lookup` compares)."""
@@ -214,19 +234,30 @@ def lookup(key: EngineKey, root: Path | None = None) -> Path | None:
     return None
 
 
-def sidecar_document(key: EngineKey, engine_sha256: str, build: dict[str, Any],
-                     manifest: dict[str, Any] | str | None) -> dict[str, Any]:
+def sidecar_document(
+    key: EngineKey, engine_sha256: str, build: dict[str, Any], manifest: dict[str, Any] | str | None
+) -> dict[str, Any]:
     """The sidecar JSON: format, key, build settings, engine sha256 and (when known) the manifest,
     inline or as a path relative to the sidecar, which the runtime reads to preprocess frames."""
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key.as_dict(),
-           "engine_sha256": engine_sha256, "build": build}
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "key": key.as_dict(),
+        "engine_sha256": engine_sha256,
+        "build": build,
+    }
     if manifest is not None:
         doc["manifest"] = manifest
     return doc
 
 
-def store(key: EngineKey, engine: bytes, build: dict[str, Any], manifest: dict[str, Any] | None = None,
-          root: Path | None = None) -> Path:
+def store(
+    key: EngineKey,
+    engine: bytes,
+    build: dict[str, Any],
+    manifest: dict[str, Any] | None = None,
+    root: Path | None = None,
+) -> Path:
     """Write ``engine`` and its sidecar into the cache (engine first; both atomic).
 
     Returns:

@@ -31,12 +31,20 @@ from ppl_edge.manifest import (
 
 log = logging.getLogger(__name__)
 
+
 def tool_versions(*modules: str) -> dict[str, str]:
     """Installed versions of ``modules`` (import names) that are importable."""
     from importlib import metadata
 
-    dists = {"onnxsim": "onnxsim", "onnxruntime": "onnxruntime", "coremltools": "coremltools",
-             "tensorrt": "tensorrt", "onnx": "onnx", "torch": "torch", "onnxscript": "onnxscript"}
+    dists = {
+        "onnxsim": "onnxsim",
+        "onnxruntime": "onnxruntime",
+        "coremltools": "coremltools",
+        "tensorrt": "tensorrt",
+        "onnx": "onnx",
+        "torch": "torch",
+        "onnxscript": "onnxscript",
+    }
     out = {}
     for name in modules:
         try:
@@ -56,8 +64,10 @@ def skeleton_from_model(model) -> dict[str, list]:
 
     weights = model.connectivity.matrix().detach().cpu().double().numpy()  # (N, N)
     edges = edges_from_weights(weights)
-    return {"edges": [[int(i), int(j)] for i, j in edges],
-            "weights": [round(float(weights[i, j]), 6) for i, j in edges]}
+    return {
+        "edges": [[int(i), int(j)] for i, j in edges],
+        "weights": [round(float(weights[i, j]), 6) for i, j in edges],
+    }
 
 
 def distance_reference(model, images) -> float:
@@ -125,13 +135,18 @@ def build_manifest(
         "input": InputSpec.square(cfg.img_size).to_dict(),
         "keypoints": {"count": n, "names": [f"kp{i:02d}" for i in range(n)], "coords": "xy_norm"},
         "skeleton": skeleton_from_model(model),
-        "memory": {"banks": banks, "entries": entries, "dim": dim,
-                   "distance_reference": float(distance_reference)},
+        "memory": {
+            "banks": banks,
+            "entries": entries,
+            "dim": dim,
+            "distance_reference": float(distance_reference),
+        },
         "batch": {"dynamic": bool(dynamic_batch), "max": int(max_batch)},
         "opset": opset,
         "precision": precision,
-        "artifacts": {role: {"file": Path(p).name, "sha256": sha256_path(p)}
-                      for role, p in artifacts.items()},
+        "artifacts": {
+            role: {"file": Path(p).name, "sha256": sha256_path(p)} for role, p in artifacts.items()
+        },
         "tools": dict(tools),
     }
 
@@ -174,10 +189,16 @@ def previous_artifacts(out_dir: Path, checkpoint_sha256: str) -> dict[str, dict]
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    if not isinstance(old, dict) or old.get("model", {}).get("checkpoint_sha256") != checkpoint_sha256:
+    if (
+        not isinstance(old, dict)
+        or old.get("model", {}).get("checkpoint_sha256") != checkpoint_sha256
+    ):
         return {}
-    return {role: entry for role, entry in old.get("artifacts", {}).items()
-            if isinstance(entry, dict) and (Path(out_dir) / str(entry.get("file", ""))).exists()}
+    return {
+        role: entry
+        for role, entry in old.get("artifacts", {}).items()
+        if isinstance(entry, dict) and (Path(out_dir) / str(entry.get("file", ""))).exists()
+    }
 
 
 def check_output_folder(out_dir: str | Path) -> Path:
@@ -186,8 +207,10 @@ def check_output_folder(out_dir: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise PplEdgeError(f"--out {out} is a file, expected a folder")
     if not out.parent.is_dir():
-        raise PplEdgeError(f"the parent of the output folder does not exist: {out.parent} "
-                           f"(create it first; only the last path component is created)")
+        raise PplEdgeError(
+            f"the parent of the output folder does not exist: {out.parent} "
+            f"(create it first; only the last path component is created)"
+        )
     return out
 
 

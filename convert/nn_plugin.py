@@ -102,7 +102,9 @@ def lookup_function(opset: int):
         raise ValueError(f"the lookup function needs opset >= 15 (CastLike), the model has {opset}")
     n = helper.make_node
     nodes = [
-        _int64s("axis_0", [0]), _int64s("axis_2", [2]), _int64s("axis_last", [-1]),
+        _int64s("axis_0", [0]),
+        _int64s("axis_2", [2]),
+        _int64s("axis_last", [-1]),
         n("Cast", ["queries"], ["q32"], to=TensorProto.FLOAT),  # fp32 accumulation for fp16 inputs
         n("Cast", ["codebook"], ["c32"], to=TensorProto.FLOAT),
         n("Unsqueeze", ["q32", "axis_2"], ["q4"]),  # (B, M, 1, D)
@@ -110,21 +112,30 @@ def lookup_function(opset: int):
         n("Sub", ["q4", "c4"], ["diff"]),  # (B, M, K, D)
         n("Mul", ["diff", "diff"], ["squares"]),
         n("ReduceSum", ["squares", "axis_last"], ["all_distances"], keepdims=0),  # (B, M, K)
-        n("ArgMin", ["all_distances"], ["nearest"], axis=-1, keepdims=1, select_last_index=0),  # (B, M, 1)
+        n(
+            "ArgMin", ["all_distances"], ["nearest"], axis=-1, keepdims=1, select_last_index=0
+        ),  # (B, M, 1)
         n("GatherElements", ["all_distances", "nearest"], ["nearest_distance"], axis=-1),
         n("Squeeze", ["nearest_distance", "axis_last"], ["distances32"]),  # (B, M)
         n("CastLike", ["distances32", "queries"], ["distances"]),
         n("Squeeze", ["nearest", "axis_last"], ["nearest64"]),  # (B, M)
         n("Cast", ["nearest64"], ["indices"], to=TensorProto.INT32),
         n("Transpose", ["nearest"], ["nearest_by_bank"], perm=[1, 0, 2]),  # (M, B, 1)
-        n("GatherND", ["codebook", "nearest_by_bank"], ["selected_by_bank"], batch_dims=1),  # (M, B, D)
+        n(
+            "GatherND", ["codebook", "nearest_by_bank"], ["selected_by_bank"], batch_dims=1
+        ),  # (M, B, D)
         n("Transpose", ["selected_by_bank"], ["selected"], perm=[1, 0, 2]),  # (B, M, D)
     ]
     return helper.make_function(
-        DOMAIN, OP_TYPE, list(INPUTS), list(OUTPUTS), nodes,
-        [helper.make_opsetid("", opset)], attributes=list(ATTRIBUTES),
+        DOMAIN,
+        OP_TYPE,
+        list(INPUTS),
+        list(OUTPUTS),
+        nodes,
+        [helper.make_opsetid("", opset)],
+        attributes=list(ATTRIBUTES),
         doc_string="Nearest code per bank (ppl-edge); executed by the TensorRT plugin of the same "
-                   "name once this function is stripped.",
+        "name once this function is stripped.",
     )
 
 

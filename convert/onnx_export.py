@@ -30,8 +30,13 @@ from ppl_edge.errors import PplEdgeError, require
 
 log = logging.getLogger(__name__)
 
-KEYPOINT_OUTPUTS = ("keypoints", "keypoints_refined", "prototype_ids", "prototype_distances",
-                    "confidence")
+KEYPOINT_OUTPUTS = (
+    "keypoints",
+    "keypoints_refined",
+    "prototype_ids",
+    "prototype_distances",
+    "confidence",
+)
 REFINE_INPUTS = ("image", "keypoints")
 REFINE_OUTPUTS = ("reconstruction",)
 MEMORY_INPUTS = ("keypoints",)
@@ -39,8 +44,12 @@ MEMORY_OUTPUTS = ("keypoints_refined", "prototype_ids", "prototype_distances")
 FLAVOURS = ("portable", "plugin", "both")
 MIN_OPSET = 17  # LayerNormalization (17) is needed; TensorRT 10 parses opsets 17-18 best
 MAX_BATCH = 64  # upper bound of the dynamic batch dimension
-FILES = {"keypoints": "keypoints.onnx", "keypoints_trt": "keypoints_trt.onnx", "refine": "refine.onnx",
-         "memory": "memory.onnx"}
+FILES = {
+    "keypoints": "keypoints.onnx",
+    "keypoints_trt": "keypoints_trt.onnx",
+    "refine": "refine.onnx",
+    "memory": "memory.onnx",
+}
 # onnxsim's MatMul+Add -> Gemm fusion wraps every 3-D Linear in Reshape pairs (177 -> 195 nodes).
 _SKIPPED_OPTIMIZERS = ["fuse_matmul_add_bias_into_gemm", "fuse_matmul_add_bias_into_gemm_batched"]
 
@@ -64,9 +73,16 @@ class KeypointGraph(nn.Module):
             prototype_distances (B, M), confidence (B, N); keypoints xy in [-1, 1].
         """
         out = self.model.keypoint_path(image, self.prior)
-        ids = out["prototype_ids"].to(torch.int32)  # int32: what TensorRT and Core ML carry natively
-        return (out["keypoints"], out["keypoints_refined"], ids, out["prototype_distances"],
-                out["confidence"])
+        ids = out["prototype_ids"].to(
+            torch.int32
+        )  # int32: what TensorRT and Core ML carry natively
+        return (
+            out["keypoints"],
+            out["keypoints_refined"],
+            ids,
+            out["prototype_distances"],
+            out["confidence"],
+        )
 
 
 class RefineGraph(nn.Module):
@@ -115,8 +131,10 @@ def check_opset(opset: int) -> int:
     """Refuse opsets the exporter can't honour (PplEdgeError)."""
     top = max_opset()
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
-        raise PplEdgeError(f"opset {opset!r} is not supported: choose {MIN_OPSET}..{top} "
-                           f"(18 suits TensorRT 10 and ONNX Runtime)")
+        raise PplEdgeError(
+            f"opset {opset!r} is not supported: choose {MIN_OPSET}..{top} "
+            f"(18 suits TensorRT 10 and ONNX Runtime)"
+        )
     return opset
 
 
@@ -170,12 +188,19 @@ def export_graph(
         batch = torch.export.Dim("B", min=1, max=MAX_BATCH)
         dynamic_shapes = {name: {0: batch} for name in input_names}
     try:
-        program = _quiet_export(module, example, input_names=list(input_names),
-                                output_names=list(output_names), opset_version=opset,
-                                dynamic_shapes=dynamic_shapes)
+        program = _quiet_export(
+            module,
+            example,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            opset_version=opset,
+            dynamic_shapes=dynamic_shapes,
+        )
     except Exception as err:
-        raise PplEdgeError(f"torch.onnx.export failed for {type(module).__name__} at opset {opset}: "
-                           f"{str(err).strip().splitlines()[0] if str(err).strip() else err!r}") from err
+        raise PplEdgeError(
+            f"torch.onnx.export failed for {type(module).__name__} at opset {opset}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else err!r}"
+        ) from err
     return program.model_proto
 
 
@@ -189,7 +214,9 @@ def simplify_graph(proto, label: str):
     before = node_count(proto)
     simplified, ok = onnxsim.simplify(proto, skipped_optimizers=list(_SKIPPED_OPTIMIZERS))
     if not ok:
-        raise PplEdgeError(f"onnxsim could not validate the simplified {label}; retry with --no-simplify")
+        raise PplEdgeError(
+            f"onnxsim could not validate the simplified {label}; retry with --no-simplify"
+        )
     log.info("%s: onnxsim %d -> %d nodes", label, before, node_count(simplified))
     return simplified, before, node_count(simplified)
 
@@ -209,14 +236,17 @@ def lookup_helpers():
     try:
         from ppl_edge.convert import nn_plugin
     except ImportError as err:
-        raise PplEdgeError(f"the TensorRT flavour of keypoints.onnx needs ppl_edge.convert.nn_plugin, "
-                           f"which failed to import ({err}); export with --nn native") from err
+        raise PplEdgeError(
+            f"the TensorRT flavour of keypoints.onnx needs ppl_edge.convert.nn_plugin, "
+            f"which failed to import ({err}); export with --nn native"
+        ) from err
     nn_plugin.register()
     return nn_plugin
 
 
-def build_keypoint_graph(model: nn.Module, flavour: str, opset: int, dynamic_batch: bool,
-                         simplify: bool = True) -> tuple[Any, dict]:
+def build_keypoint_graph(
+    model: nn.Module, flavour: str, opset: int, dynamic_batch: bool, simplify: bool = True
+) -> tuple[Any, dict]:
     """Export ``keypoints.onnx`` (flavour "portable") or ``keypoints_trt.onnx`` ("plugin").
 
     Returns:
@@ -243,40 +273,69 @@ def build_keypoint_graph(model: nn.Module, flavour: str, opset: int, dynamic_bat
     if flavour == "plugin":
         ops = Counter(node.op_type for node in proto.graph.node)
         if ops.get("NearestNeighborLookup", 0) != 1:
-            raise PplEdgeError(f"{label} should hold one NearestNeighborLookup node, found "
-                               f"{ops.get('NearestNeighborLookup', 0)}")
+            raise PplEdgeError(
+                f"{label} should hold one NearestNeighborLookup node, found "
+                f"{ops.get('NearestNeighborLookup', 0)}"
+            )
     return proto, stats
 
 
-def _build_plain_graph(module: nn.Module, role: str, example: tuple[torch.Tensor, ...],
-                       inputs: tuple[str, ...], outputs: tuple[str, ...], opset: int,
-                       dynamic_batch: bool, simplify: bool) -> tuple[Any, dict]:
+def _build_plain_graph(
+    module: nn.Module,
+    role: str,
+    example: tuple[torch.Tensor, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    opset: int,
+    dynamic_batch: bool,
+    simplify: bool,
+) -> tuple[Any, dict]:
     """Export, simplify and check one graph without a custom node."""
     proto = export_graph(module.eval(), example, inputs, outputs, opset, dynamic_batch)
     stats = {"nodes_exported": node_count(proto), "nodes_simplified": node_count(proto)}
     if simplify:
-        proto, stats["nodes_exported"], stats["nodes_simplified"] = simplify_graph(proto, FILES[role])
+        proto, stats["nodes_exported"], stats["nodes_simplified"] = simplify_graph(
+            proto, FILES[role]
+        )
     check_graph(proto, FILES[role])
     return proto, stats
 
 
-def build_refine_graph(model: nn.Module, opset: int, dynamic_batch: bool,
-                       simplify: bool = True) -> tuple[Any, dict]:
+def build_refine_graph(
+    model: nn.Module, opset: int, dynamic_batch: bool, simplify: bool = True
+) -> tuple[Any, dict]:
     """Export ``refine.onnx``: (image (B,3,H,W), keypoints (B,N,2)) -> reconstruction (B,3,H,W)."""
     size, n = model.cfg.img_size, model.cfg.num_keypoints
     batch = 2 if dynamic_batch else 1
     example = (torch.zeros(batch, 3, size, size), torch.zeros(batch, n, 2))
-    return _build_plain_graph(RefineGraph(model), "refine", example, REFINE_INPUTS, REFINE_OUTPUTS,
-                              opset, dynamic_batch, simplify)
+    return _build_plain_graph(
+        RefineGraph(model),
+        "refine",
+        example,
+        REFINE_INPUTS,
+        REFINE_OUTPUTS,
+        opset,
+        dynamic_batch,
+        simplify,
+    )
 
 
-def build_memory_graph(model: nn.Module, opset: int, dynamic_batch: bool,
-                       simplify: bool = True) -> tuple[Any, dict]:
+def build_memory_graph(
+    model: nn.Module, opset: int, dynamic_batch: bool, simplify: bool = True
+) -> tuple[Any, dict]:
     """Export ``memory.onnx``: keypoints (B,N,2) -> keypoints_refined (B,N,2), prototype_ids (B,M)
     int32, prototype_distances (B,M), with the portable lookup."""
     example = (torch.zeros(2 if dynamic_batch else 1, model.cfg.num_keypoints, 2),)
-    return _build_plain_graph(MemoryGraph(model), "memory", example, MEMORY_INPUTS, MEMORY_OUTPUTS,
-                              opset, dynamic_batch, simplify)
+    return _build_plain_graph(
+        MemoryGraph(model),
+        "memory",
+        example,
+        MEMORY_INPUTS,
+        MEMORY_OUTPUTS,
+        opset,
+        dynamic_batch,
+        simplify,
+    )
 
 
 def save_proto(proto, path: Path) -> Path:
@@ -287,8 +346,14 @@ def save_proto(proto, path: Path) -> Path:
     return path
 
 
-def export_graphs(model: nn.Module, folder: Path, flavour: str, opset: int, dynamic_batch: bool,
-                  simplify: bool = True) -> tuple[dict[str, Path], dict[str, dict]]:
+def export_graphs(
+    model: nn.Module,
+    folder: Path,
+    flavour: str,
+    opset: int,
+    dynamic_batch: bool,
+    simplify: bool = True,
+) -> tuple[dict[str, Path], dict[str, dict]]:
     """Write the ONNX files of ``flavour`` into ``folder``.
 
     Returns:
@@ -299,8 +364,11 @@ def export_graphs(model: nn.Module, folder: Path, flavour: str, opset: int, dyna
     check_opset(opset)
     model = model.eval()
     paths, stats = {}, {}
-    roles = {"portable": ["keypoints"], "plugin": ["keypoints_trt"],
-             "both": ["keypoints", "keypoints_trt"]}[flavour] + ["refine", "memory"]
+    roles = {
+        "portable": ["keypoints"],
+        "plugin": ["keypoints_trt"],
+        "both": ["keypoints", "keypoints_trt"],
+    }[flavour] + ["refine", "memory"]
     with torch.no_grad():
         for role in roles:
             if role == "refine":
@@ -309,6 +377,8 @@ def export_graphs(model: nn.Module, folder: Path, flavour: str, opset: int, dyna
                 proto, stats[role] = build_memory_graph(model, opset, dynamic_batch, simplify)
             else:
                 kind = "portable" if role == "keypoints" else "plugin"
-                proto, stats[role] = build_keypoint_graph(model, kind, opset, dynamic_batch, simplify)
+                proto, stats[role] = build_keypoint_graph(
+                    model, kind, opset, dynamic_batch, simplify
+                )
             paths[role] = save_proto(proto, folder / FILES[role])
     return paths, stats

@@ -47,11 +47,15 @@ def import_tensorrt():
         import tensorrt as trt
     except (ImportError, OSError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PplEdgeError("TensorRT Python package not installed: pip install 'ppl-edge[trt]' or use "
-                           f"JetPack's python3-libnvinfer (import tensorrt: {detail})") from err
+        raise PplEdgeError(
+            "TensorRT Python package not installed: pip install 'ppl-edge[trt]' or use "
+            f"JetPack's python3-libnvinfer (import tensorrt: {detail})"
+        ) from err
     if int(trt.__version__.split(".")[0]) < MIN_TRT_MAJOR:
-        raise PplEdgeError(f"TensorRT {trt.__version__} is too old: ppl-edge engines need TensorRT "
-                           f"{MIN_TRT_MAJOR}+ (JetPack 6)")
+        raise PplEdgeError(
+            f"TensorRT {trt.__version__} is too old: ppl-edge engines need TensorRT "
+            f"{MIN_TRT_MAJOR}+ (JetPack 6)"
+        )
     return trt
 
 
@@ -61,8 +65,11 @@ def plugin_search_path(onnx_path: Path | None = None) -> list[Path]:
     paths = [Path(os.environ[PLUGIN_ENV])] if os.environ.get(PLUGIN_ENV) else []
     if onnx_path is not None:
         paths.append(Path(onnx_path).parent / PLUGIN_LIBRARY)
-    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY,
-              Path.cwd() / "build" / PLUGIN_LIBRARY]
+    paths += [
+        _REPO / "build" / PLUGIN_LIBRARY,
+        _REPO / "build" / "lib" / PLUGIN_LIBRARY,
+        Path.cwd() / "build" / PLUGIN_LIBRARY,
+    ]
     return list(dict.fromkeys(paths))
 
 
@@ -80,13 +87,19 @@ def find_plugin_library(explicit: str | Path | None = None, onnx_path: Path | No
     for path in plugin_search_path(onnx_path):
         if path.is_file():
             return path.resolve()
-    raise PplEdgeError(f"TensorRT plugin library {PLUGIN_LIBRARY} not found (set ${PLUGIN_ENV} or "
-                       "pass the path): build it with 'cmake -S . -B build && cmake --build build' "
-                       "(convert/plugins/nearest_neighbor/README.md), or build with --nn native")
+    raise PplEdgeError(
+        f"TensorRT plugin library {PLUGIN_LIBRARY} not found (set ${PLUGIN_ENV} or "
+        "pass the path): build it with 'cmake -S . -B build && cmake --build build' "
+        "(convert/plugins/nearest_neighbor/README.md), or build with --nn native"
+    )
 
 
-def check_prerequisites(nn: str = "plugin", plugin_lib: str | Path | None = None,
-                        onnx_path: Path | None = None, device: int = 0):
+def check_prerequisites(
+    nn: str = "plugin",
+    plugin_lib: str | Path | None = None,
+    onnx_path: Path | None = None,
+    device: int = 0,
+):
     """GPU (driver), then TensorRT, then the plugin library: the first missing one raises.
 
     Returns:
@@ -123,7 +136,9 @@ def resolve_onnx(onnx_path: str | Path, nn: str) -> Path:
     if path.is_dir():
         path = path / ONNX_FILES[nn]
     if not path.is_file():
-        raise PplEdgeError(f"ONNX graph {path} not found (export it with 'ppl-edge convert --target onnx')")
+        raise PplEdgeError(
+            f"ONNX graph {path} not found (export it with 'ppl-edge convert --target onnx')"
+        )
     return path
 
 
@@ -137,24 +152,43 @@ def prepare_graph(path: Path, nn: str) -> PreparedGraph:
     has_function = any(f.name == OP_TYPE for f in model.functions)
     if nn == "plugin":
         if not nodes:
-            raise PplEdgeError(f"{path.name} has no {OP_TYPE} node: --nn plugin builds "
-                               f"{ONNX_FILES['plugin']} (export with --nn plugin), or use --nn native")
-        strip_lookup_function(model)  # else the parser may inline the function instead of the plugin
+            raise PplEdgeError(
+                f"{path.name} has no {OP_TYPE} node: --nn plugin builds "
+                f"{ONNX_FILES['plugin']} (export with --nn plugin), or use --nn native"
+            )
+        strip_lookup_function(
+            model
+        )  # else the parser may inline the function instead of the plugin
     elif nodes and not has_function:
-        raise PplEdgeError(f"{path.name} holds {OP_TYPE} nodes without their ONNX function: build it "
-                           f"with --nn plugin, or use {ONNX_FILES['native']} for --nn native")
+        raise PplEdgeError(
+            f"{path.name} holds {OP_TYPE} nodes without their ONNX function: build it "
+            f"with --nn plugin, or use {ONNX_FILES['native']} for --nn native"
+        )
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
-        raise PplEdgeError(f"{path.name} has inputs {[i.name for i in inputs]}; the engine build "
-                           "expects one image input (B, 3, H, W)")
-    dims = [d.dim_value if d.HasField("dim_value") else None
-            for d in inputs[0].type.tensor_type.shape.dim]
+        raise PplEdgeError(
+            f"{path.name} has inputs {[i.name for i in inputs]}; the engine build "
+            "expects one image input (B, 3, H, W)"
+        )
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None
+        for d in inputs[0].type.tensor_type.shape.dim
+    ]
     if len(dims) != 4 or dims[1] != 3 or dims[2] is None or dims[3] is None:
-        raise PplEdgeError(f"{path.name} input {inputs[0].name!r} has shape {dims}; expected "
-                           "(B, 3, H, W) with static H and W")
-    return PreparedGraph(path, sha256_path(path), model.SerializeToString(), inputs[0].name,
-                         dims[2], dims[3], dims[0])
+        raise PplEdgeError(
+            f"{path.name} input {inputs[0].name!r} has shape {dims}; expected "
+            "(B, 3, H, W) with static H and W"
+        )
+    return PreparedGraph(
+        path,
+        sha256_path(path),
+        model.SerializeToString(),
+        inputs[0].name,
+        dims[2],
+        dims[3],
+        dims[0],
+    )
 
 
 def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) -> dict | None:
@@ -171,28 +205,52 @@ def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) 
 
 
 # ------------------------------------------------------------------------------------------ build
-def _check_arguments(precision: str, nn: str, min_batch: int, opt_batch: int, max_batch: int,
-                     workspace_mb: int | None, calib_batch: int) -> None:
+def _check_arguments(
+    precision: str,
+    nn: str,
+    min_batch: int,
+    opt_batch: int,
+    max_batch: int,
+    workspace_mb: int | None,
+    calib_batch: int,
+) -> None:
     if precision not in PRECISIONS:
-        raise PplEdgeError(f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}")
+        raise PplEdgeError(
+            f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}"
+        )
     if nn not in NN_MODES:
         raise PplEdgeError(f"nn {nn!r} unknown; choose one of {', '.join(NN_MODES)}")
     if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise PplEdgeError(f"batches must satisfy 1 <= min_batch <= opt_batch <= max_batch, got "
-                           f"{min_batch}, {opt_batch}, {max_batch}")
+        raise PplEdgeError(
+            f"batches must satisfy 1 <= min_batch <= opt_batch <= max_batch, got "
+            f"{min_batch}, {opt_batch}, {max_batch}"
+        )
     if workspace_mb is not None and workspace_mb < 1:
         raise PplEdgeError(f"workspace must be at least 1 MiB, got {workspace_mb}")
     if calib_batch < 1:
         raise PplEdgeError(f"calibration batch must be >= 1, got {calib_batch}")
 
 
-def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "fp16",
-                 nn: str = "plugin", plugin_lib: str | Path | None = None, min_batch: int = 1,
-                 opt_batch: int = 1, max_batch: int = 8, calib_data: str | Path | None = None,
-                 calib_cache: str | Path | None = None, workspace_mb: int | None = None,
-                 timing_cache: str | Path | None = None, force_rebuild: bool = False,
-                 manifest: dict | str | Path | None = None, *, device: int = 0,
-                 cache_root: str | Path | None = None, calib_batch: int = 8) -> Path:
+def build_engine(
+    onnx_path: str | Path,
+    out_dir: str | Path,
+    precision: str = "fp16",
+    nn: str = "plugin",
+    plugin_lib: str | Path | None = None,
+    min_batch: int = 1,
+    opt_batch: int = 1,
+    max_batch: int = 8,
+    calib_data: str | Path | None = None,
+    calib_cache: str | Path | None = None,
+    workspace_mb: int | None = None,
+    timing_cache: str | Path | None = None,
+    force_rebuild: bool = False,
+    manifest: dict | str | Path | None = None,
+    *,
+    device: int = 0,
+    cache_root: str | Path | None = None,
+    calib_batch: int = 8,
+) -> Path:
     """Build (or reuse from the cache) a TensorRT engine of the keypoint graph and copy it to ``out_dir``.
 
     Args:
@@ -230,16 +288,22 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
         from ppl_edge.convert.calibrator import find_calibration_images
 
         if calib_data is None and (calib_cache is None or not Path(calib_cache).is_file()):
-            raise PplEdgeError("INT8 needs calibration images (calib_data) or an existing calibration cache")
+            raise PplEdgeError(
+                "INT8 needs calibration images (calib_data) or an existing calibration cache"
+            )
         images = find_calibration_images(calib_data) if calib_data is not None else None
     gpu, trt, library = check_prerequisites(nn, plugin_lib, onnx_file, device)
     if int(trt.__version__.split(".")[0]) >= 11 and precision != "fp32":
-        raise PplEdgeError(f"TensorRT {trt.__version__} has no {precision.upper()} builder flag (removed in "
-                           "TensorRT 11): build fp32, or convert the ONNX to mixed precision first")
+        raise PplEdgeError(
+            f"TensorRT {trt.__version__} has no {precision.upper()} builder flag (removed in "
+            "TensorRT 11): build fp32, or convert the ONNX to mixed precision first"
+        )
     graph = prepare_graph(onnx_file, nn)
     if graph.batch is not None and not min_batch == opt_batch == max_batch == graph.batch:
-        raise PplEdgeError(f"{onnx_file.name} has a static batch of {graph.batch}: set min/opt/max batch "
-                           f"to {graph.batch}, or export with a dynamic batch")
+        raise PplEdgeError(
+            f"{onnx_file.name} has a static batch of {graph.batch}: set min/opt/max batch "
+            f"to {graph.batch}, or export with a dynamic batch"
+        )
     manifest_doc = load_manifest_document(manifest, onnx_file)
     calibration = None
     if precision == "int8":
@@ -249,27 +313,60 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
     from ppl_edge.convert.nn_plugin import PLUGIN_VERSION
 
     key = EngineKey(
-        model_stem=onnx_file.stem, onnx_sha256=graph.sha256, precision=precision, nn=nn,
+        model_stem=onnx_file.stem,
+        onnx_sha256=graph.sha256,
+        precision=precision,
+        nn=nn,
         plugin_version=PLUGIN_VERSION if nn == "plugin" else None,
-        plugin_sha256=sha256_path(library) if library else None, min_batch=min_batch,
-        opt_batch=opt_batch, max_batch=max_batch, height=graph.height, width=graph.width,
-        gpu_name=gpu.name, sm=gpu.sm, trt_version=trt.__version__, calibration=calibration)
+        plugin_sha256=sha256_path(library) if library else None,
+        min_batch=min_batch,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        height=graph.height,
+        width=graph.width,
+        gpu_name=gpu.name,
+        sm=gpu.sm,
+        trt_version=trt.__version__,
+        calibration=calibration,
+    )
     root = Path(cache_root).expanduser() if cache_root is not None else cache.cache_root()
     if force_rebuild and cache.invalidate(key, root):
         log.info("removed the cached engine %s (force rebuild)", key.file_name)
     cached = cache.lookup(key, root)
     if cached is None:
-        timing = Path(timing_cache).expanduser() if timing_cache else cache.timing_cache_path(key, root)
-        calib_file = Path(calib_cache).expanduser() if calib_cache else (
-            cache.engine_path(key, root).with_suffix(f".{calibration[:8]}.calib")
-            if precision == "int8" else None)  # one table per calibration set
+        timing = (
+            Path(timing_cache).expanduser() if timing_cache else cache.timing_cache_path(key, root)
+        )
+        calib_file = (
+            Path(calib_cache).expanduser()
+            if calib_cache
+            else (
+                cache.engine_path(key, root).with_suffix(f".{calibration[:8]}.calib")
+                if precision == "int8"
+                else None
+            )
+        )  # one table per calibration set
         start = time.monotonic()
-        engine = build_serialized(trt, graph, key, library, workspace_mb=workspace_mb, timing_cache=timing,
-                        images=images, calib_cache=calib_file, manifest=manifest_doc, calib_batch=calib_batch)
-        info = build_info(gpu, key, library, workspace_mb, timing, images, calib_file,
-                           time.monotonic() - start)
+        engine = build_serialized(
+            trt,
+            graph,
+            key,
+            library,
+            workspace_mb=workspace_mb,
+            timing_cache=timing,
+            images=images,
+            calib_cache=calib_file,
+            manifest=manifest_doc,
+            calib_batch=calib_batch,
+        )
+        info = build_info(
+            gpu, key, library, workspace_mb, timing, images, calib_file, time.monotonic() - start
+        )
         cached = cache.store(key, engine, info, manifest_doc, root)
     out = Path(out_dir).expanduser()
-    recorded = manifest_doc if manifest_doc is not None else (
-        "manifest.json" if (out / "manifest.json").is_file() else None)
+    recorded = (
+        manifest_doc
+        if manifest_doc is not None
+        else ("manifest.json" if (out / "manifest.json").is_file() else None)
+    )
     return cache.publish(cached, out, f"{onnx_file.stem}.{precision}.engine", recorded)

@@ -115,9 +115,13 @@ def make_progress_monitor(trt, progress: BuildProgress):
 
 def make_logger(trt):
     """TensorRT's log bridged to ``logging`` (INFO and VERBOSE at DEBUG: warnings and up show)."""
-    levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
-              trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG,
-              trt.ILogger.VERBOSE: logging.DEBUG}
+    levels = {
+        trt.ILogger.INTERNAL_ERROR: logging.ERROR,
+        trt.ILogger.ERROR: logging.ERROR,
+        trt.ILogger.WARNING: logging.WARNING,
+        trt.ILogger.INFO: logging.DEBUG,
+        trt.ILogger.VERBOSE: logging.DEBUG,
+    }
 
     class Logger(trt.ILogger):
         def __init__(self):
@@ -136,12 +140,18 @@ def load_plugin(trt, library: Path) -> None:
 
     registry = trt.get_plugin_registry()
     get_creator = getattr(registry, "get_creator", None) or registry.get_plugin_creator
-    if (get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None
-            and registry.load_library(str(library)) is None):
-        raise PplEdgeError(f"TensorRT could not load the plugin library {library} (see its error above)")
+    if (
+        get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None
+        and registry.load_library(str(library)) is None
+    ):
+        raise PplEdgeError(
+            f"TensorRT could not load the plugin library {library} (see its error above)"
+        )
     if get_creator(OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE) is None:
-        raise PplEdgeError(f"{library} does not provide the {OP_TYPE} plugin version {PLUGIN_VERSION}: "
-                           "rebuild it from this checkout")
+        raise PplEdgeError(
+            f"{library} does not provide the {OP_TYPE} plugin version {PLUGIN_VERSION}: "
+            "rebuild it from this checkout"
+        )
     log.info("TensorRT plugin library: %s", library)
 
 
@@ -151,9 +161,14 @@ def parse_graph(trt, builder, logger, graph):
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(graph.model_bytes, str(graph.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["unknown error"]
-        hint = (": the plugin library did not register NearestNeighborLookup"
-                if "Plugin not found" in errors[0] else "")
-        raise PplEdgeError(f"TensorRT could not parse {graph.path.name}: {errors[0].splitlines()[0]}{hint}")
+        hint = (
+            ": the plugin library did not register NearestNeighborLookup"
+            if "Plugin not found" in errors[0]
+            else ""
+        )
+        raise PplEdgeError(
+            f"TensorRT could not parse {graph.path.name}: {errors[0].splitlines()[0]}{hint}"
+        )
     return network, parser
 
 
@@ -165,8 +180,16 @@ def batch_profile(builder, graph, low: int, opt: int, high: int):
     return profile
 
 
-def attach_calibrator(trt, builder, config, graph, images, calib_cache: Path | None,
-                      manifest: dict | None, calib_batch: int):
+def attach_calibrator(
+    trt,
+    builder,
+    config,
+    graph,
+    images,
+    calib_cache: Path | None,
+    manifest: dict | None,
+    calib_batch: int,
+):
     """Set up INT8 entropy calibration; returns the device buffer to free after the build."""
     from ppl_edge.convert import calibrator as calib
 
@@ -174,20 +197,36 @@ def attach_calibrator(trt, builder, config, graph, images, calib_cache: Path | N
     if images:
         spec = calib.input_spec(manifest)
         if (spec.height, spec.width) != (graph.height, graph.width):
-            raise PplEdgeError(f"the manifest's input is {spec.height}x{spec.width}, the graph's "
-                               f"{graph.height}x{graph.width}: use the manifest of this export")
+            raise PplEdgeError(
+                f"the manifest's input is {spec.height}x{spec.width}, the graph's "
+                f"{graph.height}x{graph.width}: use the manifest of this export"
+            )
         batches = calib.CalibrationBatches(images, spec, calib_batch)
     bs = batches.batch_size if batches is not None else 1
-    buffer = calib.DeviceBuffer(4 * bs * 3 * graph.height * graph.width) if batches is not None else None
-    session = calib.CalibrationSession(batches, calib_cache, buffer.upload if buffer else lambda b: 0)
+    buffer = (
+        calib.DeviceBuffer(4 * bs * 3 * graph.height * graph.width) if batches is not None else None
+    )
+    session = calib.CalibrationSession(
+        batches, calib_cache, buffer.upload if buffer else lambda b: 0
+    )
     config.int8_calibrator = calib.make_calibrator(trt, session)
     config.set_calibration_profile(batch_profile(builder, graph, bs, bs, bs))
     return buffer
 
 
-def build_serialized(trt, graph, key: EngineKey, library: Path | None, *, workspace_mb: int | None,
-                     timing_cache: Path, images, calib_cache: Path | None, manifest: dict | None,
-                     calib_batch: int) -> bytes:
+def build_serialized(
+    trt,
+    graph,
+    key: EngineKey,
+    library: Path | None,
+    *,
+    workspace_mb: int | None,
+    timing_cache: Path,
+    images,
+    calib_cache: Path | None,
+    manifest: dict | None,
+    calib_batch: int,
+) -> bytes:
     """Register the plugin, parse ``graph``, configure and build.
 
     Args:
@@ -210,20 +249,33 @@ def build_serialized(trt, graph, key: EngineKey, library: Path | None, *, worksp
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     buffer = None
     if key.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # INT8 falls back to FP16 where a layer has no INT8 kernel
+        config.set_flag(
+            trt.BuilderFlag.FP16
+        )  # INT8 falls back to FP16 where a layer has no INT8 kernel
     if key.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        buffer = attach_calibrator(trt, builder, config, graph, images, calib_cache, manifest, calib_batch)
+        buffer = attach_calibrator(
+            trt, builder, config, graph, images, calib_cache, manifest, calib_batch
+        )
     config.add_optimization_profile(
-        batch_profile(builder, graph, key.min_batch, key.opt_batch, key.max_batch))
-    timing = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+        batch_profile(builder, graph, key.min_batch, key.opt_batch, key.max_batch)
+    )
+    timing = config.create_timing_cache(
+        timing_cache.read_bytes() if timing_cache.is_file() else b""
+    )
     config.set_timing_cache(timing, False)
     progress = BuildProgress(f"building {graph.path.name} ({key.precision}, {key.nn} lookup)")
     monitor = make_progress_monitor(trt, progress)
     if monitor is not None:
         config.progress_monitor = monitor
-    log.info("building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
-             key.precision, graph.path.name, key.gpu_name, key.sm, key.trt_version)
+    log.info(
+        "building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
+        key.precision,
+        graph.path.name,
+        key.gpu_name,
+        key.sm,
+        key.trt_version,
+    )
     try:
         with Heartbeat(progress):
             serialized = builder.build_serialized_network(network, config)
@@ -231,16 +283,26 @@ def build_serialized(trt, graph, key: EngineKey, library: Path | None, *, worksp
         if buffer is not None:
             buffer.free()
     if serialized is None:
-        raise PplEdgeError(f"TensorRT could not build an engine from {graph.path.name} (its errors are "
-                           "logged above)")
+        raise PplEdgeError(
+            f"TensorRT could not build an engine from {graph.path.name} (its errors are "
+            "logged above)"
+        )
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
     cache.atomic_write_bytes(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     log.info("TensorRT build finished in %.0f s", progress.elapsed())
     return bytes(memoryview(serialized))
 
 
-def build_info(gpu: GpuInfo, key: EngineKey, library: Path | None, workspace_mb: int | None,
-               timing_cache: Path, images, calib_cache: Path | None, seconds: float) -> dict[str, Any]:
+def build_info(
+    gpu: GpuInfo,
+    key: EngineKey,
+    library: Path | None,
+    workspace_mb: int | None,
+    timing_cache: Path,
+    images,
+    calib_cache: Path | None,
+    seconds: float,
+) -> dict[str, Any]:
     """The sidecar's ``build`` record: versions, GPU, L4T release, settings, duration."""
     from ppl_edge import __version__
 
@@ -255,6 +317,10 @@ def build_info(gpu: GpuInfo, key: EngineKey, library: Path | None, workspace_mb:
         "plugin_library": str(library) if library else None,
         "workspace_mb": workspace_mb,
         "timing_cache": str(timing_cache),
-        "calibration": {"images": len(images or ()), "cache": str(calib_cache) if calib_cache else None}
-        if key.precision == "int8" else None,
+        "calibration": {
+            "images": len(images or ()),
+            "cache": str(calib_cache) if calib_cache else None,
+        }
+        if key.precision == "int8"
+        else None,
     }

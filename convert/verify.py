@@ -44,8 +44,9 @@ class Check:
 
     def line(self) -> str:
         """One human-readable line, e.g. ``keypoints.onnx vs torch: max_keypoint_error=3.1e-07 ... OK``."""
-        parts = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in self.metrics.items())
+        parts = " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.metrics.items()
+        )
         return f"{self.name}: {parts} {'OK' if self.passed else 'FAILED'}"
 
 
@@ -69,8 +70,10 @@ def sample_images(spec: str, size: int, count: int = 256, seed: int = 0):
         except PplEdgeError as err:
             log.warning("cannot render %s (%s): using random images", spec, err)
     else:
-        log.warning("reference images come from synthetic:<category> specs, got %s: using random "
-                    "images", spec)
+        log.warning(
+            "reference images come from synthetic:<category> specs, got %s: using random images",
+            spec,
+        )
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(count, 3, size, size, generator=gen) * 2 - 1
 
@@ -96,7 +99,7 @@ def run_batched(session, feeds: dict[str, np.ndarray], batch: int = 32) -> dict[
     total = next(iter(feeds.values())).shape[0]
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, total, batch):
-        part = {k: v[start:start + batch] for k, v in feeds.items()}
+        part = {k: v[start : start + batch] for k, v in feeds.items()}
         for name, value in zip(names, session.run(names, part)):
             chunks[name].append(value)
     return {n: np.concatenate(v) for n, v in chunks.items()}
@@ -115,37 +118,66 @@ def torch_keypoints(model, images, batch: int = 32) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def compare_keypoints(name: str, got: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-                      atol: float, min_agreement: float,
-                      dist_rtol: float = TOLERANCES["distance_rtol"]) -> Check:
+def compare_keypoints(
+    name: str,
+    got: dict[str, np.ndarray],
+    ref: dict[str, np.ndarray],
+    atol: float,
+    min_agreement: float,
+    dist_rtol: float = TOLERANCES["distance_rtol"],
+) -> Check:
     """Compare two keypoint-path results.
 
     Keypoints and confidence are compared everywhere; refined keypoints and distances only on images
     whose prototype ids all agree (a flipped id legitimately changes them).
     """
-    ids_ok = got["prototype_ids"].astype(np.int64) == ref["prototype_ids"].astype(np.int64)  # (S, M)
+    ids_ok = got["prototype_ids"].astype(np.int64) == ref["prototype_ids"].astype(
+        np.int64
+    )  # (S, M)
     agreement = float(ids_ok.mean())
     same = ids_ok.all(axis=1)  # (S,)
     kp_err = float(np.abs(got["keypoints"] - ref["keypoints"]).max())
     conf_err = float(np.abs(got["confidence"] - ref["confidence"]).max())
-    ref_err = float(np.abs(got["keypoints_refined"][same] - ref["keypoints_refined"][same]).max(
-        initial=0.0))
+    ref_err = float(
+        np.abs(got["keypoints_refined"][same] - ref["keypoints_refined"][same]).max(initial=0.0)
+    )
     dist_ref = ref["prototype_distances"][same]
-    dist_err = float((np.abs(got["prototype_distances"][same] - dist_ref)
-                      / np.maximum(np.abs(dist_ref), 1e-6)).max(initial=0.0))
-    passed = (kp_err <= atol and conf_err <= atol and ref_err <= atol and agreement >= min_agreement
-              and dist_err <= dist_rtol)
-    return Check(name, {"images": int(ids_ok.shape[0]), "max_keypoint_error": kp_err,
-                        "max_refined_error": ref_err, "max_confidence_error": conf_err,
-                        "max_distance_rel_error": dist_err, "id_agreement_pct": 100.0 * agreement},
-                 passed)
+    dist_err = float(
+        (
+            np.abs(got["prototype_distances"][same] - dist_ref) / np.maximum(np.abs(dist_ref), 1e-6)
+        ).max(initial=0.0)
+    )
+    passed = (
+        kp_err <= atol
+        and conf_err <= atol
+        and ref_err <= atol
+        and agreement >= min_agreement
+        and dist_err <= dist_rtol
+    )
+    return Check(
+        name,
+        {
+            "images": int(ids_ok.shape[0]),
+            "max_keypoint_error": kp_err,
+            "max_refined_error": ref_err,
+            "max_confidence_error": conf_err,
+            "max_distance_rel_error": dist_err,
+            "id_agreement_pct": 100.0 * agreement,
+        },
+        passed,
+    )
 
 
 def verify_keypoints(model, path: Path, images, threads: int = 2) -> Check:
     """``keypoints.onnx`` on ORT vs the torch reference."""
     got = run_batched(ort_session(path, threads), {"image": images.numpy()})
-    return compare_keypoints(f"{path.name} vs torch", got, torch_keypoints(model, images),
-                             TOLERANCES["keypoints_atol"], TOLERANCES["id_agreement"])
+    return compare_keypoints(
+        f"{path.name} vs torch",
+        got,
+        torch_keypoints(model, images),
+        TOLERANCES["keypoints_atol"],
+        TOLERANCES["id_agreement"],
+    )
 
 
 def verify_flavours(portable: Path, plugin: Path, images, threads: int = 2) -> Check:
@@ -153,8 +185,9 @@ def verify_flavours(portable: Path, plugin: Path, images, threads: int = 2) -> C
     feeds = {"image": images.numpy()}
     ref = run_batched(ort_session(portable, threads), feeds)
     got = run_batched(ort_session(plugin, threads), feeds)
-    return compare_keypoints(f"{plugin.name} vs {portable.name}", got, ref,
-                             TOLERANCES["flavour_atol"], 1.0)
+    return compare_keypoints(
+        f"{plugin.name} vs {portable.name}", got, ref, TOLERANCES["flavour_atol"], 1.0
+    )
 
 
 def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
@@ -163,12 +196,18 @@ def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
 
     with torch.no_grad():
         kpts = torch.cat([model.keypoint_path(c)["keypoints"] for c in images.split(32)])
-        ref = torch.cat([model.refine_image(i, k)
-                         for i, k in zip(images.split(32), kpts.split(32))]).numpy()
-    got = run_batched(ort_session(path, threads), {"image": images.numpy(), "keypoints": kpts.numpy()})
+        ref = torch.cat(
+            [model.refine_image(i, k) for i, k in zip(images.split(32), kpts.split(32))]
+        ).numpy()
+    got = run_batched(
+        ort_session(path, threads), {"image": images.numpy(), "keypoints": kpts.numpy()}
+    )
     err = float(np.abs(got["reconstruction"] - ref).max())
-    return Check(f"{path.name} vs torch", {"images": int(images.shape[0]), "max_abs_error": err},
-                 err <= TOLERANCES["reconstruction_atol"])
+    return Check(
+        f"{path.name} vs torch",
+        {"images": int(images.shape[0]), "max_abs_error": err},
+        err <= TOLERANCES["reconstruction_atol"],
+    )
 
 
 def verify_memory(model, path: Path, images, threads: int = 2) -> Check:
@@ -186,27 +225,49 @@ def verify_memory(model, path: Path, images, threads: int = 2) -> Check:
     with torch.no_grad():
         again = [model.memory(c) for c in torch.from_numpy(ref["keypoints_refined"]).split(32)]
     want = {
-        "keypoints_refined": np.concatenate([ref["keypoints_refined"],
-                                             *(m.keypoints.numpy() for m in again)]),
-        "prototype_ids": np.concatenate([ref["prototype_ids"], *(m.indices.numpy() for m in again)]),
-        "prototype_distances": np.concatenate([ref["prototype_distances"],
-                                               *(m.distances.numpy() for m in again)]),
+        "keypoints_refined": np.concatenate(
+            [ref["keypoints_refined"], *(m.keypoints.numpy() for m in again)]
+        ),
+        "prototype_ids": np.concatenate(
+            [ref["prototype_ids"], *(m.indices.numpy() for m in again)]
+        ),
+        "prototype_distances": np.concatenate(
+            [ref["prototype_distances"], *(m.distances.numpy() for m in again)]
+        ),
     }
     queries = np.concatenate([ref["keypoints"], ref["keypoints_refined"]])  # (2S, N, 2)
     got = run_batched(ort_session(path, threads), {"keypoints": queries})
     agreement = float((got["prototype_ids"].astype(np.int64) == want["prototype_ids"]).mean())
     kp_err = float(np.abs(got["keypoints_refined"] - want["keypoints_refined"]).max())
     dist = want["prototype_distances"]
-    dist_err = float((np.abs(got["prototype_distances"] - dist) / np.maximum(np.abs(dist), 1e-6)).max())
-    passed = (kp_err <= TOLERANCES["memory_atol"] and agreement == 1.0
-              and dist_err <= TOLERANCES["distance_rtol"])
-    return Check(f"{path.name} vs torch", {"poses": int(queries.shape[0]), "max_refined_error": kp_err,
-                                          "max_distance_rel_error": dist_err,
-                                          "id_agreement_pct": 100.0 * agreement}, passed)
+    dist_err = float(
+        (np.abs(got["prototype_distances"] - dist) / np.maximum(np.abs(dist), 1e-6)).max()
+    )
+    passed = (
+        kp_err <= TOLERANCES["memory_atol"]
+        and agreement == 1.0
+        and dist_err <= TOLERANCES["distance_rtol"]
+    )
+    return Check(
+        f"{path.name} vs torch",
+        {
+            "poses": int(queries.shape[0]),
+            "max_refined_error": kp_err,
+            "max_distance_rel_error": dist_err,
+            "id_agreement_pct": 100.0 * agreement,
+        },
+        passed,
+    )
 
 
-def verify_onnx(model, folder: str | Path, images=None, data: str = "synthetic:humanoid",
-                count: int = 256, threads: int = 2) -> list[Check]:
+def verify_onnx(
+    model,
+    folder: str | Path,
+    images=None,
+    data: str = "synthetic:humanoid",
+    count: int = 256,
+    threads: int = 2,
+) -> list[Check]:
     """Every ONNX parity check that applies to the files in ``folder``.
 
     Args:
@@ -226,11 +287,15 @@ def verify_onnx(model, folder: str | Path, images=None, data: str = "synthetic:h
     model = model.eval()
     checks = []
     if "keypoints" in artifacts:
-        checks.append(verify_keypoints(model, folder / artifacts["keypoints"]["file"], images, threads))
+        checks.append(
+            verify_keypoints(model, folder / artifacts["keypoints"]["file"], images, threads)
+        )
     if "keypoints_trt" in artifacts:
         trt = folder / artifacts["keypoints_trt"]["file"]
         if "keypoints" in artifacts:
-            checks.append(verify_flavours(folder / artifacts["keypoints"]["file"], trt, images, threads))
+            checks.append(
+                verify_flavours(folder / artifacts["keypoints"]["file"], trt, images, threads)
+            )
         else:
             checks.append(verify_keypoints(model, trt, images, threads))
     if "refine" in artifacts:

@@ -93,7 +93,7 @@ def load_tensors(path: str | Path, prefix: str | None = None) -> dict[str, Any]:
     tensors = load_file(str(path))
     if prefix is None:
         return tensors
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def load_model(path: str | Path, device: str = "cpu"):

@@ -65,9 +65,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if annotation is str:
             return str(value)
     except (TypeError, ValueError) as err:
-        raise PplEdgeError(
-            f"{key}: expected {annotation.__name__}, got {value!r}"
-        ) from err
+        raise PplEdgeError(f"{key}: expected {annotation.__name__}, got {value!r}") from err
     return value
 
 

@@ -26,8 +26,10 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
     """Image files under ``root`` (recursively by default), sorted by folder, then by name."""
     root = Path(root)
     found = root.rglob("*") if recursive else root.iterdir()
-    return sorted((p for p in found if is_image_file(p) and p.is_file()),
-                  key=lambda p: (p.parent.parts, p.name))
+    return sorted(
+        (p for p in found if is_image_file(p) and p.is_file()),
+        key=lambda p: (p.parent.parts, p.name),
+    )
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -79,9 +79,16 @@ class InputSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's ``input`` section."""
-        return {"name": self.name, "height": self.height, "width": self.width, "layout": "NCHW",
-                "color": self.color, "scale": self.scale, "mean": list(self.mean),
-                "std": list(self.std)}
+        return {
+            "name": self.name,
+            "height": self.height,
+            "width": self.width,
+            "layout": "NCHW",
+            "color": self.color,
+            "scale": self.scale,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
 
 def _where(path: Path | None) -> str:
@@ -93,8 +100,9 @@ def _get(data: dict, dotted: str, kind: type | tuple[type, ...], where: str) -> 
     node: Any = data
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise ManifestError(f"{where}: field '{dotted}' is missing; re-export the model with "
-                                "'ppl-edge convert'")
+            raise ManifestError(
+                f"{where}: field '{dotted}' is missing; re-export the model with 'ppl-edge convert'"
+            )
         node = node[part]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(node, bool) and bool not in kinds) or not isinstance(node, kind):
@@ -110,16 +118,19 @@ def _input_spec(data: dict, where: str) -> InputSpec:
         mean_t = tuple(float(v) for v in mean)
         std_t = tuple(float(v) for v in std)
     except (TypeError, ValueError) as err:
-        raise ManifestError(f"{where}: input.mean and input.std must be numbers, got {mean} and "
-                            f"{std}") from err
+        raise ManifestError(
+            f"{where}: input.mean and input.std must be numbers, got {mean} and {std}"
+        ) from err
     if len(mean_t) != 3 or len(std_t) != 3 or any(s == 0 for s in std_t):
-        raise ManifestError(f"{where}: input.mean and input.std need 3 values (std non-zero), got "
-                            f"{mean} and {std}")
+        raise ManifestError(
+            f"{where}: input.mean and input.std need 3 values (std non-zero), got {mean} and {std}"
+        )
     color = _get(data, "input.color", str, where).upper()
     layout = _get(data, "input.layout", str, where).upper()
     if color not in ("RGB", "BGR") or layout != "NCHW":
-        raise ManifestError(f"{where}: input color/layout {color}/{layout} unsupported; expected "
-                            "RGB or BGR, NCHW")
+        raise ManifestError(
+            f"{where}: input color/layout {color}/{layout} unsupported; expected RGB or BGR, NCHW"
+        )
     return InputSpec(
         name=_get(data, "input.name", str, where),
         height=_get(data, "input.height", int, where),
@@ -136,11 +147,14 @@ def _edges(data: dict, n: int, where: str) -> tuple[tuple[int, int], ...]:
     try:
         edges_t = tuple((int(i), int(j)) for i, j in edges)
     except (TypeError, ValueError) as err:
-        raise ManifestError(f"{where}: skeleton.edges must be [[i, j], ...], got {edges!r}") from err
+        raise ManifestError(
+            f"{where}: skeleton.edges must be [[i, j], ...], got {edges!r}"
+        ) from err
     for i, j in edges_t:
         if not 0 <= i < j < n:
-            raise ManifestError(f"{where}: skeleton edge {[i, j]} is outside 0..{n - 1} or not "
-                                "i < j")
+            raise ManifestError(
+                f"{where}: skeleton edge {[i, j]} is outside 0..{n - 1} or not i < j"
+            )
     return edges_t
 
 
@@ -191,12 +205,15 @@ class Manifest:
             raise ManifestError(f"{where}: expected a JSON object, got {type(data).__name__}")
         fmt = data.get("format")
         if fmt != FORMAT:
-            raise ManifestError(f"{where}: not a ppl-edge export manifest: 'format' is {fmt!r}, "
-                                f"expected {FORMAT!r}")
+            raise ManifestError(
+                f"{where}: not a ppl-edge export manifest: 'format' is {fmt!r}, expected {FORMAT!r}"
+            )
         version = _get(data, "format_version", int, where)
         if version > FORMAT_VERSION:
-            raise ManifestError(f"{where}: format_version {version} is newer than this ppl-edge "
-                                f"reads ({FORMAT_VERSION}); upgrade ppl-edge")
+            raise ManifestError(
+                f"{where}: format_version {version} is newer than this ppl-edge "
+                f"reads ({FORMAT_VERSION}); upgrade ppl-edge"
+            )
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise ManifestError(f"{where}: the manifest lacks the keys {missing}")
@@ -206,29 +223,40 @@ class Manifest:
         coords = data["keypoints"].get("coords", "xy_norm")
         if not isinstance(names, list) or len(names) != n or coords != "xy_norm":
             got = len(names) if isinstance(names, list) else repr(names)
-            raise ManifestError(f"{where}: the manifest names {got} keypoints; keypoints need {n} "
-                                f"names and coords 'xy_norm', got {coords!r}")
+            raise ManifestError(
+                f"{where}: the manifest names {got} keypoints; keypoints need {n} "
+                f"names and coords 'xy_norm', got {coords!r}"
+            )
         edges = _edges(data, n, where)
         weights = data["skeleton"].get("weights") or ()
         artifacts = _get(data, "artifacts", dict, where)
         for key, entry in artifacts.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-                raise ManifestError(f"{where}: artifacts.{key} must be {{'file': ..., "
-                                    f"'sha256': ...}}, got {entry!r}")
+                raise ManifestError(
+                    f"{where}: artifacts.{key} must be {{'file': ..., "
+                    f"'sha256': ...}}, got {entry!r}"
+                )
         reference = float(_get(data, "memory.distance_reference", (int, float), where))
         if not math.isfinite(reference):
-            raise ManifestError(f"{where}: memory.distance_reference must be finite, got "
-                                f"{reference}")
+            raise ManifestError(
+                f"{where}: memory.distance_reference must be finite, got {reference}"
+            )
         batch = data.get("batch") or {}
         return cls(
-            path=path, input=inp, num_keypoints=n, keypoint_names=tuple(str(s) for s in names),
-            edges=edges, edge_weights=tuple(float(w) for w in weights),
+            path=path,
+            input=inp,
+            num_keypoints=n,
+            keypoint_names=tuple(str(s) for s in names),
+            edges=edges,
+            edge_weights=tuple(float(w) for w in weights),
             banks=_get(data, "memory.banks", int, where),
             entries=_get(data, "memory.entries", int, where),
             dim=_get(data, "memory.dim", int, where),
             distance_reference=reference,
-            dynamic_batch=bool(batch.get("dynamic", False)), max_batch=int(batch.get("max", 1)),
-            artifacts=artifacts, raw=data,
+            dynamic_batch=bool(batch.get("dynamic", False)),
+            max_batch=int(batch.get("max", 1)),
+            artifacts=artifacts,
+            raw=data,
         )
 
     @classmethod
@@ -242,8 +270,10 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST_NAME
         if not path.is_file():
-            raise ManifestError(f"manifest not found: {path}; an export folder holds manifest.json "
-                                "beside keypoints.onnx ('ppl-edge convert' writes it)")
+            raise ManifestError(
+                f"manifest not found: {path}; an export folder holds manifest.json "
+                "beside keypoints.onnx ('ppl-edge convert' writes it)"
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -276,18 +306,22 @@ class Manifest:
         """
         path = self.artifact_path(key)
         if path is None:
-            raise ManifestError(f"{self.path}: no artifact '{key}'; it lists "
-                                f"{sorted(self.artifacts)}")
+            raise ManifestError(
+                f"{self.path}: no artifact '{key}'; it lists {sorted(self.artifacts)}"
+            )
         if not path.exists():
-            raise ManifestError(f"manifest artifact '{key}' is missing: {path} (listed in "
-                                f"{self.path})")
+            raise ManifestError(
+                f"manifest artifact '{key}' is missing: {path} (listed in {self.path})"
+            )
         expected = self.artifacts[key].get("sha256")
         if not expected:
             log.warning("manifest %s records no sha256 for '%s'; not verified", self.path, key)
             return
         if sha256_path(path) != expected:
-            raise ManifestError(f"artifact {path} does not match the sha256 in its manifest: the "
-                                "file was changed after export; re-export it")
+            raise ManifestError(
+                f"artifact {path} does not match the sha256 in its manifest: the "
+                "file was changed after export; re-export it"
+            )
 
     def verify_all(self) -> None:
         """:meth:`verify` every artifact the manifest lists."""
@@ -298,8 +332,9 @@ class Manifest:
 def dumps(document: dict[str, Any]) -> str:
     """Indented JSON with lists of numbers or short strings kept on one line; NaN is refused."""
     text = json.dumps(document, indent=2, allow_nan=False)
-    return re.sub(r"\[\s*([^\[\]{}:]*?)\s*\]",
-                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    return re.sub(
+        r"\[\s*([^\[\]{}:]*?)\s*\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text
+    )
 
 
 def write_manifest(path: str | Path, document: dict[str, Any]) -> Path:
@@ -309,7 +344,9 @@ def write_manifest(path: str | Path, document: dict[str, Any]) -> Path:
     try:
         text = dumps(document)
     except ValueError as err:
-        raise ManifestError(f"{path}: the manifest holds a non-finite number ({err}); the model "
-                            "or its export is broken") from err
+        raise ManifestError(
+            f"{path}: the manifest holds a non-finite number ({err}); the model "
+            "or its export is broken"
+        ) from err
     atomic_write_bytes(path, (text + "\n").encode())
     return path

@@ -74,7 +74,7 @@ def crop_square(image: np.ndarray, box: Box, size: int, nearest: bool = False) -
     else:
         region = np.zeros((y1 - y0, x1 - x0) + image.shape[2:], dtype=image.dtype)
         if ix1 > ix0 and iy1 > iy0:
-            region[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = image[iy0:iy1, ix0:ix1]
+            region[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = image[iy0:iy1, ix0:ix1]
     side = max(x1 - x0, y1 - y0)
     if nearest:
         interp = cv2.INTER_NEAREST
@@ -132,18 +132,22 @@ class MotionCrops:
         if self.fallback not in ("full", "none"):
             raise PplEdgeError(f"motion fallback must be 'full' or 'none', got {self.fallback!r}")
         if self.max_subjects < 1 or not 0 <= self.min_area < 1:
-            raise PplEdgeError(f"need max_subjects >= 1 and 0 <= min_area < 1, got "
-                               f"{self.max_subjects} and {self.min_area}")
+            raise PplEdgeError(
+                f"need max_subjects >= 1 and 0 <= min_area < 1, got "
+                f"{self.max_subjects} and {self.min_area}"
+            )
         self.reset()
 
     def reset(self) -> None:
         """Forget the background model (e.g. after the camera moved)."""
         if self.method == "mog2":
             self._subtractor = cv2.createBackgroundSubtractorMOG2(
-                history=self.history, varThreshold=self.threshold or 16.0, detectShadows=False)
+                history=self.history, varThreshold=self.threshold or 16.0, detectShadows=False
+            )
         else:
             self._subtractor = cv2.createBackgroundSubtractorKNN(
-                history=self.history, dist2Threshold=self.threshold or 400.0, detectShadows=False)
+                history=self.history, dist2Threshold=self.threshold or 400.0, detectShadows=False
+            )
         self._last, self._still = [], 0
 
     def mask(self, frame: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.motion import Box  # (x0, y0, x1, y1) frame pixels, x1 / y1 exclusive
 from ppl_edge.manifest import InputSpec
+from ppl_edge.motion import Box  # (x0, y0, x1, y1) frame pixels, x1 / y1 exclusive
 
 
 class BadFrameError(PplEdgeError):
@@ -41,8 +41,9 @@ def as_bgr8(frame: object) -> np.ndarray:
         raise BadFrameError(f"frame has shape {frame.shape}; expected (H, W, 3) with H, W > 0")
     channels = 1 if frame.ndim == 2 else frame.shape[2]
     if channels not in (1, 3, 4):
-        raise BadFrameError(f"frame has {channels} channels; expected 1 (gray), 3 (BGR) or 4 "
-                            "(BGRA)")
+        raise BadFrameError(
+            f"frame has {channels} channels; expected 1 (gray), 3 (BGR) or 4 (BGRA)"
+        )
     if frame.dtype == np.uint8:
         img = frame
     elif frame.dtype == np.uint16:
@@ -55,8 +56,9 @@ def as_bgr8(frame: object) -> np.ndarray:
     elif frame.dtype.kind in "iub":
         img = np.clip(frame, 0, 255).astype(np.uint8)
     else:
-        raise BadFrameError(f"frame dtype {frame.dtype} unsupported; expected uint8, uint16 or "
-                            "float")
+        raise BadFrameError(
+            f"frame dtype {frame.dtype} unsupported; expected uint8, uint16 or float"
+        )
     if channels == 1:
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
     if channels == 4:
@@ -123,8 +125,9 @@ def resize(image: np.ndarray, width: int, height: int, method: str = "fast") -> 
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def letterbox(frame: np.ndarray, box: Box, width: int, height: int, pad_value: int = 0,
-              method: str = "fast") -> tuple[np.ndarray, Letterbox]:
+def letterbox(
+    frame: np.ndarray, box: Box, width: int, height: int, pad_value: int = 0, method: str = "fast"
+) -> tuple[np.ndarray, Letterbox]:
     """Crop ``box`` from the frame, scale it to fit width x height keeping its aspect, centre it.
 
     Args:
@@ -157,9 +160,13 @@ def letterbox(frame: np.ndarray, box: Box, width: int, height: int, pad_value: i
     else:
         canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
         canvas[dy : dy + nh, dx : dx + nw] = resized
-    lb = Letterbox(box=(x0, y0, x1, y1), origin=(ix0, iy0),
-                   scale=(nw / (ix1 - ix0), nh / (iy1 - iy0)), offset=(dx, dy),
-                   size=(width, height))
+    lb = Letterbox(
+        box=(x0, y0, x1, y1),
+        origin=(ix0, iy0),
+        scale=(nw / (ix1 - ix0), nh / (iy1 - iy0)),
+        offset=(dx, dy),
+        size=(width, height),
+    )
     return canvas, lb
 
 
@@ -191,8 +198,9 @@ def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1] if spec.color == "RGB" else img)
 
 
-def preprocess(frame: np.ndarray, boxes: list[Box], spec: InputSpec, pad_value: int = 0,
-               method: str = "fast") -> tuple[np.ndarray, list[Letterbox]]:
+def preprocess(
+    frame: np.ndarray, boxes: list[Box], spec: InputSpec, pad_value: int = 0, method: str = "fast"
+) -> tuple[np.ndarray, list[Letterbox]]:
     """Crop every box of a sanitised frame into one model batch.
 
     Args:

@@ -50,11 +50,34 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "BACKENDS", "BadFrameError", "CROP_MODES", "Estimator", "FixedRoi", "FullFrame", "Letterbox",
-    "Manifest", "ManifestError", "MotionCrops", "OneEuroConfig", "OneEuroFilter", "PoseSmoother",
-    "REFINE_MODES", "RefineTrace", "Result", "as_bgr8", "draw_iterations", "draw_pose",
-    "draw_results", "draw_timings", "letterbox", "load_manifest", "open_backend", "plausibility",
-    "refine", "resolve_model", "select_backend",
+    "BACKENDS",
+    "BadFrameError",
+    "CROP_MODES",
+    "Estimator",
+    "FixedRoi",
+    "FullFrame",
+    "Letterbox",
+    "Manifest",
+    "ManifestError",
+    "MotionCrops",
+    "OneEuroConfig",
+    "OneEuroFilter",
+    "PoseSmoother",
+    "REFINE_MODES",
+    "RefineTrace",
+    "Result",
+    "as_bgr8",
+    "draw_iterations",
+    "draw_pose",
+    "draw_results",
+    "draw_timings",
+    "letterbox",
+    "load_manifest",
+    "open_backend",
+    "plausibility",
+    "refine",
+    "resolve_model",
+    "select_backend",
 ]
 
 
@@ -73,13 +96,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from ppl_edge.preprocess import BadFrameError, Letterbox, as_bgr8, letterbox
     from ppl_edge.runtime.backends import BACKENDS, open_backend, select_backend
     from ppl_edge.runtime.crops import CROP_MODES, FixedRoi, FullFrame, MotionCrops
     from ppl_edge.runtime.draw import draw_iterations, draw_pose, draw_results, draw_timings
     from ppl_edge.runtime.estimator import Estimator
     from ppl_edge.runtime.manifest import Manifest, ManifestError, load_manifest, resolve_model
     from ppl_edge.runtime.postprocess import plausibility
-    from ppl_edge.preprocess import BadFrameError, Letterbox, as_bgr8, letterbox
     from ppl_edge.runtime.refine import REFINE_MODES, RefineTrace
     from ppl_edge.runtime.result import Result
     from ppl_edge.runtime.smoothing import OneEuroConfig, OneEuroFilter, PoseSmoother

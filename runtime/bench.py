@@ -59,8 +59,9 @@ def parse_iterations(text: str) -> list[int]:
     return sorted(set(values))
 
 
-def bench_cases(backends: Sequence[str], refines: Sequence[str],
-                iterations: Sequence[int]) -> list[BenchCase]:
+def bench_cases(
+    backends: Sequence[str], refines: Sequence[str], iterations: Sequence[int]
+) -> list[BenchCase]:
     """Every (backend, refine, iterations) worth measuring: "none" only at 0 iterations, the other
     modes at >= 1 when "none" is measured too (their 0-iteration case is the same computation)."""
     cases = []
@@ -77,20 +78,32 @@ def bench_cases(backends: Sequence[str], refines: Sequence[str],
     return cases
 
 
-def synthetic_frames(count: int = 48, height: int = 480, width: int = 640,
-                     seed: int = 0) -> np.ndarray:
+def synthetic_frames(
+    count: int = 48, height: int = 480, width: int = 640, seed: int = 0
+) -> np.ndarray:
     """A rendered humanoid clip as camera-like frames: (count, height, width, 3) uint8 BGR."""
     from ppl_edge.synth.render import render_clip
 
     side = min(height, width)
     clip, _, _ = render_clip("humanoid", count, side, seed)
     left, top = (width - side) // 2, (height - side) // 2
-    return np.stack([cv2.copyMakeBorder(f, top, height - side - top, left, width - side - left,
-                                        cv2.BORDER_REPLICATE) for f in clip])
+    return np.stack(
+        [
+            cv2.copyMakeBorder(
+                f, top, height - side - top, left, width - side - left, cv2.BORDER_REPLICATE
+            )
+            for f in clip
+        ]
+    )
 
 
-def measure(estimator: Callable[[np.ndarray], list], frames: np.ndarray, count: int,
-            warmup: int, draw: Callable[[np.ndarray, list], Any] | None = None) -> dict[str, Any]:
+def measure(
+    estimator: Callable[[np.ndarray], list],
+    frames: np.ndarray,
+    count: int,
+    warmup: int,
+    draw: Callable[[np.ndarray, list], Any] | None = None,
+) -> dict[str, Any]:
     """Time ``count`` estimator calls (after ``warmup``) on ``frames``, cycling.
 
     Returns:
@@ -122,10 +135,14 @@ def measure(estimator: Callable[[np.ndarray], list], frames: np.ndarray, count: 
     latency = stages.pop("latency")
     inference = stats.mean("inference")
     overhead = stats.mean("estimate") - inference - stats.mean("refine")
-    return {"frames": count, "latency_ms": {k: latency[k] for k in ("mean", "p50", "p90", "p99")},
-            "fps": round(1e3 / latency["mean"], 2) if latency["mean"] else 0.0,
-            "stages_ms": stages, "overhead_ms": round(overhead, 4),
-            "overhead_pct": round(100.0 * overhead / inference, 2) if inference else None}
+    return {
+        "frames": count,
+        "latency_ms": {k: latency[k] for k in ("mean", "p50", "p90", "p99")},
+        "fps": round(1e3 / latency["mean"], 2) if latency["mean"] else 0.0,
+        "stages_ms": stages,
+        "overhead_ms": round(overhead, 4),
+        "overhead_pct": round(100.0 * overhead / inference, 2) if inference else None,
+    }
 
 
 def settings(model: str, estimator: Any = None) -> dict[str, Any]:
@@ -137,20 +154,30 @@ def settings(model: str, estimator: Any = None) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
     backend = getattr(estimator, "backend", None)
     threads = getattr(estimator, "_threads", None)
-    out = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "model": str(model), "model_name": manifest.raw.get("model", {}).get("name"),
-           "preset": manifest.raw.get("model", {}).get("preset"),
-           "input_size": [manifest.input.height, manifest.input.width],
-           "keypoints": manifest.num_keypoints, "cpu": cpu, "cpu_count": os.cpu_count(),
-           "threads": threads or "library default",
-           "providers": getattr(backend, "providers", None), "python": sys.version.split()[0],
-           "numpy": np.__version__, "opencv": cv2.__version__, "ppl_edge": __version__,
-           "platform": platform.platform()}
+    out = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "model": str(model),
+        "model_name": manifest.raw.get("model", {}).get("name"),
+        "preset": manifest.raw.get("model", {}).get("preset"),
+        "input_size": [manifest.input.height, manifest.input.width],
+        "keypoints": manifest.num_keypoints,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads or "library default",
+        "providers": getattr(backend, "providers", None),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "ppl_edge": __version__,
+        "platform": platform.platform(),
+    }
     try:
         import onnxruntime
 
@@ -163,30 +190,50 @@ def settings(model: str, estimator: Any = None) -> dict[str, Any]:
 def markdown_table(report: dict[str, Any]) -> str:
     """The report as Markdown: a settings list and one row per case (stage columns are means)."""
     s = report["settings"]
-    intro = (f"Model `{s['model_name']}` ({s['preset']}, {s['input_size'][0]}x"
-             f"{s['input_size'][1]}, N={s['keypoints']}); CPU {s['cpu']} ({s['cpu_count']} cores, "
-             f"threads: {s['threads']}); providers {s.get('providers')}; onnxruntime "
-             f"{s.get('onnxruntime', '-')}, OpenCV {s['opencv']}; frames "
-             f"{report['frame_size'][1]}x{report['frame_size'][0]}; {s['date']}.")
-    header = ("| backend | refine | iters | p50 ms | p90 ms | p99 ms | FPS | "
-              + " | ".join(TABLE_STAGES) + " | overhead |")
+    intro = (
+        f"Model `{s['model_name']}` ({s['preset']}, {s['input_size'][0]}x"
+        f"{s['input_size'][1]}, N={s['keypoints']}); CPU {s['cpu']} ({s['cpu_count']} cores, "
+        f"threads: {s['threads']}); providers {s.get('providers')}; onnxruntime "
+        f"{s.get('onnxruntime', '-')}, OpenCV {s['opencv']}; frames "
+        f"{report['frame_size'][1]}x{report['frame_size'][0]}; {s['date']}."
+    )
+    header = (
+        "| backend | refine | iters | p50 ms | p90 ms | p99 ms | FPS | "
+        + " | ".join(TABLE_STAGES)
+        + " | overhead |"
+    )
     lines = [intro, "", header, "|" + "---|" * (8 + len(TABLE_STAGES))]
     for r in report["results"]:
         lat, st = r["latency_ms"], r["stages_ms"]
         cells = [f"{st[k]['mean']:.2f}" if k in st else "-" for k in TABLE_STAGES]
         pct = "-" if r["overhead_pct"] is None else f"{r['overhead_pct']:.1f} %"
-        lines.append(f"| {r['backend']} | {r['refine']} | {r['iterations']} | {lat['p50']:.2f} | "
-                     f"{lat['p90']:.2f} | {lat['p99']:.2f} | {r['fps']:.1f} | "
-                     + " | ".join(cells) + f" | {pct} |")
-    lines += ["", ("Stage columns are means in ms; capture is an in-memory synthetic frame (no "
-                   "camera); overhead is the estimator's time outside backend inference, as a "
-                   "share of inference.")]
+        lines.append(
+            f"| {r['backend']} | {r['refine']} | {r['iterations']} | {lat['p50']:.2f} | "
+            f"{lat['p90']:.2f} | {lat['p99']:.2f} | {r['fps']:.1f} | "
+            + " | ".join(cells)
+            + f" | {pct} |"
+        )
+    lines += [
+        "",
+        (
+            "Stage columns are means in ms; capture is an in-memory synthetic frame (no "
+            "camera); overhead is the estimator's time outside backend inference, as a "
+            "share of inference."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def run_bench(model: str, cases: Sequence[BenchCase], *, frames: int = 200, warmup: int = 20,
-              frame_size: tuple[int, int] = (480, 640), draw: bool = True,
-              threads: int | None = None) -> dict[str, Any]:
+def run_bench(
+    model: str,
+    cases: Sequence[BenchCase],
+    *,
+    frames: int = 200,
+    warmup: int = 20,
+    frame_size: tuple[int, int] = (480, 640),
+    draw: bool = True,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Measure every case; return ``{"settings", "frame_size", "results": [...]}``.
 
     Args:
@@ -203,14 +250,29 @@ def run_bench(model: str, cases: Sequence[BenchCase], *, frames: int = 200, warm
     clip = synthetic_frames(height=frame_size[0], width=frame_size[1])
     results, first = [], None
     for case in cases:
-        with Estimator(model, backend=case.backend, refine=case.refine,
-                       iterations=case.iterations, threads=threads) as est:
+        with Estimator(
+            model,
+            backend=case.backend,
+            refine=case.refine,
+            iterations=case.iterations,
+            threads=threads,
+        ) as est:
             row = measure(est, clip, frames, warmup, draw_results if draw else None)
             if first is None:
                 first = settings(model, est)
-        row = {"backend": est.backend_name,
-               "refine": case.refine, "iterations": case.iterations, **row}
-        log.info("%s %s x%d: p50 %.2f ms, %.1f FPS", row["backend"], case.refine,
-                 case.iterations, row["latency_ms"]["p50"], row["fps"])
+        row = {
+            "backend": est.backend_name,
+            "refine": case.refine,
+            "iterations": case.iterations,
+            **row,
+        }
+        log.info(
+            "%s %s x%d: p50 %.2f ms, %.1f FPS",
+            row["backend"],
+            case.refine,
+            case.iterations,
+            row["latency_ms"]["p50"],
+            row["fps"],
+        )
         results.append(row)
     return {"settings": first, "frame_size": list(frame_size), "results": results}

@@ -20,8 +20,16 @@ import numpy as np
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.motion import Box, MotionCrops, merge_overlapping, square_box
 
-__all__ = ["CROP_MODES", "Box", "FixedRoi", "FullFrame", "MotionCrops", "make_cropper",
-           "merge_overlapping", "square_box"]
+__all__ = [
+    "CROP_MODES",
+    "Box",
+    "FixedRoi",
+    "FullFrame",
+    "MotionCrops",
+    "make_cropper",
+    "merge_overlapping",
+    "square_box",
+]
 
 CROP_MODES = ("full", "roi", "motion")
 
@@ -48,22 +56,26 @@ class FixedRoi:
 
     def __post_init__(self) -> None:
         if self.w <= 0 or self.h <= 0 or self.x < 0 or self.y < 0:
-            raise PplEdgeError(f"roi must be (x, y, w, h) with x, y >= 0 and w, h > 0, got "
-                               f"{(self.x, self.y, self.w, self.h)}")
+            raise PplEdgeError(
+                f"roi must be (x, y, w, h) with x, y >= 0 and w, h > 0, got "
+                f"{(self.x, self.y, self.w, self.h)}"
+            )
 
     def __call__(self, frame: np.ndarray) -> list[Box]:
         fh, fw = frame.shape[:2]
         if self.x >= fw or self.y >= fh:
-            raise PplEdgeError(f"roi {(self.x, self.y, self.w, self.h)} lies outside the "
-                               f"{fw}x{fh} frame")
+            raise PplEdgeError(
+                f"roi {(self.x, self.y, self.w, self.h)} lies outside the {fw}x{fh} frame"
+            )
         return [(self.x, self.y, self.x + self.w, self.y + self.h)]
 
     def reset(self) -> None:
         """Nothing to forget."""
 
 
-def make_cropper(crops: str | object = "full", roi: tuple[int, int, int, int] | None = None,
-                 **motion_opts):
+def make_cropper(
+    crops: str | object = "full", roi: tuple[int, int, int, int] | None = None, **motion_opts
+):
     """A cropper from a mode name ("full", "roi", "motion") or a ready cropper (any callable).
 
     Raises:

@@ -35,9 +35,16 @@ def demo_source(source: str | None, frames: int, size: int = 256, seed: int = 0)
     return ArraySource(clip, fps=DEMO_FPS, name=f"synthetic humanoid clip ({frames} frames)")
 
 
-def run_demo(out_dir: str | Path = "out/demo", *, model: str | None = None,
-             source: str | None = None, frames: int = 120, refine: str = "none",
-             iterations: int = 1, backend: str = "auto") -> DemoOutputs:
+def run_demo(
+    out_dir: str | Path = "out/demo",
+    *,
+    model: str | None = None,
+    source: str | None = None,
+    frames: int = 120,
+    refine: str = "none",
+    iterations: int = 1,
+    backend: str = "auto",
+) -> DemoOutputs:
     """Run the demo and return the paths it wrote.
 
     Args:
@@ -60,12 +67,21 @@ def run_demo(out_dir: str | Path = "out/demo", *, model: str | None = None,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    options = LiveOptions(model=model, backend=backend, refine=refine, iterations=iterations,
-                          output=str(video), jsonl=str(jsonl), headless=True, max_frames=frames)
+    options = LiveOptions(
+        model=model,
+        backend=backend,
+        refine=refine,
+        iterations=iterations,
+        output=str(video),
+        jsonl=str(jsonl),
+        headless=True,
+        max_frames=frames,
+    )
     src = demo_source(source, frames)
     log.info("demo on %s", src.name)
     summary = run_live(options, source=src)
     if summary.frames == 0:
-        raise PplEdgeError(f"the demo processed no frame from {src.name} "
-                           f"({summary.bad_frames} bad frames)")
+        raise PplEdgeError(
+            f"the demo processed no frame from {src.name} ({summary.bad_frames} bad frames)"
+        )
     return DemoOutputs(video=video, jsonl=jsonl, summary=summary)

@@ -6,12 +6,11 @@ image so a 4K frame and a 64-pixel crop both stay readable.
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 
 from ppl_edge.runtime.result import Result
-from ppl_edge.skeleton import edge_colours  # noqa: F401  (re-exported for the drawing API)
+from ppl_edge.skeleton import edge_colours
 
 
 def confidence_colour(c: float) -> tuple[int, int, int]:
@@ -28,8 +27,14 @@ def _pt(p: np.ndarray) -> tuple[int, int]:
     return int(round(float(p[0]))), int(round(float(p[1])))
 
 
-def draw_pose(image: np.ndarray, result: Result, refined: bool = False, min_confidence: float = 0.0,
-              draw_box: bool = False, label: bool = False) -> np.ndarray:
+def draw_pose(
+    image: np.ndarray,
+    result: Result,
+    refined: bool = False,
+    min_confidence: float = 0.0,
+    draw_box: bool = False,
+    label: bool = False,
+) -> np.ndarray:
     """Draw one pose: edges coloured per edge, keypoint dots coloured by confidence.
 
     Args:
@@ -49,15 +54,20 @@ def draw_pose(image: np.ndarray, result: Result, refined: bool = False, min_conf
         if ok[i] and ok[j]:
             cv2.line(image, _pt(pts[i]), _pt(pts[j]), colour, thick, cv2.LINE_AA)
     for k in np.flatnonzero(ok):
-        cv2.circle(image, _pt(pts[k]), radius, confidence_colour(result.confidence[k]), -1,
-                   cv2.LINE_AA)
+        cv2.circle(
+            image, _pt(pts[k]), radius, confidence_colour(result.confidence[k]), -1, cv2.LINE_AA
+        )
         cv2.circle(image, _pt(pts[k]), radius, (0, 0, 0), 1, cv2.LINE_AA)
     x0, y0, x1, y1 = result.box
     if draw_box:
         cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (200, 200, 200), thick)
     if label:
-        draw_text(image, [f"plausibility {result.plausibility:.2f}"], (x0, max(y0 - 4, 0)),
-                  anchor_bottom=True)
+        draw_text(
+            image,
+            [f"plausibility {result.plausibility:.2f}"],
+            (x0, max(y0 - 4, 0)),
+            anchor_bottom=True,
+        )
     return image
 
 
@@ -75,8 +85,12 @@ def draw_iterations(image: np.ndarray, result: Result) -> np.ndarray:
     return image
 
 
-def draw_text(image: np.ndarray, lines: list[str], origin: tuple[int, int] = (8, 8),
-              anchor_bottom: bool = False) -> np.ndarray:
+def draw_text(
+    image: np.ndarray,
+    lines: list[str],
+    origin: tuple[int, int] = (8, 8),
+    anchor_bottom: bool = False,
+) -> np.ndarray:
     """Write lines of text on a dark box, top-left at ``origin`` (bottom-left when anchored)."""
     s = _scale(image)
     font_scale, thick = 0.5 * max(s, 0.5), max(1, int(round(s)))
@@ -93,8 +107,16 @@ def draw_text(image: np.ndarray, lines: list[str], origin: tuple[int, int] = (8,
     if x1 > x and y1 > y:
         image[y:y1, x:x1] = (image[y:y1, x:x1] * 0.4).astype(np.uint8)
     for k, text in enumerate(lines):
-        cv2.putText(image, text, (x + 4, y + line_h * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (x + 4, y + line_h * (k + 1)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (255, 255, 255),
+            thick,
+            cv2.LINE_AA,
+        )
     return image
 
 
@@ -105,13 +127,19 @@ def draw_timings(image: np.ndarray, fps: float | None, timings: dict[str, float]
     return draw_text(image, lines)
 
 
-def draw_results(image: np.ndarray, results: list[Result], fps: float | None = None,
-                 refined: bool = False, min_confidence: float = 0.0,
-                 timings: dict[str, float] | None = None) -> np.ndarray:
+def draw_results(
+    image: np.ndarray,
+    results: list[Result],
+    fps: float | None = None,
+    refined: bool = False,
+    min_confidence: float = 0.0,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
     """Draw every pose of a frame, their boxes when there are several, and the overlay."""
     for res in results:
-        draw_pose(image, res, refined=refined, min_confidence=min_confidence,
-                  draw_box=len(results) > 1)
+        draw_pose(
+            image, res, refined=refined, min_confidence=min_confidence, draw_box=len(results) > 1
+        )
     stage = timings if timings is not None else (results[0].timings if results else {})
     if fps is not None or stage:
         draw_timings(image, fps, stage)

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
 from ppl_edge.runtime.backends import Backend, open_backend, select_backend
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
 from ppl_edge.runtime.postprocess import postprocess
-from ppl_edge.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
 from ppl_edge.runtime.refine import REFINE_MODES, make_step
 from ppl_edge.runtime.refine import refine as run_refinement
 from ppl_edge.runtime.result import Result
@@ -42,13 +42,18 @@ def _smoother(smooth: bool | dict | OneEuroConfig | None) -> PoseSmoother | None
         return PoseSmoother(smooth)
     if isinstance(smooth, dict):
         return PoseSmoother(OneEuroConfig(**smooth))
-    raise PplEdgeError(f"smooth must be None, True, a dict of One Euro parameters or an "
-                       f"OneEuroConfig, got {smooth!r}")
+    raise PplEdgeError(
+        f"smooth must be None, True, a dict of One Euro parameters or an "
+        f"OneEuroConfig, got {smooth!r}"
+    )
 
 
 def _check_iterations(iterations: object) -> int:
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
-            or iterations < 0:
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, (int, np.integer))
+        or iterations < 0
+    ):
         raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
     return int(iterations)
 
@@ -78,19 +83,31 @@ class Estimator:
         PplEdgeError: bad arguments, a missing/invalid manifest or artifact, or no usable backend.
     """
 
-    def __init__(self, model: str | Path, backend: str = "auto", refine: str = "none",
-                 iterations: int = 0, crops: str | Callable = "full",
-                 roi: tuple[int, int, int, int] | None = None,
-                 smooth: bool | dict | OneEuroConfig | None = None, threads: int | None = None,
-                 device: str | None = None, motion: dict | None = None,
-                 keep_reconstructions: bool = False, verify: bool = False, pad_value: int = 0,
-                 resize: str = "fast"):
+    def __init__(
+        self,
+        model: str | Path,
+        backend: str = "auto",
+        refine: str = "none",
+        iterations: int = 0,
+        crops: str | Callable = "full",
+        roi: tuple[int, int, int, int] | None = None,
+        smooth: bool | dict | OneEuroConfig | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+        motion: dict | None = None,
+        keep_reconstructions: bool = False,
+        verify: bool = False,
+        pad_value: int = 0,
+        resize: str = "fast",
+    ):
         if refine not in REFINE_MODES:
-            raise PplEdgeError(f"unknown refinement mode {refine!r}; choose one of "
-                               f"{', '.join(REFINE_MODES)}")
+            raise PplEdgeError(
+                f"unknown refinement mode {refine!r}; choose one of {', '.join(REFINE_MODES)}"
+            )
         if resize not in RESIZE_METHODS:
-            raise PplEdgeError(f"unknown resize method {resize!r}; choose one of "
-                               f"{', '.join(RESIZE_METHODS)}")
+            raise PplEdgeError(
+                f"unknown resize method {resize!r}; choose one of {', '.join(RESIZE_METHODS)}"
+            )
         self.refine_mode, self.iterations = refine, _check_iterations(iterations)
         self.resize = resize
         self.files: ModelFiles = resolve_model(model)
@@ -106,14 +123,24 @@ class Estimator:
             for key in self.manifest.artifacts:
                 if self.manifest.artifact_path(key).exists():
                     self.manifest.verify(key)
-        self.backend: Backend = open_backend(self.backend_name, path,
-                                             **self._options(self.backend_name))
+        self.backend: Backend = open_backend(
+            self.backend_name, path, **self._options(self.backend_name)
+        )
         batch_dim = self.backend.input_spec[0].shape[0] if self.backend.input_spec[0].shape else 1
-        self.max_batch = (max(1, self.manifest.max_batch) if self.manifest.dynamic_batch
-                          and batch_dim is None else 1)
+        self.max_batch = (
+            max(1, self.manifest.max_batch)
+            if self.manifest.dynamic_batch and batch_dim is None
+            else 1
+        )
         self._input_name = self.backend.input_spec[0].name
-        log.info("estimator: %s on %s (%d keypoints, %dx%d input)", path.name, self.backend_name,
-                 self.manifest.num_keypoints, self.manifest.input.width, self.manifest.input.height)
+        log.info(
+            "estimator: %s on %s (%d keypoints, %dx%d input)",
+            path.name,
+            self.backend_name,
+            self.manifest.num_keypoints,
+            self.manifest.input.width,
+            self.manifest.input.height,
+        )
 
     # -- backends -------------------------------------------------------------------------------
     def _options(self, name: str) -> dict:
@@ -130,9 +157,16 @@ class Estimator:
         """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact."""
         if key not in self._aux:
             path = self.files.refine if key == "refine" else self.files.memory
-            self._aux[key] = None if path is None else open_backend(
-                "onnxruntime", path, device="cpu" if self.backend_name != "onnxruntime"
-                else (self._device or "cpu"), threads=self._threads)
+            self._aux[key] = (
+                None
+                if path is None
+                else open_backend(
+                    "onnxruntime",
+                    path,
+                    device="cpu" if self.backend_name != "onnxruntime" else (self._device or "cpu"),
+                    threads=self._threads,
+                )
+            )
         return self._aux[key]
 
     def _run_keypoints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -140,8 +174,10 @@ class Estimator:
         x = feeds[self._input_name]
         if len(x) <= self.max_batch:
             return self.backend.run(feeds)
-        parts = [self.backend.run({self._input_name: x[i : i + self.max_batch]})
-                 for i in range(0, len(x), self.max_batch)]
+        parts = [
+            self.backend.run({self._input_name: x[i : i + self.max_batch]})
+            for i in range(0, len(x), self.max_batch)
+        ]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _run_aux(self, key: str) -> Callable | None:
@@ -161,8 +197,14 @@ class Estimator:
         """(width, height) of the model input."""
         return self.manifest.input.width, self.manifest.input.height
 
-    def __call__(self, frame: np.ndarray, refine: str | None = None, iterations: int | None = None,
-                 timestamp: float | None = None, boxes: list[Box] | None = None) -> list[Result]:
+    def __call__(
+        self,
+        frame: np.ndarray,
+        refine: str | None = None,
+        iterations: int | None = None,
+        timestamp: float | None = None,
+        boxes: list[Box] | None = None,
+    ) -> list[Result]:
         """Estimate every subject's pose in a frame.
 
         Args:
@@ -182,8 +224,9 @@ class Estimator:
         mode = self.refine_mode if refine is None else refine
         count = self.iterations if iterations is None else _check_iterations(iterations)
         if mode not in REFINE_MODES:
-            raise PplEdgeError(f"unknown refinement mode {mode!r}; choose one of "
-                               f"{', '.join(REFINE_MODES)}")
+            raise PplEdgeError(
+                f"unknown refinement mode {mode!r}; choose one of {', '.join(REFINE_MODES)}"
+            )
         with self._lock:
             t0 = time.perf_counter()
             image = as_bgr8(frame)
@@ -194,20 +237,35 @@ class Estimator:
             t1 = time.perf_counter()
             initial = self._run_keypoints({self._input_name: x})
             t2 = time.perf_counter()
-            step = make_step(mode, keypoints=self._run_keypoints,
-                             reconstruct=self._run_aux("refine") if mode == "image" else None,
-                             memory=self._run_aux("memory") if mode == "memory" and count > 1
-                             else None, reference=x, input_name=self._input_name)
+            step = make_step(
+                mode,
+                keypoints=self._run_keypoints,
+                reconstruct=self._run_aux("refine") if mode == "image" else None,
+                memory=self._run_aux("memory") if mode == "memory" and count > 1 else None,
+                reference=x,
+                input_name=self._input_name,
+            )
             trace = run_refinement(initial, count, step)
             t3 = time.perf_counter()
-            recon = ([denormalise(s["input"], self.manifest.input) for s in trace.steps[1:]
-                      if "input" in s] if self.keep_reconstructions else None)
-            timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                       "refine": (t3 - t2) * 1e3}
+            recon = (
+                [
+                    denormalise(s["input"], self.manifest.input)
+                    for s in trace.steps[1:]
+                    if "input" in s
+                ]
+                if self.keep_reconstructions
+                else None
+            )
+            timings = {
+                "preprocess": (t1 - t0) * 1e3,
+                "inference": (t2 - t1) * 1e3,
+                "refine": (t3 - t2) * 1e3,
+            }
             results = postprocess(list(trace.steps), maps, self.manifest, None, recon)
             if self.smoother is not None:
-                results = self.smoother(results, time.monotonic() if timestamp is None
-                                        else timestamp)
+                results = self.smoother(
+                    results, time.monotonic() if timestamp is None else timestamp
+                )
             t4 = time.perf_counter()
             timings.update(postprocess=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
             for res in results:
@@ -250,5 +308,7 @@ class Estimator:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Estimator({str(self.files.given)!r}, backend={self.backend_name!r}, "
-                f"refine={self.refine_mode!r}, iterations={self.iterations})")
+        return (
+            f"Estimator({str(self.files.given)!r}, backend={self.backend_name!r}, "
+            f"refine={self.refine_mode!r}, iterations={self.iterations})"
+        )

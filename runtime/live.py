@@ -44,14 +44,18 @@ def default_model_path() -> Path:
     """
     env = os.environ.get("PPL_EDGE_MODEL")
     candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL,
-                   Path.cwd() / "models" / SHIPPED_MODEL]
+    candidates += [
+        Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL,
+        Path.cwd() / "models" / SHIPPED_MODEL,
+    ]
     for path in candidates:
         if path.exists():
             return path
-    raise PplEdgeError(f"no --model given and the shipped model is not at "
-                       f"{' or '.join(str(p) for p in candidates)}; pass --model EXPORT_DIR "
-                       "(written by 'ppl-edge convert')")
+    raise PplEdgeError(
+        f"no --model given and the shipped model is not at "
+        f"{' or '.join(str(p) for p in candidates)}; pass --model EXPORT_DIR "
+        "(written by 'ppl-edge convert')"
+    )
 
 
 class StageStats:
@@ -86,9 +90,13 @@ class StageStats:
         out = {}
         for stage, recent in self._recent.items():
             p50, p90, p99 = np.percentile(np.fromiter(recent, float), [50, 90, 99])
-            out[stage] = {"count": self._count[stage], "mean": round(self.mean(stage), 4),
-                          "p50": round(float(p50), 4), "p90": round(float(p90), 4),
-                          "p99": round(float(p99), 4)}
+            out[stage] = {
+                "count": self._count[stage],
+                "mean": round(self.mean(stage), 4),
+                "p50": round(float(p50), 4),
+                "p90": round(float(p90), 4),
+                "p99": round(float(p99), 4),
+            }
         return out
 
 
@@ -113,34 +121,46 @@ class LiveSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"frames": self.frames, "bad_frames": self.bad_frames,
-                "bad_reasons": dict(self.bad_reasons), "dropped": self.dropped,
-                "reconnects": self.reconnects, "subjects": self.subjects,
-                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
-                "stopped_by": self.stopped_by, "stages_ms": self.stages}
+        return {
+            "frames": self.frames,
+            "bad_frames": self.bad_frames,
+            "bad_reasons": dict(self.bad_reasons),
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "subjects": self.subjects,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "stopped_by": self.stopped_by,
+            "stages_ms": self.stages,
+        }
 
     def format(self) -> str:
         """Human-readable multi-line report."""
         bad = ", ".join(f"{k}: {v}" for k, v in self.bad_reasons.items())
-        head = (f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS "
-                f"(stopped by {self.stopped_by}); {self.subjects} poses; "
-                f"{self.bad_frames} bad frames skipped{f' ({bad})' if bad else ''}; "
-                f"{self.dropped} dropped by latest-frame capture; {self.reconnects} reconnects")
+        head = (
+            f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS "
+            f"(stopped by {self.stopped_by}); {self.subjects} poses; "
+            f"{self.bad_frames} bad frames skipped{f' ({bad})' if bad else ''}; "
+            f"{self.dropped} dropped by latest-frame capture; {self.reconnects} reconnects"
+        )
         lines = [head, f"{'stage':<12} {'mean':>8} {'p50':>8} {'p90':>8} {'p99':>8}  (ms)"]
         for stage, s in self.stages.items():
-            lines.append(f"{stage:<12} {s['mean']:8.2f} {s['p50']:8.2f} {s['p90']:8.2f} "
-                         f"{s['p99']:8.2f}")
+            lines.append(
+                f"{stage:<12} {s['mean']:8.2f} {s['p50']:8.2f} {s['p90']:8.2f} {s['p99']:8.2f}"
+            )
         return "\n".join(lines)
 
 
-def _draw(image: np.ndarray, results: list, fps: float | None,
-          stages: dict[str, float] | None) -> np.ndarray:
+def _draw(
+    image: np.ndarray, results: list, fps: float | None, stages: dict[str, float] | None
+) -> np.ndarray:
     """The learned skeleton of every result (runtime/draw.py) and the FPS / timing overlay, drawn
     on a copy of the frame; ``stages`` None draws no overlay."""
     from ppl_edge.runtime.draw import draw_results
 
-    return draw_results(image.copy(), results, fps=fps, timings=stages if stages is not None
-                        else {})
+    return draw_results(
+        image.copy(), results, fps=fps, timings=stages if stages is not None else {}
+    )
 
 
 def _record(frame: Frame, image: np.ndarray, results: list, timings: dict[str, float]) -> dict:
@@ -153,22 +173,35 @@ def _record(frame: Frame, image: np.ndarray, results: list, timings: dict[str, f
     in frame pixels, confidence, plausibility, prototype ids, edges, box, iterations) and
     ``timings_ms`` (capture, validate, the estimator's stages, estimate, draw).
     """
-    return {"frame": frame.index, "capture_time": round(frame.capture_time, 6),
-            "wall_time": round(time.time(), 6),
-            "latency_ms": round((time.perf_counter() - frame.capture_mono) * 1e3, 3),
-            "position_ms": frame.position_ms, "width": image.shape[1], "height": image.shape[0],
-            "subjects": [r.to_dict() for r in results],
-            "timings_ms": {k: round(v, 4) for k, v in timings.items()}}
+    return {
+        "frame": frame.index,
+        "capture_time": round(frame.capture_time, 6),
+        "wall_time": round(time.time(), 6),
+        "latency_ms": round((time.perf_counter() - frame.capture_mono) * 1e3, 3),
+        "position_ms": frame.position_ms,
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "subjects": [r.to_dict() for r in results],
+        "timings_ms": {k: round(v, 4) for k, v in timings.items()},
+    }
 
 
 class LiveLoop:
     """One run of the loop over a source; see :func:`run_loop` for the arguments."""
 
-    def __init__(self, estimator: Callable[[np.ndarray], list], source: FrameSource, *,
-                 window: WindowSink | None = None, video: VideoSink | None = None,
-                 jsonl: JsonlSink | None = None,
-                 callback: Callable[[Frame, list], bool | None] | None = None,
-                 max_frames: int | None = None, fps_every: float = 5.0, overlay: bool = True):
+    def __init__(
+        self,
+        estimator: Callable[[np.ndarray], list],
+        source: FrameSource,
+        *,
+        window: WindowSink | None = None,
+        video: VideoSink | None = None,
+        jsonl: JsonlSink | None = None,
+        callback: Callable[[Frame, list], bool | None] | None = None,
+        max_frames: int | None = None,
+        fps_every: float = 5.0,
+        overlay: bool = True,
+    ):
         self.estimator, self.source = estimator, source
         self.window, self.video, self.jsonl, self.callback = window, video, jsonl, callback
         self.max_frames, self.fps_every, self.overlay = max_frames, fps_every, overlay
@@ -233,20 +266,28 @@ class LiveLoop:
         except Exception as err:  # one failing frame must not end a live run
             self._errors_in_row += 1
             self._skip(f"error {type(err).__name__}")
-            log.warning("frame %d skipped: %s", frame.index, err,
-                        exc_info=self._errors_in_row == 1)
+            log.warning("frame %d skipped: %s", frame.index, err, exc_info=self._errors_in_row == 1)
             if self._errors_in_row >= MAX_CONSECUTIVE_ERRORS:
-                raise PplEdgeError(f"{self._errors_in_row} frames in a row failed; last error: "
-                                   f"{err}") from err
+                raise PplEdgeError(
+                    f"{self._errors_in_row} frames in a row failed; last error: {err}"
+                ) from err
             return
         t3 = time.perf_counter()
-        timings = {"capture": (t1 - t0) * 1e3, "validate": (t2 - t1) * 1e3,
-                   **_estimator_timings(results), "estimate": (t3 - t2) * 1e3}
+        timings = {
+            "capture": (t1 - t0) * 1e3,
+            "validate": (t2 - t1) * 1e3,
+            **_estimator_timings(results),
+            "estimate": (t3 - t2) * 1e3,
+        }
         canvas = None
         if self.window is not None or self.video is not None:
             show = self.overlay
-            canvas = _draw(image, results, self._shown.get("fps") if show else None,
-                           self._shown.get("stages", {}) if show else None)
+            canvas = _draw(
+                image,
+                results,
+                self._shown.get("fps") if show else None,
+                self._shown.get("stages", {}) if show else None,
+            )
             timings["draw"] = (time.perf_counter() - t3) * 1e3
         t4 = time.perf_counter()
         self._emit(frame, image, canvas, results, timings)
@@ -254,8 +295,14 @@ class LiveLoop:
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self._account(timings, len(results))
 
-    def _emit(self, frame: Frame, image: np.ndarray, canvas: np.ndarray | None, results: list,
-              timings: dict[str, float]) -> None:
+    def _emit(
+        self,
+        frame: Frame,
+        image: np.ndarray,
+        canvas: np.ndarray | None,
+        results: list,
+        timings: dict[str, float],
+    ) -> None:
         """Hand the frame to every sink and the callback."""
         if self.jsonl is not None:
             self.jsonl.write(_record(frame, image, results, timings))
@@ -278,24 +325,39 @@ class LiveLoop:
         # OVERLAY_REFRESH_S intervals so the numbers stay readable.
         if now - self._last_overlay >= OVERLAY_REFRESH_S or self.summary.frames <= 30:
             self._shown["fps"] = (len(self._recent) - 1) / max(now - self._recent[0], 1e-9)
-            self._shown["stages"] = {k: round(float(np.mean(self.stats.recent(k, 30))), 1)
-                                     for k in OVERLAY_STAGES if k in timings}
+            self._shown["stages"] = {
+                k: round(float(np.mean(self.stats.recent(k, 30))), 1)
+                for k in OVERLAY_STAGES
+                if k in timings
+            }
             self._last_overlay = now
         if now - self._last_log >= self.fps_every:
-            log.info("%d frames | %.1f FPS | total %.1f ms | bad %d | dropped %d",
-                     self.summary.frames, self._shown["fps"], self.stats.mean("total"),
-                     self.summary.bad_frames, self.source.stats.dropped)
+            log.info(
+                "%d frames | %.1f FPS | total %.1f ms | bad %d | dropped %d",
+                self.summary.frames,
+                self._shown["fps"],
+                self.stats.mean("total"),
+                self.summary.bad_frames,
+                self.source.stats.dropped,
+            )
             self._last_log = now
         if self.max_frames is not None and self.summary.frames >= self.max_frames:
             self.stop("max frames")
 
 
-def run_loop(estimator: Callable[[np.ndarray], list], source: FrameSource, *,
-             window: WindowSink | None = None, video: VideoSink | None = None,
-             jsonl: JsonlSink | None = None,
-             callback: Callable[[Frame, list], bool | None] | None = None,
-             max_frames: int | None = None, fps_every: float = 5.0, overlay: bool = True,
-             handle_signals: bool = True) -> LiveSummary:
+def run_loop(
+    estimator: Callable[[np.ndarray], list],
+    source: FrameSource,
+    *,
+    window: WindowSink | None = None,
+    video: VideoSink | None = None,
+    jsonl: JsonlSink | None = None,
+    callback: Callable[[Frame, list], bool | None] | None = None,
+    max_frames: int | None = None,
+    fps_every: float = 5.0,
+    overlay: bool = True,
+    handle_signals: bool = True,
+) -> LiveSummary:
     """Run ``estimator`` on every frame of ``source`` until it ends, a signal, the window closes,
     ``callback`` returns False or ``max_frames`` frames were processed.
 
@@ -320,8 +382,17 @@ def run_loop(estimator: Callable[[np.ndarray], list], source: FrameSource, *,
     Raises:
         PplEdgeError: the estimator failed on 50 frames in a row.
     """
-    loop = LiveLoop(estimator, source, window=window, video=video, jsonl=jsonl, callback=callback,
-                    max_frames=max_frames, fps_every=fps_every, overlay=overlay)
+    loop = LiveLoop(
+        estimator,
+        source,
+        window=window,
+        video=video,
+        jsonl=jsonl,
+        callback=callback,
+        max_frames=max_frames,
+        fps_every=fps_every,
+        overlay=overlay,
+    )
     return loop.run(handle_signals=handle_signals)
 
 
@@ -369,8 +440,9 @@ class LiveOptions:
         if self.max_frames is not None and self.max_frames < 1:
             raise PplEdgeError(f"max-frames must be >= 1, got {self.max_frames}")
         if self.fps_every <= 0 or self.retries < 0:
-            raise PplEdgeError(f"fps-every must be > 0 and retries >= 0, got {self.fps_every} "
-                               f"and {self.retries}")
+            raise PplEdgeError(
+                f"fps-every must be > 0 and retries >= 0, got {self.fps_every} and {self.retries}"
+            )
         if self.roi is not None and (len(self.roi) != 4 or min(self.roi[2:]) <= 0):
             raise PplEdgeError(f"roi must be x,y,w,h with w, h > 0, got {self.roi}")
 
@@ -380,13 +452,25 @@ def build_estimator(options: LiveOptions):
     from ppl_edge.runtime import Estimator
 
     smooth = {"min_cutoff": options.min_cutoff, "beta": options.beta} if options.smooth else None
-    return Estimator(options.model or default_model_path(), backend=options.backend,
-                     refine=options.refine, iterations=options.iterations, crops=options.crops,
-                     roi=options.roi, smooth=smooth, threads=options.threads)
+    return Estimator(
+        options.model or default_model_path(),
+        backend=options.backend,
+        refine=options.refine,
+        iterations=options.iterations,
+        crops=options.crops,
+        roi=options.roi,
+        smooth=smooth,
+        threads=options.threads,
+    )
 
 
-def run_live(options: LiveOptions, *, source: FrameSource | None = None, estimator: Any = None,
-             callback: Callable[[Frame, list], bool | None] | None = None) -> LiveSummary:
+def run_live(
+    options: LiveOptions,
+    *,
+    source: FrameSource | None = None,
+    estimator: Any = None,
+    callback: Callable[[Frame, list], bool | None] | None = None,
+) -> LiveSummary:
     """Open the model, the source and the sinks of ``options``, run the loop, close everything.
 
     Args:
@@ -404,8 +488,7 @@ def run_live(options: LiveOptions, *, source: FrameSource | None = None, estimat
             if hasattr(estimator, "close"):
                 stack.callback(estimator.close)
         if source is None:
-            source = open_source(options.source, realtime=options.realtime,
-                                 retries=options.retries)
+            source = open_source(options.source, realtime=options.realtime, retries=options.retries)
         stack.callback(source.close)
         window = None if options.headless else stack.enter_context(WindowSink())
         video = jsonl = None
@@ -413,7 +496,17 @@ def run_live(options: LiveOptions, *, source: FrameSource | None = None, estimat
             video = stack.enter_context(VideoSink(options.output, fps=source.fps or 30.0))
         if options.jsonl:
             jsonl = stack.enter_context(JsonlSink(options.jsonl))
-        log.info("running on %s%s", source.name, " (latest-frame capture)" if source.is_live else "")
-        return run_loop(estimator, source, window=window, video=video, jsonl=jsonl,
-                        callback=callback, max_frames=options.max_frames,
-                        fps_every=options.fps_every, overlay=options.overlay)
+        log.info(
+            "running on %s%s", source.name, " (latest-frame capture)" if source.is_live else ""
+        )
+        return run_loop(
+            estimator,
+            source,
+            window=window,
+            video=video,
+            jsonl=jsonl,
+            callback=callback,
+            max_frames=options.max_frames,
+            fps_every=options.fps_every,
+            overlay=options.overlay,
+        )

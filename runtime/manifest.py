@@ -106,8 +106,10 @@ def resolve_model(path: str | Path) -> ModelFiles:
     """
     given = Path(path).expanduser()
     if not given.exists():
-        raise PplEdgeError(f"model not found: {given}; expected an export folder, manifest.json, "
-                           ".onnx, .engine or .mlpackage")
+        raise PplEdgeError(
+            f"model not found: {given}; expected an export folder, manifest.json, "
+            ".onnx, .engine or .mlpackage"
+        )
     suffix = given.suffix.lower()
     if given.is_dir() and suffix != ".mlpackage":
         manifest = load_manifest(given / MANIFEST_NAME)
@@ -120,12 +122,23 @@ def resolve_model(path: str | Path) -> ModelFiles:
         if manifest is None:
             manifest = load_manifest(given.parent / MANIFEST_NAME)
     else:
-        raise PplEdgeError(f"unsupported model file {given.name!r}; expected an export folder, "
-                           "manifest.json, .onnx, .engine or .mlpackage")
+        raise PplEdgeError(
+            f"unsupported model file {given.name!r}; expected an export folder, "
+            "manifest.json, .onnx, .engine or .mlpackage"
+        )
     onnx = given if suffix == ".onnx" else _existing(manifest, "keypoints")
-    engine = given if suffix in (".engine", ".plan", ".trt") else _find(manifest, _ENGINE_KEYS,
-                                                                         ".engine")
+    engine = (
+        given
+        if suffix in (".engine", ".plan", ".trt")
+        else _find(manifest, _ENGINE_KEYS, ".engine")
+    )
     mlpackage = given if suffix == ".mlpackage" else _find(manifest, _COREML_KEYS, ".mlpackage")
-    return ModelFiles(manifest=manifest, given=given, onnx=onnx, engine=engine,
-                      mlpackage=mlpackage, refine=_existing(manifest, "refine"),
-                      memory=_existing(manifest, "memory"))
+    return ModelFiles(
+        manifest=manifest,
+        given=given,
+        onnx=onnx,
+        engine=engine,
+        mlpackage=mlpackage,
+        refine=_existing(manifest, "refine"),
+        memory=_existing(manifest, "memory"),
+    )

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from ppl_edge.coords import norm_to_px
-from ppl_edge.runtime.manifest import Manifest
 from ppl_edge.preprocess import Letterbox
+from ppl_edge.runtime.manifest import Manifest
 from ppl_edge.runtime.result import Result
 
 LN2 = math.log(2.0)
@@ -58,23 +58,26 @@ def postprocess(
     final = steps[-1]
     plaus = plausibility(final["prototype_distances"], manifest.distance_reference)
     # Every keypoint set of a subject goes through one vectorised map: final, refined, iterations.
-    stacked = np.stack([final["keypoints"], final["keypoints_refined"],
-                        *(s["keypoints"] for s in steps)], axis=1)  # (B, 2 + S, N, 2)
+    stacked = np.stack(
+        [final["keypoints"], final["keypoints_refined"], *(s["keypoints"] for s in steps)], axis=1
+    )  # (B, 2 + S, N, 2)
     results = []
     for b, lb in enumerate(maps):
         px = to_frame_px(stacked[b], lb)  # (2 + S, N, 2)
-        results.append(Result(
-            keypoints=px[0],
-            keypoints_refined=px[1],
-            confidence=final["confidence"][b],
-            plausibility=float(plaus[b]),
-            prototype_ids=final["prototype_ids"][b],
-            prototype_distances=final["prototype_distances"][b],
-            edges=manifest.edges,
-            box=lb.box,
-            iterations=tuple(px[2:]),
-            timings=dict(timings or {}),
-            keypoint_names=manifest.keypoint_names,
-            reconstructions=tuple(r[b] for r in reconstructions or ()),
-        ))
+        results.append(
+            Result(
+                keypoints=px[0],
+                keypoints_refined=px[1],
+                confidence=final["confidence"][b],
+                plausibility=float(plaus[b]),
+                prototype_ids=final["prototype_ids"][b],
+                prototype_distances=final["prototype_distances"][b],
+                edges=manifest.edges,
+                box=lb.box,
+                iterations=tuple(px[2:]),
+                timings=dict(timings or {}),
+                keypoint_names=manifest.keypoint_names,
+                reconstructions=tuple(r[b] for r in reconstructions or ()),
+            )
+        )
     return results

@@ -61,8 +61,11 @@ def refine(initial: Estimate, iterations: int, step: Step | None, keep: bool = T
     Raises:
         PplEdgeError: a negative or non-integer iteration count.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
-            or iterations < 0:
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, (int, np.integer))
+        or iterations < 0
+    ):
         raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
     current, steps, times = initial, [initial], []
     for i in range(int(iterations) if step is not None else 0):
@@ -87,14 +90,21 @@ def memory_step(memory: RunFn | None = None) -> Step:
         if memory is None:
             return snapped
         out = memory({"keypoints": est["keypoints_refined"]})
-        return {**snapped, **{k: out[k] for k in ("keypoints_refined", "prototype_ids",
-                                                  "prototype_distances") if k in out}}
+        return {
+            **snapped,
+            **{
+                k: out[k]
+                for k in ("keypoints_refined", "prototype_ids", "prototype_distances")
+                if k in out
+            },
+        }
 
     return step
 
 
-def image_step(keypoints: RunFn, reconstruct: RunFn, reference: np.ndarray,
-               input_name: str = "image") -> Step:
+def image_step(
+    keypoints: RunFn, reconstruct: RunFn, reference: np.ndarray, input_name: str = "image"
+) -> Step:
     """Paper §3.4 loop: render Mem(T'_i) with the decoder, re-estimate on the rendering.
 
     Args:
@@ -115,22 +125,30 @@ def image_step(keypoints: RunFn, reconstruct: RunFn, reference: np.ndarray,
     return step
 
 
-def make_step(mode: str, keypoints: RunFn | None = None, reconstruct: RunFn | None = None,
-              memory: RunFn | None = None, reference: np.ndarray | None = None,
-              input_name: str = "image") -> Step | None:
+def make_step(
+    mode: str,
+    keypoints: RunFn | None = None,
+    reconstruct: RunFn | None = None,
+    memory: RunFn | None = None,
+    reference: np.ndarray | None = None,
+    input_name: str = "image",
+) -> Step | None:
     """The step of ``mode`` ("none" -> None).
 
     Raises:
         PplEdgeError: unknown mode, or image mode without the refine graph.
     """
     if mode not in REFINE_MODES:
-        raise PplEdgeError(f"unknown refinement mode {mode!r}; choose one of "
-                           f"{', '.join(REFINE_MODES)}")
+        raise PplEdgeError(
+            f"unknown refinement mode {mode!r}; choose one of {', '.join(REFINE_MODES)}"
+        )
     if mode == "none":
         return None
     if mode == "memory":
         return memory_step(memory)
     if reconstruct is None or keypoints is None or reference is None:
-        raise PplEdgeError("image refinement needs refine.onnx in the export (re-export with "
-                           "'ppl-edge convert'), or use refine mode 'memory'")
+        raise PplEdgeError(
+            "image refinement needs refine.onnx in the export (re-export with "
+            "'ppl-edge convert'), or use refine mode 'memory'"
+        )
     return image_step(keypoints, reconstruct, reference, input_name)

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 # Codecs tried in order per container: mp4v works with the pip OpenCV wheels; avc1 (H.264) where
 # OpenCV's FFmpeg has an encoder for it.
-CODECS = {".mp4": ("mp4v", "avc1"), ".m4v": ("mp4v", "avc1"), ".mov": ("mp4v", "avc1"),
-          ".avi": ("MJPG", "XVID"), ".mkv": ("mp4v", "XVID")}
+CODECS = {
+    ".mp4": ("mp4v", "avc1"),
+    ".m4v": ("mp4v", "avc1"),
+    ".mov": ("mp4v", "avc1"),
+    ".avi": ("MJPG", "XVID"),
+    ".mkv": ("mp4v", "XVID"),
+}
 
 
 def to_jsonable(value: Any) -> Any:
@@ -66,11 +71,12 @@ class JsonlSink:
         """Append ``record`` (JSON-serialisable after :func:`to_jsonable`) as one line."""
         if self._fd is None:
             raise PplEdgeError(f"JSONL file {self.path} is already closed")
-        data = (json.dumps(to_jsonable(record), separators=(",", ":"), allow_nan=False)
-                + "\n").encode()
+        data = (
+            json.dumps(to_jsonable(record), separators=(",", ":"), allow_nan=False) + "\n"
+        ).encode()
         view = memoryview(data)
         while view:  # os.write may write less than asked; finish the line before returning
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         self.lines += 1
 
     def close(self) -> None:
@@ -101,8 +107,9 @@ class VideoSink:
     def __init__(self, path: str | Path, fps: float = 30.0):
         self.path = Path(path)
         if self.path.suffix.lower() not in CODECS:
-            raise PplEdgeError(f"video output must end in one of {', '.join(CODECS)}, got "
-                               f"'{self.path.name}'")
+            raise PplEdgeError(
+                f"video output must end in one of {', '.join(CODECS)}, got '{self.path.name}'"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps = fps if fps and fps > 0 else 30.0
@@ -115,16 +122,19 @@ class VideoSink:
 
     def _open(self, width: int, height: int) -> None:
         for codec in CODECS[self.path.suffix.lower()]:
-            writer = cv2.VideoWriter(str(self.tmp_path), cv2.VideoWriter_fourcc(*codec), self.fps,
-                                     (width, height))
+            writer = cv2.VideoWriter(
+                str(self.tmp_path), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height)
+            )
             if writer.isOpened():
                 self._writer, self._size, self.codec = writer, (width, height), codec
                 log.debug("writing %s with codec %s at %.1f fps", self.path, codec, self.fps)
                 return
             writer.release()
         self.tmp_path.unlink(missing_ok=True)
-        raise PplEdgeError(f"no video encoder for {self.path} (tried "
-                           f"{', '.join(CODECS[self.path.suffix.lower()])}); try an .avi output")
+        raise PplEdgeError(
+            f"no video encoder for {self.path} (tried "
+            f"{', '.join(CODECS[self.path.suffix.lower()])}); try an .avi output"
+        )
 
     def write(self, image: np.ndarray, at: float | None = None) -> None:
         """Append one (H, W, 3) uint8 BGR frame.
@@ -186,7 +196,8 @@ class WindowSink:
         except cv2.error as err:
             raise PplEdgeError(
                 "cannot open a window: this OpenCV has no GUI support (opencv-python-headless); "
-                "pass --headless, or pip install opencv-python") from err
+                "pass --headless, or pip install opencv-python"
+            ) from err
         self._open = True
 
     def show(self, image: np.ndarray) -> bool:

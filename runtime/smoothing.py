@@ -43,8 +43,10 @@ class OneEuroConfig:
 
     def __post_init__(self) -> None:
         if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
-            raise PplEdgeError(f"One Euro needs min_cutoff > 0, d_cutoff > 0, beta >= 0, got "
-                               f"{self.min_cutoff}, {self.d_cutoff}, {self.beta}")
+            raise PplEdgeError(
+                f"One Euro needs min_cutoff > 0, d_cutoff > 0, beta >= 0, got "
+                f"{self.min_cutoff}, {self.d_cutoff}, {self.beta}"
+            )
 
 
 class OneEuroFilter:

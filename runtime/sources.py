@@ -23,12 +23,21 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ppl_edge.fileio import IMAGE_SUFFIXES
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "rtp://", "tcp://")
+STREAM_SCHEMES = (
+    "rtsp://",
+    "rtsps://",
+    "rtmp://",
+    "http://",
+    "https://",
+    "udp://",
+    "rtp://",
+    "tcp://",
+)
 MAX_SIDE = 4096  # larger frames are shrunk: nothing downstream needs more, and writers choke on it
 MAX_PIXELS = 1 << 28  # 268 M pixels: beyond this a frame is rejected instead of resized
 
@@ -88,8 +97,11 @@ def sanitize_frame(image: Any, max_side: int = MAX_SIDE) -> tuple[np.ndarray | N
     """
     from ppl_edge.preprocess import BadFrameError, as_bgr8
 
-    if isinstance(image, np.ndarray) and image.ndim >= 2 \
-            and image.shape[0] * image.shape[1] > MAX_PIXELS:
+    if (
+        isinstance(image, np.ndarray)
+        and image.ndim >= 2
+        and image.shape[0] * image.shape[1] > MAX_PIXELS
+    ):
         return None, f"frame of {image.shape[1]}x{image.shape[0]} pixels is too large"
     try:
         img = as_bgr8(image)
@@ -98,8 +110,9 @@ def sanitize_frame(image: Any, max_side: int = MAX_SIDE) -> tuple[np.ndarray | N
     h, w = img.shape[:2]
     if max(h, w) > max_side:
         f = max_side / max(h, w)
-        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+        )
     return img, ""
 
 
@@ -185,9 +198,18 @@ class CaptureSource(FrameSource):
         PplEdgeError: when the capture does not open.
     """
 
-    def __init__(self, opener: Callable[[], Capture], name: str, *, live: bool, hint: str = "",
-                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0,
-                 realtime: bool = False):
+    def __init__(
+        self,
+        opener: Callable[[], Capture],
+        name: str,
+        *,
+        live: bool,
+        hint: str = "",
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        realtime: bool = False,
+    ):
         super().__init__()
         self.name, self.is_live = name, live
         self._opener, self._hint = opener, hint
@@ -208,7 +230,9 @@ class CaptureSource(FrameSource):
         self._count = 0
         self._thread: threading.Thread | None = None
         if self._threaded:
-            self._thread = threading.Thread(target=self._reader, name=f"capture:{name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._reader, name=f"capture:{name}", daemon=True
+            )
             self._thread.start()
 
     # -- reading -------------------------------------------------------------------------------
@@ -232,8 +256,13 @@ class CaptureSource(FrameSource):
                 return None
             attempt += 1
             delay = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
-            log.warning("%s: read failed; reconnecting in %.1f s (attempt %d/%d)",
-                        self.name, delay, attempt, self._retries)
+            log.warning(
+                "%s: read failed; reconnecting in %.1f s (attempt %d/%d)",
+                self.name,
+                delay,
+                attempt,
+                self._retries,
+            )
             if self._stop.wait(delay):
                 return None
             self._cap.release()
@@ -303,7 +332,9 @@ class CaptureSource(FrameSource):
         if self._thread is not None:
             self._thread.join(timeout=3.0)
             if self._thread.is_alive():  # a blocking driver read; releasing under it could crash
-                log.warning("%s: capture thread did not stop; leaving the device to the OS", self.name)
+                log.warning(
+                    "%s: capture thread did not stop; leaving the device to the OS", self.name
+                )
                 return
             self._thread = None
         if self._cap is not None:
@@ -312,8 +343,9 @@ class CaptureSource(FrameSource):
 
 
 # -- opening sources by name -------------------------------------------------------------------
-def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30,
-                 flip: int = 0) -> str:
+def csi_pipeline(
+    sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0
+) -> str:
     """The GStreamer pipeline for a Jetson CSI camera (nvarguscamerasrc), ending in a BGR appsink
     that keeps one buffer, so the driver never queues stale frames."""
     return (
@@ -339,12 +371,19 @@ def _camera_opener(index: int | str, api: int, width: int | None, height: int | 
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer stale frames in the driver's queue
         return cap
+
     return opener
 
 
-def open_source(spec: int | str, *, realtime: bool = False, retries: int = 5,
-                backoff_s: float = 0.5, width: int | None = None,
-                height: int | None = None) -> FrameSource:
+def open_source(
+    spec: int | str,
+    *,
+    realtime: bool = False,
+    retries: int = 5,
+    backoff_s: float = 0.5,
+    width: int | None = None,
+    height: int | None = None,
+) -> FrameSource:
     """Open a frame source from a camera index or a URI.
 
     Args:
@@ -366,33 +405,46 @@ def open_source(spec: int | str, *, realtime: bool = False, retries: int = 5,
     kw = {"retries": retries, "backoff_s": backoff_s}
     text = str(spec).strip()
     if isinstance(spec, int) or text.isdigit():
-        hint = (f"check that camera {int(text)} is connected and not used by another program "
-                "(Linux: ls /dev/video*, v4l2-ctl --list-devices), or pass --source for a file or URL")
-        return CaptureSource(_camera_opener(int(text), cv2.CAP_ANY, width, height),
-                             f"camera {int(text)}", live=True, hint=hint, **kw)
+        hint = (
+            f"check that camera {int(text)} is connected and not used by another program "
+            "(Linux: ls /dev/video*, v4l2-ctl --list-devices), or pass --source for a file or URL"
+        )
+        return CaptureSource(
+            _camera_opener(int(text), cv2.CAP_ANY, width, height),
+            f"camera {int(text)}",
+            live=True,
+            hint=hint,
+            **kw,
+        )
     if text.startswith(("v4l2://", "/dev/video")):
         device = text.removeprefix("v4l2://")
         hint = f"check that {device} exists and is readable (v4l2-ctl --list-devices)"
-        return CaptureSource(_camera_opener(device, cv2.CAP_V4L2, width, height), device,
-                             live=True, hint=hint, **kw)
+        return CaptureSource(
+            _camera_opener(device, cv2.CAP_V4L2, width, height), device, live=True, hint=hint, **kw
+        )
     if text.startswith("csi://") or "!" in text:
         if not _has_gstreamer():
             raise PplEdgeError(
                 f"source '{text}' needs OpenCV with GStreamer, but this OpenCV has none "
-                "(cv2.getBuildInformation()); on a Jetson use JetPack's OpenCV (python3-opencv)")
+                "(cv2.getBuildInformation()); on a Jetson use JetPack's OpenCV (python3-opencv)"
+            )
         if text.startswith("csi://"):
             sensor = text.removeprefix("csi://")
             if not sensor.isdigit():
                 raise PplEdgeError(f"expected csi://N with a sensor number N, got '{text}'")
             text = csi_pipeline(int(sensor), width or 1280, height or 720)
-        hint = "check the pipeline with gst-launch-1.0 (it must end in appsink); for CSI cameras: " \
-               "sudo systemctl restart nvargus-daemon"
-        return CaptureSource(lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER), str(spec),
-                             live=True, hint=hint, **kw)
+        hint = (
+            "check the pipeline with gst-launch-1.0 (it must end in appsink); for CSI cameras: "
+            "sudo systemctl restart nvargus-daemon"
+        )
+        return CaptureSource(
+            lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER), str(spec), live=True, hint=hint, **kw
+        )
     if text.lower().startswith(STREAM_SCHEMES):
         hint = "check the URL, the network and the credentials (try: ffprobe URL)"
-        return CaptureSource(lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG), text, live=True,
-                             hint=hint, **kw)
+        return CaptureSource(
+            lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG), text, live=True, hint=hint, **kw
+        )
     text = text.removeprefix("file://")
     path = Path(text).expanduser()
     if path.is_dir():
@@ -404,8 +456,14 @@ def open_source(spec: int | str, *, realtime: bool = False, retries: int = 5,
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageSequenceSource([path], name=str(path))
         hint = "not a video OpenCV can decode (try: ffprobe FILE)"
-        return CaptureSource(lambda: cv2.VideoCapture(str(path)), str(path), live=False,
-                             hint=hint, realtime=realtime, **kw)
+        return CaptureSource(
+            lambda: cv2.VideoCapture(str(path)),
+            str(path),
+            live=False,
+            hint=hint,
+            realtime=realtime,
+            **kw,
+        )
     if any(c in text for c in "*?["):
         matches = sorted(glob.glob(str(path)))
         images = [m for m in matches if Path(m).suffix.lower() in IMAGE_SUFFIXES]
@@ -414,4 +472,5 @@ def open_source(spec: int | str, *, realtime: bool = False, retries: int = 5,
         return ImageSequenceSource(images, name=text)
     raise PplEdgeError(
         f"source not found: '{text}'; expected a camera index, a video file, an image folder or "
-        "glob, an rtsp/http URL, csi://N or a GStreamer pipeline")
+        "glob, an rtsp/http URL, csi://N or a GStreamer pipeline"
+    )

@@ -28,8 +28,7 @@ class LatestPose:
 
     def __call__(self, frame, results) -> None:
         with self._lock:
-            self.value = (frame.capture_mono, results[0] if results else None,
-                          frame.image.shape[1])
+            self.value = (frame.capture_mono, results[0] if results else None, frame.image.shape[1])
             self.count += 1
 
     def get(self):
@@ -53,10 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     latest = LatestPose()
-    with Estimator(args.model or default_model_path(), refine="memory", iterations=1) as est, \
-            open_source(args.source) as source:
-        perception = threading.Thread(target=run_loop, args=(est, source),
-                                      kwargs={"callback": latest, "handle_signals": False})
+    with (
+        Estimator(args.model or default_model_path(), refine="memory", iterations=1) as est,
+        open_source(args.source) as source,
+    ):
+        perception = threading.Thread(
+            target=run_loop,
+            args=(est, source),
+            kwargs={"callback": latest, "handle_signals": False},
+        )
         perception.start()
         period, ticks, acted, command = 1.0 / args.rate, 0, 0, 0.0
         start = next_tick = time.perf_counter()
@@ -74,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             source.stop()
             perception.join()
-    print(f"{ticks} control ticks at {args.rate:g} Hz, {acted} acted on a fresh pose, "
-          f"{latest.count} poses received, last command {command:+.2f}")
+    print(
+        f"{ticks} control ticks at {args.rate:g} Hz, {acted} acted on a fresh pose, "
+        f"{latest.count} poses received, last command {command:+.2f}"
+    )
     return 0
 
 

@@ -25,14 +25,21 @@ from ppl_edge.runtime.sources import open_source
 
 def keypoint_positions(result) -> list[tuple[float, float, float]]:
     """(x px, y px, confidence) per keypoint: the fields of each PoseArray pose position."""
-    return [(float(x), float(y), float(c))
-            for (x, y), c in zip(result.keypoints, result.confidence)]
+    return [
+        (float(x), float(y), float(c)) for (x, y), c in zip(result.keypoints, result.confidence)
+    ]
 
 
 def result_message(frame, results) -> str:
     """The /ppl/result payload: frame index, capture time and every subject's to_dict()."""
-    return json.dumps({"frame": frame.index, "capture_time": frame.capture_time,
-                       "subjects": [r.to_dict() for r in results]}, separators=(",", ":"))
+    return json.dumps(
+        {
+            "frame": frame.index,
+            "capture_time": frame.capture_time,
+            "subjects": [r.to_dict() for r in results],
+        },
+        separators=(",", ":"),
+    )
 
 
 def stamp(capture_time: float) -> tuple[int, int]:
@@ -73,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         pub_res.publish(String(data=result_message(frame, results)))
         return rclpy.ok()
 
-    with Estimator(args.model or default_model_path(), refine="memory", iterations=1) as est, \
-            open_source(args.source) as source:
-        worker = threading.Thread(target=run_loop, args=(est, source),
-                                  kwargs={"callback": publish, "handle_signals": False})
+    with (
+        Estimator(args.model or default_model_path(), refine="memory", iterations=1) as est,
+        open_source(args.source) as source,
+    ):
+        worker = threading.Thread(
+            target=run_loop,
+            args=(est, source),
+            kwargs={"callback": publish, "handle_signals": False},
+        )
         worker.start()
         try:
             while rclpy.ok() and worker.is_alive():

@@ -31,8 +31,12 @@ def one_thread():
 def _export_key(torch) -> str:
     """Changes whenever the model, the exporter or the data used for the manifest change."""
     digest = hashlib.sha256(torch.__version__.encode())
-    sources = [*ROOT.glob("ppl_edge/*.py"), *ROOT.glob("ppl_edge/model/*.py"),
-               *ROOT.glob("convert/*.py"), *ROOT.glob("train/data/*.py")]
+    sources = [
+        *ROOT.glob("ppl_edge/*.py"),
+        *ROOT.glob("ppl_edge/model/*.py"),
+        *ROOT.glob("convert/*.py"),
+        *ROOT.glob("train/data/*.py"),
+    ]
     for path in sorted(sources):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]

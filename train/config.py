@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from ppl_edge.config_utils import from_dict, load_yaml, merge, parse_overrides, to_dict
 from ppl_edge.errors import PplEdgeError
@@ -27,7 +27,7 @@ class TrainConfig:
     """One training run. Loss weights live here, never as literals in the loop (house style 4)."""
 
     data: str = "synthetic:humanoid"  # dataset spec for ppl_edge.train.data.build_dataset
-    data_length: Optional[int] = None  # items per epoch of generated data (None: the dataset's)
+    data_length: int | None = None  # items per epoch of generated data (None: the dataset's)
     # loader options of the data spec, e.g. {crops: motion} for video:PATH, {masks: DIR} for
     # folder:PATH (``--data-opt KEY=VALUE`` or ``--set data_options.KEY=VALUE``)
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -39,7 +39,7 @@ class TrainConfig:
     # moves the logit by ~512·lr; at lr 1e-3 the weights sink towards 0, where softplus has no
     # gradient left (official objective, 1,500 small steps: every w below 3.8e-4, S empty; CPU
     # recipe, 300 tiny steps: median w 2.5e-3 vs 1.8e-2 at 1e-4). Keep it at 1e-4 when raising lr.
-    link_lr: Optional[float] = None
+    link_lr: float | None = None
     # DEVIATION(official): 20000 as official, but honoured exactly, even mid-epoch (the official
     # loop checks it only at epoch ends and saves the last completed epoch).
     max_steps: int = 20000
@@ -68,7 +68,7 @@ class TrainConfig:
     # w_mask·mean(G ⊙ (M - S / max w)²): the link map, made scale-free, should draw the figure,
     # with seed 003's geodesic weighting G (limb ends and far false positives weigh more).
     w_mask: float = 0.0
-    w_mask_late: Optional[float] = None  # mask weight after the warm-up (None: w_mask)
+    w_mask_late: float | None = None  # mask weight after the warm-up (None: w_mask)
     # w_attr·mean_k D(T'_k): the distance of each keypoint to the figure, in image sides.
     w_attraction: float = 0.0
     # w_cov·Σ_p G·M·min_k |p - T'_k| / Σ G·M: every figure pixel near some keypoint (a chamfer
@@ -85,11 +85,11 @@ class TrainConfig:
     # Mask grid side; None: img_size // 8, i.e. 8-px patches (official block 16 at 128 px).
     # DEVIATION(official): the official block is 16 at every size; scaling it keeps the patches of
     # the 32/64-px presets at the official 8 px instead of 2-4 px.
-    mask_block: Optional[int] = None
+    mask_block: int | None = None
     mask_missing: float = 0.8  # official train_h36m.sh: U(0,1) > 0.8 keeps ~20% of the patches
     # Reconstruction loss: the official VGG16 perceptual loss needs ImageNet weights on disk.
     recon_loss: ReconLoss = "auto"  # perceptual when vgg_weights is set, else pixel (L1 + 1-SSIM)
-    vgg_weights: Optional[str] = None  # local torchvision VGG16/19 ImageNet state dict (.pth)
+    vgg_weights: str | None = None  # local torchvision VGG16/19 ImageNet state dict (.pth)
     vgg_arch: Literal["vgg16", "vgg19"] = "vgg16"  # official: VGG16 (the paper says VGG19)
     perceptual_size: int = 224  # official: images resized to 224x224 before VGG; 0 = native
     hflip: bool = True  # official RandomHorizontalFlip(0.5) (off for CUB in the official code)
@@ -115,9 +115,22 @@ class TrainConfig:
             raise PplEdgeError(f"lr must be positive, got {self.lr}")
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
-        for name in ("w_reconstruction", "w_boundary", "w_link_reg", "w_consistency", "w_commit",
-                     "w_equivariance", "eq_rotation", "eq_shift", "w_separation", "w_mask",
-                     "w_attraction", "mask_warmup_steps", "mask_fg_gain", "w_coverage"):
+        for name in (
+            "w_reconstruction",
+            "w_boundary",
+            "w_link_reg",
+            "w_consistency",
+            "w_commit",
+            "w_equivariance",
+            "eq_rotation",
+            "eq_shift",
+            "w_separation",
+            "w_mask",
+            "w_attraction",
+            "mask_warmup_steps",
+            "mask_fg_gain",
+            "w_coverage",
+        ):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.w_mask_late is not None and self.w_mask_late < 0:
@@ -157,8 +170,12 @@ class TrainConfig:
     @property
     def uses_masks(self) -> bool:
         """True when a term needs a foreground mask per image (mask supervision)."""
-        return (self.w_mask > 0 or self.w_attraction > 0 or self.w_coverage > 0
-                or bool(self.w_mask_late))
+        return (
+            self.w_mask > 0
+            or self.w_attraction > 0
+            or self.w_coverage > 0
+            or bool(self.w_mask_late)
+        )
 
     def mask_weight_late(self) -> float:
         """The mask weight after the warm-up stage."""

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.train import distributed
 from ppl_edge.train.config import TrainConfig, config_to_dict
 from ppl_edge.train.distributed import DistInfo, ResumableSampler
@@ -97,8 +97,19 @@ def prior_snapshot(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 def progress_text(row: dict[str, Any]) -> str:
     """Compact loss / speed text for the progress bar and log lines."""
-    keys = ["total", "reconstruction", "boundary", "consistency", "commit", "link_reg",
-            "equivariance", "separation", "mask", "attraction", "coverage"]
+    keys = [
+        "total",
+        "reconstruction",
+        "boundary",
+        "consistency",
+        "commit",
+        "link_reg",
+        "equivariance",
+        "separation",
+        "mask",
+        "attraction",
+        "coverage",
+    ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
     return " ".join(parts) + f" | {row['images_per_s']:.1f} img/s"
 
@@ -286,8 +297,9 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
             sampler.set_position(state.epoch, state.batch_in_epoch * cfg.batch_size)
             for batch in loader:
                 gen = step_generator(cfg.seed, info.rank, state.step)
-                terms = train_step(model, batch, optimizer, cfg, recon_fn, gen, scaler, amp_dtype,
-                                   state.step)
+                terms = train_step(
+                    model, batch, optimizer, cfg, recon_fn, gen, scaler, amp_dtype, state.step
+                )
                 state.step += 1
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == per_epoch:  # the loader ends this epoch now

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,8 @@ def run_occlusion(
         keep: how many images per setting to keep for pictures.
         num_workers: DataLoader processes reading / rendering the images.
     """
-    from ppl_edge.train.eval_run import predict_split
     from ppl_edge.train.evaluate import score_h36m
+    from ppl_edge.train.evaluate.run import predict_split
 
     if fit.protocol != "h36m":
         raise PplEdgeError(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.coords import norm_to_px
 from ppl_edge.errors import require
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.skeleton import edges_from_weights
 
 EDGE_COLOR = "#d62728"  # skeleton edges (ppl_edge.skeleton.edges_from_weights: tree + <= N extras)

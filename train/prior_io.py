@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.skeleton import edges_from_weights
 
 FORMAT = "ppl-edge-prior"

@@ -37,8 +37,10 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     if cfg.link_lr is None:
         return torch.optim.Adam(params, lr=cfg.lr)
     links = {id(p) for p in core_model(model).connectivity.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in links]},
-              {"params": [p for p in params if id(p) in links], "lr": cfg.link_lr}]
+    groups = [
+        {"params": [p for p in params if id(p) not in links]},
+        {"params": [p for p in params if id(p) in links], "lr": cfg.link_lr},
+    ]
     return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
 
 
@@ -201,8 +203,18 @@ def train_step(
     with autocast:
         out = model(image, reference, warped)
         links = core_model(model).connectivity
-        terms = training_losses(out, image, cfg, recon_fn, links.link_weights(), links.pairs, warp,
-                                mask, links.peak() if mask is not None else None, stage)
+        terms = training_losses(
+            out,
+            image,
+            cfg,
+            recon_fn,
+            links.link_weights(),
+            links.pairs,
+            warp,
+            mask,
+            links.peak() if mask is not None else None,
+            stage,
+        )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms["total"]).backward()

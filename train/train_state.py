@@ -119,7 +119,7 @@ def git_sha(folder: str | Path | None = None) -> str | None:
     """The source tree's git commit, or None outside a git checkout."""
     folder = Path(folder) if folder else Path(__file__).resolve().parent
     try:
-        out = subprocess.run(  # noqa: PLW1510 (the return code is checked below)
+        out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
             cwd=folder,
             capture_output=True,

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         doc = (module.__doc__ or "").strip()
         summary = doc.split("\n\n")[0].replace("\n", " ")
         p = sub.add_parser(
-            verb, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+            verb,
+            help=summary,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
         p.set_defaults(_module=module)

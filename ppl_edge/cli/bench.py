@@ -21,10 +21,15 @@ from ppl_edge.errors import PplEdgeError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge bench``."""
     parser.add_argument("--model", help="export folder or file (default: the shipped model)")
-    parser.add_argument("--backend", default="auto", help="comma-separated backends: auto, "
-                        "onnxruntime, tensorrt, coreml, or 'all' for every usable one")
-    parser.add_argument("--refine", default="none", help="comma-separated modes: none, memory, "
-                        "image (default none)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help="comma-separated backends: auto, "
+        "onnxruntime, tensorrt, coreml, or 'all' for every usable one",
+    )
+    parser.add_argument(
+        "--refine", default="none", help="comma-separated modes: none, memory, image (default none)"
+    )
     parser.add_argument("--iterations", default="0", help="iteration counts, e.g. 0-4 or 0,2")
     parser.add_argument("--frames", type=int, default=200, help="timed frames per case")
     parser.add_argument("--warmup", type=int, default=20, help="untimed frames first")
@@ -43,8 +48,9 @@ def _backends(text: str) -> list[str]:
         names = [n for n in BACKENDS if unavailable_reason(n) is None]
     for name in names:
         if name != "auto" and name not in BACKENDS:
-            raise PplEdgeError(f"unknown backend '{name}'; choose from auto, all, "
-                               f"{', '.join(BACKENDS)}")
+            raise PplEdgeError(
+                f"unknown backend '{name}'; choose from auto, all, {', '.join(BACKENDS)}"
+            )
     return names
 
 
@@ -60,11 +66,13 @@ def run(args: argparse.Namespace) -> int:
     refines = [r.strip() for r in args.refine.split(",") if r.strip()]
     bad = [r for r in refines if r not in ("none", "memory", "image")]
     if bad or not refines:
-        raise PplEdgeError(f"--refine takes none, memory, image (comma-separated), got "
-                           f"'{args.refine}'")
+        raise PplEdgeError(
+            f"--refine takes none, memory, image (comma-separated), got '{args.refine}'"
+        )
     if args.frames < 1 or args.warmup < 0:
-        raise PplEdgeError(f"--frames must be >= 1 and --warmup >= 0, got {args.frames} and "
-                           f"{args.warmup}")
+        raise PplEdgeError(
+            f"--frames must be >= 1 and --warmup >= 0, got {args.frames} and {args.warmup}"
+        )
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError as err:
@@ -73,9 +81,15 @@ def run(args: argparse.Namespace) -> int:
         raise PplEdgeError(f"--size must be at least 32x32, got '{args.size}'")
     model = str(args.model or default_model_path())
     cases = bench_cases(_backends(args.backend), refines, parse_iterations(args.iterations))
-    report = run_bench(model, cases, frames=args.frames, warmup=args.warmup,
-                       frame_size=(height, width), draw=not args.no_draw,
-                       threads=args.threads)
+    report = run_bench(
+        model,
+        cases,
+        frames=args.frames,
+        warmup=args.warmup,
+        frame_size=(height, width),
+        draw=not args.no_draw,
+        threads=args.threads,
+    )
     table = markdown_table(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -41,33 +41,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     synth.add_argument("--out", required=True, metavar="DIR", help="new output folder")
     synth.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    synth.add_argument("--split", default="train", choices=SPLITS,
-                       help="random stream; matches synthetic:<category> items of this split")
-    synth.add_argument("--video", action="store_true",
-                       help="write clips: fixed background, smoothly moving pose")
+    synth.add_argument(
+        "--split",
+        default="train",
+        choices=SPLITS,
+        help="random stream; matches synthetic:<category> items of this split",
+    )
+    synth.add_argument(
+        "--video", action="store_true", help="write clips: fixed background, smoothly moving pose"
+    )
     synth.add_argument("--clip-length", type=int, default=32, help="frames per clip with --video")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
-    scene = sub.add_parser("scene", help="write a fixed camera's video of a moving synthetic "
-                                         "figure, with ground truth")
+    scene = sub.add_parser(
+        "scene", help="write a fixed camera's video of a moving synthetic figure, with ground truth"
+    )
     scene.add_argument("--out", required=True, metavar="VIDEO", help="video file to write (.mp4)")
     scene.add_argument("--frames", type=int, default=600, help="frames (default 600)")
-    scene.add_argument("--size", default="256x192", metavar="WxH",
-                       help="frame size (default 256x192)")
+    scene.add_argument(
+        "--size", default="256x192", metavar="WxH", help="frame size (default 256x192)"
+    )
     scene.add_argument("--category", default="humanoid", choices=CATEGORIES)
     scene.add_argument("--seed", type=int, default=0, help="scene, figure and path (default 0)")
     scene.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     scene.add_argument("--overwrite", action="store_true", help="replace an existing --out video")
 
-    for name, text in (("check", "open a dataset, read every item, count skips, summarise"),
-                       ("show", "draw a grid of samples with their ground-truth skeletons")):
+    for name, text in (
+        ("check", "open a dataset, read every item, count skips, summarise"),
+        ("show", "draw a grid of samples with their ground-truth skeletons"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("spec", help="dataset spec, e.g. synthetic:humanoid or h36m:/data/h36m")
         p.add_argument("--size", type=int, default=64, help="image side to load at (default 64)")
         p.add_argument("--split", default="train", choices=SPLITS)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                       help="loader option (repeatable), e.g. video=true")
+        p.add_argument(
+            "--opt",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="loader option (repeatable), e.g. video=true",
+        )
         if name == "check":
             p.add_argument("--limit", type=int, default=0, help="read at most N items (0: all)")
         else:
@@ -88,11 +102,23 @@ def _synth(args: argparse.Namespace) -> int:
         if done % step == 0 or done == args.count:
             log.info("%d / %d images", done, args.count)
 
-    out = write_synthetic(args.out, args.category, args.count, args.size, args.seed, args.split,
-                          args.video, args.clip_length, args.overwrite, progress)
+    out = write_synthetic(
+        args.out,
+        args.category,
+        args.count,
+        args.size,
+        args.seed,
+        args.split,
+        args.video,
+        args.clip_length,
+        args.overwrite,
+        progress,
+    )
     kind = f"{args.clip_length}-frame clips of " if args.video else ""
-    print(f"wrote {args.count} {kind}{args.category} images ({args.size}x{args.size}) to {out}; "
-          f"read back with synthdir:{out}")
+    print(
+        f"wrote {args.count} {kind}{args.category} images ({args.size}x{args.size}) to {out}; "
+        f"read back with synthdir:{out}"
+    )
     return 0
 
 
@@ -117,9 +143,11 @@ def _scene(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise PplEdgeError(f"--out {out} exists; pass --overwrite to replace it")
     video = write_fixed_camera_scene(out, args.frames, size, args.category, args.seed, args.fps)
-    print(f"wrote {args.frames} frames ({size[0]}x{size[1]}) of a {args.category} moving past a "
-          f"fixed camera to {video}, ground truth to {labels_path(video)}; train with "
-          f"video:{video} and crops=motion, score with ppl-edge eval --data video:{video}")
+    print(
+        f"wrote {args.frames} frames ({size[0]}x{size[1]}) of a {args.category} moving past a "
+        f"fixed camera to {video}, ground truth to {labels_path(video)}; train with "
+        f"video:{video} and crops=motion, score with ppl-edge eval --data video:{video}"
+    )
     return 0
 
 
@@ -148,8 +176,10 @@ def _check(args: argparse.Namespace, dataset) -> int:
     rate = n / max(time.perf_counter() - start, 1e-9)
     shapes = ", ".join(f"{k} {'x'.join(map(str, s)) or 'scalar'}" for k, s in keys.items())
     labels = f"; {100.0 * visible / joints:.1f}% of joints visible" if joints else "; no labels"
-    print(f"{args.spec} [{args.split}]: {total} items, read {n}, skipped {dataset.skipped} unreadable "
-          f"({rate:.0f} items/s); {shapes}; image range [{lo:.2f}, {hi:.2f}]{labels}")
+    print(
+        f"{args.spec} [{args.split}]: {total} items, read {n}, skipped {dataset.skipped} unreadable "
+        f"({rate:.0f} items/s); {shapes}; image range [{lo:.2f}, {hi:.2f}]{labels}"
+    )
     return 0
 
 
@@ -158,8 +188,8 @@ def _show(args: argparse.Namespace, dataset) -> int:
 
     import cv2
 
-    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.errors import PplEdgeError
+    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.train.data.preview import contact_sheet, item_tile
 
     if args.count < 1 or args.cols < 1:
@@ -173,7 +203,9 @@ def _show(args: argparse.Namespace, dataset) -> int:
         raise PplEdgeError(f"cannot encode {out} (use a .png or .jpg name)")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, data.tobytes())
-    print(f"drew {n} samples of {args.spec} [{args.split}] with {len(edges)} skeleton edges -> {out}")
+    print(
+        f"drew {n} samples of {args.spec} [{args.split}] with {len(edges)} skeleton edges -> {out}"
+    )
     return 0
 
 
@@ -189,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.size < 8:
         raise PplEdgeError(f"--size must be >= 8, got {args.size}")
-    dataset = build_dataset(args.spec, args.size, split=args.split, seed=args.seed,
-                            **flags.parse_options(args.opt))
+    dataset = build_dataset(
+        args.spec, args.size, split=args.split, seed=args.seed, **flags.parse_options(args.opt)
+    )
     return _check(args, dataset) if args.data_command == "check" else _show(args, dataset)

@@ -17,16 +17,27 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge demo``."""
     parser.add_argument("--model", help="export folder or file (default: the shipped model)")
-    parser.add_argument("--backend", default="auto",
-                        choices=["auto", "onnxruntime", "tensorrt", "coreml"])
-    parser.add_argument("--source", metavar="VIDEO", help="a video or image folder instead of "
-                        "the synthetic clip")
-    parser.add_argument("--out", default="out/demo", metavar="DIR",
-                        help="output folder (default out/demo)")
-    parser.add_argument("--frames", type=int, default=120,
-                        help="synthetic clip length, or most frames read from --source")
-    parser.add_argument("--refine", default="none", choices=["none", "memory", "image"],
-                        help="refinement (default none: the shipped model is best without)")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "coreml"]
+    )
+    parser.add_argument(
+        "--source", metavar="VIDEO", help="a video or image folder instead of the synthetic clip"
+    )
+    parser.add_argument(
+        "--out", default="out/demo", metavar="DIR", help="output folder (default out/demo)"
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=120,
+        help="synthetic clip length, or most frames read from --source",
+    )
+    parser.add_argument(
+        "--refine",
+        default="none",
+        choices=["none", "memory", "image"],
+        help="refinement (default none: the shipped model is best without)",
+    )
     parser.add_argument("--iterations", type=int, default=1)
 
 
@@ -34,8 +45,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print where its outputs are."""
     from ppl_edge.runtime.demo import run_demo
 
-    out = run_demo(args.out, model=args.model, source=args.source, frames=args.frames,
-                   refine=args.refine, iterations=args.iterations, backend=args.backend)
+    out = run_demo(
+        args.out,
+        model=args.model,
+        source=args.source,
+        frames=args.frames,
+        refine=args.refine,
+        iterations=args.iterations,
+        backend=args.backend,
+    )
     s = out.summary
     print(f"{s.frames} frames at {s.fps:.1f} FPS ({s.subjects} poses, {s.bad_frames} bad frames)")
     print(f"video: {out.video}")

@@ -95,10 +95,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ppl_edge.checkpoint import load_model
-    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.errors import PplEdgeError
+    from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.skeleton import edges_from_weights
-    from ppl_edge.train import eval_run, occlusion, plots
+    from ppl_edge.train import occlusion, plots
+    from ppl_edge.train.evaluate import run as eval_run
 
     log = logging.getLogger(__name__)
     for name in ("n_fit", "n_test", "n_occlusion", "batch_size"):
@@ -124,7 +125,11 @@ def run(args: argparse.Namespace) -> int:
         raise PplEdgeError(f"--out {out} exists and is not a folder")
     model, _ = load_model(args.checkpoint, device)
     fit_data, test_data = eval_run.build_splits(
-        args.data, model.cfg.img_size, args.n_fit, args.n_test, args.seed,
+        args.data,
+        model.cfg.img_size,
+        args.n_fit,
+        args.n_test,
+        args.seed,
         data_options,
     )
     layout = eval_run.layout_for(args.data, args.protocol, test_data)

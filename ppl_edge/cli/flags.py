@@ -21,8 +21,13 @@ def add_out_folder(parser: argparse.ArgumentParser) -> None:
 def add_data_options(parser: argparse.ArgumentParser, flag: str = "--opt") -> None:
     """``--opt KEY=VALUE`` (repeatable, under ``flag``): a dataset loader option (see
     :func:`parse_options`); the list lands in ``args.<flag without dashes>``."""
-    parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
-                        help="dataset loader option (repeatable), e.g. crops=motion, max_gap=4")
+    parser.add_argument(
+        flag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset loader option (repeatable), e.g. crops=motion, max_gap=4",
+    )
 
 
 def parse_options(pairs: list[str], flag: str = "--opt") -> dict:

@@ -33,40 +33,74 @@ def parse_roi(text: str) -> tuple[int, int, int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge live``."""
-    parser.add_argument("--model", help="export folder, manifest.json, .onnx, .engine or "
-                        ".mlpackage (default: the shipped models/ppl-small-humanoid)")
-    parser.add_argument("--backend", default="auto",
-                        choices=["auto", "onnxruntime", "tensorrt", "coreml"])
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="ONNX Runtime CPU threads (default: one per core)")
+    parser.add_argument(
+        "--model",
+        help="export folder, manifest.json, .onnx, .engine or "
+        ".mlpackage (default: the shipped models/ppl-small-humanoid)",
+    )
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "coreml"]
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="ONNX Runtime CPU threads (default: one per core)"
+    )
 
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, metavar="N", help="camera index (default 0)")
-    src.add_argument("--source", metavar="URI", help="video, image folder/glob, URL, /dev/videoN, "
-                     "csi://N or GStreamer pipeline")
-    parser.add_argument("--refine", default="none", choices=["none", "memory", "image"],
-                        help="iterative refinement (paper §3.4)")
-    parser.add_argument("--iterations", type=int, default=0, metavar="N",
-                        help="refinement iterations (default 0)")
-    parser.add_argument("--crops", default="full", choices=["full", "roi", "motion"],
-                        help="where the subject is: full frame, --roi, or moving regions")
+    src.add_argument(
+        "--source",
+        metavar="URI",
+        help="video, image folder/glob, URL, /dev/videoN, csi://N or GStreamer pipeline",
+    )
+    parser.add_argument(
+        "--refine",
+        default="none",
+        choices=["none", "memory", "image"],
+        help="iterative refinement (paper §3.4)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=0, metavar="N", help="refinement iterations (default 0)"
+    )
+    parser.add_argument(
+        "--crops",
+        default="full",
+        choices=["full", "roi", "motion"],
+        help="where the subject is: full frame, --roi, or moving regions",
+    )
     parser.add_argument("--roi", type=parse_roi, metavar="X,Y,W,H", help="fixed crop in pixels")
     parser.add_argument("--smooth", action="store_true", help="One Euro filter on keypoints")
-    parser.add_argument("--min-cutoff", type=float, default=1.0,
-                        help="One Euro cutoff at rest, Hz (default 1)")
-    parser.add_argument("--beta", type=float, default=0.05,
-                        help="One Euro speed coefficient, per px/s (default 0.05)")
+    parser.add_argument(
+        "--min-cutoff", type=float, default=1.0, help="One Euro cutoff at rest, Hz (default 1)"
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=0.05,
+        help="One Euro speed coefficient, per px/s (default 0.05)",
+    )
     parser.add_argument("--output", metavar="VIDEO", help="write the annotated video (.mp4, .avi)")
     parser.add_argument("--jsonl", metavar="FILE", help="write one JSON object per frame")
     parser.add_argument("--headless", action="store_true", help="no window")
     parser.add_argument("--no-overlay", action="store_true", help="no FPS / timing text")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    parser.add_argument("--fps-every", type=float, default=5.0, metavar="S",
-                        help="seconds between FPS log lines and overlay updates (default 5)")
-    parser.add_argument("--realtime", action="store_true",
-                        help="play video files at their frame rate, dropping frames when slower")
-    parser.add_argument("--retries", type=int, default=5,
-                        help="reconnection attempts when a live stream drops (default 5)")
+    parser.add_argument(
+        "--fps-every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between FPS log lines and overlay updates (default 5)",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play video files at their frame rate, dropping frames when slower",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="reconnection attempts when a live stream drops (default 5)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,11 +111,24 @@ def run(args: argparse.Namespace) -> int:
         raise PplEdgeError("--crops roi needs --roi X,Y,W,H")
     source = args.source if args.source is not None else (args.camera or 0)
     options = LiveOptions(
-        source=source, model=args.model, backend=args.backend, refine=args.refine,
-        iterations=args.iterations, crops="roi" if args.roi and args.crops == "full" else args.crops,
-        roi=args.roi, threads=args.threads, smooth=args.smooth, min_cutoff=args.min_cutoff, beta=args.beta,
-        output=args.output, jsonl=args.jsonl, headless=args.headless, max_frames=args.max_frames,
-        fps_every=args.fps_every, realtime=args.realtime, retries=args.retries,
+        source=source,
+        model=args.model,
+        backend=args.backend,
+        refine=args.refine,
+        iterations=args.iterations,
+        crops="roi" if args.roi and args.crops == "full" else args.crops,
+        roi=args.roi,
+        threads=args.threads,
+        smooth=args.smooth,
+        min_cutoff=args.min_cutoff,
+        beta=args.beta,
+        output=args.output,
+        jsonl=args.jsonl,
+        headless=args.headless,
+        max_frames=args.max_frames,
+        fps_every=args.fps_every,
+        realtime=args.realtime,
+        retries=args.retries,
         overlay=not args.no_overlay,
     )
     from pathlib import Path

@@ -32,9 +32,13 @@ class ModelConfig:
     mem_dec_dim: int = 32  # official token2kpt hidden width
     mem_decay: float = 0.9  # official EMA decay
     mem_eps: float = 1e-5  # official Laplace smoothing epsilon
-    link_thickness: float = 7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
+    link_thickness: float = (
+        7.5e-5  # official train_h36m.sh thick (2σ² in normalised units at 128 px)
+    )
     link_lr_scale: float = 512.0  # official sklr: w = softplus(512·θ)
-    link_init: float = -4.0  # mean of the initial logit sklr·θ ~ N(link_init, 1) (official -4: w ≈ 0.018)
+    link_init: float = (
+        -4.0
+    )  # mean of the initial logit sklr·θ ~ N(link_init, 1) (official -4: w ≈ 0.018)
     # DEVIATION(official): draw S with w / max w (peak 1 whatever W's global scale); off in the
     # official code.
     link_normalize: bool = False
@@ -53,8 +57,18 @@ class ModelConfig:
             raise PplEdgeError(f"img_size must be a multiple of 16 and >= 32, got {self.img_size}")
         if not 2 <= self.num_keypoints <= 64:
             raise PplEdgeError(f"num_keypoints must be in [2, 64], got {self.num_keypoints}")
-        for name in ("enc_width", "feat_dim", "head_hidden", "dec_width", "mem_banks",
-                     "mem_entries", "mem_dim", "mem_mixer_layers", "mem_token_hidden", "mem_dec_dim"):
+        for name in (
+            "enc_width",
+            "feat_dim",
+            "head_hidden",
+            "dec_width",
+            "mem_banks",
+            "mem_entries",
+            "mem_dim",
+            "mem_mixer_layers",
+            "mem_token_hidden",
+            "mem_dec_dim",
+        ):
             if getattr(self, name) <= 0:
                 raise PplEdgeError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 < self.mem_decay < 1.0:
@@ -83,12 +97,28 @@ PRESETS: dict[str, ModelConfig] = {
     # transformed prior point at its attention peak. Measured at 200 steps on synthetic:humanoid:
     # 17.8 (this) vs 20.1 (official form) vs 19.4 (mean pose), error x100.
     "small": ModelConfig(
-        img_size=64, enc_width=16, feat_dim=64, head_hidden=64, dec_width=16, dec_max_width=128,
-        mem_dim=128, link_thickness=1e-2, affine_residual="soft_argmax",
+        img_size=64,
+        enc_width=16,
+        feat_dim=64,
+        head_hidden=64,
+        dec_width=16,
+        dec_max_width=128,
+        mem_dim=128,
+        link_thickness=1e-2,
+        affine_residual="soft_argmax",
     ),
     "tiny": ModelConfig(
-        img_size=32, enc_width=8, feat_dim=32, head_hidden=32, dec_width=8, dec_max_width=64,
-        mem_dim=64, mem_mixer_layers=2, mem_banks=8, mem_entries=8, link_thickness=2e-2,
+        img_size=32,
+        enc_width=8,
+        feat_dim=32,
+        head_hidden=32,
+        dec_width=8,
+        dec_max_width=64,
+        mem_dim=64,
+        mem_mixer_layers=2,
+        mem_banks=8,
+        mem_entries=8,
+        link_thickness=2e-2,
         affine_residual="soft_argmax",
     ),
 }

@@ -52,9 +52,14 @@ class ImageDecoder(nn.Module):
         c = [w, min(2 * w, cap), min(4 * w, cap), min(8 * w, cap), min(8 * w, cap)]
         self.down0 = nn.Sequential(nn.Conv2d(4, c[0], 3, padding=1), nn.LeakyReLU(0.2))
         self.downs = nn.ModuleList(DownBlock(c[i], c[i + 1]) for i in range(4))
-        self.ups = nn.ModuleList([
-            UpBlock(c[4], c[3]), UpBlock(2 * c[3], c[2]), UpBlock(2 * c[2], c[1]), UpBlock(2 * c[1], c[0]),
-        ])
+        self.ups = nn.ModuleList(
+            [
+                UpBlock(c[4], c[3]),
+                UpBlock(2 * c[3], c[2]),
+                UpBlock(2 * c[2], c[1]),
+                UpBlock(2 * c[1], c[0]),
+            ]
+        )
         self.out = nn.Conv2d(2 * c[0], 3, 3, padding=1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -35,6 +35,7 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         def half(t):
             return F.interpolate(t, scale_factor=0.5, mode="bilinear", align_corners=False)
+
         res = self.res_bn(half(self.res_conv(x)))
         main = F.leaky_relu(self.bn1(half(self.conv1(x))), 0.2)
         main = self.bn2(self.conv2(main))
@@ -66,13 +67,20 @@ class KeypointEncoder(nn.Module):
         super().__init__()
         w = cfg.enc_width
         self.trunk = nn.Sequential(
-            ResBlock(3, w), ResBlock(w, 2 * w), ResBlock(2 * w, 4 * w), ResBlock(4 * w, 8 * w),
-            TransposedBlock(8 * w, 4 * w), TransposedBlock(4 * w, cfg.feat_dim),
+            ResBlock(3, w),
+            ResBlock(w, 2 * w),
+            ResBlock(2 * w, 4 * w),
+            ResBlock(4 * w, 8 * w),
+            TransposedBlock(8 * w, 4 * w),
+            TransposedBlock(4 * w, cfg.feat_dim),
         )
         self.pred_prob = nn.Conv2d(cfg.feat_dim, cfg.num_keypoints, 3, padding=1)
-        self.emb = nn.Linear(2, cfg.feat_dim)  # shared by grid coordinates and prior points (official)
+        self.emb = nn.Linear(
+            2, cfg.feat_dim
+        )  # shared by grid coordinates and prior points (official)
         self.predict = nn.Sequential(
-            nn.Linear(3 * cfg.feat_dim, cfg.head_hidden), nn.LeakyReLU(),
+            nn.Linear(3 * cfg.feat_dim, cfg.head_hidden),
+            nn.LeakyReLU(),
             nn.Linear(cfg.head_hidden, 6),
         )
         self.register_buffer("grid", coordinate_grid(cfg.feat_size), persistent=False)

@@ -70,8 +70,10 @@ def rasterize_links(
     if not needs_grad:
         return best_val.unsqueeze(1)  # (B, 1, H, W)
     best = best.view(B, -1)  # (B, H·W) winning link per pixel
+
     def pick(t):
         return t.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, L, 2) -> (B, H·W, 2)
+
     s, d = pick(start), pick(delta)
     gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)
     gyf = gy.expand(1, 1, size, size).reshape(1, -1)

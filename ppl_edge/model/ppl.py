@@ -34,7 +34,9 @@ class PoseModel(nn.Module):
         self.alpha = nn.Parameter(torch.ones(())) if cfg.use_alpha else None
         if cfg.prior == "random_frozen":
             gen = torch.Generator().manual_seed(cfg.seed)
-            self.register_buffer("fixed_prior", torch.rand(cfg.num_keypoints, 2, generator=gen) - 0.5)
+            self.register_buffer(
+                "fixed_prior", torch.rand(cfg.num_keypoints, 2, generator=gen) - 0.5
+            )
         else:
             self.fixed_prior = None
 
@@ -101,9 +103,13 @@ class PoseModel(nn.Module):
             rec = self.reconstruct(reference, enc["keypoints"])
         mem = self.memory(enc["keypoints"].detach())
         out = {
-            "prior": prior, **enc, "links": rec["links"],
-            "mem_keypoints": mem.keypoints, "mem_indices": mem.indices,
-            "mem_distances": mem.distances, "commit_loss": mem.commit_loss,
+            "prior": prior,
+            **enc,
+            "links": rec["links"],
+            "mem_keypoints": mem.keypoints,
+            "mem_indices": mem.indices,
+            "mem_distances": mem.distances,
+            "commit_loss": mem.commit_loss,
         }
         if "image" in rec:
             out["recon"] = rec["image"]
@@ -127,8 +133,11 @@ class PoseModel(nn.Module):
         z_e = self.memory.encode(enc["keypoints"])
         z_q, ids, dist = self.memory.quantize(z_e)
         return {
-            "keypoints": enc["keypoints"], "keypoints_refined": self.memory.decode(z_q),
-            "prototype_ids": ids, "prototype_distances": dist, "confidence": enc["confidence"],
+            "keypoints": enc["keypoints"],
+            "keypoints_refined": self.memory.decode(z_q),
+            "prototype_ids": ids,
+            "prototype_distances": dist,
+            "confidence": enc["confidence"],
         }
 
     @torch.no_grad()
@@ -160,8 +169,13 @@ class PoseModel(nn.Module):
         for _ in range(iterations if mode != "none" else 0):
             if mode == "memory":
                 mem = self.memory(out["keypoints_refined"])
-                out = {**out, "keypoints": out["keypoints_refined"], "keypoints_refined": mem.keypoints,
-                       "prototype_ids": mem.indices, "prototype_distances": mem.distances}
+                out = {
+                    **out,
+                    "keypoints": out["keypoints_refined"],
+                    "keypoints_refined": mem.keypoints,
+                    "prototype_ids": mem.indices,
+                    "prototype_distances": mem.distances,
+                }
             else:
                 current = self.refine_image(image, out["keypoints_refined"])
                 out = self.keypoint_path(current, prior)

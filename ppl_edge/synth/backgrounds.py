@@ -13,8 +13,11 @@ import cv2
 import numpy as np
 
 
-def random_color(rng: np.random.Generator, sat: tuple[float, float] = (0.1, 0.7),
-                 val: tuple[float, float] = (0.25, 0.95)) -> np.ndarray:
+def random_color(
+    rng: np.random.Generator,
+    sat: tuple[float, float] = (0.1, 0.7),
+    val: tuple[float, float] = (0.25, 0.95),
+) -> np.ndarray:
     """A random BGR colour (3,) float32 in [0, 255] from a uniform hue."""
     r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val))
     return np.array([b, g, r], dtype=np.float32) * 255.0
@@ -60,8 +63,11 @@ def _draw_shapes(rng: np.random.Generator, img: np.ndarray, count: int) -> None:
         if kind == 0:
             cv2.circle(img, (int(cx), int(cy)), int(r), color, -1, cv2.LINE_AA)
         elif kind == 1:
-            box = ((float(cx), float(cy)), (float(r * 2), float(r * rng.uniform(0.3, 2))),
-                   float(rng.uniform(0, 180)))
+            box = (
+                (float(cx), float(cy)),
+                (float(r * 2), float(r * rng.uniform(0.3, 2))),
+                float(rng.uniform(0, 180)),
+            )
             cv2.fillConvexPoly(img, cv2.boxPoints(box).astype(np.int32), color, cv2.LINE_AA)
         elif kind == 2:
             angles = np.sort(rng.uniform(0, 2 * np.pi, size=int(rng.integers(3, 7))))

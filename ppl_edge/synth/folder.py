@@ -42,8 +42,9 @@ FORMAT = "ppl-edge-synthetic"
 FORMAT_VERSION = 1
 
 
-def _samples(category: str, count: int, size: int, seed: int, split: str, video: bool,
-             clip_length: int):
+def _samples(
+    category: str, count: int, size: int, seed: int, split: str, video: bool, clip_length: int
+):
     """Yield (clip, frame, Sample) for ``count`` images."""
     if not video:
         for i in range(count):
@@ -52,8 +53,9 @@ def _samples(category: str, count: int, size: int, seed: int, split: str, video:
     for start in range(0, count, clip_length):
         clip = start // clip_length
         frames = min(clip_length, count - start)
-        renderer = ClipRenderer(category, size, item_seed(category, split, seed, clip) + [1],
-                                 num_frames=frames)
+        renderer = ClipRenderer(
+            category, size, item_seed(category, split, seed, clip) + [1], num_frames=frames
+        )
         for t in range(frames):
             yield clip, t, renderer.render(float(t))
 
@@ -76,9 +78,18 @@ def _label(index: int, clip: int, frame: int, sample: Sample) -> dict:
     }
 
 
-def write_synthetic(out: str | Path, category: str = "humanoid", count: int = 1000, size: int = 128,
-                    seed: int = 0, split: str = "train", video: bool = False, clip_length: int = 32,
-                    overwrite: bool = False, progress: Callable[[int], None] | None = None) -> Path:
+def write_synthetic(
+    out: str | Path,
+    category: str = "humanoid",
+    count: int = 1000,
+    size: int = 128,
+    seed: int = 0,
+    split: str = "train",
+    video: bool = False,
+    clip_length: int = 32,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
     """Render ``count`` images with ground truth into the folder ``out``.
 
     Args:
@@ -100,8 +111,9 @@ def write_synthetic(out: str | Path, category: str = "humanoid", count: int = 10
     cat = get_category(category)
     out = Path(out).expanduser()
     if count < 1 or size < 8 or clip_length < 2:
-        raise PplEdgeError(f"need count >= 1, size >= 8 and clip_length >= 2; got {count}, {size}, "
-                           f"{clip_length}")
+        raise PplEdgeError(
+            f"need count >= 1, size >= 8 and clip_length >= 2; got {count}, {size}, {clip_length}"
+        )
     if split not in SPLIT_CODES:
         raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLIT_CODES)}")
     if out.exists() and not overwrite:
@@ -115,16 +127,25 @@ def write_synthetic(out: str | Path, category: str = "humanoid", count: int = 10
             stream = _samples(category, count, size, seed, split, video, clip_length)
             for index, (clip, frame, sample) in enumerate(stream):
                 _write_png(tmp / "images" / f"{index:06d}.png", sample.image)
-                _write_png(tmp / "masks" / f"{index:06d}.png",
-                           np.round(sample.mask * 255).astype(np.uint8))
+                _write_png(
+                    tmp / "masks" / f"{index:06d}.png", np.round(sample.mask * 255).astype(np.uint8)
+                )
                 labels.write(json.dumps(_label(index, clip, frame, sample)) + "\n")
                 if progress is not None:
                     progress(index + 1)
         meta = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "category": category,
-            "count": count, "size": size, "seed": seed, "split": split, "video": video,
-            "clip_length": clip_length if video else 1, "coords": "xy_px",
-            "joint_names": list(cat.joint_names), "edges": [list(e) for e in cat.edges],
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "category": category,
+            "count": count,
+            "size": size,
+            "seed": seed,
+            "split": split,
+            "video": video,
+            "clip_length": clip_length if video else 1,
+            "coords": "xy_px",
+            "joint_names": list(cat.joint_names),
+            "edges": [list(e) for e in cat.edges],
             "swap_pairs": [list(p) for p in cat.swap_pairs],
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

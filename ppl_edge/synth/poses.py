@@ -64,8 +64,12 @@ _FORESHORTENED = ("arm", "forearm", "leg", "shin", "hand")
 MAX_OUT_OF_PLANE_DEG = 55.0
 
 
-def sample_motion(cat: Category, rng: np.random.Generator, is_video: bool,
-                  shape: tuple[np.ndarray, ...] | None = None) -> Motion:
+def sample_motion(
+    cat: Category,
+    rng: np.random.Generator,
+    is_video: bool,
+    shape: tuple[np.ndarray, ...] | None = None,
+) -> Motion:
     """Draw the motion of one clip (or one still pose when ``is_video`` is False).
 
     Args:
@@ -85,18 +89,32 @@ def sample_motion(cat: Category, rng: np.random.Generator, is_video: bool,
     phase = rng.uniform(0.0, 2 * np.pi, J)
     lengths, widths0, widths1 = sample_shape(cat, rng) if shape is None else shape
     max_tilt = MAX_TILT_DEG.get(cat.name, 20.0)
-    tilt = np.array([rng.uniform(-max_tilt, max_tilt), rng.uniform(0, max_tilt / 3),
-                     rng.uniform(0.005, 0.03), rng.uniform(0, 2 * np.pi)])
+    tilt = np.array(
+        [
+            rng.uniform(-max_tilt, max_tilt),
+            rng.uniform(0, max_tilt / 3),
+            rng.uniform(0.005, 0.03),
+            rng.uniform(0, 2 * np.pi),
+        ]
+    )
     drift = rng.normal(0.0, 0.004, 2) if is_video else np.zeros(2)
     mirrored = bool(rng.random() < 0.5)
     limb = np.array([j.group in _FORESHORTENED for j in cat.joints])
     top = MAX_OUT_OF_PLANE_DEG * limb
-    oop = np.stack([rng.uniform(0, 1, J) * top * 0.6, rng.uniform(0, 0.4, J) * top,
-                    rng.uniform(0.01, 0.04, J), rng.uniform(0, 2 * np.pi, J)], axis=1)
+    oop = np.stack(
+        [
+            rng.uniform(0, 1, J) * top * 0.6,
+            rng.uniform(0, 0.4, J) * top,
+            rng.uniform(0.01, 0.04, J),
+            rng.uniform(0, 2 * np.pi, J),
+        ],
+        axis=1,
+    )
     if not is_video:
         oop[:, 0] = rng.uniform(0, 1, J) * top
-    return Motion(centre, amplitude, freq, phase, lengths, widths0, widths1, tilt, drift,
-                  mirrored, oop)
+    return Motion(
+        centre, amplitude, freq, phase, lengths, widths0, widths1, tilt, drift, mirrored, oop
+    )
 
 
 def projected_lengths(motion: Motion, t: np.ndarray) -> np.ndarray:

@@ -73,7 +73,9 @@ class Sample(NamedTuple):
 def get_category(name: str) -> Category:
     """The :class:`Category` named ``name``, or a PplEdgeError listing the valid names."""
     if name not in CATEGORIES:
-        raise PplEdgeError(f"unknown synthetic category {name!r}; expected one of {sorted(CATEGORIES)}")
+        raise PplEdgeError(
+            f"unknown synthetic category {name!r}; expected one of {sorted(CATEGORIES)}"
+        )
     return CATEGORIES[name]
 
 
@@ -119,9 +121,14 @@ def _capsules(p0: np.ndarray, p1: np.ndarray, r0: np.ndarray, r1: np.ndarray) ->
         B tuples ``(centre0, centre1, radius0, radius1, quad (4, 2) int32)`` in 1/16 pixels.
     """
     d = p1 - p0
-    n = np.stack([-d[:, 1], d[:, 0]], axis=1) / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
-    quad = np.stack([p0 + n * r0[:, None], p1 + n * r1[:, None], p1 - n * r1[:, None],
-                     p0 - n * r0[:, None]], axis=1)  # (B, 4, 2)
+    n = (
+        np.stack([-d[:, 1], d[:, 0]], axis=1)
+        / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
+    )
+    quad = np.stack(
+        [p0 + n * r0[:, None], p1 + n * r1[:, None], p1 - n * r1[:, None], p0 - n * r0[:, None]],
+        axis=1,
+    )  # (B, 4, 2)
     quad = np.round(quad * _FIXED).astype(np.int32)
     c0 = np.round(p0 * _FIXED).astype(np.int64).tolist()
     c1 = np.round(p1 * _FIXED).astype(np.int64).tolist()
@@ -151,8 +158,15 @@ class ClipRenderer:
         scenes: number of scenes the background is drawn from (0: a new background every seed).
     """
 
-    def __init__(self, category: str, size: int, seed: Seed, num_frames: int = 1,
-                 subjects: int = SUBJECTS, scenes: int = SCENES) -> None:
+    def __init__(
+        self,
+        category: str,
+        size: int,
+        seed: Seed,
+        num_frames: int = 1,
+        subjects: int = SUBJECTS,
+        scenes: int = SCENES,
+    ) -> None:
         if size < 8:
             raise PplEdgeError(f"synthetic image size must be >= 8 pixels, got {size}")
         if subjects < 0 or scenes < 0:
@@ -187,7 +201,7 @@ class ClipRenderer:
         if scenes:
             wide = render_background(np.random.default_rng([_SCENE_KEY, self.scene]), 2 * self.size)
             x0, y0 = rng.integers(0, self.size + 1, 2)
-            background = np.ascontiguousarray(wide[y0:y0 + self.size, x0:x0 + self.size])
+            background = np.ascontiguousarray(wide[y0 : y0 + self.size, x0 : x0 + self.size])
         else:
             background = render_background(rng, self.size)
         hi_size = (self.size * SUPERSAMPLE, self.size * SUPERSAMPLE)
@@ -207,12 +221,16 @@ class ClipRenderer:
         # mostly inside the crop; one figure in ten may be cut by the frame border
         overflow = 0.25 if rng.random() < 0.1 else 0.03
         slack = ((1.0 - fill) / 2.0 + overflow) * self.size
-        self.offset = (self.size - 1) / 2.0 + rng.uniform(-1, 1, 2) * slack - self.scale * (lo + hi) / 2
+        self.offset = (
+            (self.size - 1) / 2.0 + rng.uniform(-1, 1, 2) * slack - self.scale * (lo + hi) / 2
+        )
         self.noise_seed = int(rng.integers(2**31))
 
     def keypoints(self, t: float) -> np.ndarray:
         """(J, 2) float64 xy pixels of the joints at frame time ``t``."""
-        return forward_kinematics(self.cat, self.motion, np.array([t]))[0] * self.scale + self.offset
+        return (
+            forward_kinematics(self.cat, self.motion, np.array([t]))[0] * self.scale + self.offset
+        )
 
     def render(self, t: float = 0.0) -> Sample:
         """Render frame ``t`` (deterministic for a given renderer and t)."""
@@ -229,8 +247,9 @@ class ClipRenderer:
         shift = self.light * 0.3  # shading layers move toward the light
         outline = _capsules(p0, p1, r0, r1)
         body = _capsules(p0 + shift * r0[:, None], p1 + shift * r1[:, None], r0 * 0.72, r1 * 0.72)
-        glint = _capsules(p0 + 2 * shift * r0[:, None], p1 + 2 * shift * r1[:, None], r0 * 0.3,
-                          r1 * 0.3)
+        glint = _capsules(
+            p0 + 2 * shift * r0[:, None], p1 + 2 * shift * r1[:, None], r0 * 0.3, r1 * 0.3
+        )
         for k, j in enumerate(bones.tolist()):
             base = self.colors[j]
             _fill_capsule(ids, outline[k], j, aa=False)
@@ -242,7 +261,8 @@ class ClipRenderer:
         mask_hi = (ids > 0).astype(np.float32)
         if self.grain > 0:
             noise = np.random.default_rng(self.noise_seed).standard_normal(  # fixed per clip
-                (self.size, self.size), dtype=np.float32) * (255.0 * self.grain)
+                (self.size, self.size), dtype=np.float32
+            ) * (255.0 * self.grain)
             noise = cv2.resize(noise, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             img += (noise * mask_hi)[..., None]
         out = (self.size, self.size)
@@ -291,8 +311,15 @@ def render_sample(category: str, size: int, seed: Seed, **world) -> Sample:
     return ClipRenderer(category, size, seed, num_frames=1, **world).render(0.0)
 
 
-def render_pair(category: str, size: int, seed: Seed, clip_length: int = 32,
-                max_gap: int = 16, min_gap: int = 1, **world) -> tuple[Sample, Sample]:
+def render_pair(
+    category: str,
+    size: int,
+    seed: Seed,
+    clip_length: int = 32,
+    max_gap: int = 16,
+    min_gap: int = 1,
+    **world,
+) -> tuple[Sample, Sample]:
     """Two frames of one clip (same background and figure, different pose), deterministic by seed.
 
     Returns:
@@ -308,8 +335,9 @@ def render_pair(category: str, size: int, seed: Seed, clip_length: int = 32,
     clip = ClipRenderer(category, size, [int(rng.integers(2**31))], num_frames=clip_length, **world)
     max_gap = max(1, min(max_gap, clip_length - 1))
     t1 = int(rng.integers(clip_length))
-    gaps = [g for g in range(-max_gap, max_gap + 1)
-            if abs(g) >= min_gap and 0 <= t1 + g < clip_length]
+    gaps = [
+        g for g in range(-max_gap, max_gap + 1) if abs(g) >= min_gap and 0 <= t1 + g < clip_length
+    ]
     if not gaps:  # t1 in the middle of a short clip: take the farthest frame instead
         gaps = [-t1 if t1 >= clip_length - 1 - t1 else clip_length - 1 - t1]
     t2 = t1 + int(rng.choice(gaps))
@@ -332,12 +360,16 @@ def render_clip(category: str, num_frames: int, size: int, seed: Seed, **world):
         raise PplEdgeError(f"num_frames must be >= 1, got {num_frames}")
     clip = ClipRenderer(category, size, seed, num_frames=num_frames, **world)
     samples = [clip.render(float(t)) for t in range(num_frames)]
-    return (np.stack([s.image for s in samples]), np.stack([s.keypoints for s in samples]),
-            np.stack([s.visible for s in samples]))
+    return (
+        np.stack([s.image for s in samples]),
+        np.stack([s.keypoints for s in samples]),
+        np.stack([s.visible for s in samples]),
+    )
 
 
-def render_images(category: str, size: int, count: int, split: str = "test", seed: int = 0,
-                  **world) -> np.ndarray:
+def render_images(
+    category: str, size: int, count: int, split: str = "test", seed: int = 0, **world
+) -> np.ndarray:
     """Items 0..count-1 of ``synthetic:<category>`` (split, seed) as images.
 
     The same pixels as the training dataset's items, e.g. the exporter's reference images.
@@ -346,5 +378,9 @@ def render_images(category: str, size: int, count: int, split: str = "test", see
         (count, size, size, 3) uint8 BGR.
     """
     get_category(category)
-    return np.stack([render_sample(category, size, item_seed(category, split, seed, i), **world).image
-                     for i in range(count)])
+    return np.stack(
+        [
+            render_sample(category, size, item_seed(category, split, seed, i), **world).image
+            for i in range(count)
+        ]
+    )

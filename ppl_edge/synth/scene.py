@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import atomic_write_bytes
 
 LABELS_SUFFIX = ".labels.npz"
 _SCENE_SEED_KEY = 0x5CE4E  # seed stream of the scene (background, path), apart from the figure's
@@ -93,8 +93,18 @@ def read_scene_labels(path: str | Path) -> SceneLabels:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as err:
         raise PplEdgeError(f"cannot read scene labels {path}: {err}") from err
-    need = ("keypoints", "visible", "boxes", "mask_bits", "size", "fps", "category",
-            "joint_names", "edges", "swap_pairs")
+    need = (
+        "keypoints",
+        "visible",
+        "boxes",
+        "mask_bits",
+        "size",
+        "fps",
+        "category",
+        "joint_names",
+        "edges",
+        "swap_pairs",
+    )
     missing = [k for k in need if k not in data]
     if missing:
         raise PplEdgeError(f"scene labels {path} lack {missing}; expected the fields {list(need)}")
@@ -103,11 +113,17 @@ def read_scene_labels(path: str | Path) -> SceneLabels:
         return tuple((int(p), int(q)) for p, q in np.asarray(a).reshape(-1, 2))
 
     return SceneLabels(
-        keypoints=data["keypoints"].astype(np.float32), visible=data["visible"].astype(bool),
-        boxes=data["boxes"].astype(np.float32), mask_bits=data["mask_bits"],
-        size=(int(data["size"][0]), int(data["size"][1])), fps=float(data["fps"]),
-        category=str(data["category"]), joint_names=tuple(str(n) for n in data["joint_names"]),
-        edges=pairs(data["edges"]), swap_pairs=pairs(data["swap_pairs"]))
+        keypoints=data["keypoints"].astype(np.float32),
+        visible=data["visible"].astype(bool),
+        boxes=data["boxes"].astype(np.float32),
+        mask_bits=data["mask_bits"],
+        size=(int(data["size"][0]), int(data["size"][1])),
+        fps=float(data["fps"]),
+        category=str(data["category"]),
+        joint_names=tuple(str(n) for n in data["joint_names"]),
+        edges=pairs(data["edges"]),
+        swap_pairs=pairs(data["swap_pairs"]),
+    )
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -117,11 +133,12 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     side = max(width, height)
     wide = render_background(rng, side)
     x0, y0 = (side - width) // 2, (side - height) // 2
-    return np.ascontiguousarray(wide[y0:y0 + height, x0:x0 + width])
+    return np.ascontiguousarray(wide[y0 : y0 + height, x0 : x0 + width])
 
 
-def _centres(t: np.ndarray, width: int, height: int, sprite: int, period: float,
-             phase: float) -> np.ndarray:
+def _centres(
+    t: np.ndarray, width: int, height: int, sprite: int, period: float, phase: float
+) -> np.ndarray:
     """(T, 2) float where the figure's centre is: across the frame and back once per ``period``
     frames, with a slow vertical sway, keeping the figure mostly in view."""
     margin_x = min(0.3 * sprite, 0.45 * width)
@@ -150,8 +167,8 @@ def _paste(frame: np.ndarray, mask: np.ndarray, sample, x: int, y: int) -> None:
     if fx1 <= fx0 or fy1 <= fy0:
         return
     sx0, sy0 = fx0 - x, fy0 - y
-    cov = sample.mask[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0]
-    fig = sample.image[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0].astype(np.float32)
+    cov = sample.mask[sy0 : sy0 + fy1 - fy0, sx0 : sx0 + fx1 - fx0]
+    fig = sample.image[sy0 : sy0 + fy1 - fy0, sx0 : sx0 + fx1 - fx0].astype(np.float32)
     window = frame[fy0:fy1, fx0:fx1]
     window[:] = cov[..., None] * fig + (1.0 - cov[..., None]) * window
     mask[fy0:fy1, fx0:fx1] = cov > 0.5
@@ -164,10 +181,16 @@ def _labels_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
-def write_fixed_camera_scene(path: str | Path, frames: int = 600,
-                             size: tuple[int, int] = (256, 192), category: str = "humanoid",
-                             seed: int = 0, fps: float = 25.0, figure: float = 0.7,
-                             period: int = 240) -> Path:
+def write_fixed_camera_scene(
+    path: str | Path,
+    frames: int = 600,
+    size: tuple[int, int] = (256, 192),
+    category: str = "humanoid",
+    seed: int = 0,
+    fps: float = 25.0,
+    figure: float = 0.7,
+    period: int = 240,
+) -> Path:
     """Write a synthetic fixed-camera video of one moving figure and its ground truth.
 
     Args:
@@ -192,11 +215,15 @@ def write_fixed_camera_scene(path: str | Path, frames: int = 600,
 
     width, height = (int(v) for v in size)
     if frames < 2 or min(width, height) < 32:
-        raise PplEdgeError(f"a scene needs frames >= 2 and size >= 32x32, got frames={frames} "
-                           f"and size={width}x{height}")
+        raise PplEdgeError(
+            f"a scene needs frames >= 2 and size >= 32x32, got frames={frames} "
+            f"and size={width}x{height}"
+        )
     if not 0 < figure <= 1 or period < 2 or fps <= 0:
-        raise PplEdgeError(f"need 0 < figure <= 1, period >= 2 and fps > 0, got figure={figure}, "
-                           f"period={period}, fps={fps}")
+        raise PplEdgeError(
+            f"need 0 < figure <= 1, period >= 2 and fps > 0, got figure={figure}, "
+            f"period={period}, fps={fps}"
+        )
     cat = get_category(category)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,12 +231,12 @@ def write_fixed_camera_scene(path: str | Path, frames: int = 600,
     background = _background(rng, width, height)
     sprite = max(8, int(round(figure * height)))
     renderer = ClipRenderer(category, sprite, [int(seed)], num_frames=CLIP_FRAMES)
-    centres = _centres(np.arange(frames), width, height, sprite, float(period),
-                       float(rng.uniform(-0.3, 0.3)))
+    centres = _centres(
+        np.arange(frames), width, height, sprite, float(period), float(rng.uniform(-0.3, 0.3))
+    )
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                             (width, height))
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
         raise PplEdgeError(f"cannot open a video writer for {path} (expected a .mp4 or .avi name)")
     joints = len(cat.joint_names)
@@ -235,12 +262,17 @@ def write_fixed_camera_scene(path: str | Path, frames: int = 600,
                 boxes[t] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         writer.release()
         labels = _labels_bytes(
-            keypoints=keypoints, visible=visible, boxes=boxes,
+            keypoints=keypoints,
+            visible=visible,
+            boxes=boxes,
             mask_bits=np.packbits(masks.reshape(frames, -1), axis=1),
-            size=np.array([width, height]), fps=np.array(float(fps)), category=np.array(category),
+            size=np.array([width, height]),
+            fps=np.array(float(fps)),
+            category=np.array(category),
             joint_names=np.array(cat.joint_names),
             edges=np.array(cat.edges, np.int64).reshape(-1, 2),
-            swap_pairs=np.array(cat.swap_pairs, np.int64).reshape(-1, 2))
+            swap_pairs=np.array(cat.swap_pairs, np.int64).reshape(-1, 2),
+        )
         atomic_write_bytes(labels_path(path), labels)
         os.replace(tmp, path)
     finally:

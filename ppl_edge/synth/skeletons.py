@@ -84,13 +84,17 @@ class Category:
     def swap_pairs(self) -> tuple[tuple[int, int], ...]:
         """Left/right joint index pairs (l, r), for flip-invariant evaluation."""
         names = self.joint_names
-        return tuple((i, names.index("r_" + n[2:])) for i, n in enumerate(names) if n.startswith("l_"))
+        return tuple(
+            (i, names.index("r_" + n[2:])) for i, n in enumerate(names) if n.startswith("l_")
+        )
 
     @property
     def sides(self) -> np.ndarray:
         """(J,) int: 0 centre, 1 left, 2 right."""
-        return np.array([1 if n.startswith("l_") else 2 if n.startswith("r_") else 0
-                         for n in self.joint_names], dtype=np.int64)
+        return np.array(
+            [1 if n.startswith("l_") else 2 if n.startswith("r_") else 0 for n in self.joint_names],
+            dtype=np.int64,
+        )
 
 
 def _with_right_twins(joints: list[Joint], mirror: bool) -> tuple[Joint, ...]:
@@ -101,8 +105,20 @@ def _with_right_twins(joints: list[Joint], mirror: bool) -> tuple[Joint, ...]:
             continue
         parent = "r_" + j.parent[2:] if j.parent.startswith("l_") else j.parent
         lo, hi, rest = (-j.hi, -j.lo, -j.rest) if mirror else (j.lo, j.hi, j.rest)
-        twins.append(Joint("r_" + j.name[2:], parent, j.length, lo, hi, rest, j.width0, j.width1,
-                           j.group, j.depth))
+        twins.append(
+            Joint(
+                "r_" + j.name[2:],
+                parent,
+                j.length,
+                lo,
+                hi,
+                rest,
+                j.width0,
+                j.width1,
+                j.group,
+                j.depth,
+            )
+        )
     return tuple(joints) + tuple(twins)
 
 
@@ -157,10 +173,16 @@ _BIRD = [
 
 CATEGORIES: dict[str, Category] = {
     "humanoid": Category("humanoid", _with_right_twins(_HUMANOID, mirror=True), -90.0, False),
-    "quadruped": Category("quadruped", _with_right_twins(_QUADRUPED, mirror=False), 0.0, True,
-                          far_offset=(-0.03, 0.025)),
-    "bird": Category("bird", _with_right_twins(_BIRD, mirror=False), 0.0, True,
-                     far_offset=(-0.02, 0.03)),
+    "quadruped": Category(
+        "quadruped",
+        _with_right_twins(_QUADRUPED, mirror=False),
+        0.0,
+        True,
+        far_offset=(-0.03, 0.025),
+    ),
+    "bird": Category(
+        "bird", _with_right_twins(_BIRD, mirror=False), 0.0, True, far_offset=(-0.02, 0.03)
+    ),
 }
 
 HUMANOID_JOINTS = CATEGORIES["humanoid"].joint_names

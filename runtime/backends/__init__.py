@@ -27,11 +27,25 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "ppl_edge.runtime.backends.tensorrt:TensorRTBackend",
     "coreml": "ppl_edge.runtime.backends.coreml:CoreMLBackend",
 }
-_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt",
-           ".mlpackage": "coreml", ".mlmodel": "coreml"}
+_SUFFIX = {
+    ".onnx": "onnxruntime",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+    ".trt": "tensorrt",
+    ".mlpackage": "coreml",
+    ".mlmodel": "coreml",
+}
 
-__all__ = ["BACKENDS", "Backend", "BackendBase", "TensorSpec", "backend_class", "open_backend",
-           "select_backend", "unavailable_reason"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendBase",
+    "TensorSpec",
+    "backend_class",
+    "open_backend",
+    "select_backend",
+    "unavailable_reason",
+]
 
 
 def _check_name(name: str) -> None:
@@ -50,13 +64,19 @@ def unavailable_reason(name: str) -> str | None:
     """Why backend ``name`` cannot run on this machine, or None when it can (cheap checks only)."""
     _check_name(name)
     if name == "onnxruntime":
-        return None if importlib.util.find_spec("onnxruntime") else (
-            "onnxruntime is not installed: pip install 'ppl-edge[onnxruntime]'")
+        return (
+            None
+            if importlib.util.find_spec("onnxruntime")
+            else ("onnxruntime is not installed: pip install 'ppl-edge[onnxruntime]'")
+        )
     if name == "coreml":
         if sys.platform != "darwin":
             return f"Core ML runs only on macOS (this is {sys.platform})"
-        return None if importlib.util.find_spec("coremltools") else (
-            "coremltools is not installed: pip install 'ppl-edge[coreml]'")
+        return (
+            None
+            if importlib.util.find_spec("coremltools")
+            else ("coremltools is not installed: pip install 'ppl-edge[coreml]'")
+        )
     from ppl_edge.runtime.backends.cuda_check import cuda_problem
 
     problem = cuda_problem()
@@ -85,8 +105,10 @@ def open_backend(name: str, path: str | Path, **opts) -> Backend:
     if name == "auto":
         name = _SUFFIX.get(path.suffix.lower())
         if name is None:
-            raise PplEdgeError(f"cannot pick a backend for {path.name!r}; expected one of "
-                               f"{', '.join(sorted(_SUFFIX))} or an explicit backend name")
+            raise PplEdgeError(
+                f"cannot pick a backend for {path.name!r}; expected one of "
+                f"{', '.join(sorted(_SUFFIX))} or an explicit backend name"
+            )
     return backend_class(name)(path, **opts)
 
 
@@ -104,8 +126,10 @@ def select_backend(files: ModelFiles, name: str = "auto") -> tuple[str, Path]:
     if name != "auto":
         path = candidates[name]
         if path is None:
-            raise PplEdgeError(f"backend {name!r} needs a {_artifact_kind(name)} but the model "
-                               f"{files.given} has none; convert it with 'ppl-edge convert'")
+            raise PplEdgeError(
+                f"backend {name!r} needs a {_artifact_kind(name)} but the model "
+                f"{files.given} has none; convert it with 'ppl-edge convert'"
+            )
         return name, path
     given_kind = _SUFFIX.get(files.given.suffix.lower())
     for candidate in ("tensorrt", "coreml", "onnxruntime"):
@@ -117,11 +141,16 @@ def select_backend(files: ModelFiles, name: str = "auto") -> tuple[str, Path]:
             return candidate, path
         if given_kind == candidate:
             log.warning("cannot use %s for %s (%s); falling back", candidate, path.name, reason)
-    raise PplEdgeError(f"no usable backend for {files.given}: it has "
-                       f"{[k for k, v in candidates.items() if v]} and none can run here "
-                       "(pip install 'ppl-edge[onnxruntime]' for keypoints.onnx)")
+    raise PplEdgeError(
+        f"no usable backend for {files.given}: it has "
+        f"{[k for k, v in candidates.items() if v]} and none can run here "
+        "(pip install 'ppl-edge[onnxruntime]' for keypoints.onnx)"
+    )
 
 
 def _artifact_kind(name: str) -> str:
-    return {"tensorrt": "TensorRT engine", "coreml": "Core ML package",
-            "onnxruntime": "keypoints.onnx"}[name]
+    return {
+        "tensorrt": "TensorRT engine",
+        "coreml": "Core ML package",
+        "onnxruntime": "keypoints.onnx",
+    }[name]

@@ -87,8 +87,9 @@ class BackendBase:
         if self._closed:
             raise PplEdgeError(f"the {self.name} backend was closed; create a new one")
 
-    def check_feeds(self, feeds: dict[str, np.ndarray],
-                    specs: list[TensorSpec] | None = None) -> dict:
+    def check_feeds(
+        self, feeds: dict[str, np.ndarray], specs: list[TensorSpec] | None = None
+    ) -> dict:
         """Validate names and static dims and cast dtypes; return contiguous arrays by name.
 
         Args:
@@ -102,13 +103,17 @@ class BackendBase:
         out = {}
         for spec in specs:
             if spec.name not in feeds:
-                raise PplEdgeError(f"input '{spec.name}' missing; the graph takes "
-                                   f"{[s.name for s in specs]}, got {sorted(feeds)}")
+                raise PplEdgeError(
+                    f"input '{spec.name}' missing; the graph takes "
+                    f"{[s.name for s in specs]}, got {sorted(feeds)}"
+                )
             arr = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
             fixed = [(i, d) for i, d in enumerate(spec.shape) if d is not None]
             if arr.ndim != len(spec.shape) or any(arr.shape[i] != d for i, d in fixed):
                 expected = tuple("?" if d is None else d for d in spec.shape)
-                raise PplEdgeError(f"input '{spec.name}' has shape {arr.shape}, the graph expects "
-                                   f"{expected}; re-export the model for this input size")
+                raise PplEdgeError(
+                    f"input '{spec.name}' has shape {arr.shape}, the graph expects "
+                    f"{expected}; re-export the model for this input size"
+                )
             out[spec.name] = arr
         return out

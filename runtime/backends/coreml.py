@@ -38,14 +38,16 @@ def io_specs(spec) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, str]]:
         kind = feature.type.WhichOneof("Type")
         if kind == "imageType":
             img = feature.type.imageType
-            return TensorSpec(feature.name, (1, 3, img.height, img.width), np.dtype(np.float32)), \
-                "image"
+            return TensorSpec(
+                feature.name, (1, 3, img.height, img.width), np.dtype(np.float32)
+            ), "image"
         arr = feature.type.multiArrayType
         shape = tuple(int(d) for d in arr.shape)
         ranges = arr.shapeRange.sizeRanges if arr.HasField("shapeRange") else []
         if ranges:
-            shape = tuple(int(r.lowerBound) if r.lowerBound == r.upperBound else None
-                          for r in ranges)
+            shape = tuple(
+                int(r.lowerBound) if r.lowerBound == r.upperBound else None for r in ranges
+            )
         dtype = np.dtype(_ARRAY_DTYPES.get(int(arr.dataType), np.float32))
         return TensorSpec(feature.name, shape, dtype), "array"
 
@@ -81,21 +83,31 @@ class CoreMLBackend(BackendBase):
 
     name = "coreml"
 
-    def __init__(self, path: str | Path, compute_units: str = "ALL",
-                 normalisation: tuple | None = None, color: str = "RGB"):
+    def __init__(
+        self,
+        path: str | Path,
+        compute_units: str = "ALL",
+        normalisation: tuple | None = None,
+        color: str = "RGB",
+    ):
         if sys.platform != "darwin":
-            raise PplEdgeError(f"the Core ML backend runs only on macOS (this is {sys.platform}); "
-                               "use backend 'onnxruntime' with keypoints.onnx here")
+            raise PplEdgeError(
+                f"the Core ML backend runs only on macOS (this is {sys.platform}); "
+                "use backend 'onnxruntime' with keypoints.onnx here"
+            )
         if compute_units not in _COMPUTE_UNITS:
-            raise PplEdgeError(f"unknown compute units {compute_units!r}; choose one of "
-                               f"{', '.join(_COMPUTE_UNITS)}")
+            raise PplEdgeError(
+                f"unknown compute units {compute_units!r}; choose one of "
+                f"{', '.join(_COMPUTE_UNITS)}"
+            )
         ct = require("coremltools", "coreml", "the Core ML backend")
         self.path = Path(path)
         if not self.path.exists():
             raise PplEdgeError(f"Core ML package not found: {self.path}")
         try:
-            self._model = ct.models.MLModel(str(self.path),
-                                            compute_units=getattr(ct.ComputeUnit, compute_units))
+            self._model = ct.models.MLModel(
+                str(self.path), compute_units=getattr(ct.ComputeUnit, compute_units)
+            )
         except Exception as err:  # coremltools raises bare Exceptions for unloadable packages
             raise PplEdgeError(f"Core ML cannot load {self.path}: {err}") from err
         self._inputs, self._outputs, self._kinds = io_specs(self._model.get_spec())
@@ -119,18 +131,23 @@ class CoreMLBackend(BackendBase):
         self._check_open()
         missing = [s.name for s in self._inputs if s.name not in feeds]
         if missing:
-            raise PplEdgeError(f"inputs {missing} missing; the package takes "
-                               f"{[s.name for s in self._inputs]}, got {sorted(feeds)}")
+            raise PplEdgeError(
+                f"inputs {missing} missing; the package takes "
+                f"{[s.name for s in self._inputs]}, got {sorted(feeds)}"
+            )
         feeds = {s.name: np.ascontiguousarray(feeds[s.name], dtype=s.dtype) for s in self._inputs}
         batch = next(iter(feeds.values())).shape[0]
         one_by_one = "image" in self._kinds.values() or any(
-            s.shape and s.shape[0] == 1 for s in self._inputs)
+            s.shape and s.shape[0] == 1 for s in self._inputs
+        )
         if not one_by_one:
             out = self._model.predict(feeds)
             return {s.name: np.asarray(out[s.name]) for s in self._outputs}
         results = [self._predict_one(feeds, b) for b in range(batch)]
-        return {s.name: np.concatenate([np.asarray(r[s.name]) for r in results], axis=0)
-                for s in self._outputs}
+        return {
+            s.name: np.concatenate([np.asarray(r[s.name]) for r in results], axis=0)
+            for s in self._outputs
+        }
 
     def close(self) -> None:
         """Drop the model."""

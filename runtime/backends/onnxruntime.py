@@ -17,8 +17,12 @@ log = logging.getLogger(__name__)
 
 # ONNX type string -> NumPy dtype, for the types our graphs use.
 _DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
 }
 # device -> execution providers to ask for, best first (CPU is always the last resort).
@@ -54,33 +58,52 @@ class OnnxRuntimeBackend(BackendBase):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None,
-                 optimization: str = "all"):
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        threads: int | None = None,
+        optimization: str = "all",
+    ):
         ort = require("onnxruntime", "onnxruntime", "the ONNX Runtime backend")
         kind, _, index = device.partition(":")
         if kind not in _PROVIDERS or (index and (kind == "cpu" or not index.isdigit())):
-            raise PplEdgeError(f"unknown ONNX Runtime device {device!r}; choose one of "
-                               f"{', '.join(_PROVIDERS)} (or cuda:N)")
+            raise PplEdgeError(
+                f"unknown ONNX Runtime device {device!r}; choose one of "
+                f"{', '.join(_PROVIDERS)} (or cuda:N)"
+            )
         if optimization not in _OPT_LEVELS:
-            raise PplEdgeError(f"unknown optimisation level {optimization!r}; choose one of "
-                               f"{', '.join(_OPT_LEVELS)}")
+            raise PplEdgeError(
+                f"unknown optimisation level {optimization!r}; choose one of "
+                f"{', '.join(_OPT_LEVELS)}"
+            )
         self.path = Path(path)
         if not self.path.is_file():
             raise PplEdgeError(f"ONNX model not found: {self.path}")
         available = set(ort.get_available_providers())
         wanted = _PROVIDERS[kind]
         gpu = {"device_id": int(index or 0)}
-        providers = [(p, gpu) if p != "CPUExecutionProvider" else p for p in wanted
-                     if p in available]
+        providers = [
+            (p, gpu) if p != "CPUExecutionProvider" else p for p in wanted if p in available
+        ]
         missing = [p for p in wanted if p not in available]
         if kind != "cpu" and missing:
-            log.warning("ONNX: %s not in this onnxruntime build (has %s); install "
-                        "onnxruntime-gpu for GPU execution", ", ".join(missing), sorted(available))
+            log.warning(
+                "ONNX: %s not in this onnxruntime build (has %s); install "
+                "onnxruntime-gpu for GPU execution",
+                ", ".join(missing),
+                sorted(available),
+            )
         opts = ort.SessionOptions()
         opts.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                                         "extended": "ORT_ENABLE_EXTENDED",
-                                         "all": "ORT_ENABLE_ALL"}[optimization])
+            ort.GraphOptimizationLevel,
+            {
+                "disable": "ORT_DISABLE_ALL",
+                "basic": "ORT_ENABLE_BASIC",
+                "extended": "ORT_ENABLE_EXTENDED",
+                "all": "ORT_ENABLE_ALL",
+            }[optimization],
+        )
         if threads is not None:
             if threads < 1:
                 raise PplEdgeError(f"threads must be >= 1, got {threads}")
@@ -88,8 +111,9 @@ class OnnxRuntimeBackend(BackendBase):
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # errors only; ORT's warnings are about graph rewrites
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=providers)
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=opts, providers=providers
+            )
         except Exception as err:  # ORT raises its own exception types (InvalidGraph, Fail, ...)
             raise PplEdgeError(f"ONNX Runtime cannot load {self.path}: {err}") from err
         self.providers = self._session.get_providers()

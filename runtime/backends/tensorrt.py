@@ -49,8 +49,11 @@ def plugin_search_path(engine: Path) -> list[Path]:
     paths = [Path(os.environ[PLUGIN_ENV])] if os.environ.get(PLUGIN_ENV) else []
     paths += _sidecar_library(engine)
     paths.append(engine.parent / PLUGIN_LIBRARY)
-    paths += [_REPO / "build" / PLUGIN_LIBRARY, _REPO / "build" / "lib" / PLUGIN_LIBRARY,
-              Path.cwd() / "build" / PLUGIN_LIBRARY]
+    paths += [
+        _REPO / "build" / PLUGIN_LIBRARY,
+        _REPO / "build" / "lib" / PLUGIN_LIBRARY,
+        Path.cwd() / "build" / PLUGIN_LIBRARY,
+    ]
     return list(dict.fromkeys(paths))
 
 
@@ -81,8 +84,10 @@ def load_plugin_library(trt, logger, engine: Path, explicit: str | Path | None) 
         if get_creator(PLUGIN_OP, "1", "") is None:
             registry.load_library(str(lib))
         if get_creator(PLUGIN_OP, "1", "") is None:
-            raise PplEdgeError(f"{lib} does not provide the {PLUGIN_OP} plugin version 1: rebuild "
-                               "it from this checkout (cmake -S . -B build && cmake --build build)")
+            raise PplEdgeError(
+                f"{lib} does not provide the {PLUGIN_OP} plugin version 1: rebuild "
+                "it from this checkout (cmake -S . -B build && cmake --build build)"
+            )
         log.info("TensorRT: plugin library %s", lib)
         return lib
     if explicit:
@@ -100,8 +105,11 @@ def _make_logger(trt):
 
         def log(self, severity, msg):
             sev = trt.ILogger.Severity
-            level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR,
-                     sev.WARNING: logging.WARNING}.get(severity, logging.DEBUG)
+            level = {
+                sev.INTERNAL_ERROR: logging.ERROR,
+                sev.ERROR: logging.ERROR,
+                sev.WARNING: logging.WARNING,
+            }.get(severity, logging.DEBUG)
             log.log(level, "TensorRT: %s", msg)
 
     return _Logger()
@@ -127,8 +135,10 @@ class TensorRTBackend(BackendBase):
         self.path = Path(path)
         problem = cuda_problem()
         if problem:
-            raise PplEdgeError(f"the TensorRT backend needs a usable NVIDIA GPU: {problem}; use "
-                               "backend 'onnxruntime' on this machine")
+            raise PplEdgeError(
+                f"the TensorRT backend needs a usable NVIDIA GPU: {problem}; use "
+                "backend 'onnxruntime' on this machine"
+            )
         if not self.path.is_file():
             raise PplEdgeError(f"TensorRT engine not found: {self.path}")
         trt = require("tensorrt", "trt", "the TensorRT backend")
@@ -143,13 +153,19 @@ class TensorRTBackend(BackendBase):
             self._runtime = trt.Runtime(self._logger)
             self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self._engine is None:
-                hint = "" if self.plugin else (
-                    f"; no plugin library was found (set ${PLUGIN_ENV} if the engine has the "
-                    f"{PLUGIN_OP} plugin)")
+                hint = (
+                    ""
+                    if self.plugin
+                    else (
+                        f"; no plugin library was found (set ${PLUGIN_ENV} if the engine has the "
+                        f"{PLUGIN_OP} plugin)"
+                    )
+                )
                 raise PplEdgeError(
                     f"TensorRT could not deserialise {self.path} (TensorRT {trt.__version__}); "
                     "engines are tied to the GPU, TensorRT version and plugin library that built "
-                    f"them: rebuild it with 'ppl-edge convert --target trt' on this device{hint}")
+                    f"them: rebuild it with 'ppl-edge convert --target trt' on this device{hint}"
+                )
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             self._allocate()
@@ -196,16 +212,19 @@ class TensorRTBackend(BackendBase):
                 for name, arr in arrays.items():
                     host, dev = self._buffers[name]
                     if arr.size > host.size:
-                        raise PplEdgeError(f"input '{name}' of shape {arr.shape} exceeds the "
-                                           "engine's optimisation profile; rebuild the engine "
-                                           "with a larger --max-batch")
+                        raise PplEdgeError(
+                            f"input '{name}' of shape {arr.shape} exceeds the "
+                            "engine's optimisation profile; rebuild the engine "
+                            "with a larger --max-batch"
+                        )
                     self._context.set_input_shape(name, arr.shape)
                     view = host[: arr.size]
                     np.copyto(view, arr.ravel())
                     cuda.memcpy_htod_async(dev, view, stream)
                 if not self._context.execute_async_v3(stream.handle):
-                    raise PplEdgeError(f"TensorRT failed to enqueue {self.path.name}; see the "
-                                       "TensorRT log above")
+                    raise PplEdgeError(
+                        f"TensorRT failed to enqueue {self.path.name}; see the TensorRT log above"
+                    )
                 shapes = {}
                 for spec in self._outputs:
                     host, dev = self._buffers[spec.name]
@@ -214,8 +233,10 @@ class TensorRTBackend(BackendBase):
                 stream.synchronize()
             finally:
                 self._ctx.pop()
-            return {name: self._buffers[name][0][: int(np.prod(shape))].reshape(shape).copy()
-                    for name, shape in shapes.items()}
+            return {
+                name: self._buffers[name][0][: int(np.prod(shape))].reshape(shape).copy()
+                for name, shape in shapes.items()
+            }
 
     def close(self) -> None:
         """Free device buffers, the context and the engine, then release the CUDA context."""

@@ -31,8 +31,21 @@ def exported(tmp_path_factory):
     ckpt = root / "ppl-tiny.safetensors"
     save_checkpoint(ckpt, model_tensors(model), dataclasses.asdict(model.cfg))
     out = root / "out"
-    code = main(["-q", "convert", "--checkpoint", str(ckpt), "--target", "coreml", "--out", str(out),
-                 "--verify", "--verify-images", "8"])
+    code = main(
+        [
+            "-q",
+            "convert",
+            "--checkpoint",
+            str(ckpt),
+            "--target",
+            "coreml",
+            "--out",
+            str(out),
+            "--verify",
+            "--verify-images",
+            "8",
+        ]
+    )
     assert code == 0
     return {"model": model, "out": out, "manifest": read_manifest(out)}
 
@@ -44,8 +57,10 @@ def spec_of(exported):
 
 
 def test_package_and_manifest_written(exported):
-    assert sorted(p.name for p in exported["out"].iterdir()) == ["keypoints.mlpackage",
-                                                                 "manifest.json"]
+    assert sorted(p.name for p in exported["out"].iterdir()) == [
+        "keypoints.mlpackage",
+        "manifest.json",
+    ]
     entry = exported["manifest"]["artifacts"]["coreml"]
     assert entry == {"file": PACKAGE_NAME, "sha256": sha256_path(exported["out"] / PACKAGE_NAME)}
     assert "coremltools" in exported["manifest"]["tools"]

@@ -14,10 +14,22 @@ from ppl_edge.errors import PplEdgeError
 
 
 def make_key(**changes) -> cache.EngineKey:
-    fields = {"model_stem": "keypoints_trt", "onnx_sha256": "abcdef0123456789" * 4, "precision": "fp16",
-              "nn": "plugin", "plugin_version": "1", "plugin_sha256": "11" * 32, "min_batch": 1,
-              "opt_batch": 2, "max_batch": 8, "height": 64, "width": 64, "gpu_name": "Orin",
-              "sm": "sm87", "trt_version": "10.3.0"}
+    fields = {
+        "model_stem": "keypoints_trt",
+        "onnx_sha256": "abcdef0123456789" * 4,
+        "precision": "fp16",
+        "nn": "plugin",
+        "plugin_version": "1",
+        "plugin_sha256": "11" * 32,
+        "min_batch": 1,
+        "opt_batch": 2,
+        "max_batch": 8,
+        "height": 64,
+        "width": 64,
+        "gpu_name": "Orin",
+        "sm": "sm87",
+        "trt_version": "10.3.0",
+    }
     fields.update(changes)
     return cache.EngineKey(**fields)
 
@@ -25,33 +37,55 @@ def make_key(**changes) -> cache.EngineKey:
 def manifest_document(size: int = 64) -> dict:
     """A minimal valid export manifest (docs/contracts.md)."""
     return {
-        "format": "ppl-edge-export", "format_version": 1, "ppl_edge_version": "0.1.0",
+        "format": "ppl-edge-export",
+        "format_version": 1,
+        "ppl_edge_version": "0.1.0",
         "model": {"name": "toy", "preset": "tiny", "checkpoint_sha256": "0" * 64},
-        "input": {"name": "image", "height": size, "width": size, "layout": "NCHW", "color": "RGB",
-                  "scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        "input": {
+            "name": "image",
+            "height": size,
+            "width": size,
+            "layout": "NCHW",
+            "color": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+        },
         "keypoints": {"count": 2, "names": ["a", "b"], "coords": "xy_norm"},
         "skeleton": {"edges": [[0, 1]], "weights": [1.0]},
         "memory": {"banks": 3, "entries": 5, "dim": 16, "distance_reference": 1.0},
-        "batch": {"dynamic": True, "max": 64}, "opset": 18, "precision": "fp32",
+        "batch": {"dynamic": True, "max": 64},
+        "opset": 18,
+        "precision": "fp32",
         "artifacts": {"keypoints": {"file": "keypoints.onnx", "sha256": ""}},
     }
 
 
 def test_file_name_carries_the_key():
     assert make_key().file_name == "keypoints_trt-abcdef01.fp16.b1-8.64x64.plugin1.engine"
-    native = make_key(model_stem="keypoints", nn="native", plugin_version=None, plugin_sha256=None,
-                      precision="int8", height=32, width=48)
+    native = make_key(
+        model_stem="keypoints",
+        nn="native",
+        plugin_version=None,
+        plugin_sha256=None,
+        precision="int8",
+        height=32,
+        width=48,
+    )
     assert native.file_name == "keypoints-abcdef01.int8.b1-8.32x48.native.engine"
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"precision": "fp8"}, "precision 'fp8' unknown"),
-    ({"nn": "cuda"}, "nn 'cuda' unknown"),
-    ({"plugin_version": None}, "plugin_version must be set"),
-    ({"nn": "native"}, "plugin_version must be set"),
-    ({"min_batch": 4, "opt_batch": 2}, "1 <= min <= opt <= max"),
-    ({"height": 0}, "input size must be positive"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"precision": "fp8"}, "precision 'fp8' unknown"),
+        ({"nn": "cuda"}, "nn 'cuda' unknown"),
+        ({"plugin_version": None}, "plugin_version must be set"),
+        ({"nn": "native"}, "plugin_version must be set"),
+        ({"min_batch": 4, "opt_batch": 2}, "1 <= min <= opt <= max"),
+        ({"height": 0}, "input size must be positive"),
+    ],
+)
 def test_key_rejects_inconsistent_fields(changes, message):
     with pytest.raises(PplEdgeError, match=message):
         make_key(**changes)
@@ -78,10 +112,17 @@ def test_store_then_lookup_hits_and_writes_no_temporaries(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".json"]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("opt_batch", 4), ("trt_version", "10.7.0"), ("plugin_sha256", "22" * 32), ("sm", "sm86"),
-    ("gpu_name", "RTX 4090"), ("calibration", "33" * 32),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("opt_batch", 4),
+        ("trt_version", "10.7.0"),
+        ("plugin_sha256", "22" * 32),
+        ("sm", "sm86"),
+        ("gpu_name", "RTX 4090"),
+        ("calibration", "33" * 32),
+    ],
+)
 def test_any_key_change_is_a_miss(tmp_path, field, value, caplog):
     cache.store(make_key(), b"engine", {}, None, tmp_path)
     changed = dataclasses.replace(make_key(), **{field: value})
@@ -144,7 +185,9 @@ def test_probe_gpu_without_driver_names_what_is_missing():
     except OSError:
         with pytest.raises(PplEdgeError) as err:
             cache.probe_gpu()
-        assert str(err.value) == ("no NVIDIA GPU/driver found (libcuda.so.1 missing): TensorRT engines "
-                                  "must be built on the target device")
+        assert str(err.value) == (
+            "no NVIDIA GPU/driver found (libcuda.so.1 missing): TensorRT engines "
+            "must be built on the target device"
+        )
         return
     pytest.skip("libcuda.so.1 is present: the no-driver message cannot be checked here")

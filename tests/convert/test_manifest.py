@@ -30,18 +30,33 @@ def manifest(tmp_path, tiny_model):
     (package / "Data").mkdir(parents=True)
     (package / "Data" / "weight.bin").write_bytes(b"weights")
     return build_manifest(
-        tiny_model, name="ppl-tiny-humanoid", preset="tiny", checkpoint_sha256="ab" * 32,
-        distance_reference=1.5, opset=18, dynamic_batch=True, max_batch=64, precision="fp32",
+        tiny_model,
+        name="ppl-tiny-humanoid",
+        preset="tiny",
+        checkpoint_sha256="ab" * 32,
+        distance_reference=1.5,
+        opset=18,
+        dynamic_batch=True,
+        max_batch=64,
+        precision="fp32",
         artifacts={"keypoints": tmp_path / "keypoints.onnx", "coreml": package},
-        tools={"torch": "2.13.0"})
+        tools={"torch": "2.13.0"},
+    )
 
 
 def test_content_follows_the_contract(manifest, tiny_model):
     cfg = tiny_model.cfg
     assert manifest["format"] == FORMAT and manifest["format_version"] == 1
-    assert manifest["input"] == {"name": "image", "height": 32, "width": 32, "layout": "NCHW",
-                                 "color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3,
-                                 "std": [0.5] * 3}
+    assert manifest["input"] == {
+        "name": "image",
+        "height": 32,
+        "width": 32,
+        "layout": "NCHW",
+        "color": "RGB",
+        "scale": 1 / 255,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
     assert manifest["keypoints"]["names"] == [f"kp{i:02d}" for i in range(cfg.num_keypoints)]
     assert manifest["keypoints"]["coords"] == "xy_norm"
     w = tiny_model.connectivity.matrix().detach().double().numpy()
@@ -50,8 +65,12 @@ def test_content_follows_the_contract(manifest, tiny_model):
     assert cfg.num_keypoints - 1 <= len(edges) <= 2 * cfg.num_keypoints  # a sparse skeleton
     assert {tuple(e) for e in maximum_spanning_tree(w)} <= {tuple(e) for e in edges}
     assert manifest["skeleton"]["weights"] == [round(float(w[i, j]), 6) for i, j in edges]
-    assert manifest["memory"] == {"banks": cfg.mem_banks, "entries": cfg.mem_entries,
-                                  "dim": cfg.mem_dim, "distance_reference": 1.5}
+    assert manifest["memory"] == {
+        "banks": cfg.mem_banks,
+        "entries": cfg.mem_entries,
+        "dim": cfg.mem_dim,
+        "distance_reference": 1.5,
+    }
     assert manifest["artifacts"]["keypoints"]["file"] == "keypoints.onnx"
 
 
@@ -83,13 +102,16 @@ def test_dumps_is_json_with_short_lists_inline(manifest):
     assert '"mean": [0.5, 0.5, 0.5]' in text
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m.update(format="onnx"), "not a ppl-edge export manifest"),
-    (lambda m: m.update(format_version=99), "newer than this ppl-edge reads"),
-    (lambda m: m.pop("memory"), "lacks the keys \\['memory'\\]"),
-    (lambda m: m["keypoints"]["names"].pop(), "names 15 keypoints"),
-    (lambda m: m["skeleton"]["edges"].append([3, 99]), "edge \\[3, 99\\] is outside"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.update(format="onnx"), "not a ppl-edge export manifest"),
+        (lambda m: m.update(format_version=99), "newer than this ppl-edge reads"),
+        (lambda m: m.pop("memory"), "lacks the keys \\['memory'\\]"),
+        (lambda m: m["keypoints"]["names"].pop(), "names 15 keypoints"),
+        (lambda m: m["skeleton"]["edges"].append([3, 99]), "edge \\[3, 99\\] is outside"),
+    ],
+)
 def test_validation_names_the_problem(manifest, edit, message):
     edit(manifest)
     with pytest.raises(PplEdgeError, match=message):

@@ -46,23 +46,47 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     model = trained_like_model()
     ckpt = root / "ppl-tiny-humanoid.safetensors"
-    save_checkpoint(ckpt, model_tensors(model), dataclasses.asdict(CFG),
-                    {"config": {"data": "synthetic:humanoid"}})
+    save_checkpoint(
+        ckpt,
+        model_tensors(model),
+        dataclasses.asdict(CFG),
+        {"config": {"data": "synthetic:humanoid"}},
+    )
     out = root / "out"
-    code = main(["-q", "convert", "--checkpoint", str(ckpt), "--target", "onnx", "--out", str(out),
-                 "--verify", "--verify-images", "64"])
+    code = main(
+        [
+            "-q",
+            "convert",
+            "--checkpoint",
+            str(ckpt),
+            "--target",
+            "onnx",
+            "--out",
+            str(out),
+            "--verify",
+            "--verify-images",
+            "64",
+        ]
+    )
     assert code == 0
     return {"model": model, "out": out, "ckpt": ckpt, "manifest": read_manifest(out)}
 
 
 def test_writes_both_flavours_refine_memory_and_manifest_only(exported):
     names = sorted(p.name for p in exported["out"].iterdir())
-    assert names == ["keypoints.onnx", "keypoints_trt.onnx", "manifest.json", "memory.onnx",
-                     "refine.onnx"]
+    assert names == [
+        "keypoints.onnx",
+        "keypoints_trt.onnx",
+        "manifest.json",
+        "memory.onnx",
+        "refine.onnx",
+    ]
     assert not [p for p in exported["out"].parent.iterdir() if p.name.startswith(".out.staging")]
 
 
-@pytest.mark.parametrize("name", ["keypoints.onnx", "keypoints_trt.onnx", "refine.onnx", "memory.onnx"])
+@pytest.mark.parametrize(
+    "name", ["keypoints.onnx", "keypoints_trt.onnx", "refine.onnx", "memory.onnx"]
+)
 def test_checker_clean_and_self_contained(exported, name):
     proto = onnx.load(str(exported["out"] / name))
     onnx.checker.check_model(proto, full_check=True)
@@ -82,8 +106,13 @@ def test_keypoint_graph_io_follows_the_contract(exported, name):
     assert _dims(proto.graph.input[0]) == ["B", 3, CFG.img_size, CFG.img_size]
     outputs = {o.name: o for o in proto.graph.output}
     assert list(outputs) == list(KEYPOINT_OUTPUTS)
-    want = {"keypoints": ["B", n, 2], "keypoints_refined": ["B", n, 2], "prototype_ids": ["B", m],
-            "prototype_distances": ["B", m], "confidence": ["B", n]}
+    want = {
+        "keypoints": ["B", n, 2],
+        "keypoints_refined": ["B", n, 2],
+        "prototype_ids": ["B", m],
+        "prototype_distances": ["B", m],
+        "confidence": ["B", n],
+    }
     assert {k: _dims(v) for k, v in outputs.items()} == want
     assert outputs["prototype_ids"].type.tensor_type.elem_type == onnx.TensorProto.INT32
     assert outputs["keypoints"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -118,7 +147,9 @@ def test_parity_with_torch_on_256_images(exported):
     assert refine.passed and refine.metrics["max_abs_error"] <= 1e-4
     memory = checks["memory.onnx vs torch"]
     assert memory.passed and memory.metrics["poses"] == 512
-    assert memory.metrics["max_refined_error"] <= 1e-4 and memory.metrics["id_agreement_pct"] == 100.0
+    assert (
+        memory.metrics["max_refined_error"] <= 1e-4 and memory.metrics["id_agreement_pct"] == 100.0
+    )
 
 
 def test_dynamic_batch_one_and_three_in_one_session(exported):
@@ -156,7 +187,10 @@ def test_memory_graph_io_follows_the_contract(exported):
     outputs = {o.name: o for o in proto.graph.output}
     assert list(outputs) == list(MEMORY_OUTPUTS)
     assert {k: _dims(v) for k, v in outputs.items()} == {
-        "keypoints_refined": ["B", n, 2], "prototype_ids": ["B", m], "prototype_distances": ["B", m]}
+        "keypoints_refined": ["B", n, 2],
+        "prototype_ids": ["B", m],
+        "prototype_distances": ["B", m],
+    }
     assert outputs["prototype_ids"].type.tensor_type.elem_type == onnx.TensorProto.INT32
     ops = Counter(node.op_type for node in proto.graph.node)
     assert ops["ArgMin"] == 1 and "NearestNeighborLookup" not in ops  # portable lookup
@@ -167,12 +201,16 @@ def test_memory_graph_continues_the_keypoint_graph_at_any_batch(exported):
     and 3 in one session; a second pass matches the torch memory (iterative memory refinement)."""
     keypoints = ort_session(exported["out"] / "keypoints.onnx", threads=1)
     memory = ort_session(exported["out"] / "memory.onnx", threads=1)
-    images = torch.rand(3, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(4))
+    images = torch.rand(
+        3, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(4)
+    )
     est = dict(zip(KEYPOINT_OUTPUTS, keypoints.run(None, {"image": (images * 2 - 1).numpy()})))
     for b in (1, 3):
         got = dict(zip(MEMORY_OUTPUTS, memory.run(None, {"keypoints": est["keypoints"][:b]})))
         assert got["keypoints_refined"].shape == (b, CFG.num_keypoints, 2)
-        np.testing.assert_allclose(got["keypoints_refined"], est["keypoints_refined"][:b], atol=1e-5)
+        np.testing.assert_allclose(
+            got["keypoints_refined"], est["keypoints_refined"][:b], atol=1e-5
+        )
         np.testing.assert_array_equal(got["prototype_ids"], est["prototype_ids"][:b])
     again = dict(zip(MEMORY_OUTPUTS, memory.run(None, {"keypoints": est["keypoints_refined"]})))
     with torch.no_grad():
@@ -183,7 +221,9 @@ def test_memory_graph_continues_the_keypoint_graph_at_any_batch(exported):
 
 def test_memory_check_fails_on_another_models_memory(exported):
     other = trained_like_model(seed=7)
-    images = torch.rand(8, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(5))
+    images = torch.rand(
+        8, 3, CFG.img_size, CFG.img_size, generator=torch.Generator().manual_seed(5)
+    )
     check = verify_memory(other, exported["out"] / "memory.onnx", images * 2 - 1, threads=1)
     assert not check.passed and check.metrics["max_refined_error"] > 1e-2
     assert "FAILED" in check.line()
@@ -194,20 +234,30 @@ def test_manifest_matches_files_and_model(exported):
     assert manifest["model"]["name"] == "ppl-tiny-humanoid"
     assert manifest["model"]["preset"] == "tiny"
     assert manifest["model"]["checkpoint_sha256"] == sha256_path(exported["ckpt"])
-    for role, file in [("keypoints", "keypoints.onnx"), ("keypoints_trt", "keypoints_trt.onnx"),
-                       ("refine", "refine.onnx"), ("memory", "memory.onnx")]:
+    for role, file in [
+        ("keypoints", "keypoints.onnx"),
+        ("keypoints_trt", "keypoints_trt.onnx"),
+        ("refine", "refine.onnx"),
+        ("memory", "memory.onnx"),
+    ]:
         assert manifest["artifacts"][role] == {"file": file, "sha256": sha256_path(out / file)}
     assert manifest["input"]["height"] == CFG.img_size and manifest["input"]["color"] == "RGB"
     assert manifest["keypoints"]["names"][:2] == ["kp00", "kp01"]
     assert manifest["keypoints"]["count"] == CFG.num_keypoints
-    assert manifest["memory"] == {**manifest["memory"], "banks": CFG.mem_banks,
-                                  "entries": CFG.mem_entries, "dim": CFG.mem_dim}
+    assert manifest["memory"] == {
+        **manifest["memory"],
+        "banks": CFG.mem_banks,
+        "entries": CFG.mem_entries,
+        "dim": CFG.mem_dim,
+    }
     assert manifest["memory"]["distance_reference"] > 0
     assert manifest["batch"] == {"dynamic": True, "max": 64}
     assert manifest["opset"] == 18 and manifest["precision"] == "fp32"
     assert set(manifest["tools"]) >= {"torch", "onnx", "onnxruntime"}
     edges = manifest["skeleton"]["edges"]
-    assert len(edges) >= CFG.num_keypoints - 1 and len(manifest["skeleton"]["weights"]) == len(edges)
+    assert len(edges) >= CFG.num_keypoints - 1 and len(manifest["skeleton"]["weights"]) == len(
+        edges
+    )
     w = model.connectivity.matrix().detach().numpy()
     i, j = edges[0]
     assert manifest["skeleton"]["weights"][0] == pytest.approx(float(w[i, j]), rel=1e-4)
@@ -237,11 +287,17 @@ def test_static_batch_at_opset_17(tmp_path, caplog):
     assert {o.domain: o.version for o in proto.opset_import}[""] == 17
     assert _dims(proto.graph.input[0]) == [1, 3, CFG.img_size, CFG.img_size]
     assert _dims(onnx.load(str(tmp_path / "static" / "memory.onnx")).graph.input[0]) == [
-        1, CFG.num_keypoints, 2]
+        1,
+        CFG.num_keypoints,
+        2,
+    ]
     with caplog.at_level(logging.INFO, logger="ppl_edge.convert.verify"):
         checks = verify_onnx(model, tmp_path / "static", count=8, threads=1)
     assert [(c.name.split()[0], c.passed) for c in checks] == [
-        ("keypoints.onnx", True), ("refine.onnx", True), ("memory.onnx", True)]
+        ("keypoints.onnx", True),
+        ("refine.onnx", True),
+        ("memory.onnx", True),
+    ]
     # `convert --verify` prints each check once: the library does not also log it at INFO
     lines = {c.line() for c in checks}
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and r.getMessage() in lines]

@@ -79,28 +79,64 @@ def test_calibration_folder_without_images_is_refused(tmp_path, checkpoint, caps
     calib = tmp_path / "calib"
     calib.mkdir()
     (calib / "notes.txt").write_text("no images here")
-    code, err = run_cli(capsys, "--checkpoint", str(checkpoint), "--target", "trt", "--int8",
-                        "--calib-data", str(calib), "--out", str(tmp_path / "o"))
+    code, err = run_cli(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "trt",
+        "--int8",
+        "--calib-data",
+        str(calib),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 1 and "holds no images" in err
-    code, err = run_cli(capsys, "--checkpoint", str(checkpoint), "--target", "trt", "--int8",
-                        "--out", str(tmp_path / "o"))
+    code, err = run_cli(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "trt",
+        "--int8",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 1 and "--int8 needs --calib-data" in err
 
 
 def test_trt_flags_with_another_target_and_bad_batches_are_refused(tmp_path, checkpoint, capsys):
-    code, err = run_cli(capsys, "--checkpoint", str(checkpoint), "--fp16", "--out", str(tmp_path / "o"))
+    code, err = run_cli(
+        capsys, "--checkpoint", str(checkpoint), "--fp16", "--out", str(tmp_path / "o")
+    )
     assert code == 1 and "--fp16 apply to --target trt" in err
-    code, err = run_cli(capsys, "--checkpoint", str(checkpoint), "--target", "trt", "--min-batch", "4",
-                        "--max-batch", "2", "--out", str(tmp_path / "o"))
+    code, err = run_cli(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "trt",
+        "--min-batch",
+        "4",
+        "--max-batch",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 1 and "--min-batch <= --opt-batch <= --max-batch" in err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
-                    reason="TensorRT is installed here, so --target trt can succeed")
-def test_trt_target_without_tensorrt_fails_in_one_line_and_leaves_nothing(tmp_path, checkpoint,
-                                                                           capsys):
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None,
+    reason="TensorRT is installed here, so --target trt can succeed",
+)
+def test_trt_target_without_tensorrt_fails_in_one_line_and_leaves_nothing(
+    tmp_path, checkpoint, capsys
+):
     out = tmp_path / "engine"
-    code, err = run_cli(capsys, "--checkpoint", str(checkpoint), "--target", "trt", "--out", str(out))
+    code, err = run_cli(
+        capsys, "--checkpoint", str(checkpoint), "--target", "trt", "--out", str(out)
+    )
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(lines) == 1 and "tensorrt" in lines[0].lower()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.safetensors"]

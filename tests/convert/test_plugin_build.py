@@ -16,16 +16,21 @@ CUDA_ARCH = os.environ.get("PPL_EDGE_TEST_CUDA_ARCH", "87")
 TARGETS = ["nn_reference_test", "ppl_edge_nn_kernel_check"]
 
 if shutil.which("cmake") is None:
-    pytest.skip("cmake is not installed: the plugin build cannot be tested", allow_module_level=True)
+    pytest.skip(
+        "cmake is not installed: the plugin build cannot be tested", allow_module_level=True
+    )
 if not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "c++"), "g++", "clang++")):
-    pytest.skip("no C++ compiler (c++/g++/clang++): the plugin build cannot be tested",
-                allow_module_level=True)
+    pytest.skip(
+        "no C++ compiler (c++/g++/clang++): the plugin build cannot be tested",
+        allow_module_level=True,
+    )
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                            check=False)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -33,8 +38,10 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def build(tmp_path_factory):
     """Configure and build the reference test and the kernel object once; (folder, configure log)."""
     folder = tmp_path_factory.mktemp("cmake-build")
-    configure = run(["cmake", "-S", str(ROOT), "-B", str(folder), f"-DCMAKE_CUDA_ARCHITECTURES={CUDA_ARCH}"],
-                    ROOT)
+    configure = run(
+        ["cmake", "-S", str(ROOT), "-B", str(folder), f"-DCMAKE_CUDA_ARCHITECTURES={CUDA_ARCH}"],
+        ROOT,
+    )
     log = configure.stdout + configure.stderr
     targets = TARGETS if "Looking for a CUDA compiler - NOTFOUND" not in log else TARGETS[:1]
     if "ppl-edge: building" in log:
@@ -45,7 +52,9 @@ def build(tmp_path_factory):
 
 def test_ctest_reference_passes(build):
     folder, _ = build
-    result = run(["ctest", "--test-dir", str(folder), "-R", "^nn_reference$", "--output-on-failure"], ROOT)
+    result = run(
+        ["ctest", "--test-dir", str(folder), "-R", "^nn_reference$", "--output-on-failure"], ROOT
+    )
     assert "0 tests failed out of 1" in result.stdout
 
 

@@ -42,16 +42,24 @@ def export_toy(model, batch: int = 2):
     nn_plugin.register()
     with lookup_impl("plugin"), torch.no_grad():
         program = torch.onnx.export(
-            model, (torch.randn(batch, 8),), dynamo=True, opset_version=OPSET, verbose=False,
-            input_names=["x"], output_names=list(nn_plugin.OUTPUTS),
-            dynamic_shapes={"x": {0: torch.export.Dim("B", min=1, max=16)}})
+            model,
+            (torch.randn(batch, 8),),
+            dynamo=True,
+            opset_version=OPSET,
+            verbose=False,
+            input_names=["x"],
+            output_names=list(nn_plugin.OUTPUTS),
+            dynamic_shapes={"x": {0: torch.export.Dim("B", min=1, max=16)}},
+        )
     return program.model_proto
 
 
 def session(model):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,9 @@ def test_export_emits_one_node_with_parser_attributes(toy_export):
     assert len(nodes) == 1
     attrs = {a.name: helper.get_attribute_value(a) for a in nodes[0].attribute}
     assert attrs == {"plugin_version": b"1", "plugin_namespace": b""}
-    assert list(nodes[0].input)[1] in {init.name for init in proto.graph.initializer}  # codebook constant
+    assert list(nodes[0].input)[1] in {
+        init.name for init in proto.graph.initializer
+    }  # codebook constant
     assert ("ppl_edge", 1) in [(o.domain, o.version) for o in proto.opset_import]
     with pytest.raises(Exception, match="NearestNeighborLookup"):  # plain ORT needs the function
         session(proto)
@@ -75,7 +85,9 @@ def test_export_emits_one_node_with_parser_attributes(toy_export):
 
 def test_function_runs_in_plain_onnxruntime_like_the_reference(toy_export):
     model, proto = toy_export
-    with_function = nn_plugin.attach_lookup_function(onnx.ModelProto.FromString(proto.SerializeToString()))
+    with_function = nn_plugin.attach_lookup_function(
+        onnx.ModelProto.FromString(proto.SerializeToString())
+    )
     onnx.checker.check_model(with_function, full_check=True)
     run = session(with_function)
     tol = SPEC["tolerances"]["float32"]
@@ -86,15 +98,23 @@ def test_function_runs_in_plain_onnxruntime_like_the_reference(toy_export):
         got = dict(zip(nn_plugin.OUTPUTS, run.run(None, {"x": x.numpy()})))
         np.testing.assert_array_equal(got["indices"], indices.numpy())
         assert got["indices"].dtype == np.int64  # the graph casts the node's int32 for the model
-        np.testing.assert_allclose(got["selected"], selected.numpy(), rtol=0, atol=tol["selected_atol"])
-        np.testing.assert_allclose(got["distances"], distances.numpy(), rtol=tol["distance_rtol"],
-                                   atol=tol["distance_atol"])
+        np.testing.assert_allclose(
+            got["selected"], selected.numpy(), rtol=0, atol=tol["selected_atol"]
+        )
+        np.testing.assert_allclose(
+            got["distances"],
+            distances.numpy(),
+            rtol=tol["distance_rtol"],
+            atol=tol["distance_atol"],
+        )
 
 
 def test_function_passes_onnxsim_and_keeps_the_node(toy_export):
     onnxsim = pytest.importorskip("onnxsim")
     _, proto = toy_export
-    with_function = nn_plugin.attach_lookup_function(onnx.ModelProto.FromString(proto.SerializeToString()))
+    with_function = nn_plugin.attach_lookup_function(
+        onnx.ModelProto.FromString(proto.SerializeToString())
+    )
     simplified, ok = onnxsim.simplify(with_function)
     assert ok
     assert len(nn_plugin.lookup_nodes(simplified)) == 1
@@ -109,7 +129,10 @@ def test_strip_keeps_node_and_attributes_and_drops_function(toy_export):
     stripped = nn_plugin.strip_lookup_function(model)
     assert len(stripped.functions) == 0
     (node,) = nn_plugin.lookup_nodes(stripped)
-    assert {a.name: a.s for a in node.attribute} == {"plugin_version": b"1", "plugin_namespace": b""}
+    assert {a.name: a.s for a in node.attribute} == {
+        "plugin_version": b"1",
+        "plugin_namespace": b"",
+    }
     assert any(o.domain == "ppl_edge" for o in stripped.opset_import)
 
 
@@ -124,22 +147,37 @@ def test_eager_plugin_lookup_is_the_reference():
 
 def node_graph(dtype: int, m: int, k: int, d: int, codebook: np.ndarray):
     """A one-node graph: queries (B, M, D) -> NearestNeighborLookup(queries, codebook initializer)."""
-    node = helper.make_node(nn_plugin.OP_TYPE, ["queries", "codebook"], list(nn_plugin.OUTPUTS),
-                            domain=nn_plugin.DOMAIN, **nn_plugin.ATTRIBUTES)
+    node = helper.make_node(
+        nn_plugin.OP_TYPE,
+        ["queries", "codebook"],
+        list(nn_plugin.OUTPUTS),
+        domain=nn_plugin.DOMAIN,
+        **nn_plugin.ATTRIBUTES,
+    )
     graph = helper.make_graph(
-        [node], "lookup", [helper.make_tensor_value_info("queries", dtype, ["B", m, d])],
-        [helper.make_tensor_value_info("selected", dtype, ["B", m, d]),
-         helper.make_tensor_value_info("indices", TensorProto.INT32, ["B", m]),
-         helper.make_tensor_value_info("distances", dtype, ["B", m])],
-        [onnx.numpy_helper.from_array(codebook, "codebook")])
-    model = helper.make_model(graph, ir_version=9, opset_imports=[
-        helper.make_opsetid("", OPSET), helper.make_opsetid(nn_plugin.DOMAIN, 1)])
+        [node],
+        "lookup",
+        [helper.make_tensor_value_info("queries", dtype, ["B", m, d])],
+        [
+            helper.make_tensor_value_info("selected", dtype, ["B", m, d]),
+            helper.make_tensor_value_info("indices", TensorProto.INT32, ["B", m]),
+            helper.make_tensor_value_info("distances", dtype, ["B", m]),
+        ],
+        [onnx.numpy_helper.from_array(codebook, "codebook")],
+    )
+    model = helper.make_model(
+        graph,
+        ir_version=9,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(nn_plugin.DOMAIN, 1)],
+    )
     return nn_plugin.attach_lookup_function(model)
 
 
 def brute_force(queries: np.ndarray, codebook: np.ndarray):
     """fp64 search, first minimum on ties."""
-    dist = ((queries[:, :, None, :].astype(np.float64) - codebook[None].astype(np.float64)) ** 2).sum(-1)
+    dist = (
+        (queries[:, :, None, :].astype(np.float64) - codebook[None].astype(np.float64)) ** 2
+    ).sum(-1)
     idx = dist.argmin(-1)
     return idx, np.take_along_axis(dist, idx[..., None], -1)[..., 0]
 
@@ -153,8 +191,14 @@ def test_function_matches_brute_force_with_ties(dtype):
     codebook[1, :] = codebook[1, 0]  # every entry equal: index 0
     queries = rng.standard_normal((3, m, d)).astype(dtype)
     queries[1, 0] = codebook[0, 2]  # exact hit on the duplicated entry: distance 0
-    got = dict(zip(nn_plugin.OUTPUTS, session(node_graph(
-        onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), m, k, d, codebook)).run(None, {"queries": queries})))
+    got = dict(
+        zip(
+            nn_plugin.OUTPUTS,
+            session(
+                node_graph(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), m, k, d, codebook)
+            ).run(None, {"queries": queries}),
+        )
+    )
     idx, dist = brute_force(queries, codebook)
     assert got["indices"].dtype == np.int32 and got["selected"].dtype == np.dtype(dtype)
     assert got["distances"].dtype == np.dtype(dtype)
@@ -163,8 +207,12 @@ def test_function_matches_brute_force_with_ties(dtype):
     assert (got["indices"][:, 1] == 0).all()
     np.testing.assert_array_equal(got["selected"], codebook[np.arange(m)[None], idx])
     tol = SPEC["tolerances"][dtype]
-    np.testing.assert_allclose(got["distances"].astype(np.float64), dist, rtol=tol["distance_rtol"],
-                               atol=tol["distance_atol"])
+    np.testing.assert_allclose(
+        got["distances"].astype(np.float64),
+        dist,
+        rtol=tol["distance_rtol"],
+        atol=tol["distance_atol"],
+    )
 
 
 def test_function_uses_the_model_opset():
@@ -177,13 +225,19 @@ def test_function_uses_the_model_opset():
 
 def test_spec_matches_python_and_cpp_constants():
     assert SPEC["name"] == nn_plugin.OP_TYPE
-    assert SPEC["version"] == nn_plugin.PLUGIN_VERSION and SPEC["namespace"] == nn_plugin.PLUGIN_NAMESPACE
+    assert (
+        SPEC["version"] == nn_plugin.PLUGIN_VERSION
+        and SPEC["namespace"] == nn_plugin.PLUGIN_NAMESPACE
+    )
     assert SPEC["domain"] == nn_plugin.DOMAIN
     assert [i["name"] for i in SPEC["inputs"]] == list(nn_plugin.INPUTS)
     assert [o["name"] for o in SPEC["outputs"]] == list(nn_plugin.OUTPUTS)
     header = (PLUGIN_DIR / "memoryNNPlugin.h").read_text()
     constants = dict(re.findall(r'constexpr char const\* (kPLUGIN_\w+)\{"([^"]*)"\}', header))
-    assert constants == {"kPLUGIN_NAME": SPEC["name"], "kPLUGIN_VERSION": SPEC["version"],
-                         "kPLUGIN_NAMESPACE": SPEC["namespace"]}
+    assert constants == {
+        "kPLUGIN_NAME": SPEC["name"],
+        "kPLUGIN_VERSION": SPEC["version"],
+        "kPLUGIN_NAMESPACE": SPEC["namespace"],
+    }
     reference = (PLUGIN_DIR / "memoryNNReference.h").read_text()
     assert f"kNearestNeighborThreads = {SPEC['kernel']['threads_per_block']};" in reference

@@ -49,17 +49,35 @@ def keypoint_graph(batch="B", lookup=True, function=True, size=4):
     nodes = [helper.make_node("Reshape", ["image", "shape"], ["queries"])]
     outputs = [helper.make_tensor_value_info("queries", TensorProto.FLOAT, [batch, m, d])]
     if lookup:
-        nodes.append(helper.make_node(nn_plugin.OP_TYPE, ["queries", "codebook"], list(nn_plugin.OUTPUTS),
-                                      domain=nn_plugin.DOMAIN, **nn_plugin.ATTRIBUTES))
-        outputs = [helper.make_tensor_value_info("selected", TensorProto.FLOAT, [batch, m, d]),
-                   helper.make_tensor_value_info("indices", TensorProto.INT32, [batch, m]),
-                   helper.make_tensor_value_info("distances", TensorProto.FLOAT, [batch, m])]
+        nodes.append(
+            helper.make_node(
+                nn_plugin.OP_TYPE,
+                ["queries", "codebook"],
+                list(nn_plugin.OUTPUTS),
+                domain=nn_plugin.DOMAIN,
+                **nn_plugin.ATTRIBUTES,
+            )
+        )
+        outputs = [
+            helper.make_tensor_value_info("selected", TensorProto.FLOAT, [batch, m, d]),
+            helper.make_tensor_value_info("indices", TensorProto.INT32, [batch, m]),
+            helper.make_tensor_value_info("distances", TensorProto.FLOAT, [batch, m]),
+        ]
     graph = helper.make_graph(
-        nodes, "toy", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, size, size])],
-        outputs, [onnx.numpy_helper.from_array(np.array([0, m, d], np.int64), "shape"),
-                  onnx.numpy_helper.from_array(codebook, "codebook")])
-    model = helper.make_model(graph, ir_version=9, opset_imports=[
-        helper.make_opsetid("", 18), helper.make_opsetid(nn_plugin.DOMAIN, 1)])
+        nodes,
+        "toy",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, size, size])],
+        outputs,
+        [
+            onnx.numpy_helper.from_array(np.array([0, m, d], np.int64), "shape"),
+            onnx.numpy_helper.from_array(codebook, "codebook"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        ir_version=9,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(nn_plugin.DOMAIN, 1)],
+    )
     return nn_plugin.attach_lookup_function(model) if lookup and function else model
 
 
@@ -78,15 +96,21 @@ def export_dir(tmp_path):
 
 
 # ------------------------------------------------------------------------------- no GPU, no TensorRT
-@pytest.mark.skipif(has_libcuda(), reason="libcuda.so.1 is present: the no-GPU path cannot be checked")
+@pytest.mark.skipif(
+    has_libcuda(), reason="libcuda.so.1 is present: the no-GPU path cannot be checked"
+)
 @pytest.mark.parametrize("nn, precision", [("plugin", "fp16"), ("native", "fp32")])
-def test_without_gpu_one_line_error_and_nothing_written(export_dir, tmp_path, monkeypatch, nn, precision):
+def test_without_gpu_one_line_error_and_nothing_written(
+    export_dir, tmp_path, monkeypatch, nn, precision
+):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
     out = tmp_path / "engines"
     before = sorted(p.name for p in export_dir.iterdir())
     with pytest.raises(PplEdgeError) as err:
-        tb.build_engine(export_dir, out, precision=precision, nn=nn, plugin_lib=tmp_path / "missing.so")
+        tb.build_engine(
+            export_dir, out, precision=precision, nn=nn, plugin_lib=tmp_path / "missing.so"
+        )
     assert str(err.value) == NO_GPU_MESSAGE.format("libcuda.so.1")
     assert "\n" not in str(err.value)
     assert "tensorrt" not in sys.modules  # the driver is checked before TensorRT is imported
@@ -94,13 +118,16 @@ def test_without_gpu_one_line_error_and_nothing_written(export_dir, tmp_path, mo
     assert sorted(p.name for p in export_dir.iterdir()) == before
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"precision": "fp8"}, "precision 'fp8' unknown"),
-    ({"nn": "cuda"}, "nn 'cuda' unknown"),
-    ({"min_batch": 4, "opt_batch": 2}, "min_batch <= opt_batch"),
-    ({"workspace_mb": 0}, "workspace must be at least 1 MiB"),
-    ({"precision": "int8"}, "INT8 needs calibration images"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"precision": "fp8"}, "precision 'fp8' unknown"),
+        ({"nn": "cuda"}, "nn 'cuda' unknown"),
+        ({"min_batch": 4, "opt_batch": 2}, "min_batch <= opt_batch"),
+        ({"workspace_mb": 0}, "workspace must be at least 1 MiB"),
+        ({"precision": "int8"}, "INT8 needs calibration images"),
+    ],
+)
 def test_bad_arguments_are_refused_before_anything_else(export_dir, tmp_path, kwargs, message):
     with pytest.raises(PplEdgeError, match=message):
         tb.build_engine(export_dir, tmp_path / "out", **kwargs)
@@ -217,14 +244,26 @@ def test_heartbeat_logs_until_stopped(caplog):
 @pytest.mark.tensorrt
 @pytest.mark.skipif(tensorrt_missing() is not None, reason=str(tensorrt_missing()))
 def test_native_engine_builds_and_is_cached(export_dir, tmp_path):
-    first = tb.build_engine(export_dir, tmp_path / "out", precision="fp32", nn="native", max_batch=4,
-                            cache_root=tmp_path / "cache")
+    first = tb.build_engine(
+        export_dir,
+        tmp_path / "out",
+        precision="fp32",
+        nn="native",
+        max_batch=4,
+        cache_root=tmp_path / "cache",
+    )
     assert first.name == "keypoints.fp32.engine" and first.stat().st_size > 0
     cached = list((tmp_path / "cache").rglob("*.engine"))
     assert len(cached) == 1 and list((tmp_path / "cache").rglob("timing.cache"))
     stamp = cached[0].stat().st_mtime_ns
-    tb.build_engine(export_dir, tmp_path / "out2", precision="fp32", nn="native", max_batch=4,
-                    cache_root=tmp_path / "cache")
+    tb.build_engine(
+        export_dir,
+        tmp_path / "out2",
+        precision="fp32",
+        nn="native",
+        max_batch=4,
+        cache_root=tmp_path / "cache",
+    )
     assert cached[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
@@ -236,6 +275,12 @@ def test_plugin_engine_builds_with_the_library(export_dir, tmp_path):
         library = tb.find_plugin_library(None, export_dir / "keypoints_trt.onnx")
     except PplEdgeError as err:
         pytest.skip(f"plugin library not built: {err}")
-    engine = tb.build_engine(export_dir, tmp_path / "out", precision="fp16", nn="plugin",
-                             plugin_lib=library, cache_root=tmp_path / "cache")
+    engine = tb.build_engine(
+        export_dir,
+        tmp_path / "out",
+        precision="fp16",
+        nn="plugin",
+        plugin_lib=library,
+        cache_root=tmp_path / "cache",
+    )
     assert engine.name == "keypoints_trt.fp16.engine" and engine.stat().st_size > 0

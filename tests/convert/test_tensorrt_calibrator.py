@@ -17,9 +17,18 @@ from ppl_edge.errors import PplEdgeError
 def manifest_document(size: int = 16) -> dict:
     """A minimal valid export manifest (docs/contracts.md)."""
     return {
-        "format": "ppl-edge-export", "format_version": 1,
-        "input": {"name": "image", "height": size, "width": size, "layout": "NCHW", "color": "RGB",
-                  "scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        "format": "ppl-edge-export",
+        "format_version": 1,
+        "input": {
+            "name": "image",
+            "height": size,
+            "width": size,
+            "layout": "NCHW",
+            "color": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+        },
         "keypoints": {"count": 1, "names": ["a"], "coords": "xy_norm"},
         "skeleton": {"edges": [], "weights": []},
         "memory": {"banks": 3, "entries": 5, "dim": 16, "distance_reference": 1.0},
@@ -44,10 +53,16 @@ def test_discovery_is_recursive_sorted_and_ignores_other_files(tmp_path):
     write_images(tmp_path / "b", 2)
     write_images(tmp_path / "a", 1)
     (tmp_path / "a" / "labels.csv").write_text("x")
-    (tmp_path / "upper.JPG").write_bytes(cv2.imencode(".jpg", np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    (tmp_path / "upper.JPG").write_bytes(
+        cv2.imencode(".jpg", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
+    )
     found = calib.find_calibration_images(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "a/img000.png", "b/img000.png", "b/img001.png", "upper.JPG"]
+        "a/img000.png",
+        "b/img000.png",
+        "b/img001.png",
+        "upper.JPG",
+    ]
 
 
 def test_discovery_limit_spreads_evenly(tmp_path):
@@ -55,8 +70,10 @@ def test_discovery_limit_spreads_evenly(tmp_path):
     assert calib.find_calibration_images(tmp_path, limit=4) == [paths[i] for i in (0, 3, 6, 9)]
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("missing", "does not exist"), ("file", "is a file"), ("empty", "holds no images")])
+@pytest.mark.parametrize(
+    "kind, message",
+    [("missing", "does not exist"), ("file", "is a file"), ("empty", "holds no images")],
+)
 def test_malformed_calibration_folders_are_refused(tmp_path, kind, message):
     target = tmp_path / "calib"
     if kind == "file":
@@ -82,14 +99,20 @@ def test_batches_match_the_runtime_preprocessing(tmp_path):
     expected, _ = preprocess(frame, [(0, 0, 32, 24)], spec)
     np.testing.assert_array_equal(got[1][1], expected[0])
     # Letterboxed 32x24 -> 16x12 centred: the middle row holds RGB (200, 100, 30) normalised.
-    np.testing.assert_allclose(got[1][1][:, 8, 8], (np.array([200, 100, 30]) / 255 - 0.5) / 0.5, atol=1e-6)
+    np.testing.assert_allclose(
+        got[1][1][:, 8, 8], (np.array([200, 100, 30]) / 255 - 0.5) / 0.5, atol=1e-6
+    )
 
 
 def test_batch_size_shrinks_to_the_image_count(tmp_path):
-    batches = calib.CalibrationBatches(write_images(tmp_path, 3), calib.input_spec(manifest_document()), 8)
+    batches = calib.CalibrationBatches(
+        write_images(tmp_path, 3), calib.input_spec(manifest_document()), 8
+    )
     assert batches.batch_size == 3 and len(batches) == 1
     with pytest.raises(PplEdgeError, match=">= 1"):
-        calib.CalibrationBatches(write_images(tmp_path, 1), calib.input_spec(manifest_document()), 0)
+        calib.CalibrationBatches(
+            write_images(tmp_path, 1), calib.input_spec(manifest_document()), 0
+        )
 
 
 def test_undecodable_image_and_missing_manifest(tmp_path):
@@ -109,7 +132,9 @@ def test_session_serves_batches_then_stops_and_writes_the_cache(tmp_path):
         uploaded.append(batch.copy())
         return 0x1000 + len(uploaded)
 
-    batches = calib.CalibrationBatches(write_images(tmp_path / "img", 4), calib.input_spec(manifest_document()), 2)
+    batches = calib.CalibrationBatches(
+        write_images(tmp_path / "img", 4), calib.input_spec(manifest_document()), 2
+    )
     cache_file = tmp_path / "cache" / "model.calib"
     session = calib.CalibrationSession(batches, cache_file, upload)
     assert session.batch_size == 2
@@ -122,7 +147,9 @@ def test_session_serves_batches_then_stops_and_writes_the_cache(tmp_path):
         session.get_batch(["image", "other"])
     session.write_cache(memoryview(b"TRT-calibration-table"))
     assert cache_file.read_bytes() == b"TRT-calibration-table"
-    assert [p.name for p in cache_file.parent.iterdir()] == ["model.calib"]  # atomic, no temporaries
+    assert [p.name for p in cache_file.parent.iterdir()] == [
+        "model.calib"
+    ]  # atomic, no temporaries
     reused = calib.CalibrationSession(None, cache_file, upload)
     assert reused.read_cache() == b"TRT-calibration-table" and reused.get_batch(["image"]) is None
 

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ppl_edge.checkpoint import (  # noqa: E402
+from ppl_edge.checkpoint import (
     load_model,
     load_tensors,
     model_tensors,
@@ -12,16 +12,25 @@ from ppl_edge.checkpoint import (  # noqa: E402
     save_checkpoint,
     strip_to_weights,
 )
-from ppl_edge.config_utils import to_dict  # noqa: E402
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
+from ppl_edge.config_utils import to_dict
+from ppl_edge.model.config import preset
+from ppl_edge.model.ppl import PoseModel
 
 
 def test_strip_keeps_model_and_provenance(tmp_path):
     torch.manual_seed(0)
     model = PoseModel(preset("tiny")).eval()
-    tensors = model_tensors(model) | {"optim.state.0.exp_avg": torch.ones(3), "rng.torch": torch.zeros(5)}
-    state = {"step": 7, "epoch": 1, "train_config": {"lr": 1e-3}, "optimizer": {"x": 1}, "rng": {"y": 2}}
+    tensors = model_tensors(model) | {
+        "optim.state.0.exp_avg": torch.ones(3),
+        "rng.torch": torch.zeros(5),
+    }
+    state = {
+        "step": 7,
+        "epoch": 1,
+        "train_config": {"lr": 1e-3},
+        "optimizer": {"x": 1},
+        "rng": {"y": 2},
+    }
     src, dst = tmp_path / "run.safetensors", tmp_path / "release.safetensors"
     save_checkpoint(src, tensors, to_dict(model.cfg), state)
 

@@ -29,7 +29,8 @@ def test_a_clear_chain_gives_exactly_the_chain():
         w = _chain(n, rng)[np.ix_(order, order)]
         inv = np.argsort(order)
         chain = sorted(
-            (min(a, b), max(a, b)) for a, b in ((int(inv[i]), int(inv[i + 1])) for i in range(n - 1))
+            (min(a, b), max(a, b))
+            for a, b in ((int(inv[i]), int(inv[i + 1])) for i in range(n - 1))
         )
         assert edges_from_weights(w) == chain
 

@@ -20,10 +20,18 @@ from ppl_edge.runtime.backends import (
 )
 from ppl_edge.runtime.manifest import resolve_model
 
-ARTIFACT = {"onnxruntime": "keypoints.onnx", "tensorrt": "keypoints.engine",
-            "coreml": "keypoints.mlpackage"}
-OUTPUTS = {"keypoints": (16, 2), "keypoints_refined": (16, 2), "prototype_ids": (8,),
-           "prototype_distances": (8,), "confidence": (16,)}
+ARTIFACT = {
+    "onnxruntime": "keypoints.onnx",
+    "tensorrt": "keypoints.engine",
+    "coreml": "keypoints.mlpackage",
+}
+OUTPUTS = {
+    "keypoints": (16, 2),
+    "keypoints_refined": (16, 2),
+    "prototype_ids": (8,),
+    "prototype_distances": (8,),
+    "confidence": (16,),
+}
 
 
 MARKS = {"tensorrt": [pytest.mark.gpu, pytest.mark.tensorrt], "coreml": [pytest.mark.macos]}
@@ -58,8 +66,9 @@ def test_backend_runs_the_keypoint_graph_batched(backend_name, tiny_export):
 
 
 def test_onnxruntime_checks_inputs_and_options(tiny_export):
-    with open_backend("auto", tiny_export / "keypoints.onnx", threads=1,
-                      optimization="basic") as backend:
+    with open_backend(
+        "auto", tiny_export / "keypoints.onnx", threads=1, optimization="basic"
+    ) as backend:
         assert backend.name == "onnxruntime" and backend.providers == ["CPUExecutionProvider"]
         with pytest.raises(PplEdgeError, match=r"expects \('\?', 3, 32, 32\)"):
             backend.run({"image": np.zeros((1, 3, 64, 64), np.float32)})
@@ -146,16 +155,21 @@ def test_coreml_io_specs_and_image_input_mapping():
     ct = pytest.importorskip("coremltools")
     from coremltools.converters.mil import Builder as mb
 
+    from ppl_edge.preprocess import normalise
     from ppl_edge.runtime.backends.coreml import io_specs, to_pixels
     from ppl_edge.runtime.manifest import InputSpec
-    from ppl_edge.preprocess import normalise
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 32, 32))])
     def program(image):
         return mb.reduce_mean(x=image, axes=[2, 3], name="confidence")
 
-    image = ct.ImageType(name="image", shape=(1, 3, 32, 32), scale=2 / 255, bias=[-1, -1, -1],
-                         color_layout=ct.colorlayout.RGB)
+    image = ct.ImageType(
+        name="image",
+        shape=(1, 3, 32, 32),
+        scale=2 / 255,
+        bias=[-1, -1, -1],
+        color_layout=ct.colorlayout.RGB,
+    )
     spec = ct.convert(program, inputs=[image], convert_to="mlprogram").get_spec()
     inputs, outputs, kinds = io_specs(spec)
     assert [(s.name, s.shape) for s in inputs] == [("image", (1, 3, 32, 32))]
@@ -201,7 +215,8 @@ def test_plugin_library_search_order_and_registration(tmp_path, monkeypatch):
     engine = tmp_path / "keypoints.engine"
     recorded = tmp_path / "recorded" / tensorrt.PLUGIN_LIBRARY
     (engine.parent / (engine.name + ".json")).write_text(
-        json.dumps({"build": {"plugin_library": str(recorded)}}))
+        json.dumps({"build": {"plugin_library": str(recorded)}})
+    )
     monkeypatch.setenv(tensorrt.PLUGIN_ENV, str(tmp_path / "env.so"))
     paths = tensorrt.plugin_search_path(engine)
     assert paths[:3] == [tmp_path / "env.so", recorded, tmp_path / tensorrt.PLUGIN_LIBRARY]

@@ -27,7 +27,12 @@ def test_parse_iterations_and_cases():
             parse_iterations(bad)
     cases = bench_cases(["onnxruntime"], ["none", "memory", "image"], [0, 1, 2])
     assert [(c.refine, c.iterations) for c in cases] == [
-        ("none", 0), ("memory", 1), ("memory", 2), ("image", 1), ("image", 2)]
+        ("none", 0),
+        ("memory", 1),
+        ("memory", 2),
+        ("image", 1),
+        ("image", 2),
+    ]
     assert bench_cases(["auto"], ["image"], [0]) == [BenchCase("auto", "image", 0)]
     with pytest.raises(PplEdgeError, match="no case"):
         bench_cases(["auto"], ["none"], [3])
@@ -41,18 +46,20 @@ def test_synthetic_frames_are_camera_like():
 
 def test_run_bench_report(tiny_export):
     cases = bench_cases(["onnxruntime"], ["none", "image"], [0, 2])
-    report = run_bench(str(tiny_export), cases, frames=4, warmup=1, frame_size=(72, 96),
-                       threads=1)
+    report = run_bench(str(tiny_export), cases, frames=4, warmup=1, frame_size=(72, 96), threads=1)
     s = report["settings"]
     assert s["input_size"] == [32, 32] and s["providers"] == ["CPUExecutionProvider"]
     assert s["threads"] == 1 and s["cpu"] and s["preset"] == "tiny"
-    assert [(r["refine"], r["iterations"]) for r in report["results"]] == [("none", 0),
-                                                                          ("image", 2)]
+    assert [(r["refine"], r["iterations"]) for r in report["results"]] == [
+        ("none", 0),
+        ("image", 2),
+    ]
     for row in report["results"]:
         lat = row["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and row["fps"] > 0
         assert {"capture", "preprocess", "inference", "refine", "postprocess", "draw"} <= set(
-            row["stages_ms"])
+            row["stages_ms"]
+        )
         assert row["stages_ms"]["inference"]["count"] == 4
         assert row["overhead_ms"] >= 0 and row["overhead_pct"] is not None
     none, image = report["results"]
@@ -64,12 +71,38 @@ def test_run_bench_report(tiny_export):
 
 def test_cli_bench_writes_json_and_markdown(tiny_export, tmp_path, capsys):
     js, md = tmp_path / "b.json", tmp_path / "b.md"
-    assert main(["bench", "--model", str(tiny_export), "--refine", "none,memory",
-                 "--iterations", "0-1", "--frames", "3", "--warmup", "0", "--size", "64x48",
-                 "--threads", "1", "--no-draw", "--json", str(js), "--markdown", str(md)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(tiny_export),
+                "--refine",
+                "none,memory",
+                "--iterations",
+                "0-1",
+                "--frames",
+                "3",
+                "--warmup",
+                "0",
+                "--size",
+                "64x48",
+                "--threads",
+                "1",
+                "--no-draw",
+                "--json",
+                str(js),
+                "--markdown",
+                str(md),
+            ]
+        )
+        == 0
+    )
     report = json.loads(js.read_text())
-    assert [(r["refine"], r["iterations"]) for r in report["results"]] == [("none", 0),
-                                                                          ("memory", 1)]
+    assert [(r["refine"], r["iterations"]) for r in report["results"]] == [
+        ("none", 0),
+        ("memory", 1),
+    ]
     assert "draw" not in report["results"][0]["stages_ms"]
     assert md.read_text() in capsys.readouterr().out
     assert main(["bench", "--model", str(tiny_export), "--refine", "fast"]) == 1

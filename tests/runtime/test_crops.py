@@ -100,7 +100,7 @@ def test_make_cropper_modes_and_errors():
     assert isinstance(make_cropper("full"), FullFrame)
     assert isinstance(make_cropper(roi=(1, 2, 3, 4)), FixedRoi)  # a roi alone implies "roi"
     assert isinstance(make_cropper("motion", method="knn"), MotionCrops)
-    custom = lambda frame: [(0, 0, 5, 5)]  # noqa: E731
+    custom = lambda frame: [(0, 0, 5, 5)]
     assert make_cropper(custom) is custom
     with pytest.raises(PplEdgeError, match="choose one of full, roi, motion"):
         make_cropper("yolo")

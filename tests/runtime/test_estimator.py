@@ -44,14 +44,16 @@ def test_matches_torch_on_the_same_crop(est, tiny_model):
     res = est.estimate(frame)
     ref = _torch_reference(tiny_model, frame)
     np.testing.assert_allclose(px_to_norm(res.keypoints, 32, 32), ref["keypoints"], atol=KPT_ATOL)
-    np.testing.assert_allclose(px_to_norm(res.keypoints_refined, 32, 32), ref["keypoints_refined"],
-                               atol=KPT_ATOL)
+    np.testing.assert_allclose(
+        px_to_norm(res.keypoints_refined, 32, 32), ref["keypoints_refined"], atol=KPT_ATOL
+    )
     np.testing.assert_allclose(res.confidence, ref["confidence"], atol=1e-5)
     np.testing.assert_array_equal(res.prototype_ids, ref["prototype_ids"])
     np.testing.assert_allclose(res.prototype_distances, ref["prototype_distances"], rtol=DIST_RTOL)
     mean = float(ref["prototype_distances"].mean())
-    assert res.plausibility == pytest.approx(np.exp(-mean / est.manifest.distance_reference
-                                                    * np.log(2)), rel=1e-4)
+    assert res.plausibility == pytest.approx(
+        np.exp(-mean / est.manifest.distance_reference * np.log(2)), rel=1e-4
+    )
     assert res.box == (0, 0, 32, 32)
     assert res.edges == est.edges and len(res.edges) >= 15  # spanning tree over 16 keypoints
 
@@ -95,7 +97,12 @@ def test_result_is_frozen_and_json_ready(est):
         res.plausibility = 1.0
     data = json.loads(json.dumps(res.to_dict()))
     assert len(data["keypoints"]) == 16 and set(data["timings"]) >= {
-        "preprocess", "inference", "refine", "postprocess", "total"}
+        "preprocess",
+        "inference",
+        "refine",
+        "postprocess",
+        "total",
+    }
 
 
 BAD = {

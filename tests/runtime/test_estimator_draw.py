@@ -10,16 +10,24 @@ from ppl_edge.runtime.draw import confidence_colour, edge_colours
 
 def _result(conf=1.0, box=(0, 0, 200, 200)) -> Result:
     kpts = np.array([[50.0, 50.0], [150.0, 50.0], [100.0, 150.0]])
-    return Result(keypoints=kpts, keypoints_refined=kpts + 5, confidence=np.full(3, conf),
-                  plausibility=0.7, prototype_ids=np.zeros(2), prototype_distances=np.zeros(2),
-                  edges=((0, 1), (1, 2)), box=box, iterations=(kpts - 10, kpts))
+    return Result(
+        keypoints=kpts,
+        keypoints_refined=kpts + 5,
+        confidence=np.full(3, conf),
+        plausibility=0.7,
+        prototype_ids=np.zeros(2),
+        prototype_distances=np.zeros(2),
+        edges=((0, 1), (1, 2)),
+        box=box,
+        iterations=(kpts - 10, kpts),
+    )
 
 
 def test_edges_are_drawn_between_their_keypoints_only():
     img = np.zeros((200, 200, 3), np.uint8)
     draw_pose(img, _result())
     colours = np.array(edge_colours(2), np.int32)
-    close = lambda px, c: np.abs(px.astype(np.int32) - c).max() <= 40  # noqa: E731 (anti-aliasing)
+    close = lambda px, c: np.abs(px.astype(np.int32) - c).max() <= 40
     assert close(img[50, 100], colours[0])  # midpoint of edge (0, 1)
     assert close(img[100, 125], colours[1])  # midpoint of edge (1, 2)
     assert img[100, 75].sum() == 0  # no edge (0, 2) in the skeleton

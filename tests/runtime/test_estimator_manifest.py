@@ -29,18 +29,21 @@ def test_export_manifest_reads_as_the_contract_says(tiny_export):
     assert m.artifact_path("memory") is None
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda d: d.update(format="something-else"), "expected 'ppl-edge-export'"),
-    (lambda d: d.update(format_version=99), "newer than this ppl-edge reads"),
-    (lambda d: d["input"].pop("height"), "field 'input.height' is missing"),
-    (lambda d: d["input"].update(width="64"), "'input.width' must be int"),
-    (lambda d: d["input"].update(std=[0.5, 0.0, 0.5]), "std non-zero"),
-    (lambda d: d["input"].update(layout="NHWC"), "unsupported"),
-    (lambda d: d["keypoints"].update(names=["a"]), "need 16 names"),
-    (lambda d: d["skeleton"].update(edges=[[0, 99]]), "outside 0..15"),
-    (lambda d: d["memory"].pop("distance_reference"), "memory.distance_reference"),
-    (lambda d: d["artifacts"].update(refine="refine.onnx"), "artifacts.refine must be"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda d: d.update(format="something-else"), "expected 'ppl-edge-export'"),
+        (lambda d: d.update(format_version=99), "newer than this ppl-edge reads"),
+        (lambda d: d["input"].pop("height"), "field 'input.height' is missing"),
+        (lambda d: d["input"].update(width="64"), "'input.width' must be int"),
+        (lambda d: d["input"].update(std=[0.5, 0.0, 0.5]), "std non-zero"),
+        (lambda d: d["input"].update(layout="NHWC"), "unsupported"),
+        (lambda d: d["keypoints"].update(names=["a"]), "need 16 names"),
+        (lambda d: d["skeleton"].update(edges=[[0, 99]]), "outside 0..15"),
+        (lambda d: d["memory"].pop("distance_reference"), "memory.distance_reference"),
+        (lambda d: d["artifacts"].update(refine="refine.onnx"), "artifacts.refine must be"),
+    ],
+)
 def test_invalid_manifests_say_what_is_wrong(document, tiny_export, edit, message):
     broken = copy.deepcopy(document)
     edit(broken)

@@ -27,8 +27,9 @@ CLI = "import sys; from ppl_edge.cli import main; sys.exit(main())"
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: float = 25.0, codec: str = "mp4v") -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps,
-                             (frames.shape[2], frames.shape[1]))
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*codec), fps, (frames.shape[2], frames.shape[1])
+    )
     for f in frames:
         writer.write(f)
     writer.release()
@@ -61,9 +62,26 @@ def _records(path: Path) -> list[dict]:
 
 def test_cli_live_on_video_with_image_refinement(tiny_export, video, tmp_path, capsys):
     jsonl, out = tmp_path / "out.jsonl", tmp_path / "out.mp4"
-    code = main(["live", "--model", str(tiny_export), "--source", str(video), "--headless",
-                 "--jsonl", str(jsonl), "--output", str(out), "--refine", "image",
-                 "--iterations", "3", "--threads", "1"])
+    code = main(
+        [
+            "live",
+            "--model",
+            str(tiny_export),
+            "--source",
+            str(video),
+            "--headless",
+            "--jsonl",
+            str(jsonl),
+            "--output",
+            str(out),
+            "--refine",
+            "image",
+            "--iterations",
+            "3",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "24 frames" in printed and "inference" in printed and "OK |" in printed
@@ -77,7 +95,8 @@ def test_cli_live_on_video_with_image_refinement(tiny_export, video, tmp_path, c
     assert len(subject["iterations"]) == 4  # iteration 0 and 3 refinement iterations
     assert 0.0 < subject["plausibility"] <= 1.0 and len(subject["edges"]) >= 15
     assert {"capture", "preprocess", "inference", "refine", "estimate", "draw"} <= set(
-        first["timings_ms"])
+        first["timings_ms"]
+    )
     assert first["timings_ms"]["refine"] > 0
     assert _frames_in(out) == 24
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "out.mp4"]
@@ -88,8 +107,12 @@ def test_live_options_and_camera_errors(tiny_export, capsys):
         LiveOptions(refine="bogus")
     with pytest.raises(PplEdgeError, match="max-frames"):
         LiveOptions(max_frames=0)
-    assert main(["live", "--model", str(tiny_export), "--camera", "97", "--headless",
-                 "--retries", "0"]) == 1
+    assert (
+        main(
+            ["live", "--model", str(tiny_export), "--camera", "97", "--headless", "--retries", "0"]
+        )
+        == 1
+    )
     assert "could not open camera 97" in capsys.readouterr().err
     assert main(["live", "--model", str(tiny_export), "--crops", "roi", "--headless"]) == 1
     assert "--roi" in capsys.readouterr().err
@@ -116,20 +139,40 @@ def test_default_model_path_names_where_it_looked(monkeypatch, tmp_path):
 
 def _run_cli(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", CLI, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_stream_ends_cleanly_with_valid_outputs(tiny_export, clip, tmp_path, sig):
     long_clip = _write_video(tmp_path / "long.mp4", np.concatenate([clip] * 10))  # 240 frames
     jsonl, out = tmp_path / "o.jsonl", tmp_path / "o.mp4"
-    proc = _run_cli(["live", "--model", str(tiny_export), "--source", str(long_clip),
-                     "--realtime", "--headless", "--jsonl", str(jsonl), "--output", str(out),
-                     "--threads", "1"])
+    proc = _run_cli(
+        [
+            "live",
+            "--model",
+            str(tiny_export),
+            "--source",
+            str(long_clip),
+            "--realtime",
+            "--headless",
+            "--jsonl",
+            str(jsonl),
+            "--output",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not jsonl.exists()
-                                           or len(jsonl.read_bytes().splitlines()) < 5):
+    while time.monotonic() < deadline and (
+        not jsonl.exists() or len(jsonl.read_bytes().splitlines()) < 5
+    ):
         time.sleep(0.05)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
@@ -146,8 +189,23 @@ def test_truncated_source_ends_cleanly(tiny_export, clip, tmp_path, capsys):
     cut = tmp_path / "cut.avi"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
     jsonl = tmp_path / "cut.jsonl"
-    assert main(["live", "--model", str(tiny_export), "--source", str(cut), "--headless",
-                 "--jsonl", str(jsonl), "--output", str(tmp_path / "cut.mp4")]) == 0
+    assert (
+        main(
+            [
+                "live",
+                "--model",
+                str(tiny_export),
+                "--source",
+                str(cut),
+                "--headless",
+                "--jsonl",
+                str(jsonl),
+                "--output",
+                str(tmp_path / "cut.mp4"),
+            ]
+        )
+        == 0
+    )
     records = _records(jsonl)
     assert 5 < len(records) < 24 and "end of source" in capsys.readouterr().out
     assert _frames_in(tmp_path / "cut.mp4") == len(records)
@@ -173,16 +231,26 @@ class _DropOnceHandler(http.server.BaseHTTPRequestHandler):
 def test_network_source_killed_mid_stream_ends_cleanly(tiny_export, clip, tmp_path):
     """An HTTP stream that dies mid-stream and does not come back: the retries fail, the run ends
     cleanly and the video and JSONL are complete."""
-    payload = _write_video(tmp_path / "stream.avi", np.concatenate([clip] * 2),
-                           codec="MJPG").read_bytes()
+    payload = _write_video(
+        tmp_path / "stream.avi", np.concatenate([clip] * 2), codec="MJPG"
+    ).read_bytes()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DropOnceHandler)
     server.payload, server.requests = payload, 0
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/stream.avi"
     jsonl, out = tmp_path / "net.jsonl", tmp_path / "net.mp4"
     try:
-        summary = run_live(LiveOptions(model=str(tiny_export), source=url, headless=True,
-                                       retries=2, jsonl=str(jsonl), output=str(out), threads=1))
+        summary = run_live(
+            LiveOptions(
+                model=str(tiny_export),
+                source=url,
+                headless=True,
+                retries=2,
+                jsonl=str(jsonl),
+                output=str(out),
+                threads=1,
+            )
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -195,12 +263,19 @@ def test_network_source_killed_mid_stream_ends_cleanly(tiny_export, clip, tmp_pa
 def _fuzz_frames(clip: np.ndarray) -> tuple[list, int]:
     good = clip[0]
     frames = [
-        None, np.zeros((0, 0, 3), np.uint8), cv2.cvtColor(good, cv2.COLOR_BGR2GRAY),
-        cv2.cvtColor(good, cv2.COLOR_BGR2BGRA), good.astype(np.uint16) * 257,
-        np.full(good.shape, np.nan, np.float32), good.astype(np.float32) / 255.0,
+        None,
+        np.zeros((0, 0, 3), np.uint8),
+        cv2.cvtColor(good, cv2.COLOR_BGR2GRAY),
+        cv2.cvtColor(good, cv2.COLOR_BGR2BGRA),
+        good.astype(np.uint16) * 257,
+        np.full(good.shape, np.nan, np.float32),
+        good.astype(np.float32) / 255.0,
         cv2.resize(good, (6000, 6000), interpolation=cv2.INTER_NEAREST),
         np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (30000, 30000, 3), (0, 0, 0)),
-        np.zeros((96, 96, 2), np.uint8), "not a frame", np.zeros((1, 1, 3), np.uint8), good,
+        np.zeros((96, 96, 2), np.uint8),
+        "not a frame",
+        np.zeros((1, 1, 3), np.uint8),
+        good,
     ]
     return frames, 6  # None, empty, NaN, 30000², 2 channels, a string
 
@@ -209,8 +284,11 @@ def test_bad_frame_fuzz_never_crashes_the_loop(tiny_export, clip, tmp_path):
     from ppl_edge.runtime import Estimator
 
     frames, bad = _fuzz_frames(clip)
-    with Estimator(tiny_export, refine="image", iterations=1, threads=1) as est, \
-            VideoSink(tmp_path / "f.mp4") as video, JsonlSink(tmp_path / "f.jsonl") as jsonl:
+    with (
+        Estimator(tiny_export, refine="image", iterations=1, threads=1) as est,
+        VideoSink(tmp_path / "f.mp4") as video,
+        JsonlSink(tmp_path / "f.jsonl") as jsonl,
+    ):
         summary = run_loop(est, ArraySource(frames), video=video, jsonl=jsonl)
     assert summary.frames == len(frames) - bad and summary.bad_frames == bad
     assert sum(summary.bad_reasons.values()) == bad
@@ -261,8 +339,13 @@ def test_fake_camera_latest_frame_loop_and_callback_stop(tiny_export, clip, tmp_
         return len(seen) < 8
 
     source = CaptureSource(FakeCamera, "fake camera", live=True)
-    options = LiveOptions(model=str(tiny_export), headless=True, threads=1,
-                          output=str(tmp_path / "cam.mp4"), jsonl=str(tmp_path / "cam.jsonl"))
+    options = LiveOptions(
+        model=str(tiny_export),
+        headless=True,
+        threads=1,
+        output=str(tmp_path / "cam.mp4"),
+        jsonl=str(tmp_path / "cam.jsonl"),
+    )
     summary = run_live(options, source=source, callback=callback)
     assert summary.stopped_by == "callback" and summary.frames == 8
     assert summary.dropped > 5 and seen[-1][0] - seen[0][0] > 5
@@ -272,8 +355,11 @@ def test_fake_camera_latest_frame_loop_and_callback_stop(tiny_export, clip, tmp_
 
 
 def test_max_frames_and_summary(tiny_export, video):
-    summary = run_live(LiveOptions(model=str(tiny_export), source=str(video), headless=True,
-                                   max_frames=5, threads=1))
+    summary = run_live(
+        LiveOptions(
+            model=str(tiny_export), source=str(video), headless=True, max_frames=5, threads=1
+        )
+    )
     assert summary.frames == 5 and summary.stopped_by == "max frames"
     data = summary.to_dict()
     assert data["stages_ms"]["inference"]["count"] == 5 and data["fps"] > 0
@@ -299,10 +385,14 @@ def test_soak_5000_frames_rss_stays_flat(tiny_export, clip, tmp_path):
             samples.append(_rss_mb())
 
     frames = np.concatenate([clip] * 209)[:5000]  # 5,000 frames, 96x96
-    with Estimator(tiny_export, refine="memory", iterations=1, threads=1) as est, \
-            VideoSink(tmp_path / "soak.mp4") as video, JsonlSink(tmp_path / "soak.jsonl") as js:
+    with (
+        Estimator(tiny_export, refine="memory", iterations=1, threads=1) as est,
+        VideoSink(tmp_path / "soak.mp4") as video,
+        JsonlSink(tmp_path / "soak.jsonl") as js,
+    ):
         summary = run_loop(est, ArraySource(frames), video=video, jsonl=js, callback=measure)
     assert summary.frames == 5000 and len(samples) == 10
-    print(f"soak RSS MB at frames 500..5000: {[round(s, 1) for s in samples]}; "
-          f"{summary.fps:.0f} FPS")
+    print(
+        f"soak RSS MB at frames 500..5000: {[round(s, 1) for s in samples]}; {summary.fps:.0f} FPS"
+    )
     assert samples[-1] <= samples[0] * 1.05, samples

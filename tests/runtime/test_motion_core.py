@@ -9,8 +9,7 @@ import sys
 import cv2
 import numpy as np
 
-from ppl_edge import motion
-from ppl_edge import preprocess
+from ppl_edge import motion, preprocess
 from ppl_edge.runtime import MotionCrops
 from ppl_edge.runtime import crops as runtime_crops
 
@@ -23,9 +22,11 @@ def test_the_runtime_uses_the_core_implementation():
 
 
 def test_the_core_module_imports_no_torch_and_no_part():
-    code = ("import sys, ppl_edge.motion; "
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith("
-            "('ppl_edge.train', 'ppl_edge.runtime', 'ppl_edge.convert'))))")
+    code = (
+        "import sys, ppl_edge.motion; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith("
+        "('ppl_edge.train', 'ppl_edge.runtime', 'ppl_edge.convert'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -49,7 +50,7 @@ def test_detect_gives_the_boxes_of_a_call_and_the_mask():
     x0, y0, x1, y1 = found[0]
     assert x0 <= 30 + 3 * 24 < x1 and y0 <= 60 < y1
     inside = np.zeros_like(fg, bool)
-    inside[max(y0, 0):y1, max(x0, 0):x1] = True
+    inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
     assert (fg[inside] == 255).sum() > 100 and not fg[~inside].any()
 
 

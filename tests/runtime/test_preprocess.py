@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.runtime.manifest import InputSpec
 from ppl_edge.preprocess import denormalise, letterbox, normalise, preprocess, resize
+from ppl_edge.runtime.manifest import InputSpec
 
-SPEC = InputSpec(name="image", height=64, width=64, color="RGB", scale=1 / 255,
-                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+SPEC = InputSpec(
+    name="image",
+    height=64,
+    width=64,
+    color="RGB",
+    scale=1 / 255,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+)
 CASES = [  # (frame h, w, box)
     ((360, 640), (0, 0, 640, 360)),  # landscape full frame: pads top and bottom
     ((640, 360), (0, 0, 360, 640)),  # portrait full frame: pads left and right
@@ -90,8 +97,9 @@ def test_normalise_equals_the_training_transform_and_the_manifest(tiny_export):
     ours = normalise(bgr[None], spec)[0]
     np.testing.assert_allclose(ours, image_to_tensor(bgr).numpy(), atol=1e-6)
     rgb = bgr[..., ::-1].transpose(2, 0, 1).astype(np.float64)
-    contract = (rgb * spec.scale - np.array(spec.mean)[:, None, None]) / np.array(
-        spec.std)[:, None, None]
+    contract = (rgb * spec.scale - np.array(spec.mean)[:, None, None]) / np.array(spec.std)[
+        :, None, None
+    ]
     np.testing.assert_allclose(ours, contract, atol=1e-6)
     np.testing.assert_array_equal(denormalise(ours[None], spec)[0], bgr)
 

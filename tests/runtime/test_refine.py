@@ -66,8 +66,9 @@ def test_image_mode_matches_torch_iterative_inference(tiny_export, tiny_model, c
     assert res.reconstructions[0].shape == (32, 32, 3) and res.reconstructions[0].dtype == np.uint8
     for got, want in zip(res.iterations, ref):
         np.testing.assert_allclose(_norm(got), want["keypoints"], atol=KPT_ATOL)
-    np.testing.assert_allclose(_norm(res.keypoints_refined), ref[-1]["keypoints_refined"],
-                               atol=KPT_ATOL)
+    np.testing.assert_allclose(
+        _norm(res.keypoints_refined), ref[-1]["keypoints_refined"], atol=KPT_ATOL
+    )
     np.testing.assert_array_equal(res.prototype_ids, ref[-1]["prototype_ids"])
     assert res.timings["refine"] > 0
 
@@ -79,8 +80,9 @@ def test_memory_mode_with_memory_graph_matches_torch(tiny_export_memory, tiny_mo
     assert len(res.iterations) == 4
     for got, want in zip(res.iterations, ref):
         np.testing.assert_allclose(_norm(got), want["keypoints"], atol=KPT_ATOL)
-    np.testing.assert_allclose(_norm(res.keypoints_refined), ref[-1]["keypoints_refined"],
-                               atol=KPT_ATOL)
+    np.testing.assert_allclose(
+        _norm(res.keypoints_refined), ref[-1]["keypoints_refined"], atol=KPT_ATOL
+    )
     np.testing.assert_array_equal(res.prototype_ids, ref[-1]["prototype_ids"])
 
 

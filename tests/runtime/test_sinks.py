@@ -17,8 +17,14 @@ from ppl_edge.runtime.sinks import JsonlSink, VideoSink, WindowSink, to_jsonable
 
 
 def test_to_jsonable_converts_numpy_and_non_finite():
-    out = to_jsonable({"a": np.arange(3, dtype=np.int32), "b": np.float32(1.5), 3: (np.nan, 1.0),
-                       "c": [np.inf, {"d": np.bool_(True)}]})
+    out = to_jsonable(
+        {
+            "a": np.arange(3, dtype=np.int32),
+            "b": np.float32(1.5),
+            3: (np.nan, 1.0),
+            "c": [np.inf, {"d": np.bool_(True)}],
+        }
+    )
     assert out == {"a": [0, 1, 2], "b": 1.5, "3": [None, 1.0], "c": [None, {"d": True}]}
     json.dumps(out, allow_nan=False)
 
@@ -48,8 +54,9 @@ def test_jsonl_stays_valid_when_the_writer_is_killed(tmp_path):
             sink.write({{"frame": i, "data": np.zeros((50, 2)).tolist()}})
         os.kill(os.getpid(), 9)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+    )
     assert proc.returncode == -9
     lines = path.read_text().splitlines()
     assert len(lines) == 200 and all(json.loads(line)["frame"] == i for i, line in enumerate(lines))

@@ -16,6 +16,7 @@ FPS = 30.0
 
 def _scalar_one_euro(xs, ts, min_cutoff, beta, d_cutoff):
     """Casiez et al.'s published pseudo-code, one scalar at a time (the reference)."""
+
     def alpha(cutoff, dt):
         tau = 1.0 / (2 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / dt)
@@ -92,8 +93,16 @@ def test_invalid_parameters_are_refused():
 
 def _result(kpts, box):
     n = len(kpts)
-    return Result(keypoints=kpts, keypoints_refined=kpts, confidence=np.ones(n), plausibility=1.0,
-                  prototype_ids=np.zeros(2), prototype_distances=np.zeros(2), edges=(), box=box)
+    return Result(
+        keypoints=kpts,
+        keypoints_refined=kpts,
+        confidence=np.ones(n),
+        plausibility=1.0,
+        prototype_ids=np.zeros(2),
+        prototype_distances=np.zeros(2),
+        edges=(),
+        box=box,
+    )
 
 
 def test_pose_smoother_tracks_subjects_and_resets_lost_ones():
@@ -113,8 +122,10 @@ def test_estimator_smoothing_keeps_a_still_frame_still(tiny_export):
     from ppl_edge.runtime import Estimator
 
     frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    with Estimator(tiny_export, backend="onnxruntime") as raw, \
-            Estimator(tiny_export, backend="onnxruntime", smooth={"beta": 0.0}) as smooth:
+    with (
+        Estimator(tiny_export, backend="onnxruntime") as raw,
+        Estimator(tiny_export, backend="onnxruntime", smooth={"beta": 0.0}) as smooth,
+    ):
         want = raw.estimate(frame).keypoints
         for i in range(5):
             got = smooth.estimate(frame, timestamp=i / FPS).keypoints

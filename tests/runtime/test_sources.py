@@ -41,7 +41,13 @@ class FakeCapture:
     """A cv2.VideoCapture stand-in: ``good`` frames, then failing reads; ``delay`` per read."""
 
     def __init__(self, good: int, delay: float = 0.0, opened: bool = True):
-        self.good, self.delay, self.opened, self.reads, self.released = good, delay, opened, 0, False
+        self.good, self.delay, self.opened, self.reads, self.released = (
+            good,
+            delay,
+            opened,
+            0,
+            False,
+        )
 
     def isOpened(self):
         return self.opened
@@ -211,8 +217,11 @@ def test_array_source_and_image_sequence_stop():
         (np.zeros((10, 12, 3), np.complex64), None, "dtype"),
         ("frame", None, "str"),
         (np.zeros((9000, 300, 3), np.uint8), (4096, 137, 3), ""),
-        (np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (20000, 20000, 3), (0, 0, 0)),
-         None, "too large"),
+        (
+            np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (20000, 20000, 3), (0, 0, 0)),
+            None,
+            "too large",
+        ),
     ],
 )
 def test_sanitize_frame(image, shape, reason):
@@ -263,8 +272,9 @@ def dropping_server(payload: bytes, dead: bool) -> http.server.ThreadingHTTPServ
 
 @pytest.fixture
 def avi_bytes(tmp_path) -> bytes:
-    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
-                             (64, 48))
+    writer = cv2.VideoWriter(
+        str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48)
+    )
     for i in range(40):
         writer.write(_frame(i))
     writer.release()

@@ -16,11 +16,12 @@ def _dot_image(size: int, xy01=None, radius: int = 1) -> np.ndarray:
     img = np.full((size, size, 3), 60, dtype=np.uint8)
     if xy01 is not None:
         x, y = np.round(np.asarray(xy01) * (size - 1)).astype(int)
-        img[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1] = 255
+        img[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = 255
     return img
 
 
 # ---- Human3.6M ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def h36m_root(tmp_path):
@@ -34,8 +35,9 @@ def h36m_root(tmp_path):
                 for sub in ("WithBackground", "Landmarks", "BackgroudMask"):
                     (root / f"S{subject}" / sub / folder).mkdir(parents=True, exist_ok=True)
                 base = root / f"S{subject}"
-                cv2.imwrite(str(base / "WithBackground" / folder / f"{k:04d}.jpg"),
-                            _dot_image(64, kp[0]))
+                cv2.imwrite(
+                    str(base / "WithBackground" / folder / f"{k:04d}.jpg"), _dot_image(64, kp[0])
+                )
                 savemat(str(base / "Landmarks" / folder / f"{k:04d}.mat"), {"keypoints_2d": kp})
                 mask = np.zeros((64, 64), np.uint8)
                 mask[:, :32] = 255
@@ -111,6 +113,7 @@ def test_h36m_wrong_layout_errors(tmp_path, h36m_root):
 
 # ---- Tai-Chi --------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def taichi_root(tmp_path):
     pd = pytest.importorskip("pandas")
@@ -132,7 +135,8 @@ def taichi_root(tmp_path):
             values.append(value)
             cv2.imwrite(str(folder / names[-1]), _dot_image(256, value[0] / 255.0, radius=5))
         pd.DataFrame({"file_name": names, "value": values}).to_pickle(
-            root / "landmark" / f"taichi_{part}_gt.pkl")
+            root / "landmark" / f"taichi_{part}_gt.pkl"
+        )
     (folder / "test_2.png").write_bytes(b"broken")
     return root
 
@@ -143,7 +147,9 @@ def test_taichi_labels_visibility_and_coordinates(taichi_root):
     item = ds[0]
     assert item["keypoints"].shape == (18, 2) and item["visible"].shape == (18,)
     assert not item["visible"][5] and item["visible"][0]
-    torch.testing.assert_close(item["keypoints"][0], torch.tensor([1.0, -1.0]))  # px (255, 0) at 256
+    torch.testing.assert_close(
+        item["keypoints"][0], torch.tensor([1.0, -1.0])
+    )  # px (255, 0) at 256
     second = ds[1]
     x, y = np.round((second["keypoints"][0].numpy() + 1) / 2 * 63).astype(int)
     assert second["image"][:, y, x].mean() > second["image"].mean() + 0.5
@@ -167,6 +173,7 @@ def test_taichi_missing_tables_error(taichi_root):
 
 # ---- CUB ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cub_file(tmp_path):
     h5py = pytest.importorskip("h5py")
@@ -178,7 +185,7 @@ def cub_file(tmp_path):
             imgs = np.full((n, 3, 128, 128), 50, dtype=np.uint8)
             for i in range(n):
                 r, c = np.round(kp[i, 0] * 127).astype(int)
-                imgs[i, :, r - 1:r + 2, c - 1:c + 2] = 255  # a dot under part 0
+                imgs[i, :, r - 1 : r + 2, c - 1 : c + 2] = 255  # a dot under part 0
             vis = np.ones((n, 15), dtype=np.uint8)
             vis[:, 3] = 0
             h5[f"{subset}_img"], h5[f"{subset}_kp"], h5[f"{subset}_vis"] = imgs, kp, vis

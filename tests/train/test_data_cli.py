@@ -18,8 +18,23 @@ from ppl_edge.train.data import build_dataset
 
 def test_synth_round_trip_matches_the_synthetic_dataset(tmp_path):
     out = tmp_path / "humanoid"
-    code = main(["-q", "data", "synth", "--category", "humanoid", "--count", "6", "--size", "32",
-                 "--seed", "4", "--out", str(out)])
+    code = main(
+        [
+            "-q",
+            "data",
+            "synth",
+            "--category",
+            "humanoid",
+            "--count",
+            "6",
+            "--size",
+            "32",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["humanoid"]  # no temp folder left
     meta = json.loads((out / "meta.json").read_text())
@@ -45,15 +60,49 @@ def test_synth_round_trip_matches_the_synthetic_dataset(tmp_path):
     assert len(build_dataset(f"folder:{out}", 32)) == 6  # the masks are not read as images
     # a second run does not clobber the folder
     assert main(["-q", "data", "synth", "--count", "2", "--size", "32", "--out", str(out)]) == 1
-    assert main(["-q", "data", "synth", "--count", "2", "--size", "32", "--out", str(out),
-                 "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "data",
+                "synth",
+                "--count",
+                "2",
+                "--size",
+                "32",
+                "--out",
+                str(out),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert len(build_dataset(f"synthdir:{out}", 32)) == 2
 
 
 def test_synth_video_clips_read_back_as_pairs(tmp_path):
     out = tmp_path / "clips"
-    assert main(["-q", "data", "synth", "--category", "bird", "--count", "10", "--size", "32",
-                 "--video", "--clip-length", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "data",
+                "synth",
+                "--category",
+                "bird",
+                "--count",
+                "10",
+                "--size",
+                "32",
+                "--video",
+                "--clip-length",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     labels = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
     assert [lab["clip"] for lab in labels] == [0] * 5 + [1] * 5
     ds = build_dataset(f"synthdir:{out}", 32, video=True, max_gap=2)
@@ -81,8 +130,10 @@ def test_check_counts_items_and_skips(tmp_path, capsys):
     assert main(["-q", "data", "check", f"folder:{folder}", "--size", "16"]) == 0
     out = capsys.readouterr().out
     assert "4 items" in out and "skipped 1 unreadable" in out and "no labels" in out
-    assert main(["-q", "data", "check", "synthetic:bird", "--opt", "length=5", "--opt",
-                 "video=true"]) == 0
+    assert (
+        main(["-q", "data", "check", "synthetic:bird", "--opt", "length=5", "--opt", "video=true"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "5 items" in out and "reference 3x64x64" in out and "joints visible" in out
     assert main(["-q", "data", "check", "folder:" + str(tmp_path / "nothing")]) == 1
@@ -91,8 +142,25 @@ def test_check_counts_items_and_skips(tmp_path, capsys):
 
 def test_show_draws_a_grid_with_skeletons(tmp_path):
     out = tmp_path / "grid.png"
-    assert main(["-q", "data", "show", "synthetic:quadruped", "--size", "32", "--count", "6",
-                 "--cols", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "data",
+                "show",
+                "synthetic:quadruped",
+                "--size",
+                "32",
+                "--count",
+                "6",
+                "--cols",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     sheet = cv2.imread(str(out))
     assert sheet.shape == (2 * (128 + 4) + 4, 3 * (128 + 4) + 4, 3)  # 32 px tiles shown at 128
     # skeleton lines are drawn in white on top of the images
@@ -100,6 +168,8 @@ def test_show_draws_a_grid_with_skeletons(tmp_path):
 
 
 def test_data_verb_imports_without_torch():
-    code = ("import sys, argparse; import ppl_edge.cli.data as verb, ppl_edge.train.data; "
-            "verb.add_arguments(argparse.ArgumentParser()); assert 'torch' not in sys.modules")
+    code = (
+        "import sys, argparse; import ppl_edge.cli.data as verb, ppl_edge.train.data; "
+        "verb.add_arguments(argparse.ArgumentParser()); assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

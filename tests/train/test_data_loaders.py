@@ -86,7 +86,9 @@ def test_folder_train_split_flips_and_video_pairs_stay_in_their_folder(image_fol
         ref_value = (item["reference"][0, 8, 8] + 1) * 127.5
         assert round(float(ref_value)) in (0, 20)  # frame 0 or 2 of clip_a, never itself
         # image and reference are flipped together
-        assert bool(item["image"][1, :, 0].mean() > 0) == bool(item["reference"][1, :, 0].mean() > 0)
+        assert bool(item["image"][1, :, 0].mean() > 0) == bool(
+            item["reference"][1, :, 0].mean() > 0
+        )
     assert lefts == {True, False}
 
 

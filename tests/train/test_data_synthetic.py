@@ -34,8 +34,10 @@ def test_category_constants():
         assert len(cat.edges) == len(names) - 1  # a tree
         for left, right in cat.swap_pairs:
             assert names[left].startswith("l_") and names[right] == "r_" + names[left][2:]
-    assert (synthetic.HUMANOID_JOINTS.index("l_wrist"), synthetic.HUMANOID_JOINTS.index("r_wrist")) \
-        in synthetic.HUMANOID_SWAP_PAIRS
+    assert (
+        synthetic.HUMANOID_JOINTS.index("l_wrist"),
+        synthetic.HUMANOID_JOINTS.index("r_wrist"),
+    ) in synthetic.HUMANOID_SWAP_PAIRS
 
 
 def test_figure_fills_the_crop_and_keypoints_lie_on_the_figure():
@@ -115,6 +117,8 @@ def test_bad_specs_raise_user_errors():
 def test_renderer_core_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; from ppl_edge.synth.render import render_clip; "
-            "render_clip('bird', 2, 16, 0); assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from ppl_edge.synth.render import render_clip; "
+        "render_clip('bird', 2, 16, 0); assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -66,10 +66,14 @@ def test_train_step_adds_the_term_only_when_weighted():
         assert ("equivariance" in terms) is expect
         if expect:
             assert terms["equivariance"].item() > 0
-            rest = sum(terms[k] for k in ("reconstruction", "boundary")) + 100 * terms[
-                "consistency"] + terms["commit"]
+            rest = (
+                sum(terms[k] for k in ("reconstruction", "boundary"))
+                + 100 * terms["consistency"]
+                + terms["commit"]
+            )
             assert terms["total"].item() == pytest.approx(
-                rest.item() + 5.0 * terms["equivariance"].item(), rel=1e-5)
+                rest.item() + 5.0 * terms["equivariance"].item(), rel=1e-5
+            )
 
 
 def test_equivariance_gradients_reach_the_encoder_only():

@@ -11,14 +11,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ppl_edge.checkpoint import model_tensors, save_checkpoint  # noqa: E402
-from ppl_edge.cli import main  # noqa: E402
-from ppl_edge.config_utils import to_dict  # noqa: E402
-from ppl_edge.errors import PplEdgeError  # noqa: E402
-from ppl_edge.train import eval_run, occlusion  # noqa: E402
-from ppl_edge.train.data import build_dataset  # noqa: E402
-from ppl_edge.synth.skeletons import CATEGORIES  # noqa: E402
-from ppl_edge.train.evaluate import evaluate_checkpoint, fit_h36m, score_h36m  # noqa: E402
+from ppl_edge.checkpoint import model_tensors, save_checkpoint
+from ppl_edge.cli import main
+from ppl_edge.config_utils import to_dict
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.synth.skeletons import CATEGORIES
+from ppl_edge.train import occlusion
+from ppl_edge.train.data import build_dataset
+from ppl_edge.train.evaluate import fit_h36m, score_h36m
+from ppl_edge.train.evaluate import run as eval_run
+from ppl_edge.train.evaluate.run import evaluate_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -183,7 +183,9 @@ def test_data_options_reach_the_loader_from_yaml_set_and_flags(tmp_path):
     assert cfg.data_options == {"min_gap": 2, "max_gap": 5}
     from ppl_edge.train.loop import build_train_dataset
 
-    ds = build_train_dataset(tiny_cfg(tmp_path, data_options={"clip_length": 12, "video": True}), 32)
+    ds = build_train_dataset(
+        tiny_cfg(tmp_path, data_options={"clip_length": 12, "video": True}), 32
+    )
     assert ds.clip_length == 12 and "reference" in ds[0]
     with pytest.raises(PplEdgeError, match="unknown option"):
         build_train_dataset(tiny_cfg(tmp_path, data_options={"bogus": 1}), 32)

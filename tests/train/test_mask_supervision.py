@@ -125,8 +125,15 @@ def _batch(size=32, b=4):
 
 
 def test_mask_stage_trains_without_the_decoder_then_the_full_stage_uses_it():
-    cfg = TrainConfig(preset="tiny", batch_size=4, w_mask=1.0, w_mask_late=0.25, w_attraction=2.0,
-                      mask_warmup_steps=1, model_overrides={"link_normalize": True})
+    cfg = TrainConfig(
+        preset="tiny",
+        batch_size=4,
+        w_mask=1.0,
+        w_mask_late=0.25,
+        w_attraction=2.0,
+        mask_warmup_steps=1,
+        model_overrides={"link_normalize": True},
+    )
     torch.manual_seed(0)
     model = PoseModel(cfg.model_config())
     opt = build_optimizer(model, cfg)
@@ -135,15 +142,26 @@ def test_mask_stage_trains_without_the_decoder_then_the_full_stage_uses_it():
     batch = _batch()
     terms = train_step(model, batch, opt, cfg, pixel_loss, torch.Generator().manual_seed(1), step=0)
     assert "reconstruction" not in terms and terms["mask"].item() > 0
-    expected = (terms["boundary"] + 100 * terms["consistency"] + terms["commit"]
-                + terms["mask"] + 2.0 * terms["attraction"])
+    expected = (
+        terms["boundary"]
+        + 100 * terms["consistency"]
+        + terms["commit"]
+        + terms["mask"]
+        + 2.0 * terms["attraction"]
+    )
     assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert all(torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(enc0, model.encoder.parameters()))
     terms = train_step(model, batch, opt, cfg, pixel_loss, torch.Generator().manual_seed(2), step=1)
     assert "reconstruction" in terms
-    expected = (terms["reconstruction"] + terms["boundary"] + 100 * terms["consistency"]
-                + terms["commit"] + 0.25 * terms["mask"] + 2.0 * terms["attraction"])
+    expected = (
+        terms["reconstruction"]
+        + terms["boundary"]
+        + 100 * terms["consistency"]
+        + terms["commit"]
+        + 0.25 * terms["mask"]
+        + 2.0 * terms["attraction"]
+    )
     assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(dec0, model.decoder.parameters()))
 
@@ -153,8 +171,14 @@ def test_mask_supervision_refuses_batches_and_settings_without_masks():
     model = PoseModel(cfg.model_config())
     batch = {"image": _batch()["image"]}
     with pytest.raises(PplEdgeError, match="needs a 'mask' per item"):
-        train_step(model, batch, build_optimizer(model, cfg), cfg, pixel_loss,
-                   torch.Generator().manual_seed(0))
+        train_step(
+            model,
+            batch,
+            build_optimizer(model, cfg),
+            cfg,
+            pixel_loss,
+            torch.Generator().manual_seed(0),
+        )
     with pytest.raises(PplEdgeError, match="mask_warmup_steps=10"):
         TrainConfig(mask_warmup_steps=10)
     assert TrainConfig(w_mask=2.0).stage(0) == "full"
@@ -171,9 +195,19 @@ def test_the_mask_recipe_trains_through_both_stages_and_resumes(tmp_path):
     recipe = Path(__file__).resolve().parents[2] / "configs" / "mask.yaml"
     cfg = resolve_config(recipe, ["preset=tiny"])
     assert cfg.reference == "frame" and cfg.uses_masks and cfg.model_config().link_normalize
-    cfg = replace(cfg, data_length=16, batch_size=4, max_steps=4, mask_warmup_steps=2,
-                  num_workers=0, log_interval=1, ckpt_interval=2, prior_interval=0,
-                  out=str(tmp_path / "run"), device="cpu")
+    cfg = replace(
+        cfg,
+        data_length=16,
+        batch_size=4,
+        max_steps=4,
+        mask_warmup_steps=2,
+        num_workers=0,
+        log_interval=1,
+        ckpt_interval=2,
+        prior_interval=0,
+        out=str(tmp_path / "run"),
+        device="cpu",
+    )
     first = train(replace(cfg, max_steps=3))
     assert first["step"] == 3
     summary = train(cfg, resume_run=True)

@@ -6,10 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ppl_edge.model.config import preset  # noqa: E402
-from ppl_edge.model.ppl import PoseModel  # noqa: E402
-from ppl_edge.train.config import TrainConfig  # noqa: E402
-from ppl_edge.train.step import build_optimizer  # noqa: E402
+from ppl_edge.model.config import preset
+from ppl_edge.model.ppl import PoseModel
+from ppl_edge.train.config import TrainConfig
+from ppl_edge.train.step import build_optimizer
 
 
 def test_single_group_by_default():

@@ -14,19 +14,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ppl_edge.cli import main  # noqa: E402
-from ppl_edge.coords import norm_to_px  # noqa: E402
-from ppl_edge.errors import PplEdgeError  # noqa: E402
-from ppl_edge.motion import crop_square  # noqa: E402
-from ppl_edge.train import eval_run  # noqa: E402
-from ppl_edge.train.data import build_dataset  # noqa: E402
-from ppl_edge.train.data.common import image_to_tensor  # noqa: E402
-from ppl_edge.synth.scene import (  # noqa: E402
+from ppl_edge.cli import main
+from ppl_edge.coords import norm_to_px
+from ppl_edge.errors import PplEdgeError
+from ppl_edge.motion import crop_square
+from ppl_edge.synth.scene import (
     labels_path,
     read_scene_labels,
     write_fixed_camera_scene,
 )
-from ppl_edge.train.data.video import VideoDataset, pick_gapped_reference  # noqa: E402
+from ppl_edge.train.data import build_dataset
+from ppl_edge.train.data.common import image_to_tensor
+from ppl_edge.train.data.video import VideoDataset, pick_gapped_reference
+from ppl_edge.train.evaluate import run as eval_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = 32  # item side
@@ -35,8 +35,9 @@ SIZE = 32  # item side
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     """A 120-frame 160x120 recording of one humanoid and its labels."""
-    path = write_fixed_camera_scene(tmp_path_factory.mktemp("scene") / "scene.mp4", frames=120,
-                                    size=(160, 120), seed=1)
+    path = write_fixed_camera_scene(
+        tmp_path_factory.mktemp("scene") / "scene.mp4", frames=120, size=(160, 120), seed=1
+    )
     return path, read_scene_labels(path)
 
 
@@ -83,9 +84,11 @@ def test_scene_writer_writes_a_readable_video_and_its_labels(tmp_path):
 
 
 def test_scene_writer_needs_no_torch(tmp_path):
-    code = ("import sys; sys.modules['torch'] = None; "
-            "from ppl_edge.synth.scene import write_fixed_camera_scene as w; "
-            f"w({str(tmp_path / 'a.mp4')!r}, frames=3, size=(48, 32))")
+    code = (
+        "import sys; sys.modules['torch'] = None; "
+        "from ppl_edge.synth.scene import write_fixed_camera_scene as w; "
+        f"w({str(tmp_path / 'a.mp4')!r}, frames=3, size=(48, 32))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert labels_path(tmp_path / "a.mp4").is_file()
 
@@ -193,12 +196,14 @@ def test_eval_splits_carry_the_ground_truth_in_crop_coordinates(scene, motion):
 
 def test_bad_options_fail_in_one_line(scene):
     path, _ = scene
-    cases = [({"crops": "roi"}, r"crops must be one of \['full', 'motion'\], got 'roi'"),
-             ({"crops": "motion", "motion_method": "vibe"}, "motion_method must be one of"),
-             ({"crops": "motion", "min_gap": 9}, "min_gap=9, max_gap=8"),
-             ({"crops": "motion", "warmup": -1}, "warmup=-1"),
-             ({"crops": "motion", "test_fraction": 1.0}, "test_fraction=1.0"),
-             ({"crops": "motion", "warmup": 500}, "no frame of .* after the first 500")]
+    cases = [
+        ({"crops": "roi"}, r"crops must be one of \['full', 'motion'\], got 'roi'"),
+        ({"crops": "motion", "motion_method": "vibe"}, "motion_method must be one of"),
+        ({"crops": "motion", "min_gap": 9}, "min_gap=9, max_gap=8"),
+        ({"crops": "motion", "warmup": -1}, "warmup=-1"),
+        ({"crops": "motion", "test_fraction": 1.0}, "test_fraction=1.0"),
+        ({"crops": "motion", "warmup": 500}, "no frame of .* after the first 500"),
+    ]
     for options, message in cases:
         with pytest.raises(PplEdgeError, match=message) as err:
             build_dataset(f"video:{path}", SIZE, **options)
@@ -229,17 +234,34 @@ def test_cli_scene_then_eval(tmp_path, tiny_model, capsys):
     from ppl_edge.config_utils import to_dict
 
     video = tmp_path / "scene.mp4"
-    assert main(["-q", "data", "scene", "--out", str(video), "--frames", "90", "--size",
-                 "128x96"]) == 0
+    assert (
+        main(["-q", "data", "scene", "--out", str(video), "--frames", "90", "--size", "128x96"])
+        == 0
+    )
     assert labels_path(video).is_file() and "video:" in capsys.readouterr().out
     assert main(["-q", "data", "scene", "--out", str(video), "--frames", "90"]) == 1
     assert "--overwrite" in capsys.readouterr().err
     ckpt = tmp_path / "tiny.safetensors"
     save_checkpoint(ckpt, model_tensors(tiny_model), to_dict(tiny_model.cfg))
     out = tmp_path / "eval"
-    code = main(["-q", "eval", "--checkpoint", str(ckpt), "--data", f"video:{video}",
-                 "--data-opt", "warmup=20", "--iterations", "0", "--device", "cpu",
-                 "--out", str(out)])
+    code = main(
+        [
+            "-q",
+            "eval",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            f"video:{video}",
+            "--data-opt",
+            "warmup=20",
+            "--iterations",
+            "0",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_fit"] == 52 and metrics["n_test"] == 18  # frames 20-71 | 72-89
@@ -258,8 +280,9 @@ def test_forked_loader_workers_open_their_own_captures(tmp_path):
     write_fixed_camera_scene(video, frames=60, size=(96, 72), seed=2)
     ds = build_dataset(f"video:{video}", 32, split="train", crops="motion", warmup=10)
     ds[0]
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2,
-                                         multiprocessing_context="fork", timeout=60)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=2, multiprocessing_context="fork", timeout=60
+    )
     batch = next(iter(loader))
     assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 1, 32, 32)
 
@@ -268,8 +291,9 @@ def test_cached_frames_serve_the_same_items_as_seeking(tmp_path):
     video = tmp_path / "clip.mp4"
     write_fixed_camera_scene(video, frames=50, size=(96, 72), seed=4)
     cached = build_dataset(f"video:{video}", 32, split="test", crops="motion", warmup=10)
-    seeking = build_dataset(f"video:{video}", 32, split="test", crops="motion", warmup=10,
-                            cache_frames=False)
+    seeking = build_dataset(
+        f"video:{video}", 32, split="test", crops="motion", warmup=10, cache_frames=False
+    )
     assert cached.cache_frames and not seeking.cache_frames and len(cached) == len(seeking)
     torch.manual_seed(0)
     a = cached[2]

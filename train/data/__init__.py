@@ -49,7 +49,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
             f"folder:/data/images; kinds: {sorted(LOADERS)}"
         )
     if kind not in LOADERS:
-        raise PplEdgeError(f"unknown dataset kind {kind!r} in {spec!r}; expected one of {sorted(LOADERS)}")
+        raise PplEdgeError(
+            f"unknown dataset kind {kind!r} in {spec!r}; expected one of {sorted(LOADERS)}"
+        )
     return kind, arg
 
 
@@ -81,7 +83,11 @@ def build_dataset(spec: str, img_size: int, split: str = "train", seed: int = 0,
     params = inspect.signature(cls).parameters
     unknown = sorted(set(kw) - set(params))
     if unknown:
-        valid = sorted(p for p in params if p not in ("root", "category", "img_size", "split", "seed"))
-        raise PplEdgeError(f"unknown option(s) {unknown} for {kind!r} datasets; expected some of {valid}")
+        valid = sorted(
+            p for p in params if p not in ("root", "category", "img_size", "split", "seed")
+        )
+        raise PplEdgeError(
+            f"unknown option(s) {unknown} for {kind!r} datasets; expected some of {valid}"
+        )
     first = "category" if kind == "synthetic" else "root"
     return cls(**{first: arg}, img_size=img_size, split=split, seed=seed, **kw)

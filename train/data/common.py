@@ -14,14 +14,16 @@ import cv2
 import numpy as np
 import torch
 
-from ppl_edge.fileio import IMAGE_SUFFIXES, list_images  # noqa: F401  (re-exported)
 from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import IMAGE_SUFFIXES, list_images  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "train_reg", "test")
-MAX_CONSECUTIVE_SKIPS = 64  # beyond this many unreadable files in a row, the data set itself is broken
+MAX_CONSECUTIVE_SKIPS = (
+    64  # beyond this many unreadable files in a row, the data set itself is broken
+)
 
 
 class UnreadableItem(Exception):
@@ -80,7 +82,9 @@ def image_to_tensor(bgr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).float().div_(127.5).sub_(1.0)
 
 
-def rescale_px(kpts_px: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+def rescale_px(
+    kpts_px: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]
+) -> np.ndarray:
     """Map (..., 2) xy pixels of a (W, H) image to the same points after resizing it to (W', H').
 
     Uses the pixel-area convention of cv2.resize: ``x' = (x + 0.5) * W' / W - 0.5``.
@@ -128,8 +132,9 @@ class SkippingDataset(torch.utils.data.Dataset):
     def __init__(self) -> None:
         self.skipped = 0
 
-    def _set_root_and_split(self, root: str | Path, what: str, img_size: int, split: str,
-                            flip: bool | None) -> None:
+    def _set_root_and_split(
+        self, root: str | Path, what: str, img_size: int, split: str, flip: bool | None
+    ) -> None:
         """The checks every dataset read from a root folder starts with: sets ``root`` (an existing
         folder, :func:`require_dir`), ``img_size``, ``split`` (:func:`check_split`) and ``flip``
         (:func:`default_flip`)."""
@@ -153,8 +158,12 @@ class SkippingDataset(torch.utils.data.Dataset):
                 return self.load((index + attempt) % n)
             except UnreadableItem as err:
                 self.skipped += 1
-                log.warning("skipping unreadable item %d (%d skipped so far): %s",
-                            (index + attempt) % n, self.skipped, err)
+                log.warning(
+                    "skipping unreadable item %d (%d skipped so far): %s",
+                    (index + attempt) % n,
+                    self.skipped,
+                    err,
+                )
         raise PplEdgeError(
             f"{MAX_CONSECUTIVE_SKIPS} unreadable items in a row from {type(self).__name__} at index "
             f"{index}; expected readable files: check the dataset root"

@@ -23,8 +23,22 @@ DEFAULT_SUBSET = {"train": "train", "train_reg": "train", "test": "test"}
 # CUB part order: back, beak, belly, breast, crown, forehead, left eye, left leg, left wing, nape,
 # right eye, right leg, right wing, tail, throat. Left/right pairs for anyone flipping the crops:
 FLIP_PAIRS = ((6, 10), (7, 11), (8, 12))
-EDGES = ((1, 5), (5, 4), (4, 9), (9, 0), (0, 13), (1, 14), (14, 3), (3, 2), (2, 7), (2, 11),
-         (5, 6), (5, 10), (0, 8), (0, 12))
+EDGES = (
+    (1, 5),
+    (5, 4),
+    (4, 9),
+    (9, 0),
+    (0, 13),
+    (1, 14),
+    (14, 3),
+    (3, 2),
+    (2, 7),
+    (2, 11),
+    (5, 6),
+    (5, 10),
+    (0, 8),
+    (0, 12),
+)
 
 
 def rowcol01_to_xy_norm(kp: np.ndarray) -> np.ndarray:
@@ -50,8 +64,14 @@ class CUBDataset(SkippingDataset):
         PplEdgeError: the file is missing, is not HDF5, or lacks the subset's keys.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 subset: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        subset: str | None = None,
+    ) -> None:
         super().__init__()
         self.h5py = require("h5py", "train", "reading CUB")
         path = Path(root).expanduser()
@@ -60,11 +80,15 @@ class CUBDataset(SkippingDataset):
         self.split = check_split(split)
         self.subset = subset or DEFAULT_SUBSET[split]
         if self.subset not in SUBSETS:
-            raise PplEdgeError(f"unknown CUB subset {self.subset!r}; expected one of {list(SUBSETS)}")
+            raise PplEdgeError(
+                f"unknown CUB subset {self.subset!r}; expected one of {list(SUBSETS)}"
+            )
         self.edges = EDGES
         if not self.path.is_file():
-            raise PplEdgeError(f"cub dataset: {self.path} does not exist (expected AutoLink's cub.h5 "
-                               "or the folder holding it)")
+            raise PplEdgeError(
+                f"cub dataset: {self.path} does not exist (expected AutoLink's cub.h5 "
+                "or the folder holding it)"
+            )
         keys = [f"{self.subset}_{k}" for k in ("img", "kp", "vis")]
         try:
             with self.h5py.File(self.path, "r") as h5:
@@ -73,12 +97,16 @@ class CUBDataset(SkippingDataset):
         except OSError as err:
             raise PplEdgeError(f"cub dataset: cannot open {self.path} as HDF5: {err}") from err
         if missing:
-            raise PplEdgeError(f"cub dataset: {self.path} lacks {missing}; expected keys "
-                               f"{{{','.join(SUBSETS)}}}_{{img,kp,vis}}")
+            raise PplEdgeError(
+                f"cub dataset: {self.path} lacks {missing}; expected keys "
+                f"{{{','.join(SUBSETS)}}}_{{img,kp,vis}}"
+            )
         n = shapes[keys[0]][0]
         if shapes[keys[0]][1:2] != (3,) or shapes[keys[1]] != (n, NUM_JOINTS, 2):
-            raise PplEdgeError(f"cub dataset: unexpected shapes {shapes} in {self.path}; expected "
-                               f"img (n, 3, H, W), kp (n, 15, 2), vis (n, 15)")
+            raise PplEdgeError(
+                f"cub dataset: unexpected shapes {shapes} in {self.path}; expected "
+                f"img (n, 3, H, W), kp (n, 15, 2), vis (n, 15)"
+            )
         self.length = int(n)
         self._h5 = None
 
@@ -107,8 +135,11 @@ class CUBDataset(SkippingDataset):
             raise UnreadableItem(f"cannot read item {index} of {self.path}: {err}") from err
         rgb = img.transpose(1, 2, 0)
         if rgb.shape[0] != self.img_size:
-            rgb = cv2.resize(rgb, (self.img_size, self.img_size), interpolation=cv2.INTER_AREA
-                             if rgb.shape[0] > self.img_size else cv2.INTER_LINEAR)
+            rgb = cv2.resize(
+                rgb,
+                (self.img_size, self.img_size),
+                interpolation=cv2.INTER_AREA if rgb.shape[0] > self.img_size else cv2.INTER_LINEAR,
+            )
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 127.5 - 1.0
         return {
             "image": image,

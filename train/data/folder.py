@@ -22,10 +22,10 @@ from ppl_edge.train.data.common import (
     SkippingDataset,
     image_to_tensor,
     list_images,
-    require_dir,
     random_flip,
     read_image,
     read_mask,
+    require_dir,
     resize,
 )
 
@@ -37,7 +37,9 @@ def pick_reference(position: int, count: int, max_gap: int, generator=None) -> i
     lo, hi = max(0, position - max_gap), min(count - 1, position + max_gap)
     if hi == lo:
         return position
-    choice = int(torch.randint(lo, hi, (), generator=generator))  # hi - lo candidates besides itself
+    choice = int(
+        torch.randint(lo, hi, (), generator=generator)
+    )  # hi - lo candidates besides itself
     return choice if choice < position else choice + 1
 
 
@@ -61,9 +63,17 @@ class ImageFolderDataset(SkippingDataset):
         PplEdgeError: the folder (or the mask folder) does not exist, or holds no images.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, video: bool = False, max_gap: int = 8,
-                 masks: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        flip: bool | None = None,
+        video: bool = False,
+        max_gap: int = 8,
+        masks: str | Path | None = None,
+    ) -> None:
         super().__init__()
         self._set_root_and_split(root, "folder dataset", img_size, split, flip)
         if (self.root / "meta.json").is_file() and (self.root / "images").is_dir():

@@ -36,14 +36,58 @@ SUBJECTS = {"train": (1, 5, 6, 7, 8, 9), "train_reg": (1, 5, 6, 7, 8, 9), "test"
 ACTIONS = ("Directions", "Discussion", "Posing", "Waiting", "Greeting", "Walking")
 NUM_JOINTS = 32
 # Parent of each of the 32 joints in the H36M skeleton (-1: root), for drawing ground truth.
-PARENTS = (-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19, 22, 12,
-           24, 25, 26, 27, 28, 27, 30)
+PARENTS = (
+    -1,
+    0,
+    1,
+    2,
+    3,
+    4,
+    0,
+    6,
+    7,
+    8,
+    9,
+    0,
+    11,
+    12,
+    13,
+    14,
+    12,
+    16,
+    17,
+    18,
+    19,
+    20,
+    19,
+    22,
+    12,
+    24,
+    25,
+    26,
+    27,
+    28,
+    27,
+    30,
+)
 EDGES = tuple((p, i) for i, p in enumerate(PARENTS) if p >= 0)
 # Left/right joint pairs for flipping labels. DEVIATION(official): AutoLink's h36m.py lists (21, 28),
 # an evident typo for (21, 29); a flip needs a true permutation. The evaluation keeps the verbatim
 # list for comparable numbers (train/evaluate.py), so this dataset exposes ``flip_pairs`` only.
-FLIP_PAIRS = ((1, 6), (2, 7), (3, 8), (4, 9), (5, 10), (17, 25), (18, 26), (19, 27), (20, 28),
-              (21, 29), (22, 30), (23, 31))
+FLIP_PAIRS = (
+    (1, 6),
+    (2, 7),
+    (3, 8),
+    (4, 9),
+    (5, 10),
+    (17, 25),
+    (18, 26),
+    (19, 27),
+    (20, 28),
+    (21, 29),
+    (22, 30),
+    (23, 31),
+)
 
 
 class H36MDataset(SkippingDataset):
@@ -66,8 +110,15 @@ class H36MDataset(SkippingDataset):
             ``Landmarks`` folders.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, use_masks: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        flip: bool | None = None,
+        use_masks: bool = True,
+    ) -> None:
         super().__init__()
         self._set_root_and_split(root, "h36m dataset", img_size, split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
@@ -81,20 +132,26 @@ class H36MDataset(SkippingDataset):
             )
         missing = sorted(set(SUBJECTS[split]) - set(present))
         if missing:
-            log.warning("h36m %s split: subjects %s are missing under %s", split, missing, self.root)
+            log.warning(
+                "h36m %s split: subjects %s are missing under %s", split, missing, self.root
+            )
         for subject in present:
             subject_dir = self.root / f"S{subject}"
             images = subject_dir / "WithBackground"
             if split != "train" and not (subject_dir / "Landmarks").is_dir():
-                raise PplEdgeError(f"h36m dataset: {subject_dir / 'Landmarks'} is missing; the "
-                                   f"{split} split needs the landmark .mat files")
+                raise PplEdgeError(
+                    f"h36m dataset: {subject_dir / 'Landmarks'} is missing; the "
+                    f"{split} split needs the landmark .mat files"
+                )
             for folder in sorted(p.name for p in images.iterdir() if p.is_dir()):
                 if folder.startswith(ACTIONS):
                     frames = sorted(f.stem for f in (images / folder).glob("*.jpg"))
                     self.samples += [(subject_dir, folder, f) for f in frames]
         if not self.samples:
-            raise PplEdgeError(f"h36m dataset: no frames of the actions {list(ACTIONS)} under "
-                               f"{self.root} for the {split} split")
+            raise PplEdgeError(
+                f"h36m dataset: no frames of the actions {list(ACTIONS)} under "
+                f"{self.root} for the {split} split"
+            )
         subject_dirs = [self.root / f"S{s}" for s in present]
         self.has_labels = all((d / "Landmarks").is_dir() for d in subject_dirs)
         self.has_masks = use_masks and all((d / "BackgroudMask").is_dir() for d in subject_dirs)

@@ -20,8 +20,12 @@ def tensor_to_bgr(image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def draw_skeleton(img: np.ndarray, kpts_px: np.ndarray, visible: np.ndarray | None,
-                  edges: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+def draw_skeleton(
+    img: np.ndarray,
+    kpts_px: np.ndarray,
+    visible: np.ndarray | None,
+    edges: Sequence[tuple[int, int]] = (),
+) -> np.ndarray:
     """Draw keypoints and edges on a copy of ``img``.
 
     Args:
@@ -41,8 +45,14 @@ def draw_skeleton(img: np.ndarray, kpts_px: np.ndarray, visible: np.ndarray | No
     pts = [(round(x), round(y)) for x, y in kpts_px]
     for i, j in edges:
         both = visible[i] and visible[j]
-        cv2.line(out, pts[i], pts[j], (255, 255, 255) if both else (128, 128, 128),
-                 2 if both else 1, cv2.LINE_AA)
+        cv2.line(
+            out,
+            pts[i],
+            pts[j],
+            (255, 255, 255) if both else (128, 128, 128),
+            2 if both else 1,
+            cv2.LINE_AA,
+        )
     for k in range(J):
         cv2.circle(out, pts[k], radius, colors[k], -1 if visible[k] else 1, cv2.LINE_AA)
     return out
@@ -74,5 +84,5 @@ def contact_sheet(tiles: Sequence[np.ndarray], cols: int, gap: int = 4) -> np.nd
     for n, tile in enumerate(tiles):
         r, c = divmod(n, cols)
         y, x = gap + r * (h + gap), gap + c * (w + gap)
-        sheet[y:y + h, x:x + w] = tile
+        sheet[y : y + h, x : x + w] = tile
     return sheet

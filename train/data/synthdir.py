@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.synth.folder import FORMAT, FORMAT_VERSION
 from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
@@ -28,7 +29,6 @@ from ppl_edge.train.data.common import (
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
-from ppl_edge.synth.folder import FORMAT, FORMAT_VERSION
 
 
 def _read_meta(folder: Path) -> dict:
@@ -38,8 +38,10 @@ def _read_meta(folder: Path) -> dict:
     except (OSError, ValueError) as err:
         raise PplEdgeError(f"synthdir dataset: cannot read {meta_path}: {err}") from err
     if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise PplEdgeError(f"synthdir dataset: {meta_path} has format {meta.get('format')!r} "
-                           f"version {meta.get('format_version')}; expected {FORMAT!r} <= {FORMAT_VERSION}")
+        raise PplEdgeError(
+            f"synthdir dataset: {meta_path} has format {meta.get('format')!r} "
+            f"version {meta.get('format_version')}; expected {FORMAT!r} <= {FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -61,27 +63,40 @@ class SynthDirDataset(SkippingDataset):
             of stills.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 video: bool = False, max_gap: int = 8, flip: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        video: bool = False,
+        max_gap: int = 8,
+        flip: bool = False,
+    ) -> None:
         super().__init__()
         root = require_dir(root, "synthdir dataset")
         self.split = check_split(split)
         self.root = root / split if (root / split / "meta.json").is_file() else root
         if not (self.root / "meta.json").is_file():
-            raise PplEdgeError(f"synthdir dataset: no meta.json in {root} or {root / split}; expected "
-                               "a folder written by 'ppl-edge data synth'")
+            raise PplEdgeError(
+                f"synthdir dataset: no meta.json in {root} or {root / split}; expected "
+                "a folder written by 'ppl-edge data synth'"
+            )
         self.meta = _read_meta(self.root)
         self.img_size = int(img_size)
         self.video, self.max_gap, self.flip = bool(video), int(max_gap), bool(flip)
         if self.video and not self.meta.get("video"):
-            raise PplEdgeError(f"synthdir dataset: {self.root} holds still images; video=True needs a "
-                               "folder written with --video")
+            raise PplEdgeError(
+                f"synthdir dataset: {self.root} holds still images; video=True needs a "
+                "folder written with --video"
+            )
         try:
             lines = (self.root / "labels.jsonl").read_text(encoding="utf-8").splitlines()
             self.labels = [json.loads(line) for line in lines if line.strip()]
         except (OSError, ValueError) as err:
-            raise PplEdgeError(f"synthdir dataset: cannot read {self.root / 'labels.jsonl'}: {err}") \
-                from err
+            raise PplEdgeError(
+                f"synthdir dataset: cannot read {self.root / 'labels.jsonl'}: {err}"
+            ) from err
         if not self.labels:
             raise PplEdgeError(f"synthdir dataset: {self.root / 'labels.jsonl'} is empty")
         self.joint_names = tuple(self.meta["joint_names"])
@@ -120,6 +135,7 @@ class SynthDirDataset(SkippingDataset):
             frames = self._clips[int(self.labels[index].get("clip", index))]
             position = frames.index(index)
             ref = frames[pick_reference(position, len(frames), self.max_gap)]
-            item["reference"] = image_to_tensor(resize(read_image(self.root / self.labels[ref]["image"]),
-                                                       self.img_size))
+            item["reference"] = image_to_tensor(
+                resize(read_image(self.root / self.labels[ref]["image"]), self.img_size)
+            )
         return random_flip(item, self.flip, self.swap_pairs)

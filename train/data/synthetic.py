@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ppl_edge.train.data.common import check_split, image_to_tensor, keypoints_to_tensor
 from ppl_edge.synth.render import (
     SCENES,
     SUBJECTS,
@@ -14,6 +13,7 @@ from ppl_edge.synth.render import (
     render_pair,
     render_sample,
 )
+from ppl_edge.train.data.common import check_split, image_to_tensor, keypoints_to_tensor
 
 DEFAULT_LENGTH = {"train": 20000, "train_reg": 2000, "test": 1000}
 
@@ -43,10 +43,20 @@ class SyntheticDataset(torch.utils.data.Dataset):
         it for joints outside the frame); visible (J,) bool, False when out of frame or occluded; mask (1, H, W) float32; reference (3, H, W) in video mode.
     """
 
-    def __init__(self, category: str = "humanoid", img_size: int = 64, split: str = "train",
-                 seed: int = 0, length: int | None = None, video: bool = False,
-                 clip_length: int = 32, max_gap: int = 16, min_gap: int = 4,
-                 subjects: int = SUBJECTS, scenes: int = SCENES) -> None:
+    def __init__(
+        self,
+        category: str = "humanoid",
+        img_size: int = 64,
+        split: str = "train",
+        seed: int = 0,
+        length: int | None = None,
+        video: bool = False,
+        clip_length: int = 32,
+        max_gap: int = 16,
+        min_gap: int = 4,
+        subjects: int = SUBJECTS,
+        scenes: int = SCENES,
+    ) -> None:
         self.category = get_category(category)
         self.img_size = int(img_size)
         self.split = check_split(split)
@@ -75,8 +85,15 @@ class SyntheticDataset(torch.utils.data.Dataset):
         index %= self.length
         size = self.img_size
         if self.video:
-            sample, ref = render_pair(self.category.name, size, self.item_seed(index),
-                                      self.clip_length, self.max_gap, self.min_gap, **self.world)
+            sample, ref = render_pair(
+                self.category.name,
+                size,
+                self.item_seed(index),
+                self.clip_length,
+                self.max_gap,
+                self.min_gap,
+                **self.world,
+            )
         else:
             sample = render_sample(self.category.name, size, self.item_seed(index), **self.world)
             ref = None
@@ -89,4 +106,3 @@ class SyntheticDataset(torch.utils.data.Dataset):
         if ref is not None:
             item["reference"] = image_to_tensor(ref.image)
         return item
-

@@ -38,8 +38,25 @@ LABEL_SIZE = 256  # landmark pixels refer to the 256 x 256 evaluation images
 # Joint order taken to be OpenPose's COCO-18 (nose, neck, right arm, left arm, right leg, left leg,
 # eyes, ears); the release does not name its joints. Only drawing and flip-invariant scoring use it.
 FLIP_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
-EDGES = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
-         (11, 12), (12, 13), (0, 14), (14, 16), (0, 15), (15, 17))
+EDGES = (
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (1, 5),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 
 
 def read_landmarks(path: Path) -> list[tuple[str, np.ndarray]]:
@@ -52,10 +69,14 @@ def read_landmarks(path: Path) -> list[tuple[str, np.ndarray]]:
         frame = pandas.read_pickle(path)
         rows = list(zip(frame["file_name"], frame["value"]))
     except Exception as err:  # unpickling raises many types
-        raise PplEdgeError(f"taichi dataset: cannot read {path} as a pandas frame with columns "
-                           f"file_name and value: {err}") from err
-    return [(str(name), np.asarray(value, dtype=np.float32).reshape(NUM_JOINTS, 2))
-            for name, value in rows]
+        raise PplEdgeError(
+            f"taichi dataset: cannot read {path} as a pandas frame with columns "
+            f"file_name and value: {err}"
+        ) from err
+    return [
+        (str(name), np.asarray(value, dtype=np.float32).reshape(NUM_JOINTS, 2))
+        for name, value in rows
+    ]
 
 
 class TaichiDataset(SkippingDataset):
@@ -74,26 +95,39 @@ class TaichiDataset(SkippingDataset):
         PplEdgeError: the folders or landmark tables of the split are missing.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, video: bool = False, max_gap: int = 8) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        flip: bool | None = None,
+        video: bool = False,
+        max_gap: int = 8,
+    ) -> None:
         super().__init__()
         self._set_root_and_split(root, "taichi dataset", img_size, split, flip)
         self.flip_pairs, self.edges = FLIP_PAIRS, EDGES
         self.frames = None
         if split == "train":
             if not (self.root / "train").is_dir():
-                raise PplEdgeError(f"taichi dataset: {self.root / 'train'} is missing; expected "
-                                   f"train/<video>/<frames> under {self.root}")
-            self.frames = ImageFolderDataset(self.root / "train", img_size, split, seed, self.flip,
-                                             video, max_gap)
+                raise PplEdgeError(
+                    f"taichi dataset: {self.root / 'train'} is missing; expected "
+                    f"train/<video>/<frames> under {self.root}"
+                )
+            self.frames = ImageFolderDataset(
+                self.root / "train", img_size, split, seed, self.flip, video, max_gap
+            )
             return
         part = "train" if split == "train_reg" else "test"
         self.image_dir = self.root / "eval_images" / "taichi-256" / part
         table = self.root / "landmark" / f"taichi_{part}_gt.pkl"
         for needed in (self.image_dir, table):
             if not needed.exists():
-                raise PplEdgeError(f"taichi dataset: {needed} is missing; the {split} split needs "
-                                   f"eval_images/taichi-256/{part}/ and landmark/taichi_{part}_gt.pkl")
+                raise PplEdgeError(
+                    f"taichi dataset: {needed} is missing; the {split} split needs "
+                    f"eval_images/taichi-256/{part}/ and landmark/taichi_{part}_gt.pkl"
+                )
         self.labels = read_landmarks(table)
         masks = self.root / "taichi-test-masks"
         self.mask_dir = masks if part == "test" and masks.is_dir() else None  # every item, or none

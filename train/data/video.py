@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 import torch
 
-from ppl_edge.fileio import VIDEO_SUFFIXES
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.fileio import VIDEO_SUFFIXES
 from ppl_edge.motion import MOTION_METHODS, Box, MotionCrops, crop_square, frame_to_crop
+from ppl_edge.synth.scene import SceneLabels, labels_path, read_scene_labels
 from ppl_edge.train.data.common import (
     SkippingDataset,
     UnreadableItem,
@@ -38,7 +39,6 @@ from ppl_edge.train.data.common import (
     resize,
 )
 from ppl_edge.train.data.folder import pick_reference
-from ppl_edge.synth.scene import SceneLabels, labels_path, read_scene_labels
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ def list_videos(root: str | Path) -> list[Path]:
         return [root]
     if root.is_dir():
         return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    raise PplEdgeError(f"video dataset: {root} does not exist (expected a video file or a "
-                       f"folder of {', '.join(VIDEO_SUFFIXES)} files)")
+    raise PplEdgeError(
+        f"video dataset: {root} does not exist (expected a video file or a "
+        f"folder of {', '.join(VIDEO_SUFFIXES)} files)"
+    )
 
 
 def pick_gapped_reference(frame: int, count: int, min_gap: int, max_gap: int) -> int:
@@ -88,8 +90,14 @@ def pick_gapped_reference(frame: int, count: int, min_gap: int, max_gap: int) ->
     return max(0, frame - max_gap) + k if k < below else frame + min_gap + (k - below)
 
 
-def scan_motion(path: Path, crops: MotionCrops, size: int, warmup: int,
-                stride: int, keep_frames: list | None = None) -> tuple[list[int], list[Box], list[np.ndarray], int]:
+def scan_motion(
+    path: Path,
+    crops: MotionCrops,
+    size: int,
+    warmup: int,
+    stride: int,
+    keep_frames: list | None = None,
+) -> tuple[list[int], list[Box], list[np.ndarray], int]:
     """Run the background subtractor over a video in order; the frames with a moving subject.
 
     The first ``crops.history`` frames are read once beforehand to learn the background; then
@@ -181,28 +189,47 @@ class VideoDataset(SkippingDataset):
             or an option is out of range.
     """
 
-    def __init__(self, root: str | Path, img_size: int = 128, split: str = "train", seed: int = 0,
-                 flip: bool | None = None, max_gap: int = 8, stride: int = 1, crops: str = "full",
-                 min_gap: int | None = None, warmup: int = 30, motion_method: str = "mog2",
-                 motion_history: int = 200, test_fraction: float = 0.2,
-                 cache_frames: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        img_size: int = 128,
+        split: str = "train",
+        seed: int = 0,
+        flip: bool | None = None,
+        max_gap: int = 8,
+        stride: int = 1,
+        crops: str = "full",
+        min_gap: int | None = None,
+        warmup: int = 30,
+        motion_method: str = "mog2",
+        motion_history: int = 200,
+        test_fraction: float = 0.2,
+        cache_frames: bool = True,
+    ) -> None:
         super().__init__()
         paths = list_videos(root)
         if crops not in CROP_MODES:
-            raise PplEdgeError(f"video dataset: crops must be one of {list(CROP_MODES)}, "
-                               f"got {crops!r}")
+            raise PplEdgeError(
+                f"video dataset: crops must be one of {list(CROP_MODES)}, got {crops!r}"
+            )
         self.crops = crops
         self.min_gap = int(min_gap if min_gap is not None else 4 if crops == "motion" else 1)
         if stride < 1 or max_gap < 1 or not 1 <= self.min_gap <= max_gap:
-            raise PplEdgeError(f"video dataset: need stride >= 1 and 1 <= min_gap <= max_gap, got "
-                               f"stride={stride}, min_gap={self.min_gap}, max_gap={max_gap}")
+            raise PplEdgeError(
+                f"video dataset: need stride >= 1 and 1 <= min_gap <= max_gap, got "
+                f"stride={stride}, min_gap={self.min_gap}, max_gap={max_gap}"
+            )
         if warmup < 0 or motion_history < 1 or not 0.0 < test_fraction < 1.0:
-            raise PplEdgeError(f"video dataset: need warmup >= 0, motion_history >= 1 and "
-                               f"0 < test_fraction < 1, got warmup={warmup}, "
-                               f"motion_history={motion_history}, test_fraction={test_fraction}")
+            raise PplEdgeError(
+                f"video dataset: need warmup >= 0, motion_history >= 1 and "
+                f"0 < test_fraction < 1, got warmup={warmup}, "
+                f"motion_history={motion_history}, test_fraction={test_fraction}"
+            )
         if motion_method not in MOTION_METHODS:
-            raise PplEdgeError(f"video dataset: motion_method must be one of "
-                               f"{list(MOTION_METHODS)}, got {motion_method!r}")
+            raise PplEdgeError(
+                f"video dataset: motion_method must be one of "
+                f"{list(MOTION_METHODS)}, got {motion_method!r}"
+            )
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.flip = default_flip(split, flip)
@@ -218,16 +245,21 @@ class VideoDataset(SkippingDataset):
         if crops == "full":
             self._add_full_videos(paths, stride)
         else:
-            detector = MotionCrops(method=motion_method, history=int(motion_history), hold=0,
-                                   fallback="none")
+            detector = MotionCrops(
+                method=motion_method, history=int(motion_history), hold=0, fallback="none"
+            )
             self._add_motion_videos(paths, detector, int(warmup), stride, float(test_fraction))
         if not self.items and crops == "motion" and self.videos:
-            raise PplEdgeError(f"video dataset: no frame of {root} after the first {warmup} has a "
-                               f"moving subject; crops='motion' expects a fixed camera filming "
-                               f"one")
+            raise PplEdgeError(
+                f"video dataset: no frame of {root} after the first {warmup} has a "
+                f"moving subject; crops='motion' expects a fixed camera filming "
+                f"one"
+            )
         if not self.items:
-            raise PplEdgeError(f"video dataset: no readable video under {root} (found {len(paths)} "
-                               f"candidate files with suffixes {', '.join(VIDEO_SUFFIXES)})")
+            raise PplEdgeError(
+                f"video dataset: no readable video under {root} (found {len(paths)} "
+                f"candidate files with suffixes {', '.join(VIDEO_SUFFIXES)})"
+            )
         self._captures: dict[int, tuple[cv2.VideoCapture, int]] = {}
         self._captures_pid = os.getpid()  # the process the captures belong to
 
@@ -243,26 +275,40 @@ class VideoDataset(SkippingDataset):
             self.videos.append(path)
             self.frame_counts.append(count)
 
-    def _add_motion_videos(self, paths: list[Path], detector: MotionCrops, warmup: int,
-                           stride: int, test_fraction: float) -> None:
+    def _add_motion_videos(
+        self,
+        paths: list[Path],
+        detector: MotionCrops,
+        warmup: int,
+        stride: int,
+        test_fraction: float,
+    ) -> None:
         """Scan each video with the background subtractor; keep its split of moving frames."""
         gt = [labels_path(p).is_file() for p in paths]
         use_labels = self.split != "train" and any(gt)
         if use_labels and not all(gt):
-            log.warning("only %d of %d videos have a %s file; items carry no keypoints",
-                        sum(gt), len(gt), labels_path("<video>").name)
+            log.warning(
+                "only %d of %d videos have a %s file; items carry no keypoints",
+                sum(gt),
+                len(gt),
+                labels_path("<video>").name,
+            )
             use_labels = False
         for path in paths:
             cache: list | None = [] if self.cache_frames else None
-            frames, boxes, masks, count = scan_motion(path, detector, self.img_size, warmup, stride,
-                                                      cache)
+            frames, boxes, masks, count = scan_motion(
+                path, detector, self.img_size, warmup, stride, cache
+            )
             if count == 0:
                 self.skipped += 1
                 log.warning("skipping unreadable video %s", path)
                 continue
             cut = int(round(count * (1.0 - test_fraction)))
-            keep = [i for i, f in enumerate(frames)
-                    if self.split == "train" or (f < cut) == (self.split == "train_reg")]
+            keep = [
+                i
+                for i, f in enumerate(frames)
+                if self.split == "train" or (f < cut) == (self.split == "train_reg")
+            ]
             video = len(self.videos)
             self.items += [(video, frames[i]) for i in keep]
             self.boxes += [boxes[i] for i in keep]
@@ -271,22 +317,32 @@ class VideoDataset(SkippingDataset):
             self.frame_counts.append(count)
             self._frames.append(cache or [])
             self._labels.append(self._read_labels(path, count) if use_labels else None)
-            log.info("%s: %d of %d frames with a moving subject (%s split: %d items)", path.name,
-                     len(frames), count, self.split, len(keep))
+            log.info(
+                "%s: %d of %d frames with a moving subject (%s split: %d items)",
+                path.name,
+                len(frames),
+                count,
+                self.split,
+                len(keep),
+            )
 
     def _read_labels(self, path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Ground truth of one video; the first labelled video sets the joint layout."""
         labels: SceneLabels = read_scene_labels(labels_path(path))
         if labels.count < count:
-            raise PplEdgeError(f"{labels_path(path)} holds {labels.count} frames but {path} has "
-                               f"{count}; expected one row per frame")
+            raise PplEdgeError(
+                f"{labels_path(path)} holds {labels.count} frames but {path} has "
+                f"{count}; expected one row per frame"
+            )
         if not hasattr(self, "swap_pairs"):
             self.category = labels.category
             self.joint_names, self.edges = labels.joint_names, labels.edges
             self.swap_pairs = labels.swap_pairs
         elif labels.joint_names != self.joint_names:
-            raise PplEdgeError(f"{labels_path(path)} has joints {list(labels.joint_names)}; "
-                               f"expected {list(self.joint_names)} like the first labelled video")
+            raise PplEdgeError(
+                f"{labels_path(path)} has joints {list(labels.joint_names)}; "
+                f"expected {list(self.joint_names)} like the first labelled video"
+            )
         return labels.keypoints, labels.visible
 
     @property
@@ -347,13 +403,17 @@ class VideoDataset(SkippingDataset):
         video, frame = self.items[index]
         ref = self._reference(video, frame)
         if self.crops == "full":
-            item = {"image": image_to_tensor(self.read_frame(video, frame)),
-                    "reference": image_to_tensor(self.read_frame(video, ref))}
+            item = {
+                "image": image_to_tensor(self.read_frame(video, frame)),
+                "reference": image_to_tensor(self.read_frame(video, ref)),
+            }
             return random_flip(item, self.flip)
         box, size = self.boxes[index], self.img_size
-        item = {"image": image_to_tensor(crop_square(self.read_raw(video, frame), box, size)),
-                "reference": image_to_tensor(crop_square(self.read_raw(video, ref), box, size)),
-                "mask": torch.from_numpy(self.mask(index).astype(np.float32))[None]}
+        item = {
+            "image": image_to_tensor(crop_square(self.read_raw(video, frame), box, size)),
+            "reference": image_to_tensor(crop_square(self.read_raw(video, ref), box, size)),
+            "mask": torch.from_numpy(self.mask(index).astype(np.float32))[None],
+        }
         labels = self._labels[video]
         if labels is not None:
             kp = frame_to_crop(labels[0][frame], box, size)  # (J, 2) crop pixels

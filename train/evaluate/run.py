@@ -197,8 +197,9 @@ def predict_split(
                 )
             )
         if keep_masks and all("mask" in it for it in items):
-            fg.append(np.stack([it["mask"].numpy().reshape(it["mask"].shape[-2:]) > 0.5
-                                for it in items]))
+            fg.append(
+                np.stack([it["mask"].numpy().reshape(it["mask"].shape[-2:]) > 0.5 for it in items])
+            )
         else:
             keep_masks = False
         if start < keep:
@@ -218,8 +219,9 @@ def predict_split(
     )
 
 
-def build_splits(spec: str, img_size: int, n_fit: int, n_test: int, seed: int = 0,
-                 options: dict | None = None):
+def build_splits(
+    spec: str, img_size: int, n_fit: int, n_test: int, seed: int = 0, options: dict | None = None
+):
     """(train_reg dataset, test dataset) of ``spec`` at ``img_size``.
 
     Synthetic datasets are generated on demand and are asked for exactly ``n_fit`` / ``n_test``
@@ -275,7 +277,14 @@ def run_evaluation(
     fit_pred = predict_split(model, fit_data, n_fit, batch, 0, mode, num_workers=num_workers)
     t1 = time.perf_counter()
     test_pred = predict_split(
-        model, test_data, n_test, batch, iterations, mode, keep, num_workers=num_workers,
+        model,
+        test_data,
+        n_test,
+        batch,
+        iterations,
+        mode,
+        keep,
+        num_workers=num_workers,
         masks=True,
     )
     t2 = time.perf_counter()
@@ -376,8 +385,9 @@ def evaluate_checkpoint(
 
     layout_for(data_spec, protocol)  # refuse unlabelled data before loading anything
     model, _ = load_model(ckpt)
-    fit_data, test_data = build_splits(data_spec, model.cfg.img_size, n_fit, n_test, seed,
-                                       data_options)
+    fit_data, test_data = build_splits(
+        data_spec, model.cfg.img_size, n_fit, n_test, seed, data_options
+    )
     layout = layout_for(data_spec, protocol, test_data)
     with torch.inference_mode():
         metrics, _, _ = run_evaluation(
