@@ -119,12 +119,18 @@ def _resolve(args: argparse.Namespace):
 
     flags = {field: getattr(args, dest) for dest, field in _FLAG_FIELDS.items()}
     overrides = list(args.overrides) + [f"data_options.{p}" for p in args.data_opt]
-    cfg = resolve_config(args.config, overrides, flags)
-    ckpt = Path(cfg.out) / CHECKPOINT_NAME
-    if args.resume and ckpt.is_file():
-        stored = config_from_dict(read_metadata(ckpt)["train_state"]["train_config"])
-        cfg = resolve_config(args.config, overrides, flags, base=stored)
-    return cfg
+    if args.resume:
+        # The run folder decides the base layer, so find it before validating anything: overrides
+        # that are only valid on top of the stored settings (e.g. mask_warmup_steps of a mask
+        # run) must not be checked against the defaults.
+        out = flags.get("out") or resolve_config(
+            args.config, [o for o in overrides if o.startswith("out=")], {}
+        ).out
+        ckpt = Path(out) / CHECKPOINT_NAME
+        if ckpt.is_file():
+            stored = config_from_dict(read_metadata(ckpt)["train_state"]["train_config"])
+            return resolve_config(args.config, overrides, flags, base=stored)
+    return resolve_config(args.config, overrides, flags)
 
 
 def _dry_run(cfg) -> int:

@@ -215,3 +215,26 @@ def test_the_mask_recipe_trains_through_both_stages_and_resumes(tmp_path):
     rows = MetricsLog(tmp_path / "run", resume_step=4).rows
     stages = [("reconstruction" in r, "mask" in r) for r in rows]
     assert stages == [(False, True), (False, True), (True, True), (True, True)]
+
+
+def test_resume_takes_overrides_that_need_the_stored_settings(tmp_path):
+    """--set mask_warmup_steps on --resume is checked against the run's stored mask recipe, not
+    against the defaults (where w_mask = 0 would refuse it)."""
+    from pathlib import Path
+
+    from ppl_edge.checkpoint import read_metadata
+    from ppl_edge.cli import main
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "mask.yaml"
+    out = tmp_path / "run"
+    common = ["--preset", "tiny", "--batch-size", "4", "--num-workers", "0", "--threads", "1"]
+    args = ["train", "--config", str(recipe), "--steps", "2", "--out", str(out), *common,
+            "--set", "data_length=8", "--set", "mask_warmup_steps=1", "--prior-interval", "0"]
+    assert main(args) == 0
+    resumed = ["train", "--out", str(out), "--resume", "--steps", "3", "--threads", "1",
+               "--set", "mask_warmup_steps=5"]
+    assert main(resumed) == 0
+    state = read_metadata(out / "latest.safetensors")["train_state"]
+    assert state["step"] == 3
+    assert state["train_config"]["mask_warmup_steps"] == 5
+    assert state["train_config"]["w_mask"] == 1.0
