@@ -20,7 +20,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ppl_edge.model.encoder import coordinate_grid
+from ppl_edge.train.mask_losses import (  # noqa: F401  (re-exported: one place for every term)
+    attraction_loss,
+    coverage_loss,
+    mask_distance_maps,
+    mask_terms,
+    mask_weight_map,
+    skeleton_mask_loss,
+)
 
 ReconFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -172,161 +179,6 @@ def separation_loss(kpts: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = torch.exp(-d2 / (2.0 * sigma * sigma))
     off = ~torch.eye(N, dtype=torch.bool, device=kpts.device)
     return kernel[:, off].mean()
-
-
-def _min_plus_one(dist: torch.Tensor) -> torch.Tensor:
-    """One relaxation step of an 8-connected distance map: min over the 3x3 neighbourhood, + 1."""
-    return -F.max_pool2d(-dist, 3, stride=1, padding=1) + 1.0
-
-
-@torch.no_grad()
-def mask_distance_maps(mask: torch.Tensor, max_iter: int | None = None) -> dict[str, torch.Tensor]:
-    """Distance maps of a foreground mask, in pixels, computed by repeated 3x3 min-pooling.
-
-    Seed 003 (Mask as Supervision, §3.2.5) weights the mask loss with geodesic distances: inside
-    the figure the distance from its centre along the figure (limb ends, the hardest joints, weigh
-    most), outside it the distance to the figure (far false positives weigh most). Both are 8-
-    connected (chessboard) distances here, relaxed on the pixel grid: exact for the metric, and
-    cheap on a GPU or CPU at the training resolutions.
-
-    Args:
-        mask: (B, 1, H, W) foreground in [0, 1] (binarised at 0.5).
-        max_iter: relaxation steps; default H + W (enough for any figure that is not a spiral).
-
-    Returns:
-        inside: (B, 1, H, W) geodesic distance from the foreground pixel nearest the mask
-            centroid, 0 on the background (and on foreground the seed cannot reach);
-        outside: (B, 1, H, W) distance to the nearest foreground pixel (0 inside; H + W for an
-            empty mask).
-    """
-    B, _, H, W = mask.shape
-    fg = mask.float() > 0.5
-    steps = max_iter or (H + W)
-    big = float(H + W)
-    outside = torch.where(fg, 0.0, big)
-    # seed of the geodesic map: the foreground pixel nearest the centroid of the mask
-    ys = torch.arange(H, device=mask.device, dtype=torch.float32).view(1, 1, H, 1)
-    xs = torch.arange(W, device=mask.device, dtype=torch.float32).view(1, 1, 1, W)
-    area = fg.sum((2, 3), keepdim=True).clamp_min(1)
-    cy = (fg * ys).sum((2, 3), keepdim=True) / area
-    cx = (fg * xs).sum((2, 3), keepdim=True) / area
-    d2 = torch.where(fg, (ys - cy) ** 2 + (xs - cx) ** 2, torch.inf).view(B, -1)
-    seed = torch.zeros_like(d2, dtype=torch.bool)
-    seed.scatter_(1, d2.argmin(1, keepdim=True), True)
-    seed = seed.view(B, 1, H, W) & fg
-    inside = torch.where(seed, 0.0, big)
-    for i in range(steps):
-        new_in = torch.where(fg, torch.minimum(inside, _min_plus_one(inside)), big)
-        new_out = torch.minimum(outside, _min_plus_one(outside))
-        if i % 8 == 7 and torch.equal(new_in, inside) and torch.equal(new_out, outside):
-            break
-        inside, outside = new_in, new_out
-    inside = torch.where(fg & (inside < big), inside, 0.0)
-    return {"inside": inside, "outside": outside.clamp(max=big)}
-
-
-def mask_weight_map(
-    maps: dict[str, torch.Tensor], fg: torch.Tensor, bg_scale: float, fg_gain: float = 1.0
-) -> torch.Tensor:
-    """Geodesic weighting G of seed 003: 1 + fg_gain · d_in / max d_in inside the figure,
-    1 + d_out / bg_scale outside it.
-
-    Args:
-        maps: :func:`mask_distance_maps` output.
-        fg: (B, 1, H, W) bool foreground.
-        bg_scale: background distance (pixels) at which the weight reaches 2; capped at 5.
-        fg_gain: extra weight of the figure pixel farthest along the figure from its centre.
-
-    Returns:
-        (B, 1, H, W) weights >= 1.
-    """
-    inside = maps["inside"]
-    peak = inside.amax((2, 3), keepdim=True).clamp_min(1.0)
-    w_in = 1.0 + fg_gain * inside / peak
-    w_out = 1.0 + (maps["outside"] / bg_scale).clamp(max=4.0)
-    return torch.where(fg, w_in, w_out)
-
-
-def skeleton_mask_loss(
-    links: torch.Tensor, peak: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    """Seed 003 eq. 5 with geodesic weighting: mean(G ⊙ (M - S / max w)²).
-
-    Dividing the link map by the strongest link weight makes the term scale-free: it shapes which
-    links are drawn and where the keypoints are, not the global scale of W (which the decoder
-    sets).
-
-    Args:
-        links: (B, 1, H, W) S; peak: () max w (with gradient) or 1 when S is normalised already.
-        mask: (B, 1, H, W) foreground in [0, 1]; weights: (B, 1, H, W) G (no gradient).
-
-    Returns:
-        () the weighted mean squared difference.
-    """
-    skeleton = links.float() / peak.float()
-    return (weights * (mask.float() - skeleton) ** 2).mean()
-
-
-def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
-    """Mean distance to the figure, sampled at each keypoint: 0 on the figure, grows outside it.
-
-    Args:
-        kpts: (B, N, 2) T', xy in [-1, 1] (pixel centres at ±1: ``align_corners=True``).
-        outside: (B, 1, H, W) distance to the foreground in pixels (:func:`mask_distance_maps`).
-
-    Returns:
-        () mean over B and N, in units of the image side (a keypoint H/4 px away from the figure
-        costs 0.25).
-    """
-    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
-    d = F.grid_sample(outside, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return d.mean() / outside.shape[-1]
-
-
-def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Chamfer coverage of the figure by the keypoints: weighted mean over figure pixels of the
-    distance to the nearest keypoint.
-
-    The skeleton-mask term only sees a limb a link's Gaussian already touches (a few pixels); this
-    term pulls the nearest keypoint towards every uncovered part of the figure from any distance,
-    so the keypoints spread over the figure (with the geodesic weights G, towards its extremities:
-    head, hands, feet) instead of gathering on the torso.
-
-    Args:
-        kpts: (B, N, 2) T', xy in [-1, 1].
-        mask: (B, 1, H, H) foreground in [0, 1]; weights: (B, 1, H, H) G (no gradient).
-
-    Returns:
-        () in units of the image side; 0 when every figure pixel holds a keypoint.
-    """
-    B, _, H, W = mask.shape
-    grid = coordinate_grid(H, kpts.device).unsqueeze(0)  # (1, H·W, 2), the images are square
-    w = (mask.float() * weights.float()).view(B, H * W)
-    d2 = (grid.unsqueeze(2) - kpts.float().unsqueeze(1)).pow(2).sum(-1)  # (B, H·W, N)
-    nearest = (d2.amin(-1) + 1e-8).sqrt()  # (B, H·W)
-    return 0.5 * (w * nearest).sum() / w.sum().clamp_min(1e-8)
-
-
-def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
-    """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
-    ``w_coverage`` > 0, ``coverage``.
-
-    Args:
-        out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
-        mask: (B, 1, H, W) foreground of the frame (flipped with it).
-        peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
-        cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``).
-    """
-    maps = mask_distance_maps(mask)
-    H = mask.shape[-1]
-    weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H, cfg.mask_fg_gain)
-    terms = {
-        "mask": skeleton_mask_loss(out["links"], peak, mask, weights),
-        "attraction": attraction_loss(out["keypoints"], maps["outside"]),
-    }
-    if cfg.w_coverage > 0:
-        terms["coverage"] = coverage_loss(out["keypoints"], mask, weights)
-    return terms
 
 
 def memory_losses(
