@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.runtime.live import StageStats
 from ppl_edge.runtime.sources import sanitize_frame
+from ppl_edge.runtime.stats import StageStats
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from ppl_edge.manifest import (  # noqa: F401  (InputSpec, ManifestError: re-exp
 )
 
 log = logging.getLogger(__name__)
+
+SHIPPED_MODEL = "ppl-small-humanoid"
 
 
 def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
@@ -141,4 +144,27 @@ def resolve_model(path: str | Path) -> ModelFiles:
         mlpackage=mlpackage,
         refine=_existing(manifest, "refine"),
         memory=_existing(manifest, "memory"),
+    )
+
+
+def default_model_path() -> Path:
+    """The shipped export: ``$PPL_EDGE_MODEL``, else ``models/ppl-small-humanoid`` of the source
+    tree, else of the working directory.
+
+    Raises:
+        PplEdgeError: none of them exists.
+    """
+    env = os.environ.get("PPL_EDGE_MODEL")
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parents[1] / "models" / SHIPPED_MODEL,
+        Path.cwd() / "models" / SHIPPED_MODEL,
+    ]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise PplEdgeError(
+        f"no --model given and the shipped model is not at "
+        f"{' or '.join(str(p) for p in candidates)}; pass --model EXPORT_DIR "
+        "(written by 'ppl-edge convert')"
     )

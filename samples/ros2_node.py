@@ -25,21 +25,15 @@ from ppl_edge.runtime.sources import open_source
 
 def keypoint_positions(result) -> list[tuple[float, float, float]]:
     """(x px, y px, confidence) per keypoint: the fields of each PoseArray pose position."""
-    return [
-        (float(x), float(y), float(c)) for (x, y), c in zip(result.keypoints, result.confidence)
-    ]
+    pairs = zip(result.keypoints, result.confidence)
+    return [(float(x), float(y), float(c)) for (x, y), c in pairs]
 
 
 def result_message(frame, results) -> str:
     """The /ppl/result payload: frame index, capture time and every subject's to_dict()."""
-    return json.dumps(
-        {
-            "frame": frame.index,
-            "capture_time": frame.capture_time,
-            "subjects": [r.to_dict() for r in results],
-        },
-        separators=(",", ":"),
-    )
+    payload = {"frame": frame.index, "capture_time": frame.capture_time}
+    payload["subjects"] = [r.to_dict() for r in results]
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def stamp(capture_time: float) -> tuple[int, int]:
@@ -84,11 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         Estimator(args.model or default_model_path(), refine="memory", iterations=1) as est,
         open_source(args.source) as source,
     ):
-        worker = threading.Thread(
-            target=run_loop,
-            args=(est, source),
-            kwargs={"callback": publish, "handle_signals": False},
-        )
+        options = {"callback": publish, "handle_signals": False}
+        worker = threading.Thread(target=run_loop, args=(est, source), kwargs=options)
         worker.start()
         try:
             while rclpy.ok() and worker.is_alive():

@@ -26,8 +26,6 @@ import argparse
 
 from ppl_edge.cli import flags
 
-OVERLAY_IMAGES = 16
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge eval``."""
@@ -87,116 +85,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write the files, print the headline numbers."""
-    import json
-    import logging
-    from pathlib import Path
+    """Evaluate into --out and print the headline numbers."""
+    from ppl_edge.train.evaluate.report import EvalConfig, evaluate_to_folder
 
-    import torch
-
-    from ppl_edge.checkpoint import load_model
-    from ppl_edge.errors import PplEdgeError
-    from ppl_edge.fileio import atomic_write_bytes
-    from ppl_edge.skeleton import edges_from_weights
-    from ppl_edge.train import occlusion, plots
-    from ppl_edge.train.evaluate import run as eval_run
-
-    log = logging.getLogger(__name__)
-    for name in ("n_fit", "n_test", "n_occlusion", "batch_size"):
-        if getattr(args, name) <= 0:
-            raise PplEdgeError(
-                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
-            )
-    if args.num_workers < 0:
-        raise PplEdgeError(f"--num-workers must be >= 0, got {args.num_workers}")
-    if args.iterations < 0:
-        raise PplEdgeError(f"--iterations must be >= 0, got {args.iterations}")
-    device = (
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    cfg = EvalConfig(
+        checkpoint=args.checkpoint,
+        out=args.out,
+        data=args.data,
+        data_options=flags.parse_options(args.data_opt, "--data-opt"),
+        protocol=args.protocol,
+        iterations=args.iterations,
+        refine=args.refine,
+        occlusion=args.occlusion,
+        n_fit=args.n_fit,
+        n_test=args.n_test,
+        n_occlusion=args.n_occlusion,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        device=args.device,
     )
-    data_options = flags.parse_options(args.data_opt, "--data-opt")
-    # refuse unlabelled data and impossible combinations before any work
-    if eval_run.layout_for(args.data, args.protocol).protocol != "h36m" and args.occlusion:
-        raise PplEdgeError(
-            "--occlusion is scored with the h36m-style regressor; use --protocol h36m"
-        )
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PplEdgeError(f"--out {out} exists and is not a folder")
-    model, _ = load_model(args.checkpoint, device)
-    fit_data, test_data = eval_run.build_splits(
-        args.data,
-        model.cfg.img_size,
-        args.n_fit,
-        args.n_test,
-        args.seed,
-        data_options,
-    )
-    layout = eval_run.layout_for(args.data, args.protocol, test_data)
-    edges = edges_from_weights(model.connectivity.matrix().detach().cpu().numpy())
-    with torch.inference_mode():
-        metrics, fit, test_pred = eval_run.run_evaluation(
-            model,
-            fit_data,
-            test_data,
-            layout,
-            args.n_fit,
-            args.n_test,
-            args.batch_size,
-            args.iterations,
-            args.refine,
-            keep=OVERLAY_IMAGES,
-            num_workers=args.num_workers,
-        )
-        metrics = {"checkpoint": str(args.checkpoint), "data": args.data, **metrics}
-        occ = None
-        if args.occlusion:
-            occ = occlusion.run_occlusion(
-                model,
-                fit,
-                test_data,
-                layout.swap_pairs,
-                min(args.n_occlusion, args.n_test),
-                args.batch_size,
-                args.iterations,
-                args.refine,
-                args.seed,
-                keep=1,
-                num_workers=args.num_workers,
-            )
-    if occ is not None:
-        metrics["occlusion"] = occ.to_json()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
-    atomic_write_bytes(out / "metrics.md", eval_run.metrics_markdown(metrics).encode())
-    plots.plot_overlays(
-        test_pred.images[0],
-        test_pred.keypoints[0, :OVERLAY_IMAGES] * 2 - 1,
-        edges,
-        out / "overlays.png",
-        title=f"{args.data}: predicted keypoints, learned skeleton",
-    )
-    if occ is not None:
-        occ.write(out)
-        plots.plot_occlusion_curves(occ.labels, occ.errors, out / "occlusion.png", occ.mode)
-        plots.plot_occlusion_iterations(occ.examples, edges, out / "occlusion_iterations.png")
-    log.info("wrote %s", ", ".join(sorted(p.name for p in out.iterdir())))
-    scale, unit = (1.0, "px@256") if metrics["protocol"] == "taichi" else (100.0, "% of image")
-    print(
-        f"{metrics['protocol']} error {metrics['error'] * scale:.2f} {unit} (mean-pose baseline "
-        f"{metrics['baseline_mean_pose'] * scale:.2f}), PDJ@0.2 {100 * metrics['pdj']:.1f}% on "
-        f"{metrics['n_test']} test images -> {out}"
-    )
-    if "keypoints_on_figure" in metrics:
-
-        def pct(value):
-            return "n/a" if value is None else f"{100 * value:.1f}%"
-
-        print(
-            f"on the figure (mask dilated 1 px): keypoints "
-            f"{pct(metrics['keypoints_on_figure'])}, skeleton length "
-            f"{pct(metrics['skeleton_on_figure'])} ({len(edges)} edges)"
-        )
-    if occ is not None:
-        print(occ.to_markdown(), end="")
+    for line in evaluate_to_folder(cfg).lines():
+        print(line)
     return 0

@@ -123,9 +123,10 @@ def _resolve(args: argparse.Namespace):
         # The run folder decides the base layer, so find it before validating anything: overrides
         # that are only valid on top of the stored settings (e.g. mask_warmup_steps of a mask
         # run) must not be checked against the defaults.
-        out = flags.get("out") or resolve_config(
-            args.config, [o for o in overrides if o.startswith("out=")], {}
-        ).out
+        out = (
+            flags.get("out")
+            or resolve_config(args.config, [o for o in overrides if o.startswith("out=")], {}).out
+        )
         ckpt = Path(out) / CHECKPOINT_NAME
         if ckpt.is_file():
             stored = config_from_dict(read_metadata(ckpt)["train_state"]["train_config"])

@@ -20,6 +20,7 @@ from ppl_edge.train import occlusion
 from ppl_edge.train.data import build_dataset
 from ppl_edge.train.evaluate import fit_h36m, score_h36m
 from ppl_edge.train.evaluate import run as eval_run
+from ppl_edge.train.evaluate.report import metrics_markdown
 from ppl_edge.train.evaluate.run import evaluate_checkpoint
 
 
@@ -106,7 +107,7 @@ def test_evaluate_checkpoint_returns_numbers(tiny_ckpt):
         assert isinstance(m[key], float) and math.isfinite(m[key]), key
     assert 0.0 < m["error"] < 1.0 and 0.0 <= m["pdj"] <= 1.0
     assert 0.0 <= m["keypoints_on_figure"] <= 1.0 and 0.0 <= m["skeleton_on_figure"] <= 1.0
-    md = eval_run.metrics_markdown(m)
+    md = metrics_markdown(m)
     assert "keypoints on the figure" in md and "skeleton length on the figure" in md
     json.dumps(m)  # JSON-ready
     cub = evaluate_checkpoint(tiny_ckpt, "synthetic:humanoid", "cub", n_fit=48, n_test=16, batch=16)

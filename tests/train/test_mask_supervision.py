@@ -228,11 +228,35 @@ def test_resume_takes_overrides_that_need_the_stored_settings(tmp_path):
     recipe = Path(__file__).resolve().parents[2] / "configs" / "mask.yaml"
     out = tmp_path / "run"
     common = ["--preset", "tiny", "--batch-size", "4", "--num-workers", "0", "--threads", "1"]
-    args = ["train", "--config", str(recipe), "--steps", "2", "--out", str(out), *common,
-            "--set", "data_length=8", "--set", "mask_warmup_steps=1", "--prior-interval", "0"]
+    args = [
+        "train",
+        "--config",
+        str(recipe),
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        *common,
+        "--set",
+        "data_length=8",
+        "--set",
+        "mask_warmup_steps=1",
+        "--prior-interval",
+        "0",
+    ]
     assert main(args) == 0
-    resumed = ["train", "--out", str(out), "--resume", "--steps", "3", "--threads", "1",
-               "--set", "mask_warmup_steps=5"]
+    resumed = [
+        "train",
+        "--out",
+        str(out),
+        "--resume",
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--set",
+        "mask_warmup_steps=5",
+    ]
     assert main(resumed) == 0
     state = read_metadata(out / "latest.safetensors")["train_state"]
     assert state["step"] == 3

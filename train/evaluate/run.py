@@ -404,38 +404,3 @@ def evaluate_checkpoint(
             num_workers,
         )
     return {"checkpoint": str(ckpt), "data": data_spec, **metrics}
-
-
-def metrics_markdown(metrics: dict) -> str:
-    """A short Markdown table of the headline numbers (fractions printed x100)."""
-    scale = 1.0 if metrics["protocol"] == "taichi" else 100.0
-    rows = [
-        ("error", metrics["error"] * scale),
-        ("error, memory-refined keypoints", metrics["error_memory_refined"] * scale),
-        ("mean-pose baseline", metrics["baseline_mean_pose"] * scale),
-        (f"PDJ@{metrics['pdj_fraction']} ({metrics['pdj_reference']}), %", 100 * metrics["pdj"]),
-    ]
-    rows += [
-        (f"error at iteration {i} ({metrics['mode']} refinement)", e * scale)
-        for i, e in enumerate(metrics["error_per_iteration"])
-        if i > 0
-    ]
-    for key, name in (("bplp_c", "BPLP-C"), ("bplp_c_gt", "BPLP-C of ground truth")):
-        if key in metrics:
-            rows.append((name, float("inf") if metrics[key] is None else metrics[key]))
-    for key, name in (
-        ("keypoints_on_figure", "keypoints on the figure (mask dilated 1 px), %"),
-        ("skeleton_on_figure", "skeleton length on the figure (mask dilated 1 px), %"),
-    ):
-        if key in metrics:
-            rows.append((name, float("nan") if metrics[key] is None else 100 * metrics[key]))
-    unit = "pixels at 256" if scale == 1.0 else "% of image size"
-    head = [
-        f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "
-        f"{metrics['n_fit']} train_reg images, scored on {metrics['n_test']} test images; "
-        f"errors in {unit}.",
-        "",
-        "| metric | value |",
-        "|---|---:|",
-    ]
-    return "\n".join(head + [f"| {k} | {v:.2f} |" for k, v in rows]) + "\n"
