@@ -33,3 +33,23 @@ def require(module: str, extra: str, what: str | None = None) -> ModuleType:
             f"{feature} needs the Python package '{module}', which is not installed: "
             f"pip install 'ppl-edge[{extra}]'"
         ) from err
+
+
+def check_choice(value, choices, what: str):
+    """Return ``value`` if it is one of ``choices``, else raise the one-line error every option of
+    ppl-edge uses: ``unknown <what> 'x'; choose one of a, b, c``.
+
+    Args:
+        value: what the user gave.
+        choices: the allowed values (any iterable; shown in its order).
+        what: the option's name in the message, e.g. "backend" or "refine mode".
+
+    Raises:
+        PplEdgeError: ``value`` is not a choice.
+    """
+    options = tuple(choices)
+    if value not in options:
+        raise PplEdgeError(
+            f"unknown {what} {value!r}; choose one of {', '.join(str(c) for c in options)}"
+        )
+    return value
