@@ -181,6 +181,41 @@ def _labels_bytes(**arrays) -> bytes:
     return buf.getvalue()
 
 
+def _check_scene(frames: int, width: int, height: int, fps: float, figure: float, period: int):
+    if frames < 2 or min(width, height) < 32:
+        raise PplEdgeError(
+            f"a scene needs frames >= 2 and size >= 32x32, got frames={frames} "
+            f"and size={width}x{height}"
+        )
+    if not 0 < figure <= 1 or period < 2 or fps <= 0:
+        raise PplEdgeError(
+            f"need 0 < figure <= 1, period >= 2 and fps > 0, got figure={figure}, "
+            f"period={period}, fps={fps}"
+        )
+
+
+def _compose(background: np.ndarray, sample, centre: np.ndarray, mask: np.ndarray):
+    """One frame: the sprite pasted with its figure centred on ``centre`` (the figure's own drift
+    inside its sprite is cancelled, so its centre follows the path). Fills ``mask`` (H, W) bool.
+
+    Returns:
+        (frame (H, W, 3) uint8, keypoints (J, 2) frame pixels, visible (J,), box (4,) or NaN).
+    """
+    kp = np.asarray(sample.keypoints, np.float32)
+    x, y = np.round(centre - (kp.min(0) + kp.max(0)) / 2.0).astype(int)
+    frame = background.copy()
+    _paste(frame, mask, sample, int(x), int(y))
+    keypoints = kp + np.array([x, y], np.float32)
+    limit = np.array([mask.shape[1] - 0.5, mask.shape[0] - 0.5], np.float32)
+    inside = np.all((keypoints >= -0.5) & (keypoints <= limit), axis=1)
+    visible = np.asarray(sample.visible, bool) & inside
+    box = np.full(4, np.nan, np.float32)
+    ys, xs = np.nonzero(mask)
+    if len(xs):
+        box[:] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return np.round(np.clip(frame, 0, 255)).astype(np.uint8), keypoints, visible, box
+
+
 def write_fixed_camera_scene(
     path: str | Path,
     frames: int = 600,
@@ -214,16 +249,7 @@ def write_fixed_camera_scene(
     from ppl_edge.synth.render import ClipRenderer, get_category
 
     width, height = (int(v) for v in size)
-    if frames < 2 or min(width, height) < 32:
-        raise PplEdgeError(
-            f"a scene needs frames >= 2 and size >= 32x32, got frames={frames} "
-            f"and size={width}x{height}"
-        )
-    if not 0 < figure <= 1 or period < 2 or fps <= 0:
-        raise PplEdgeError(
-            f"need 0 < figure <= 1, period >= 2 and fps > 0, got figure={figure}, "
-            f"period={period}, fps={fps}"
-        )
+    _check_scene(frames, width, height, fps, figure, period)
     cat = get_category(category)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,22 +270,13 @@ def write_fixed_camera_scene(
     visible = np.zeros((frames, joints), bool)
     boxes = np.full((frames, 4), np.nan, np.float32)
     masks = np.zeros((frames, height, width), bool)
-    limit = np.array([width - 0.5, height - 0.5], np.float32)
     try:
         for t in range(frames):
             sample = renderer.render(float(_ping_pong(t, CLIP_FRAMES)))
-            # the figure's own drift inside its sprite is cancelled: its centre follows the path
-            kp = np.asarray(sample.keypoints, np.float32)
-            x, y = np.round(centres[t] - (kp.min(0) + kp.max(0)) / 2.0).astype(int)
-            frame = background.copy()
-            _paste(frame, masks[t], sample, int(x), int(y))
-            writer.write(np.round(np.clip(frame, 0, 255)).astype(np.uint8))
-            keypoints[t] = kp + np.array([x, y], np.float32)
-            inside = np.all((keypoints[t] >= -0.5) & (keypoints[t] <= limit), axis=1)
-            visible[t] = np.asarray(sample.visible, bool) & inside
-            ys, xs = np.nonzero(masks[t])
-            if len(xs):
-                boxes[t] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            frame, keypoints[t], visible[t], boxes[t] = _compose(
+                background, sample, centres[t], masks[t]
+            )
+            writer.write(frame)
         writer.release()
         labels = _labels_bytes(
             keypoints=keypoints,

@@ -21,81 +21,9 @@ import numpy as np
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train import evaluate as ev
 from ppl_edge.train import on_figure
+from ppl_edge.train.evaluate.layout import Layout, layout_for, video_labelled  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What a dataset's ground truth needs for scoring.
-
-    protocol: h36m / taichi / cub; swap_pairs: left/right joint pairs; limbs: joint pairs for
-    BPLP-C (None: not reported); torso: joint pair for PDJ (None: bounding-box diagonal).
-    """
-
-    protocol: str
-    swap_pairs: tuple = ()
-    limbs: tuple | None = None
-    torso: tuple | None = None
-
-
-_NO_LABELS = ("folder",)
-
-
-def video_labelled(spec: str, dataset=None) -> bool:
-    """True when ``video:PATH`` has ground truth: a ``<video>.labels.npz`` beside every video
-    (:mod:`ppl_edge.synth.scene`), or, given the dataset, items that carry keypoints."""
-    if dataset is not None:
-        return bool(getattr(dataset, "has_labels", False))
-    from ppl_edge.synth.scene import labels_path
-    from ppl_edge.train.data.video import list_videos
-
-    videos = list_videos(spec.partition(":")[2])
-    return bool(videos) and all(labels_path(v).is_file() for v in videos)
-
-
-def layout_for(spec: str, protocol: str = "auto", dataset=None) -> Layout:
-    """The scoring layout of a dataset spec (``synthetic:humanoid``, ``h36m:PATH``, ...).
-
-    A dataset object that exposes ``swap_pairs``, ``edges`` and ``joint_names`` (synthetic data,
-    labelled videos) supplies its own layout; Human3.6M falls back to the official 32-joint
-    constants; ``video:PATH`` without a dataset reads it from its ``.labels.npz`` files.
-    """
-    kind = spec.partition(":")[0]
-    if kind in _NO_LABELS or (kind == "video" and not video_labelled(spec, dataset)):
-        raise PplEdgeError(
-            f"dataset {spec!r} has no ground-truth keypoints; evaluation needs "
-            "synthetic:<category>, "
-            "synthdir:PATH, h36m:PATH, taichi:PATH, cub:PATH or video:PATH with a "
-            "<video>.labels.npz beside each video (ppl-edge data scene writes one)"
-        )
-    if dataset is None and kind == "synthetic":
-        from ppl_edge.synth.render import get_category
-
-        cat = get_category(spec.partition(":")[2] or "humanoid")
-        pairs, limbs, names = cat.swap_pairs, cat.edges, cat.joint_names
-    elif dataset is None and kind == "video":
-        from ppl_edge.synth.scene import labels_path, read_scene_labels
-        from ppl_edge.train.data.video import list_videos
-
-        labels = read_scene_labels(labels_path(list_videos(spec.partition(":")[2])[0]))
-        pairs, limbs, names = labels.swap_pairs, labels.edges, labels.joint_names
-    elif dataset is not None and hasattr(dataset, "swap_pairs"):
-        pairs = tuple(map(tuple, dataset.swap_pairs))
-        limbs = tuple(map(tuple, getattr(dataset, "edges", ()))) or None
-        names = tuple(getattr(dataset, "joint_names", ()))
-    elif kind == "h36m":
-        pairs, limbs, names = ev.H36M_SWAP_PAIRS, ev.H36M_LIMBS, ()
-    else:
-        pairs, limbs, names = (), None, ()
-    if {"l_shoulder", "r_hip"} <= set(names):
-        torso = (names.index("l_shoulder"), names.index("r_hip"))
-    else:
-        torso = ev.H36M_TORSO if kind == "h36m" else None
-    auto = kind if kind in ("taichi", "cub") else "h36m"
-    if protocol != "auto" and protocol not in ev.PROTOCOLS:
-        raise PplEdgeError(f"unknown protocol {protocol!r}; expected auto or one of {ev.PROTOCOLS}")
-    return Layout(auto if protocol == "auto" else protocol, tuple(pairs), limbs, torso)
 
 
 @dataclass
@@ -123,6 +51,23 @@ class Predictions:
 
 
 Transform = Callable  # (images (B, 3, H, W) tensor, indices (B,) ndarray) -> images
+
+
+def _to01(parts: list, axis: int) -> np.ndarray:
+    """Concatenated [-1, 1] keypoints -> [0, 1], float64 for the regressions."""
+    return np.concatenate(parts, axis=axis).astype(np.float64) * 0.5 + 0.5
+
+
+def _visible_of(item: dict) -> np.ndarray:
+    """(J,) bool visibility of a labelled item (every joint when it carries none)."""
+    if "visible" in item:
+        return item["visible"].numpy()
+    return np.ones(len(item["keypoints"]), bool)
+
+
+def _mask_of(item: dict) -> np.ndarray:
+    """(H, W) bool foreground of an item's (1, H, W) mask in [0, 1]."""
+    return item["mask"].numpy().reshape(item["mask"].shape[-2:]) > 0.5
 
 
 def predict_split(
@@ -186,33 +131,19 @@ def predict_split(
         refined.append(np.stack([s["keypoints_refined"].cpu().numpy() for s in steps]))
         if "keypoints" in items[0]:
             gts.append(np.stack([it["keypoints"].numpy() for it in items]))
-            vis.append(
-                np.stack(
-                    [
-                        it["visible"].numpy()
-                        if "visible" in it
-                        else np.ones(len(it["keypoints"]), bool)
-                        for it in items
-                    ]
-                )
-            )
+            vis.append(np.stack([_visible_of(it) for it in items]))
         if keep_masks and all("mask" in it for it in items):
-            fg.append(
-                np.stack([it["mask"].numpy().reshape(it["mask"].shape[-2:]) > 0.5 for it in items])
-            )
+            fg.append(np.stack([_mask_of(it) for it in items]))
         else:
             keep_masks = False
         if start < keep:
             kept.append(np.stack([s["input"][: keep - start].cpu().numpy() for s in steps]))
 
-    def to01(parts, axis):  # [-1, 1] -> [0, 1], float64 for the regressions
-        return np.concatenate(parts, axis=axis).astype(np.float64) * 0.5 + 0.5
-
     H, W = dataset[0]["image"].shape[-2:]
     return Predictions(
-        keypoints=to01(kpts, 1),
-        refined=to01(refined, 1),
-        gt=to01(gts, 0) if gts else None,
+        keypoints=_to01(kpts, 1),
+        refined=_to01(refined, 1),
+        gt=_to01(gts, 0) if gts else None,
         visible=np.concatenate(vis).astype(bool) if vis else None,
         images=np.concatenate(kept, axis=1) if kept else np.zeros((iterations + 1, 0, 3, H, W)),
         masks=np.concatenate(fg) if keep_masks and fg else None,
