@@ -1,5 +1,5 @@
-"""Latency of the exported keypoint graph on ONNX Runtime (CPU) against PyTorch eager, per preset and
-batch size, plus the sizes of the exported files.
+"""Latency of the exported keypoint graph on ONNX Runtime (CPU) against PyTorch eager, per preset
+and batch size, plus the sizes of the exported files.
 
     python bench/bench_export.py --presets tiny small base --batches 1 8 --runs 50 \\
         --json bench/results/export_cpu.json
@@ -102,7 +102,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['preset']} | {r['img_size']}² | {r['batch']} | {o['median_ms']:.2f} / "
             f"{o['p90_ms']:.2f} | {t['median_ms']:.2f} / {t['p90_ms']:.2f} | "
-            f"{t['median_ms'] / o['median_ms']:.1f}× | {r['keypoints_onnx_bytes'] / 2**20:.1f} MiB | "
+            f"{t['median_ms'] / o['median_ms']:.1f}× | "
+            f"{r['keypoints_onnx_bytes'] / 2**20:.1f} MiB | "
             f"{r['refine_onnx_bytes'] / 2**20:.1f} MiB | {r['memory_onnx_bytes'] / 2**20:.2f} MiB |"
         )
     return "\n".join(lines)

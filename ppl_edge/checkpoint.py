@@ -75,7 +75,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     version = int(meta.get("format_version", "0"))
     if version > FORMAT_VERSION:
         raise PplEdgeError(
-            f"{path} has checkpoint format {version}; this ppl-edge reads up to {FORMAT_VERSION}: upgrade"
+            f"{path} has checkpoint format {version}; this ppl-edge reads up to "
+            f"{FORMAT_VERSION}: upgrade"
         )
     return {
         "format_version": version,

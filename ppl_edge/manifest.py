@@ -1,4 +1,5 @@
-"""The export contract: ``manifest.json``, one typed :class:`Manifest` for the exporter and the runtime.
+"""The export contract: ``manifest.json``, one typed :class:`Manifest` for the exporter and the
+runtime.
 
 The manifest carries everything the runtime must not re-declare (house style 11): input size, colour
 order and normalisation (:class:`InputSpec`), keypoint count and names, skeleton edges, memory shape
@@ -46,8 +47,8 @@ class ManifestError(PplEdgeError):
 
 
 def sha256_path(path: str | Path) -> str:
-    """Hex sha256 of a file, or of a folder (e.g. an ``.mlpackage``): each file's relative path, a NUL
-    byte and its content, in sorted order."""
+    """Hex sha256 of a file, or of a folder (e.g. an ``.mlpackage``): each file's relative path, a
+    NUL byte and its content, in sorted order."""
     path = Path(path)
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -74,7 +75,8 @@ class InputSpec:
 
     @classmethod
     def square(cls, size: int) -> InputSpec:
-        """The contract of a model trained on ``size`` x ``size`` images (the training pipeline's)."""
+        """The contract of a model trained on ``size`` x ``size`` images (the training
+        pipeline's)."""
         return cls(height=int(size), width=int(size))
 
     def to_dict(self) -> dict[str, Any]:

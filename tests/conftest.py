@@ -55,8 +55,8 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_export_memory(tiny_model, tmp_path_factory, request) -> Path:
-    """The full ``export_onnx`` folder of ``tiny_model``: keypoints.onnx, refine.onnx, memory.onnx and
-    manifest.json (portable flavour).
+    """The full ``export_onnx`` folder of ``tiny_model``: keypoints.onnx, refine.onnx, memory.onnx
+    and manifest.json (portable flavour).
 
     The export (about 15 s) is kept in pytest's cache, keyed by the model / exporter / data
     sources, and copied into a fresh temporary folder for each session.

@@ -10,8 +10,8 @@ Examples:
   ppl-edge data scene --out scene.mp4 --frames 600 --size 256x192
   ppl-edge data check video:scene.mp4 --opt crops=motion --split test
 
-`synth` writes PNG images, masks, labels.jsonl (keypoints in pixels, visibility) and meta.json (joint
-names, skeleton edges, left/right pairs) into a new folder, atomically; read it back with
+`synth` writes PNG images, masks, labels.jsonl (keypoints in pixels, visibility) and meta.json
+(joint names, skeleton edges, left/right pairs) into a new folder, atomically; read it back with
 `synthdir:DIR` (with labels) or `folder:DIR/images`. Dataset specs: synthetic:<category>,
 synthdir:PATH, folder:PATH, video:PATH, h36m:PATH, taichi:PATH, cub:PATH. `--opt KEY=VALUE` passes
 loader options such as video=true, length=500, max_gap=4, subset=test003, crops=motion.
@@ -177,7 +177,8 @@ def _check(args: argparse.Namespace, dataset) -> int:
     shapes = ", ".join(f"{k} {'x'.join(map(str, s)) or 'scalar'}" for k, s in keys.items())
     labels = f"; {100.0 * visible / joints:.1f}% of joints visible" if joints else "; no labels"
     print(
-        f"{args.spec} [{args.split}]: {total} items, read {n}, skipped {dataset.skipped} unreadable "
+        f"{args.spec} [{args.split}]: {total} items, read {n}, skipped {dataset.skipped} "
+        "unreadable "
         f"({rate:.0f} items/s); {shapes}; image range [{lo:.2f}, {hi:.2f}]{labels}"
     )
     return 0

@@ -13,8 +13,8 @@ from ppl_edge.errors import PplEdgeError
 class ModelConfig:
     """Architecture of one PPL model. Defaults equal the official code (ppl_official_code.md §2).
 
-    The ``base`` preset is exactly these defaults; ``small`` and ``tiny`` shrink widths and resolution so
-    that training fits a laptop CPU.
+    The ``base`` preset is exactly these defaults; ``small`` and ``tiny`` shrink widths and
+    resolution so that training fits a laptop CPU.
     """
 
     img_size: int = 128  # official default input 128x128
@@ -44,8 +44,9 @@ class ModelConfig:
     link_normalize: bool = False
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
     # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
-    # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant, commented
-    # out there), "soft_argmax" = T'_k = softargmax(P_k) + A_k[T_k; 1] (official commit 85a996e).
+    # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant,
+    # commented out there), "soft_argmax" = T'_k = softargmax(P_k) + A_k[T_k; 1] (official commit
+    # 85a996e).
     affine_residual: Literal["none", "identity", "soft_argmax"] = "none"
     # Ablations of paper Table 4: where the keypoint prior and connectivity come from.
     prior: Literal["memory", "random_frozen"] = "memory"
@@ -91,11 +92,11 @@ PRESETS: dict[str, ModelConfig] = {
     # The paper's / official widths at 128x128 (28.2 M parameters).
     "base": ModelConfig(),
     # DEVIATION(official): CPU-trainable widths at 64x64, trained for minutes instead of GPU-hours.
-    # Two choices make keypoints leave their initial collapse within a few hundred steps: thick links
-    # (2σ² = 1e-2, σ ≈ 2 px; AutoLink used up to 0.05) that give the rasteriser gradients far from the
-    # lines, and T' = softargmax(P_k) + A_k[T_k; 1] (official commit 85a996e) that anchors each
-    # transformed prior point at its attention peak. Measured at 200 steps on synthetic:humanoid:
-    # 17.8 (this) vs 20.1 (official form) vs 19.4 (mean pose), error x100.
+    # Two choices make keypoints leave their initial collapse within a few hundred steps: thick
+    # links (2σ² = 1e-2, σ ≈ 2 px; AutoLink used up to 0.05) that give the rasteriser gradients far
+    # from the lines, and T' = softargmax(P_k) + A_k[T_k; 1] (official commit 85a996e) that anchors
+    # each transformed prior point at its attention peak. Measured at 200 steps on
+    # synthetic:humanoid: 17.8 (this) vs 20.1 (official form) vs 19.4 (mean pose), error x100.
     "small": ModelConfig(
         img_size=64,
         enc_width=16,

@@ -15,7 +15,8 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
 
 
 class DownBlock(nn.Module):
-    """conv -> BN -> LReLU -> conv -> BN -> bilinear x0.5 -> LReLU (both convs at input resolution)."""
+    """conv -> BN -> LReLU -> conv -> BN -> bilinear x0.5 -> LReLU (both convs at input
+    resolution)."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()

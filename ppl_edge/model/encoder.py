@@ -58,9 +58,9 @@ class TransposedBlock(nn.Module):
 class KeypointEncoder(nn.Module):
     """φ_enc in the paper, plus the affine head that transforms the prior T into T'.
 
-    Each keypoint k gets its own 2x3 matrix A_k predicted from attention-pooled image features and the
-    prior's embedding h_T = emb(T_k); T'_k = A_k[:, :2] T_k + A_k[:, 2] (official final version: the raw
-    affine, no identity initialisation).
+    Each keypoint k gets its own 2x3 matrix A_k predicted from attention-pooled image features and
+    the prior's embedding h_T = emb(T_k); T'_k = A_k[:, :2] T_k + A_k[:, 2] (official final version:
+    the raw affine, no identity initialisation).
     """
 
     def __init__(self, cfg: ModelConfig):

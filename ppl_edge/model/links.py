@@ -24,11 +24,11 @@ def rasterize_links(
 ) -> torch.Tensor:
     """Link heatmap S(g) = max over links of w_ij · exp(-d²(g, segment_ij) / thickness).
 
-    DEVIATION(official): the official code materialises (B, L, H·W, 2) offset tensors and keeps every
-    link's heatmap for autograd. Here the separable grid is broadcast as rows and columns, and when
-    gradients are needed the max is taken without autograd first; only the winning link of each pixel
-    is then recomputed with autograd. The values and gradients are those of the max (the gradient of
-    a max flows to its argmax), at a fraction of the time and memory.
+    DEVIATION(official): the official code materialises (B, L, H·W, 2) offset tensors and keeps
+    every link's heatmap for autograd. Here the separable grid is broadcast as rows and columns, and
+    when gradients are needed the max is taken without autograd first; only the winning link of each
+    pixel is then recomputed with autograd. The values and gradients are those of the max (the
+    gradient of a max flows to its argmax), at a fraction of the time and memory.
 
     Args:
         kpts: (B, N, 2) float32, xy in [-1, 1].

@@ -76,7 +76,8 @@ class HierarchicalMemory(nn.Module):
         codebook = torch.randn(m, cfg.mem_entries, d)  # official: N(0, 1) buffer
         self.register_buffer("codebook", codebook)
         # DEVIATION(official): counts start at 1 and sums at the codebook, so an entry unused in the
-        # first batch keeps its value instead of jumping to 0.9·N(0,1)/1e-5 (ppl_official_code.md §2.4).
+        # first batch keeps its value instead of jumping to 0.9·N(0,1)/1e-5 (ppl_official_code.md
+        # §2.4).
         self.register_buffer("ema_count", torch.ones(m, cfg.mem_entries))
         self.register_buffer("ema_sum", codebook.clone())
         self.frozen = False
@@ -138,6 +139,7 @@ class HierarchicalMemory(nn.Module):
         return MemoryOutput(z, indices, commit, distances, self.decode(z))
 
     def distill_prior(self) -> torch.Tensor:
-        """Prior T = Dec(mean_j C_b,j for each bank), detached (official ``get_template``): (N, 2)."""
+        """Prior T = Dec(mean_j C_b,j for each bank), detached (official ``get_template``): (N,
+        2)."""
         with torch.no_grad():
             return self.decode(self.codebook.mean(dim=1, keepdim=False).unsqueeze(0))[0]

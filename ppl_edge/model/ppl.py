@@ -61,7 +61,8 @@ class PoseModel(nn.Module):
         return {"image": self.decoder(ref, links), "links": links}
 
     def refine_image(self, reference: torch.Tensor, kpts: torch.Tensor) -> torch.Tensor:
-        """The image-space refinement step (refine.onnx): φ_dec(α · I_ref, S(kpts)) clamped to [-1, 1].
+        """The image-space refinement step (refine.onnx): φ_dec(α · I_ref, S(kpts)) clamped to [-1,
+        1].
 
         The decoder has no output activation (official); clamping keeps the re-fed image in the
         range the encoder was trained on, so iterations cannot drift out of it.
@@ -125,8 +126,8 @@ class PoseModel(nn.Module):
             prior: (N, 2) precomputed T; computed from the memory when None.
 
         Returns:
-            keypoints (B, N, 2), keypoints_refined (B, N, 2) = Dec(nearest codes), prototype_ids (B, M)
-            int64, prototype_distances (B, M), confidence (B, N).
+            keypoints (B, N, 2), keypoints_refined (B, N, 2) = Dec(nearest codes), prototype_ids (B,
+            M) int64, prototype_distances (B, M), confidence (B, N).
         """
         prior = self.prior() if prior is None else prior
         enc = self.encoder(image, prior)

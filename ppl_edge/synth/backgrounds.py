@@ -1,8 +1,8 @@
 """Procedural backgrounds for the synthetic renderer: gradients, smooth noise, shapes, stripes.
 
-NumPy + OpenCV only. Backgrounds are kept a little less saturated and less contrasted than the figures
-(blended toward their mean), so that the figure is the most salient thing in the crop, as in the
-subject-centred crops PPL is trained on.
+NumPy + OpenCV only. Backgrounds are kept a little less saturated and less contrasted than the
+figures (blended toward their mean), so that the figure is the most salient thing in the crop, as in
+the subject-centred crops PPL is trained on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def _gradient(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
-    """Value noise: a cells x cells random grid upsampled bicubically, (size, size, channels) in ~[-1, 1]."""
+    """Value noise: a cells x cells random grid upsampled bicubically, (size, size, channels) in
+    ~[-1, 1]."""
     grid = rng.uniform(-1.0, 1.0, size=(cells, cells, channels)).astype(np.float32)
     out = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
     return out.reshape(size, size, channels)

@@ -3,8 +3,8 @@
 A clip's motion is one smooth trajectory per joint angle: ``angle(t) = clip(c + a sin(2π f t + φ),
 lo, hi)`` with a centre ``c`` near the joint's rest angle, an amplitude ``a``, a frequency ``f`` in
 cycles per frame and a phase ``φ``. A still image is frame 0 of a one-frame clip, so its angles are
-spread over the joint's range by the random centre and phase. The whole figure also tilts, drifts and
-may face either way (a horizontal mirror).
+spread over the joint's range by the random centre and phase. The whole figure also tilts, drifts
+and may face either way (a horizontal mirror).
 """
 
 from __future__ import annotations

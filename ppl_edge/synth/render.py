@@ -83,7 +83,8 @@ SPLIT_CODES = {"train": 0, "train_reg": 1, "test": 2}  # disjoint random streams
 
 
 def item_seed(category: str, split: str, seed: int, index: int) -> list[int]:
-    """Seed entropy of item ``index`` of ``synthetic:<category>`` (shared by the dataset and writer)."""
+    """Seed entropy of item ``index`` of ``synthetic:<category>`` (shared by the dataset and
+    writer)."""
     if split not in SPLIT_CODES:
         raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLIT_CODES)}")
     category_code = sum((i + 1) * ord(c) for i, c in enumerate(category))

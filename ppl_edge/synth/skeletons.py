@@ -1,4 +1,5 @@
-"""Kinematic trees of the synthetic figures: joints, bone lengths, joint-angle limits, widths, colours.
+"""Kinematic trees of the synthetic figures: joints, bone lengths, joint-angle limits, widths,
+colours.
 
 NumPy only (the torch-free runtime demo renders clips with it). Each category is a tree of joints;
 every non-root joint hangs off its parent at a *relative* angle (degrees, added to the parent bone's
@@ -54,7 +55,8 @@ class Category:
     Attributes:
         name: category name used in dataset specs (``synthetic:<name>``).
         joints: the full joint list, left/right twins included.
-        root_angle: direction of the root's "forward" axis in degrees (-90 = up for upright figures).
+        root_angle: direction of the root's "forward" axis in degrees (-90 = up for upright
+        figures).
         is_side_view: far-side limbs are offset and drawn behind (see module docstring).
         far_offset: (along, across) offset of far-side limbs in figure units (side views only).
     """

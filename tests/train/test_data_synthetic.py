@@ -1,4 +1,5 @@
-"""The synthetic renderer and its torch dataset: determinism, shapes, ranges, visibility, video pairs."""
+"""The synthetic renderer and its torch dataset: determinism, shapes, ranges, visibility, video
+pairs."""
 
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ def build_dataset(spec: str, img_size: int, split: str = "train", seed: int = 0,
         img_size: H = W of the returned images.
         split: ``train``, ``train_reg`` or ``test``.
         seed: base seed (synthetic data, frame sampling of videos).
-        **kw: loader options, e.g. ``length`` and ``video`` for synthetic data, ``flip`` for folders.
+        **kw: loader options, e.g. ``length`` and ``video`` for synthetic data, ``flip`` for
+        folders.
 
     Returns:
         A ``torch.utils.data.Dataset`` whose items follow docs/contracts.md, with a ``skipped``

@@ -165,8 +165,8 @@ class SkippingDataset(torch.utils.data.Dataset):
                     err,
                 )
         raise PplEdgeError(
-            f"{MAX_CONSECUTIVE_SKIPS} unreadable items in a row from {type(self).__name__} at index "
-            f"{index}; expected readable files: check the dataset root"
+            f"{MAX_CONSECUTIVE_SKIPS} unreadable items in a row from {type(self).__name__} at "
+            f"index {index}; expected readable files: check the dataset root"
         )
 
 

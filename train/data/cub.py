@@ -46,7 +46,8 @@ def rowcol01_to_xy_norm(kp: np.ndarray) -> np.ndarray:
 
     Evaluation maps back with ``p * 0.5 + 0.5`` (docs/contracts.md), so [0, 1] units are preserved.
     """
-    # DEVIATION(official): the official code keeps CUB labels as (row, col); we use (x, y) everywhere.
+    # DEVIATION(official): the official code keeps CUB labels as (row, col); we use (x, y)
+    # everywhere.
     return np.ascontiguousarray(kp[..., ::-1], dtype=np.float32) * 2.0 - 1.0
 
 

@@ -1,9 +1,10 @@
 """Unlabelled image folders (``folder:PATH``): any nested folder of jpg / png / bmp / webp files.
 
-This is the official code's ``ImageFolder`` datasets (flowers, hands, horses, Taichi train), with the
+This is the official code's ``ImageFolder`` datasets (flowers, hands, horses, Taichi train), with
+the
 same transform: resize to ``img_size`` x ``img_size``, random horizontal flip in the train split,
-0.5/0.5 normalisation. With ``video=True`` each sub-folder is treated as one clip of frames sorted by
-name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames away.
+0.5/0.5 normalisation. With ``video=True`` each sub-folder is treated as one clip of frames sorted
+by name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames away.
 With ``masks=MASK_ROOT`` every image ``ROOT/a/b.jpg`` gets the foreground mask ``MASK_ROOT/a/b.png``
 (0/1 or 0/255 grey; the weak supervision of mask-supervised training).
 """
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def pick_reference(position: int, count: int, max_gap: int, generator=None) -> int:
-    """A random other position in ``[0, count)`` within ``max_gap`` of ``position`` (itself if alone)."""
+    """A random other position in ``[0, count)`` within ``max_gap`` of ``position`` (itself if
+    alone)."""
     lo, hi = max(0, position - max_gap), min(count - 1, position + max_gap)
     if hi == lo:
         return position

@@ -1,10 +1,12 @@
-"""Human3.6M in the processed layout of Zhang et al. 2018, as read by AutoLink and PPL (``h36m:PATH``).
+"""Human3.6M in the processed layout of Zhang et al. 2018, as read by AutoLink and PPL
+(``h36m:PATH``).
 
 Layout (ppl_official_code.md §7)::
 
     PATH/S{1,5,6,7,8,9,11}/WithBackground/<Action k.camera>/<frame>.jpg
     PATH/S*/Landmarks/<Action k.camera>/<frame>.mat       # keypoints_2d: (32, 2) in [0, 1]
-    PATH/S*/BackgroudMask/<Action k.camera>/<frame>.png   # optional; the misspelling is the release's
+    PATH/S*/BackgroudMask/<Action k.camera>/<frame>.png   # optional; the misspelling is the
+    release's
 
 Splits (AutoLink protocol, §5.2): ``train`` and ``train_reg`` read subjects S1, S5, S6, S7, S8, S9,
 ``test`` reads S11; only the six actions in :data:`ACTIONS`. ``keypoints_2d`` is taken as (x, y) in
@@ -71,9 +73,10 @@ PARENTS = (
     30,
 )
 EDGES = tuple((p, i) for i, p in enumerate(PARENTS) if p >= 0)
-# Left/right joint pairs for flipping labels. DEVIATION(official): AutoLink's h36m.py lists (21, 28),
-# an evident typo for (21, 29); a flip needs a true permutation. The evaluation keeps the verbatim
-# list for comparable numbers (train/evaluate.py), so this dataset exposes ``flip_pairs`` only.
+# Left/right joint pairs for flipping labels. DEVIATION(official): AutoLink's h36m.py lists (21,
+# 28), an evident typo for (21, 29); a flip needs a true permutation. The evaluation keeps the
+# verbatim list for comparable numbers (train/evaluate.py), so this dataset exposes ``flip_pairs``
+# only.
 FLIP_PAIRS = (
     (1, 6),
     (2, 7),
@@ -126,8 +129,9 @@ class H36MDataset(SkippingDataset):
         present = [s for s in SUBJECTS[split] if (self.root / f"S{s}" / "WithBackground").is_dir()]
         if not present:
             raise PplEdgeError(
-                f"h36m dataset: no S<n>/WithBackground folder for subjects {list(SUBJECTS[split])} of "
-                f"the {split} split under {self.root}; expected the processed Human3.6M layout "
+                f"h36m dataset: no S<n>/WithBackground folder for subjects "
+                f"{list(SUBJECTS[split])} of the {split} split under {self.root}; expected the "
+                "processed Human3.6M layout "
                 "S<n>/WithBackground/<Action k.cam>/<frame>.jpg"
             )
         missing = sorted(set(SUBJECTS[split]) - set(present))

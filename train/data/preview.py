@@ -31,7 +31,8 @@ def draw_skeleton(
     Args:
         img: (H, W, 3) uint8 BGR.
         kpts_px: (J, 2) xy pixels of ``img``.
-        visible: (J,) bool or None; hidden joints are drawn as hollow circles, their edges dashed-thin.
+        visible: (J,) bool or None; hidden joints are drawn as hollow circles, their edges
+        dashed-thin.
         edges: (i, j) joint index pairs.
 
     Returns:

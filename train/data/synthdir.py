@@ -1,8 +1,8 @@
 """Read back a folder written by ``ppl-edge data synth`` (``synthdir:PATH``), with its ground truth.
 
 PATH is the written folder, or a folder whose ``train`` / ``train_reg`` / ``test`` sub-folders were
-each written by ``ppl-edge data synth`` (then ``split`` picks the sub-folder). Layout and label format:
-:mod:`ppl_edge.synth.folder`.
+each written by ``ppl-edge data synth`` (then ``split`` picks the sub-folder). Layout and label
+format: :mod:`ppl_edge.synth.folder`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class SynthDirDataset(SkippingDataset):
             already draws both facings).
 
     Raises:
-        PplEdgeError: no ``meta.json`` / ``labels.jsonl``, a foreign format, or video mode on a folder
+        PplEdgeError: no ``meta.json`` / ``labels.jsonl``, a foreign format, or video mode on a
+        folder
             of stills.
     """
 

@@ -1,4 +1,5 @@
-"""Torch dataset over the synthetic renderer: images generated on the fly, deterministic by index."""
+"""Torch dataset over the synthetic renderer: images generated on the fly, deterministic by
+index."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ DEFAULT_LENGTH = {"train": 20000, "train_reg": 2000, "test": 1000}
 class SyntheticDataset(torch.utils.data.Dataset):
     """Rendered figures with ground truth (``synthetic:<category>``).
 
-    Item ``i`` of a dataset with a given (seed, split) is always the same image; the three splits use
-    disjoint random streams (the split is part of the seed), so no image is shared between them.
+    Item ``i`` of a dataset with a given (seed, split) is always the same image; the three splits
+    use disjoint random streams (the split is part of the seed), so no image is shared between them.
 
     Args:
         category: ``humanoid``, ``quadruped`` or ``bird``.
@@ -40,7 +41,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     Items:
         image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1] (beyond
-        it for joints outside the frame); visible (J,) bool, False when out of frame or occluded; mask (1, H, W) float32; reference (3, H, W) in video mode.
+        it for joints outside the frame); visible (J,) bool, False when out of frame or occluded;
+        mask (1, H, W) float32; reference (3, H, W) in video mode.
     """
 
     def __init__(

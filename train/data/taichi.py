@@ -7,11 +7,12 @@ Layout (ppl_official_code.md §7)::
     PATH/landmark/taichi_{train,test}_gt.pkl            # pandas frame: file_name, value (18, 2)
     PATH/taichi-test-masks/<file>                       # optional foreground masks of the test set
 
-``train`` reads ``train/`` (optionally as clips, ``video=True``); ``train_reg`` and ``test`` read the
-evaluation images with their landmarks. ``value`` holds (x, y) pixels at 256 x 256, -1 where missing.
+``train`` reads ``train/`` (optionally as clips, ``video=True``); ``train_reg`` and ``test`` read
+the evaluation images with their landmarks. ``value`` holds (x, y) pixels at 256 x 256, -1 where
+missing.
 
-Security: the landmark tables are Python pickles (the official format). Unpickling runs code, so only
-open ``.pkl`` files from a trusted source, e.g. the official release.
+Security: the landmark tables are Python pickles (the official format). Unpickling runs code, so
+only open ``.pkl`` files from a trusted source, e.g. the official release.
 """
 
 from __future__ import annotations

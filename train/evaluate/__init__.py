@@ -16,8 +16,8 @@ detected keypoints to the J annotated joints on the ``train_reg`` split and scor
 Plus PDJ, BPLP-C and a mean-pose baseline. NumPy only; running a checkpoint through these protocols
 (:func:`evaluate_checkpoint`) lives in :mod:`ppl_edge.train.evaluate.run` and imports torch lazily.
 
-One module per protocol (:mod:`.h36m`, :mod:`.taichi`, :mod:`.cub`); a new protocol is one module and
-one line in :data:`PROTOCOL_FUNCTIONS`.
+One module per protocol (:mod:`.h36m`, :mod:`.taichi`, :mod:`.cub`); a new protocol is one module
+and one line in :data:`PROTOCOL_FUNCTIONS`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Human3.6M protocol: OLS without bias or ridge from the N keypoints to the J joints, flip-invariant
-through a left/right swap loop, fit outliers dropped (mean + 3 std); error = mean over samples of
-the mean joint distance (fraction of the image size; papers print x100)."""
+"""Human3.6M protocol: OLS without bias or ridge from the N keypoints to the J joints,
+flip-invariant through a left/right swap loop, fit outliers dropped (mean + 3 std); error = mean
+over samples of the mean joint distance (fraction of the image size; papers print x100)."""
 
 from __future__ import annotations
 

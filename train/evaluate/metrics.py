@@ -1,4 +1,5 @@
-"""Protocol-independent numbers: PDJ (DeepPose), BPLP-C and the mean-pose baseline of each protocol."""
+"""Protocol-independent numbers: PDJ (DeepPose), BPLP-C and the mean-pose baseline of each
+protocol."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint into a folder (``ppl-edge eval``): one validated :class:`EvalConfig`, one
-call (:func:`evaluate_to_folder`) that writes ``metrics.json``, ``metrics.md``, ``overlays.png`` and,
-with occlusion, ``occlusion.{md,csv,json,png}`` and ``occlusion_iterations.png``."""
+call (:func:`evaluate_to_folder`) that writes ``metrics.json``, ``metrics.md``, ``overlays.png``
+and, with occlusion, ``occlusion.{md,csv,json,png}`` and ``occlusion_iterations.png``."""
 
 from __future__ import annotations
 
