@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 
 T = TypeVar("T")
 
@@ -45,8 +45,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         non_none = [a for a in args if a is not type(None)]
         return _coerce(value, non_none[0], key)
     if origin is typing.Literal:
-        if value not in args:
-            raise PplEdgeError(f"{key}: expected one of {list(args)}, got {value!r}")
+        check_choice(value, args, key)
         return value
     if origin in (tuple, list):
         if isinstance(value, str):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ppl_edge.config_utils import from_dict, load_yaml, merge, parse_overrides, to_dict
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.model.config import PRESETS, ModelConfig, preset
 
 ReconLoss = Literal["auto", "perceptual", "pixel"]
@@ -106,8 +106,7 @@ class TrainConfig:
     cpu_threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise PplEdgeError(f"preset: expected one of {', '.join(PRESETS)}, got {self.preset!r}")
+        check_choice(self.preset, PRESETS, "preset")
         for name in ("batch_size", "max_steps", "ckpt_interval", "log_interval"):
             if getattr(self, name) <= 0:
                 raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 
 # torchvision's layer lists ("D" = VGG16, "E" = VGG19): channel counts, "M" = 2x2 max-pool.
 _LAYERS = {
@@ -33,8 +33,7 @@ def vgg_features(arch: str) -> nn.Sequential:
 
     Indices match torchvision's (conv, ReLU, ..., MaxPool), so state-dict keys are ``N.weight``.
     """
-    if arch not in _LAYERS:
-        raise PplEdgeError(f"vgg_arch: expected one of {sorted(_LAYERS)}, got {arch!r}")
+    check_choice(arch, sorted(_LAYERS), "vgg_arch")
     layers: list[nn.Module] = []
     cin = 3
     for item in _LAYERS[arch]:

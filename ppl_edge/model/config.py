@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,5 @@ PRESETS: dict[str, ModelConfig] = {
 
 def preset(name: str, **overrides) -> ModelConfig:
     """Return a preset by name with optional field overrides."""
-    if name not in PRESETS:
-        raise PplEdgeError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    check_choice(name, PRESETS, "preset")
     return dataclasses.replace(PRESETS[name], **overrides)

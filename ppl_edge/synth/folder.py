@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.synth.render import (
     SPLIT_CODES,
     ClipRenderer,
@@ -114,8 +114,7 @@ def write_synthetic(
         raise PplEdgeError(
             f"need count >= 1, size >= 8 and clip_length >= 2; got {count}, {size}, {clip_length}"
         )
-    if split not in SPLIT_CODES:
-        raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLIT_CODES)}")
+    check_choice(split, SPLIT_CODES, "split")
     if out.exists() and not overwrite:
         raise PplEdgeError(f"{out} already exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)

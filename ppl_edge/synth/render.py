@@ -27,7 +27,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.synth.backgrounds import render_background
 from ppl_edge.synth.poses import far_side_mask, forward_kinematics, sample_motion, sample_shape
 from ppl_edge.synth.skeletons import (  # noqa: F401  (re-exported constants)
@@ -72,10 +72,7 @@ class Sample(NamedTuple):
 
 def get_category(name: str) -> Category:
     """The :class:`Category` named ``name``, or a PplEdgeError listing the valid names."""
-    if name not in CATEGORIES:
-        raise PplEdgeError(
-            f"unknown synthetic category {name!r}; expected one of {sorted(CATEGORIES)}"
-        )
+    check_choice(name, sorted(CATEGORIES), "synthetic category")
     return CATEGORIES[name]
 
 
@@ -85,8 +82,7 @@ SPLIT_CODES = {"train": 0, "train_reg": 1, "test": 2}  # disjoint random streams
 def item_seed(category: str, split: str, seed: int, index: int) -> list[int]:
     """Seed entropy of item ``index`` of ``synthetic:<category>`` (shared by the dataset and
     writer)."""
-    if split not in SPLIT_CODES:
-        raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLIT_CODES)}")
+    check_choice(split, SPLIT_CODES, "split")
     category_code = sum((i + 1) * ord(c) for i, c in enumerate(category))
     return [int(seed), SPLIT_CODES[split], category_code, int(index)]
 

@@ -54,7 +54,7 @@ def test_flags_override_set_and_yaml(tmp_path):
 def test_bad_value_is_one_line_error(capsys):
     assert main(["train", "--preset", "huge", "--dry-run"]) == 1
     err = capsys.readouterr().err
-    assert "error: preset: expected one of base, small, tiny, got 'huge'" in err
+    assert "error: unknown preset 'huge'; choose one of base, small, tiny" in err
 
 
 def test_verb_module_imports_without_torch():

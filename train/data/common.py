@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ppl_edge.coords import px_to_norm
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.fileio import IMAGE_SUFFIXES, list_images  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ class UnreadableItem(Exception):
 
 def check_split(split: str) -> str:
     """Return ``split`` or raise PplEdgeError naming the valid splits."""
-    if split not in SPLITS:
-        raise PplEdgeError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    check_choice(split, SPLITS, "split")
     return split
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.errors import PplEdgeError, check_choice, require
 from ppl_edge.train.data.common import SkippingDataset, UnreadableItem, check_split
 
 NUM_JOINTS = 15
@@ -80,10 +80,7 @@ class CUBDataset(SkippingDataset):
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.subset = subset or DEFAULT_SUBSET[split]
-        if self.subset not in SUBSETS:
-            raise PplEdgeError(
-                f"unknown CUB subset {self.subset!r}; expected one of {list(SUBSETS)}"
-            )
+        check_choice(self.subset, SUBSETS, "CUB subset")
         self.edges = EDGES
         if not self.path.is_file():
             raise PplEdgeError(

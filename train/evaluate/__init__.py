@@ -22,7 +22,7 @@ and one line in :data:`PROTOCOL_FUNCTIONS`.
 
 from __future__ import annotations
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import check_choice
 from ppl_edge.train.evaluate.common import (
     MAX_SWAP_ROUNDS,
     SWAP_LIMIT,
@@ -56,8 +56,7 @@ PROTOCOLS = tuple(PROTOCOL_FUNCTIONS)
 
 
 def _functions(protocol: str):
-    if protocol not in PROTOCOL_FUNCTIONS:
-        raise PplEdgeError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    check_choice(protocol, PROTOCOLS, "protocol")
     return PROTOCOL_FUNCTIONS[protocol]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.train.evaluate import PROTOCOLS
 
@@ -50,14 +50,8 @@ class EvalConfig:
             raise PplEdgeError(f"--num-workers must be >= 0, got {self.num_workers}")
         if self.iterations < 0:
             raise PplEdgeError(f"--iterations must be >= 0, got {self.iterations}")
-        if self.protocol != "auto" and self.protocol not in PROTOCOLS:
-            raise PplEdgeError(
-                f"unknown protocol {self.protocol!r}; choose auto or one of {', '.join(PROTOCOLS)}"
-            )
-        if self.refine not in REFINE_MODES:
-            raise PplEdgeError(
-                f"unknown refinement {self.refine!r}; choose one of {', '.join(REFINE_MODES)}"
-            )
+        check_choice(self.protocol, ("auto", *PROTOCOLS), "protocol")
+        check_choice(self.refine, REFINE_MODES, "refinement")
         out = Path(self.out)
         if out.exists() and not out.is_dir():
             raise PplEdgeError(f"--out {out} exists and is not a folder")
