@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh clone (README "Quick start"):
 #   make demo   - install, train a tiny model briefly, evaluate it, draw its prior, run the live demo
-#   make test   - install, run the test suite (pytest, which also builds and runs the plugin's CTest)
+#   make test   - install, check formatting, lint and the import layers, run the test suite (pytest,
+#                 which also builds and runs the plugin's CTest)
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: setup demo test clean
+.PHONY: setup demo lint test clean
 
 setup: $(VENV)/.installed
 
@@ -24,7 +25,17 @@ demo: setup
 	$(BIN)/ppl-edge prior --checkpoint $(OUT)/tiny/latest.safetensors --run $(OUT)/tiny --out $(OUT)/tiny/prior
 	$(BIN)/ppl-edge demo --out $(OUT)/demo
 
-test: setup
+CXX_SOURCES := $(wildcard convert/plugins/*/*.cpp convert/plugins/*/*.h convert/plugins/*/*.cu \
+	convert/plugins/*/*.cuh samples/cpp_trt/*.cpp)
+
+# Formatting, lint and the one-way import structure (docs/contracts.md, "Layers").
+lint: setup
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+	$(BIN)/clang-format --dry-run -Werror $(CXX_SOURCES)
+	$(BIN)/python -m ppl_edge.structure
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 clean:
