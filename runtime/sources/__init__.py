@@ -2,11 +2,11 @@
 GStreamer pipelines (Jetson CSI cameras) and in-memory frames.
 
 Live sources (cameras, URLs, pipelines) are read by a background thread that keeps only the newest
-frame, so latency never grows when inference is slower than the camera; the frames it overwrites are
-counted as dropped. Files are read in order with no drops, unless ``realtime=True`` paces them at the
-file's frame rate through the same latest-frame reader. A live stream whose read fails is reopened
-with exponential back-off, then ends cleanly. Sources hand frames over as read; the live loop
-validates them with :func:`sanitize_frame`, which fixes what it can and rejects the rest.
+frame, so latency never grows when inference is slower than the camera; the frames it overwrites
+are counted as dropped. Files are read in order with no drops, unless ``realtime=True`` paces them
+at the file's frame rate through the same latest-frame reader. A live stream whose read fails is
+reopened with exponential back-off, then ends cleanly. Sources hand frames over as read; the live
+loop validates them with :func:`sanitize_frame`, which fixes what it can and rejects the rest.
 """
 
 from ppl_edge.runtime.sources.base import (
@@ -27,6 +27,7 @@ from ppl_edge.runtime.sources.open import OPENERS, OpenOptions, csi_pipeline, op
 __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
+    "OPENERS",
     "STREAM_SCHEMES",
     "ArraySource",
     "Capture",
@@ -34,6 +35,7 @@ __all__ = [
     "Frame",
     "FrameSource",
     "ImageSequenceSource",
+    "OpenOptions",
     "SourceStats",
     "csi_pipeline",
     "open_source",

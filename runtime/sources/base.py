@@ -35,7 +35,8 @@ class Frame:
     """One frame as a source delivered it.
 
     Attributes:
-        image: (H, W, 3) uint8 BGR for a good frame; anything (None, another dtype, ...) for a bad one.
+        image: (H, W, 3) uint8 BGR for a good frame; anything (None, another dtype, ...) for a bad
+            one.
         index: 0-based position in the stream; gaps are frames dropped by latest-frame capture.
         capture_time: wall-clock time of the read, seconds since the epoch (``time.time()``).
         capture_mono: ``time.perf_counter()`` at the read, for latency.

@@ -171,8 +171,9 @@ def open_source(
     Args:
         spec: camera index (``0`` or ``"0"``); ``/dev/video0`` or ``v4l2:///dev/video0``;
             ``csi://0`` (Jetson CSI camera); a GStreamer pipeline (contains ``!``); an
-            ``rtsp://`` / ``http(s)://`` / ``rtmp://`` / ``udp://`` URL; a video file, an image file,
-            a folder of images or a quoted glob such as ``"frames/*.png"`` (``file://`` allowed).
+            ``rtsp://`` / ``http(s)://`` / ``rtmp://`` / ``udp://`` URL; a video file, an image
+            file, a folder of images or a quoted glob such as ``"frames/*.png"`` (``file://``
+            allowed).
         realtime: pace video files at their frame rate with latest-frame capture.
         retries: reconnection attempts of live sources after a failed read.
         backoff_s: first reconnection delay, doubling per attempt.

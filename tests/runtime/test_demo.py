@@ -1,4 +1,5 @@
-"""``ppl-edge demo`` end to end on a tiny model: annotated video + JSONL, without importing torch."""
+"""``ppl-edge demo`` end to end on a tiny model: annotated video + JSONL, without importing
+torch."""
 
 from __future__ import annotations
 

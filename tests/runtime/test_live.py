@@ -1,5 +1,5 @@
-"""The live loop and ``ppl-edge live``: JSONL / video outputs, refinement through the CLI, clean ends
-on signals and truncated sources, bad-frame fuzz, latest-frame capture with a fake camera."""
+"""The live loop and ``ppl-edge live``: JSONL / video outputs, refinement through the CLI, clean
+ends on signals and truncated sources, bad-frame fuzz, latest-frame capture with a fake camera."""
 
 from __future__ import annotations
 

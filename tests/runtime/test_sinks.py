@@ -1,4 +1,5 @@
-"""Sinks: JSONL lines are valid JSON, videos are readable after close, temporary names are cleaned."""
+"""Sinks: JSONL lines are valid JSON, videos are readable after close, temporary names are
+cleaned."""
 
 from __future__ import annotations
 
