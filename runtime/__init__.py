@@ -21,6 +21,7 @@ from ppl_edge.runtime.refine import refine
 
 _EXPORTS = {
     "Estimator": "estimator",
+    "RuntimeConfig": "config",
     "Result": "result",
     "BadFrameError": "ppl_edge.preprocess",
     "Letterbox": "ppl_edge.preprocess",
@@ -66,6 +67,7 @@ __all__ = [
     "REFINE_MODES",
     "RefineTrace",
     "Result",
+    "RuntimeConfig",
     "as_bgr8",
     "draw_iterations",
     "draw_pose",
@@ -98,6 +100,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from ppl_edge.preprocess import BadFrameError, Letterbox, as_bgr8, letterbox
     from ppl_edge.runtime.backends import BACKENDS, open_backend, select_backend
+    from ppl_edge.runtime.config import RuntimeConfig
     from ppl_edge.runtime.crops import CROP_MODES, FixedRoi, FullFrame, MotionCrops
     from ppl_edge.runtime.draw import draw_iterations, draw_pose, draw_results, draw_timings
     from ppl_edge.runtime.estimator import Estimator

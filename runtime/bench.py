@@ -160,7 +160,7 @@ def settings(model: str, estimator: Any = None) -> dict[str, Any]:
     except OSError:
         pass
     backend = getattr(estimator, "backend", None)
-    threads = getattr(estimator, "_threads", None)
+    threads = getattr(getattr(estimator, "config", None), "threads", None)
     out = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "model": str(model),

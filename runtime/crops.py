@@ -19,6 +19,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.motion import Box, MotionCrops, merge_overlapping, square_box
+from ppl_edge.runtime.config import CROP_MODES
 
 __all__ = [
     "CROP_MODES",
@@ -30,8 +31,6 @@ __all__ = [
     "merge_overlapping",
     "square_box",
 ]
-
-CROP_MODES = ("full", "roi", "motion")
 
 
 class FullFrame:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.live import LiveOptions, LiveSummary, default_model_path, run_live
 from ppl_edge.runtime.sources import ArraySource, FrameSource, open_source
 
 log = logging.getLogger(__name__)
 
 DEMO_FPS = 25.0  # frame rate written for the synthetic clip
+DEMO_SETTINGS = {"iterations": 1}  # refine="none" by default: the shipped model is best without
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,8 @@ def run_demo(
     model: str | None = None,
     source: str | None = None,
     frames: int = 120,
-    refine: str = "none",
-    iterations: int = 1,
-    backend: str = "auto",
+    config: RuntimeConfig | None = None,
+    **settings: Any,
 ) -> DemoOutputs:
     """Run the demo and return the paths it wrote.
 
@@ -52,12 +54,17 @@ def run_demo(
         model: export folder or file; None is the shipped model.
         source: a video or image folder; None renders a synthetic clip.
         frames: length of the synthetic clip, or the most frames read from ``source``.
-        refine, iterations: refinement (see ``ppl-edge live``).
-        backend: inference backend.
+        config: the estimator's settings (backend, refinement, ...; see ``ppl-edge live``).
+        **settings: :class:`RuntimeConfig` fields on top of ``config`` (default: a config of
+            ``settings`` alone, with one refinement iteration, :data:`DEMO_SETTINGS`).
 
     Raises:
         PplEdgeError: bad arguments, a missing model or an unreadable source.
     """
+    if config is None:
+        config = RuntimeConfig(**{**DEMO_SETTINGS, **settings})
+    elif settings:
+        config = config.replace(**settings)
     if frames < 1:
         raise PplEdgeError(f"frames must be >= 1, got {frames}")
     from ppl_edge.runtime.manifest import resolve_model
@@ -67,11 +74,9 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video, jsonl = out / "demo.mp4", out / "demo.jsonl"
-    options = LiveOptions(
+    options = LiveOptions.from_config(
+        config,
         model=model,
-        backend=backend,
-        refine=refine,
-        iterations=iterations,
         output=str(video),
         jsonl=str(jsonl),
         headless=True,

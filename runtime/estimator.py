@@ -19,43 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError
-from ppl_edge.preprocess import RESIZE_METHODS, Box, as_bgr8, denormalise, preprocess
+from ppl_edge.preprocess import Box, as_bgr8, denormalise, preprocess
 from ppl_edge.runtime.backends import Backend, open_backend, select_backend
+from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
 from ppl_edge.runtime.postprocess import postprocess
-from ppl_edge.runtime.refine import REFINE_MODES, make_step
+from ppl_edge.runtime.refine import make_step
 from ppl_edge.runtime.refine import refine as run_refinement
 from ppl_edge.runtime.result import Result
-from ppl_edge.runtime.smoothing import OneEuroConfig, PoseSmoother
+from ppl_edge.runtime.smoothing import PoseSmoother
 
 log = logging.getLogger(__name__)
-
-
-def _smoother(smooth: bool | dict | OneEuroConfig | None) -> PoseSmoother | None:
-    if smooth is None or smooth is False:
-        return None
-    if smooth is True:
-        return PoseSmoother()
-    if isinstance(smooth, OneEuroConfig):
-        return PoseSmoother(smooth)
-    if isinstance(smooth, dict):
-        return PoseSmoother(OneEuroConfig(**smooth))
-    raise PplEdgeError(
-        f"smooth must be None, True, a dict of One Euro parameters or an "
-        f"OneEuroConfig, got {smooth!r}"
-    )
-
-
-def _check_iterations(iterations: object) -> int:
-    if (
-        isinstance(iterations, bool)
-        or not isinstance(iterations, (int, np.integer))
-        or iterations < 0
-    ):
-        raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
-    return int(iterations)
 
 
 class Estimator:
@@ -63,63 +38,31 @@ class Estimator:
 
     Args:
         model: an export folder, manifest.json, .onnx, .engine or .mlpackage.
-        backend: "auto", "onnxruntime", "tensorrt" or "coreml" (auto: TensorRT when an engine and
-            a GPU are there, Core ML on macOS for a package, else ONNX Runtime).
-        refine: default refinement mode, "none", "memory" or "image" (per-call override).
-        iterations: default refinement iteration count (per-call override).
-        crops: "full", "roi", "motion", or any callable frame -> list of boxes.
-        roi: (x, y, w, h) for ``crops="roi"`` (given alone, it implies "roi").
-        smooth: None (off), True (One Euro defaults), a dict of OneEuroConfig fields or a config.
-        threads: CPU threads of the ONNX Runtime session (None: its default).
-        device: "cpu" / "cuda" / "tensorrt" for ONNX Runtime; "cuda:N" for TensorRT.
-        motion: keyword arguments of MotionCrops (method, min_area, max_subjects, ...).
-        keep_reconstructions: attach the image-mode refinement images to each Result.
-        verify: check every artifact's sha256 against the manifest before loading.
-        pad_value: grey level of letterbox padding.
-        resize: "fast" (default; two-stage anti-aliased shrink, ~10x cheaper on camera frames) or
-            "area" (exactly the training transform, INTER_AREA); see preprocess.resize.
+        config: the settings (:class:`~ppl_edge.runtime.config.RuntimeConfig`: backend,
+            refinement, crops, smoothing, threads, device, ...); keyword ``settings`` are its
+            fields, applied on top of ``config`` (default: a config of ``settings`` alone)::
+
+                Estimator("models/ppl-small-humanoid", refine="image", iterations=2)
+                Estimator(path, config=RuntimeConfig(backend="onnxruntime", threads=1))
 
     Raises:
-        PplEdgeError: bad arguments, a missing/invalid manifest or artifact, or no usable backend.
+        PplEdgeError: bad settings, a missing/invalid manifest or artifact, or no usable backend.
     """
 
-    def __init__(
-        self,
-        model: str | Path,
-        backend: str = "auto",
-        refine: str = "none",
-        iterations: int = 0,
-        crops: str | Callable = "full",
-        roi: tuple[int, int, int, int] | None = None,
-        smooth: bool | dict | OneEuroConfig | None = None,
-        threads: int | None = None,
-        device: str | None = None,
-        motion: dict | None = None,
-        keep_reconstructions: bool = False,
-        verify: bool = False,
-        pad_value: int = 0,
-        resize: str = "fast",
-    ):
-        if refine not in REFINE_MODES:
-            raise PplEdgeError(
-                f"unknown refinement mode {refine!r}; choose one of {', '.join(REFINE_MODES)}"
-            )
-        if resize not in RESIZE_METHODS:
-            raise PplEdgeError(
-                f"unknown resize method {resize!r}; choose one of {', '.join(RESIZE_METHODS)}"
-            )
-        self.refine_mode, self.iterations = refine, _check_iterations(iterations)
-        self.resize = resize
+    def __init__(self, model: str | Path, *, config: RuntimeConfig | None = None, **settings):
+        if config is None:
+            config = RuntimeConfig(**settings)
+        elif settings:
+            config = config.replace(**settings)
+        self.config = config
         self.files: ModelFiles = resolve_model(model)
         self.manifest = self.files.manifest
-        self.cropper = make_cropper(crops, roi, **(motion or {}))
-        self.smoother = _smoother(smooth)
-        self.keep_reconstructions, self.pad_value = keep_reconstructions, int(pad_value)
-        self._threads, self._device = threads, device
+        self.cropper = make_cropper(config.crops, config.roi, **(config.motion or {}))
+        self.smoother = PoseSmoother(config.smooth) if config.smooth is not None else None
         self._lock = threading.RLock()
         self._aux: dict[str, Backend | None] = {}
-        self.backend_name, path = select_backend(self.files, backend)
-        if verify:
+        self.backend_name, path = select_backend(self.files, config.backend)
+        if config.verify:
             for key in self.manifest.artifacts:
                 if self.manifest.artifact_path(key).exists():
                     self.manifest.verify(key)
@@ -142,11 +85,21 @@ class Estimator:
             self.manifest.input.height,
         )
 
+    @property
+    def refine_mode(self) -> str:
+        """The default refinement mode."""
+        return self.config.refine
+
+    @property
+    def iterations(self) -> int:
+        """The default refinement iteration count."""
+        return self.config.iterations
+
     # -- backends -------------------------------------------------------------------------------
     def _options(self, name: str) -> dict:
-        device = self._device
+        device = self.config.device
         if name == "onnxruntime":
-            return {"device": device or "cpu", "threads": self._threads}
+            return {"device": device or "cpu", "threads": self.config.threads}
         if name == "tensorrt":
             index = device.split(":")[1] if device and ":" in device else 0
             return {"device": int(index)}
@@ -163,8 +116,10 @@ class Estimator:
                 else open_backend(
                     "onnxruntime",
                     path,
-                    device="cpu" if self.backend_name != "onnxruntime" else (self._device or "cpu"),
-                    threads=self._threads,
+                    device="cpu"
+                    if self.backend_name != "onnxruntime"
+                    else (self.config.device or "cpu"),
+                    threads=self.config.threads,
                 )
             )
         return self._aux[key]
@@ -221,56 +176,58 @@ class Estimator:
             BadFrameError: a frame that is not an image (None, empty, NaN, ...).
             PplEdgeError: an unknown mode or a negative iteration count.
         """
-        mode = self.refine_mode if refine is None else refine
-        count = self.iterations if iterations is None else _check_iterations(iterations)
-        if mode not in REFINE_MODES:
-            raise PplEdgeError(
-                f"unknown refinement mode {mode!r}; choose one of {', '.join(REFINE_MODES)}"
-            )
+        mode, count = self.config.refinement(refine, iterations)
         with self._lock:
             t0 = time.perf_counter()
             image = as_bgr8(frame)
             boxes = self.cropper(image) if boxes is None else list(boxes)
             if not boxes:
                 return []
-            x, maps = preprocess(image, boxes, self.manifest.input, self.pad_value, self.resize)
-            t1 = time.perf_counter()
-            initial = self._run_keypoints({self._input_name: x})
-            t2 = time.perf_counter()
-            step = make_step(
-                mode,
-                keypoints=self._run_keypoints,
-                reconstruct=self._run_aux("refine") if mode == "image" else None,
-                memory=self._run_aux("memory") if mode == "memory" and count > 1 else None,
-                reference=x,
-                input_name=self._input_name,
-            )
-            trace = run_refinement(initial, count, step)
-            t3 = time.perf_counter()
-            recon = (
-                [
-                    denormalise(s["input"], self.manifest.input)
-                    for s in trace.steps[1:]
-                    if "input" in s
-                ]
-                if self.keep_reconstructions
-                else None
-            )
-            timings = {
-                "preprocess": (t1 - t0) * 1e3,
-                "inference": (t2 - t1) * 1e3,
-                "refine": (t3 - t2) * 1e3,
-            }
-            results = postprocess(list(trace.steps), maps, self.manifest, None, recon)
-            if self.smoother is not None:
-                results = self.smoother(
-                    results, time.monotonic() if timestamp is None else timestamp
-                )
-            t4 = time.perf_counter()
-            timings.update(postprocess=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
-            for res in results:
-                res.timings.update(timings)
-            return results
+            return self._estimate(image, boxes, mode, count, timestamp, t0)
+
+    def _estimate(
+        self,
+        image: np.ndarray,
+        boxes: list[Box],
+        mode: str,
+        count: int,
+        timestamp: float | None,
+        t0: float,
+    ) -> list[Result]:
+        """Preprocess -> keypoint graph -> refinement -> postprocess -> smoothing, with timings."""
+        cfg = self.config
+        x, maps = preprocess(image, boxes, self.manifest.input, cfg.pad_value, cfg.resize)
+        t1 = time.perf_counter()
+        initial = self._run_keypoints({self._input_name: x})
+        t2 = time.perf_counter()
+        step = make_step(
+            mode,
+            keypoints=self._run_keypoints,
+            reconstruct=self._run_aux("refine") if mode == "image" else None,
+            memory=self._run_aux("memory") if mode == "memory" and count > 1 else None,
+            reference=x,
+            input_name=self._input_name,
+        )
+        trace = run_refinement(initial, count, step)
+        t3 = time.perf_counter()
+        recon = (
+            [denormalise(s["input"], self.manifest.input) for s in trace.steps[1:] if "input" in s]
+            if cfg.keep_reconstructions
+            else None
+        )
+        timings = {
+            "preprocess": (t1 - t0) * 1e3,
+            "inference": (t2 - t1) * 1e3,
+            "refine": (t3 - t2) * 1e3,
+        }
+        results = postprocess(list(trace.steps), maps, self.manifest, None, recon)
+        if self.smoother is not None:
+            results = self.smoother(results, time.monotonic() if timestamp is None else timestamp)
+        t4 = time.perf_counter()
+        timings.update(postprocess=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        for res in results:
+            res.timings.update(timings)
+        return results
 
     def estimate(self, frame: np.ndarray, **kwargs) -> Result | None:
         """The first (largest) subject's Result, or None when the cropper found no subject."""

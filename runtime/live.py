@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.config import RuntimeConfig, runtime_settings
 from ppl_edge.runtime.manifest import SHIPPED_MODEL, default_model_path  # noqa: F401  (API)
 from ppl_edge.runtime.sinks import JsonlSink, VideoSink, WindowSink
 from ppl_edge.runtime.sources import Frame, FrameSource, open_source, sanitize_frame
@@ -287,23 +288,18 @@ def _estimator_timings(results: list) -> dict[str, float]:
     return timings
 
 
-@dataclass(frozen=True)
-class LiveOptions:
-    """Everything ``ppl-edge live`` needs (see ``ppl_edge/cli/live.py`` for the flags).
+@dataclass(frozen=True, kw_only=True)
+class LiveOptions(RuntimeConfig):
+    """Everything ``ppl-edge live`` needs (see ``ppl_edge/cli/live.py`` for the flags): the
+    estimator's settings (the fields of :class:`~ppl_edge.runtime.config.RuntimeConfig`, checked
+    there) and the loop's.
 
     ``source`` is a camera index or a URI for :func:`open_source`; ``model`` None is the shipped
-    model; ``roi`` is (x, y, w, h) in frame pixels.
+    model; ``smooth=True`` filters with ``min_cutoff`` and ``beta``.
     """
 
     source: int | str = 0
     model: str | None = None
-    backend: str = "auto"
-    refine: str = "none"
-    iterations: int = 0
-    crops: str = "full"
-    roi: tuple[int, int, int, int] | None = None
-    threads: int | None = None  # ONNX Runtime CPU threads (None: its default)
-    smooth: bool = False
     min_cutoff: float = 1.0  # One Euro defaults of runtime/smoothing.py (Casiez et al. 2012)
     beta: float = 0.05
     output: str | None = None
@@ -316,35 +312,27 @@ class LiveOptions:
     overlay: bool = True
 
     def __post_init__(self) -> None:
-        if self.refine not in ("none", "memory", "image"):
-            raise PplEdgeError(f"refine must be none, memory or image, got '{self.refine}'")
-        if self.iterations < 0:
-            raise PplEdgeError(f"iterations must be >= 0, got {self.iterations}")
+        if self.smooth is True:
+            self._set("smooth", {"min_cutoff": self.min_cutoff, "beta": self.beta})
+        super().__post_init__()
         if self.max_frames is not None and self.max_frames < 1:
             raise PplEdgeError(f"max-frames must be >= 1, got {self.max_frames}")
         if self.fps_every <= 0 or self.retries < 0:
             raise PplEdgeError(
                 f"fps-every must be > 0 and retries >= 0, got {self.fps_every} and {self.retries}"
             )
-        if self.roi is not None and (len(self.roi) != 4 or min(self.roi[2:]) <= 0):
-            raise PplEdgeError(f"roi must be x,y,w,h with w, h > 0, got {self.roi}")
+
+    @classmethod
+    def from_config(cls, config: RuntimeConfig, **loop: Any) -> LiveOptions:
+        """The estimator settings of ``config`` with the loop settings ``loop``."""
+        return cls(**runtime_settings(config), **loop)
 
 
 def build_estimator(options: LiveOptions):
     """The :class:`~ppl_edge.runtime.Estimator` the options describe."""
-    from ppl_edge.runtime import Estimator
+    from ppl_edge.runtime.estimator import Estimator
 
-    smooth = {"min_cutoff": options.min_cutoff, "beta": options.beta} if options.smooth else None
-    return Estimator(
-        options.model or default_model_path(),
-        backend=options.backend,
-        refine=options.refine,
-        iterations=options.iterations,
-        crops=options.crops,
-        roi=options.roi,
-        smooth=smooth,
-        threads=options.threads,
-    )
+    return Estimator(options.model or default_model_path(), config=options)
 
 
 def run_live(

@@ -19,19 +19,37 @@ for a batch: ``keypoints`` (B, N, 2), ``keypoints_refined`` (B, N, 2), ``prototy
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ppl_edge.errors import PplEdgeError
 
-Estimate = dict[str, np.ndarray]
-Step = Callable[[Estimate, int], Estimate]
-RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+if TYPE_CHECKING:  # NumPy only in annotations: this module is imported with ppl_edge.runtime
+    import numpy as np
+
+    Estimate = dict[str, np.ndarray]
+    Step = Callable[[Estimate, int], Estimate]
+    RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 REFINE_MODES = ("none", "memory", "image")
+
+
+def check_iterations(iterations: object) -> int:
+    """``iterations`` as an int, if it is an integer >= 0 (NumPy integers too, booleans not).
+
+    Raises:
+        PplEdgeError: a negative or non-integer count.
+    """
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, numbers.Integral)
+        or iterations < 0
+    ):
+        raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
+    return int(iterations)
 
 
 @dataclass(frozen=True)
@@ -61,14 +79,9 @@ def refine(initial: Estimate, iterations: int, step: Step | None, keep: bool = T
     Raises:
         PplEdgeError: a negative or non-integer iteration count.
     """
-    if (
-        isinstance(iterations, bool)
-        or not isinstance(iterations, (int, np.integer))
-        or iterations < 0
-    ):
-        raise PplEdgeError(f"iterations must be an integer >= 0, got {iterations!r}")
+    count = check_iterations(iterations)
     current, steps, times = initial, [initial], []
-    for i in range(int(iterations) if step is not None else 0):
+    for i in range(count if step is not None else 0):
         start = time.perf_counter()
         current = step(current, i)
         times.append((time.perf_counter() - start) * 1e3)
@@ -133,15 +146,12 @@ def make_step(
     reference: np.ndarray | None = None,
     input_name: str = "image",
 ) -> Step | None:
-    """The step of ``mode`` ("none" -> None).
+    """The step of ``mode``, one of :data:`REFINE_MODES` ("none" -> None); callers pass a checked
+    mode (:class:`~ppl_edge.runtime.config.RuntimeConfig` checks it).
 
     Raises:
-        PplEdgeError: unknown mode, or image mode without the refine graph.
+        PplEdgeError: image mode without the refine graph.
     """
-    if mode not in REFINE_MODES:
-        raise PplEdgeError(
-            f"unknown refinement mode {mode!r}; choose one of {', '.join(REFINE_MODES)}"
-        )
     if mode == "none":
         return None
     if mode == "memory":
