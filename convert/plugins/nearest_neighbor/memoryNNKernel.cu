@@ -130,8 +130,8 @@ __global__ void __launch_bounds__(kNearestNeighborThreads) nearestNeighborKernel
 } // namespace
 
 template <typename T>
-cudaError_t launchNearestNeighbor(T const* queries, T const* codebook, T* selected, int32_t* indices,
-    T* distances, int64_t B, int32_t M, int32_t K, int32_t D, cudaStream_t stream)
+cudaError_t launchNearestNeighbor(T const* queries, T const* codebook, T* selected,
+    int32_t* indices, T* distances, int64_t B, int32_t M, int32_t K, int32_t D, cudaStream_t stream)
 {
     if (B < 0 || M <= 0 || K <= 0 || D <= 0)
     {
@@ -146,13 +146,14 @@ cudaError_t launchNearestNeighbor(T const* queries, T const* codebook, T* select
     {
         return cudaErrorInvalidValue;
     }
-    nearestNeighborKernel<T><<<static_cast<unsigned int>(rows), kNearestNeighborThreads, 0, stream>>>(
-        queries, codebook, selected, indices, distances, M, K, D);
+    nearestNeighborKernel<T>
+        <<<static_cast<unsigned int>(rows), kNearestNeighborThreads, 0, stream>>>(
+            queries, codebook, selected, indices, distances, M, K, D);
     return cudaGetLastError();
 }
 
-template cudaError_t launchNearestNeighbor<float>(float const*, float const*, float*, int32_t*, float*,
-    int64_t, int32_t, int32_t, int32_t, cudaStream_t);
+template cudaError_t launchNearestNeighbor<float>(float const*, float const*, float*, int32_t*,
+    float*, int64_t, int32_t, int32_t, int32_t, cudaStream_t);
 template cudaError_t launchNearestNeighbor<__half>(__half const*, __half const*, __half*, int32_t*,
     __half*, int64_t, int32_t, int32_t, int32_t, cudaStream_t);
 

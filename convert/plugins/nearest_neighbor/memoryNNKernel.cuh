@@ -26,11 +26,12 @@ namespace plugin
 //! \return cudaErrorInvalidValue for non-positive M, K, D, negative B or more than 2^31-1 rows;
 //!         cudaSuccess without a launch when B == 0; else cudaGetLastError() after the launch.
 template <typename T>
-cudaError_t launchNearestNeighbor(T const* queries, T const* codebook, T* selected, int32_t* indices,
-    T* distances, int64_t B, int32_t M, int32_t K, int32_t D, cudaStream_t stream);
+cudaError_t launchNearestNeighbor(T const* queries, T const* codebook, T* selected,
+    int32_t* indices, T* distances, int64_t B, int32_t M, int32_t K, int32_t D,
+    cudaStream_t stream);
 
-extern template cudaError_t launchNearestNeighbor<float>(float const*, float const*, float*, int32_t*,
-    float*, int64_t, int32_t, int32_t, int32_t, cudaStream_t);
+extern template cudaError_t launchNearestNeighbor<float>(float const*, float const*, float*,
+    int32_t*, float*, int64_t, int32_t, int32_t, int32_t, cudaStream_t);
 extern template cudaError_t launchNearestNeighbor<__half>(__half const*, __half const*, __half*,
     int32_t*, __half*, int64_t, int32_t, int32_t, int32_t, cudaStream_t);
 

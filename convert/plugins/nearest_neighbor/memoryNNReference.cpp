@@ -101,7 +101,8 @@ float roundToHalf(float value)
     {
         halfBits = (static_cast<uint32_t>(halfExponent) << 10) | (mantissa >> 13);
         uint32_t const rest = mantissa & 0x1FFFU;
-        if (rest > 0x1000U || (rest == 0x1000U && (halfBits & 1U))) // a carry may reach inf: correct
+        // Round to nearest even; a carry may reach inf, which is correct.
+        if (rest > 0x1000U || (rest == 0x1000U && (halfBits & 1U)))
         {
             ++halfBits;
         }

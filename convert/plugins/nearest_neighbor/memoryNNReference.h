@@ -1,9 +1,9 @@
 // SPDX-FileCopyrightText: Copyright (c) 2026 The ppl-edge Authors
 // SPDX-License-Identifier: Apache-2.0
 //
-// Host reference of the lookup kernel (memoryNNKernel.cu): the same computation in the same order of
-// floating-point operations, so that the kernel's fp32 results equal it bit for bit. Plain C++17: no
-// CUDA and no TensorRT, which lets CTest check it on any machine.
+// Host reference of the lookup kernel (memoryNNKernel.cu): the same computation in the same order
+// of floating-point operations, so that the kernel's fp32 results equal it bit for bit. Plain
+// C++17: no CUDA and no TensorRT, which lets CTest check it on any machine.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +19,8 @@ constexpr int32_t kNearestNeighborThreads = 128;
 constexpr int32_t kWarpSize = 32;
 
 //! Squared L2 distance between two D-vectors, summed exactly as one kernel block sums it:
-//! thread t accumulates fma(diff, diff, acc) over d = t, t + 128, ...; each warp adds its lanes with
-//! a shuffle-down tree (16, 8, 4, 2, 1); warp 0 then adds the 4 warp sums with the same tree.
+//! thread t accumulates fma(diff, diff, acc) over d = t, t + 128, ...; each warp adds its lanes
+//! with a shuffle-down tree (16, 8, 4, 2, 1); warp 0 then adds the 4 warp sums with the same tree.
 float blockSquaredDistance(float const* query, float const* code, int32_t D);
 
 //! Nearest code per (b, m), fp32 in and out.

@@ -21,15 +21,15 @@ namespace
 constexpr int kSkip = 77;
 int gFailures = 0;
 
-#define CUDA_OK(call)                                                                                       \
-    do                                                                                                      \
-    {                                                                                                       \
-        cudaError_t const status_ = (call);                                                                 \
-        if (status_ != cudaSuccess)                                                                         \
-        {                                                                                                   \
-            std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(status_));                    \
-            std::exit(1);                                                                                   \
-        }                                                                                                   \
+#define CUDA_OK(call)                                                                              \
+    do                                                                                             \
+    {                                                                                              \
+        cudaError_t const status_ = (call);                                                        \
+        if (status_ != cudaSuccess)                                                                \
+        {                                                                                          \
+            std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(status_));           \
+            std::exit(1);                                                                          \
+        }                                                                                          \
     } while (0)
 
 template <typename T>
@@ -57,10 +57,12 @@ std::vector<T> toHost(T const* device, size_t n)
 
 // Run the kernel with element type T on fp32 data already representable in T.
 template <typename T>
-void compare(int64_t B, int32_t M, int32_t K, int32_t D, std::vector<float> const& q, std::vector<float> const& c)
+void compare(int64_t B, int32_t M, int32_t K, int32_t D, std::vector<float> const& q,
+    std::vector<float> const& c)
 {
-    std::string const label = std::string(sizeof(T) == 2 ? "fp16" : "fp32") + " B=" + std::to_string(B)
-        + " M=" + std::to_string(M) + " K=" + std::to_string(K) + " D=" + std::to_string(D);
+    std::string const label = std::string(sizeof(T) == 2 ? "fp16" : "fp32")
+        + " B=" + std::to_string(B) + " M=" + std::to_string(M) + " K=" + std::to_string(K)
+        + " D=" + std::to_string(D);
     std::vector<T> qT(q.size()), cT(c.size());
     for (size_t i = 0; i < q.size(); ++i)
     {
@@ -84,14 +86,15 @@ void compare(int64_t B, int32_t M, int32_t K, int32_t D, std::vector<float> cons
 
     std::vector<float> rSel(rows * D), rDist(rows);
     std::vector<int32_t> rIdx(rows);
-    nearestNeighborReference(q.data(), c.data(), rSel.data(), rIdx.data(), rDist.data(), B, M, K, D);
+    nearestNeighborReference(
+        q.data(), c.data(), rSel.data(), rIdx.data(), rDist.data(), B, M, K, D);
     for (size_t r = 0; r < rows; ++r)
     {
         float const expected = sizeof(T) == 2 ? roundToHalf(rDist[r]) : rDist[r];
         if (idx[r] != rIdx[r] || static_cast<float>(dist[r]) != expected)
         {
-            std::fprintf(stderr, "FAIL %s row %zu: kernel (%d, %.9g) reference (%d, %.9g)\n", label.c_str(), r,
-                idx[r], static_cast<float>(dist[r]), rIdx[r], expected);
+            std::fprintf(stderr, "FAIL %s row %zu: kernel (%d, %.9g) reference (%d, %.9g)\n",
+                label.c_str(), r, idx[r], static_cast<float>(dist[r]), rIdx[r], expected);
             ++gFailures;
             break;
         }
@@ -126,10 +129,12 @@ int main()
     {
         int64_t B;
         int32_t M, K, D;
-    } const shapes[] = {{1, 1, 1, 1}, {1, 34, 16, 512}, {8, 34, 16, 512}, {3, 5, 7, 33}, {2, 4, 16, 1000}, {0, 34, 16, 512}};
+    } const shapes[] = {{1, 1, 1, 1}, {1, 34, 16, 512}, {8, 34, 16, 512}, {3, 5, 7, 33},
+        {2, 4, 16, 1000}, {0, 34, 16, 512}};
     for (Shape const& s : shapes)
     {
-        std::vector<float> q(static_cast<size_t>(s.B) * s.M * s.D), c(static_cast<size_t>(s.M) * s.K * s.D);
+        std::vector<float> q(static_cast<size_t>(s.B) * s.M * s.D),
+            c(static_cast<size_t>(s.M) * s.K * s.D);
         for (float& x : q)
         {
             x = roundToHalf(normal(rng)); // representable in both precisions

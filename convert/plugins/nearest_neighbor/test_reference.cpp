@@ -52,14 +52,14 @@ Result runReference(Shape const& s, std::vector<float> const& q, std::vector<flo
 {
     Result r{std::vector<float>(s.B * s.M * s.D), std::vector<float>(s.B * s.M),
         std::vector<int32_t>(s.B * s.M, -1)};
-    nearestNeighborReference(
-        q.data(), c.data(), r.selected.data(), r.indices.data(), r.distances.data(), s.B, s.M, s.K, s.D);
+    nearestNeighborReference(q.data(), c.data(), r.selected.data(), r.indices.data(),
+        r.distances.data(), s.B, s.M, s.K, s.D);
     return r;
 }
 
 // fp64 distances of row (b, m) to every entry of bank m.
-std::vector<double> bruteDistances(Shape const& s, std::vector<float> const& q, std::vector<float> const& c,
-    int64_t row)
+std::vector<double> bruteDistances(
+    Shape const& s, std::vector<float> const& q, std::vector<float> const& c, int64_t row)
 {
     int64_t const m = row % s.M;
     std::vector<double> out(s.K, 0.0);
@@ -97,14 +97,17 @@ void compareWithBruteForce(Shape const& s, std::vector<float> const& q, std::vec
         }
         double const tol = 1e-5 * std::max(1.0, dist[bruteK]);
         exactIndex += (k == bruteK);
-        check(dist[k] - dist[bruteK] <= tol, label + ": picked entry is a minimum (row " + std::to_string(row) + ")");
-        check(std::fabs(r.distances[row] - dist[k]) <= tol, label + ": distance (row " + std::to_string(row) + ")");
+        check(dist[k] - dist[bruteK] <= tol,
+            label + ": picked entry is a minimum (row " + std::to_string(row) + ")");
+        check(std::fabs(r.distances[row] - dist[k]) <= tol,
+            label + ": distance (row " + std::to_string(row) + ")");
         int64_t const m = row % s.M;
         for (int32_t d = 0; d < s.D; ++d)
         {
             if (r.selected[row * s.D + d] != c[(m * s.K + k) * s.D + d])
             {
-                check(false, label + ": selected row is the code (row " + std::to_string(row) + ")");
+                check(
+                    false, label + ": selected row is the code (row " + std::to_string(row) + ")");
                 break;
             }
         }
@@ -152,7 +155,9 @@ void testTies()
     std::mt19937 rng(7);
     std::vector<float> q = randomVector(rng, s.B * s.M * s.D, false);
     std::vector<float> c = randomVector(rng, static_cast<size_t>(s.M) * s.K * s.D, false);
-    auto code = [&](int32_t m, int32_t k) { return c.data() + (static_cast<int64_t>(m) * s.K + k) * s.D; };
+    auto code = [&](int32_t m, int32_t k) {
+        return c.data() + (static_cast<int64_t>(m) * s.K + k) * s.D;
+    };
     // Bank 0: entries 2 and 4 equal row (0, 0) exactly -> distance 0 twice -> index 2.
     for (int32_t d = 0; d < s.D; ++d)
     {
@@ -203,7 +208,8 @@ void testReductionOrder()
         }
         float const block = blockSquaredDistance(a.data(), b.data(), D);
         check(std::fabs(block - plain) <= 1e-5 * plain, "block sum D=" + std::to_string(D));
-        check(blockSquaredDistance(a.data(), a.data(), D) == 0.F, "zero distance D=" + std::to_string(D));
+        check(blockSquaredDistance(a.data(), a.data(), D) == 0.F,
+            "zero distance D=" + std::to_string(D));
     }
 }
 
@@ -216,9 +222,11 @@ void testHalfRounding()
     check(roundToHalf(65519.F) == 65504.F, "half rounds below the overflow threshold");
     check(roundToHalf(std::ldexp(1.F, -24)) == std::ldexp(1.F, -24), "half smallest subnormal");
     check(roundToHalf(std::ldexp(1.F, -25)) == 0.F, "half tie to even at the smallest subnormal");
-    check(roundToHalf(std::ldexp(3.F, -26)) == std::ldexp(1.F, -24), "half rounds up above the tie");
+    check(
+        roundToHalf(std::ldexp(3.F, -26)) == std::ldexp(1.F, -24), "half rounds up above the tie");
     check(roundToHalf(1.F + std::ldexp(1.F, -11)) == 1.F, "half tie to even (down)");
-    check(roundToHalf(1.F + 3.F * std::ldexp(1.F, -11)) == 1.F + std::ldexp(1.F, -9), "half tie to even (up)");
+    check(roundToHalf(1.F + 3.F * std::ldexp(1.F, -11)) == 1.F + std::ldexp(1.F, -9),
+        "half tie to even (up)");
     check(roundToHalf(-2.5F) == -2.5F, "half keeps the sign");
 }
 
