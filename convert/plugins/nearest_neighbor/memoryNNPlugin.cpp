@@ -3,13 +3,11 @@
 #include "memoryNNPlugin.h"
 
 #include "memoryNNKernel.cuh"
+#include "memoryNNPluginUtils.h"
 
 #include <cuda_fp16.h>
 
-#include <exception>
-#include <iostream>
 #include <limits>
-#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -23,60 +21,6 @@ namespace
 
 using nvinfer1::DataType;
 using nvinfer1::TensorFormat;
-using Severity = nvinfer1::ILogger::Severity;
-
-// Attributes, declared once: the creator advertises this collection (getFieldNames) and the runtime
-// interface serialises it (getFieldsToSerialize). The op takes none: K and D come from the
-// codebook's shape, and plugin_version / plugin_namespace are consumed by the ONNX parser.
-nvinfer1::PluginFieldCollection const kFIELDS{0, nullptr};
-
-// The logger of the builder or runtime that loaded the library (set through setLoggerFinder).
-class LoggerFinderHolder
-{
-public:
-    void set(nvinfer1::ILoggerFinder* finder)
-    {
-        std::lock_guard<std::mutex> lock(mMutex);
-        mFinder = finder;
-    }
-
-    nvinfer1::ILogger* logger()
-    {
-        std::lock_guard<std::mutex> lock(mMutex);
-        return mFinder != nullptr ? mFinder->findLogger() : nullptr;
-    }
-
-private:
-    std::mutex mMutex;
-    nvinfer1::ILoggerFinder* mFinder{nullptr};
-};
-
-LoggerFinderHolder& loggerFinder()
-{
-    static LoggerFinderHolder holder;
-    return holder;
-}
-
-void logMessage(Severity severity, std::string const& message) noexcept
-{
-    try
-    {
-        std::string const text = std::string(kPLUGIN_NAME) + " plugin: " + message;
-        nvinfer1::ILogger* logger = loggerFinder().logger();
-        if (logger != nullptr)
-        {
-            logger->log(severity, text.c_str());
-        }
-        else if (severity <= Severity::kWARNING)
-        {
-            std::cerr << text << std::endl;
-        }
-    }
-    catch (...)
-    {
-        // Logging must never throw out of a noexcept method.
-    }
-}
 
 // VALIDATE: what TensorRT or the model handed the plugin is unusable (reported, error code).
 // ASSERT: an invariant of this file broke (a bug here).
@@ -86,45 +30,26 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-#define PPL_VALIDATE(condition, message)                                                                   \
-    do                                                                                                     \
-    {                                                                                                      \
-        if (!(condition))                                                                                  \
-        {                                                                                                  \
-            std::ostringstream stream_;                                                                    \
-            stream_ << message;                                                                            \
-            throw ValidationError(stream_.str());                                                          \
-        }                                                                                                  \
+#define PPL_VALIDATE(condition, message)                                                           \
+    do                                                                                             \
+    {                                                                                              \
+        if (!(condition))                                                                          \
+        {                                                                                          \
+            std::ostringstream stream_;                                                            \
+            stream_ << message;                                                                    \
+            throw ValidationError(stream_.str());                                                  \
+        }                                                                                          \
     } while (0)
 
-#define PPL_ASSERT(condition)                                                                              \
-    do                                                                                                     \
-    {                                                                                                      \
-        if (!(condition))                                                                                  \
-        {                                                                                                  \
-            throw std::logic_error(std::string("internal error: ") + #condition + " at " + __FILE__ + ":"  \
-                + std::to_string(__LINE__));                                                               \
-        }                                                                                                  \
+#define PPL_ASSERT(condition)                                                                      \
+    do                                                                                             \
+    {                                                                                              \
+        if (!(condition))                                                                          \
+        {                                                                                          \
+            throw std::logic_error(std::string("internal error: ") + #condition + " at "           \
+                + __FILE__ + ":" + std::to_string(__LINE__));                                      \
+        }                                                                                          \
     } while (0)
-
-// The try/catch of every noexcept entry point: run body, log any exception, return onError.
-template <typename Result, typename Body>
-Result guarded(char const* method, Result onError, Body&& body) noexcept
-{
-    try
-    {
-        return body();
-    }
-    catch (std::exception const& error)
-    {
-        logMessage(Severity::kERROR, std::string(method) + ": " + error.what());
-    }
-    catch (...)
-    {
-        logMessage(Severity::kERROR, std::string(method) + ": unknown exception");
-    }
-    return onError;
-}
 
 bool isKnown(int64_t extent)
 {
@@ -142,29 +67,34 @@ void validateShapes(nvinfer1::Dims const& queries, nvinfer1::Dims const& codeboo
         "queries have M=" << qM << " banks but the codebook has " << cM);
     PPL_VALIDATE(!isKnown(qD) || !isKnown(cD) || qD == cD,
         "queries have D=" << qD << " but the codebook entries have D=" << cD);
-    PPL_VALIDATE(!isKnown(cK) || cK >= 1, "the codebook has K=" << cK << " entries per bank, expected >= 1");
+    PPL_VALIDATE(
+        !isKnown(cK) || cK >= 1, "the codebook has K=" << cK << " entries per bank, expected >= 1");
 }
 
 void validateCounts(int32_t nbInputs, int32_t nbOutputs)
 {
     PPL_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS,
-        "expected " << kNB_INPUTS << " inputs and " << kNB_OUTPUTS << " outputs, got " << nbInputs << " and "
-                    << nbOutputs);
+        "expected " << kNB_INPUTS << " inputs and " << kNB_OUTPUTS << " outputs, got " << nbInputs
+                    << " and " << nbOutputs);
 }
 
 } // namespace
 
-// ---------------------------------------------------------------------------------------------- IPluginV3
+// --------------------------------------------------------------------------------------- IPluginV3
 
-nvinfer1::IPluginCapability* NearestNeighborPlugin::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept
+nvinfer1::IPluginCapability* NearestNeighborPlugin::getCapabilityInterface(
+    nvinfer1::PluginCapabilityType type) noexcept
 {
     return guarded("getCapabilityInterface", static_cast<nvinfer1::IPluginCapability*>(nullptr),
         [&]() -> nvinfer1::IPluginCapability* {
             switch (type)
             {
-            case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
-            case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
-            case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+            case nvinfer1::PluginCapabilityType::kCORE:
+                return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+            case nvinfer1::PluginCapabilityType::kBUILD:
+                return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+            case nvinfer1::PluginCapabilityType::kRUNTIME:
+                return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
             }
             PPL_ASSERT(false && "unknown PluginCapabilityType");
             return nullptr;
@@ -177,7 +107,7 @@ nvinfer1::IPluginV3* NearestNeighborPlugin::clone() noexcept
         [&]() -> nvinfer1::IPluginV3* { return new NearestNeighborPlugin(*this); });
 }
 
-// ------------------------------------------------------------------------------------------------ Core
+// -------------------------------------------------------------------------------------------- Core
 
 char const* NearestNeighborPlugin::getPluginName() const noexcept
 {
@@ -194,24 +124,26 @@ char const* NearestNeighborPlugin::getPluginNamespace() const noexcept
     return kPLUGIN_NAMESPACE;
 }
 
-// ----------------------------------------------------------------------------------------------- Build
+// ------------------------------------------------------------------------------------------- Build
 
 int32_t NearestNeighborPlugin::getNbOutputs() const noexcept
 {
     return kNB_OUTPUTS;
 }
 
-int32_t NearestNeighborPlugin::getOutputDataTypes(
-    DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept
+int32_t NearestNeighborPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs,
+    DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
     return guarded("getOutputDataTypes", int32_t{-1}, [&]() -> int32_t {
         validateCounts(nbInputs, nbOutputs);
         DataType const type = inputTypes[kQUERIES];
         PPL_VALIDATE(type == DataType::kFLOAT || type == DataType::kHALF,
-            "queries must be float32 or float16, got nvinfer1::DataType " << static_cast<int32_t>(type));
+            "queries must be float32 or float16, got nvinfer1::DataType "
+                << static_cast<int32_t>(type));
         PPL_VALIDATE(inputTypes[kCODEBOOK] == type,
-            "the codebook's dtype (" << static_cast<int32_t>(inputTypes[kCODEBOOK]) << ") must equal the queries' ("
-                                     << static_cast<int32_t>(type) << ")");
+            "the codebook's dtype (" << static_cast<int32_t>(inputTypes[kCODEBOOK])
+                                     << ") must equal the queries' (" << static_cast<int32_t>(type)
+                                     << ")");
         outputTypes[kSELECTED - kNB_INPUTS] = type;
         outputTypes[kINDICES - kNB_INPUTS] = DataType::kINT32;
         outputTypes[kDISTANCES - kNB_INPUTS] = type;
@@ -220,22 +152,28 @@ int32_t NearestNeighborPlugin::getOutputDataTypes(
 }
 
 int32_t NearestNeighborPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
-    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-    int32_t nbOutputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept
+    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
+    nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+    nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept
 {
     return guarded("getOutputShapes", int32_t{-1}, [&]() -> int32_t {
         validateCounts(nbInputs, nbOutputs);
         nvinfer1::DimsExprs const& queries = inputs[kQUERIES];
         nvinfer1::DimsExprs const& codebook = inputs[kCODEBOOK];
         PPL_VALIDATE(queries.nbDims == 3, "queries must be (B, M, D), got rank " << queries.nbDims);
-        PPL_VALIDATE(codebook.nbDims == 3, "codebook must be (M, K, D), got rank " << codebook.nbDims);
-        auto sameWhenConstant = [](nvinfer1::IDimensionExpr const* a, nvinfer1::IDimensionExpr const* b) {
-            return !a->isConstant() || !b->isConstant() || a->getConstantValue() == b->getConstantValue();
+        PPL_VALIDATE(
+            codebook.nbDims == 3, "codebook must be (M, K, D), got rank " << codebook.nbDims);
+        auto sameWhenConstant = [](nvinfer1::IDimensionExpr const* a,
+                                    nvinfer1::IDimensionExpr const* b) {
+            return !a->isConstant() || !b->isConstant()
+                || a->getConstantValue() == b->getConstantValue();
         };
-        PPL_VALIDATE(sameWhenConstant(queries.d[1], codebook.d[0]), "queries and codebook disagree on M");
-        PPL_VALIDATE(sameWhenConstant(queries.d[2], codebook.d[2]), "queries and codebook disagree on D");
-        // selected (B, M, D) = the queries' shape; indices and distances (B, M). B stays symbolic, so
-        // one engine serves every batch size of the optimisation profile.
+        PPL_VALIDATE(
+            sameWhenConstant(queries.d[1], codebook.d[0]), "queries and codebook disagree on M");
+        PPL_VALIDATE(
+            sameWhenConstant(queries.d[2], codebook.d[2]), "queries and codebook disagree on D");
+        // selected (B, M, D) = the queries' shape; indices and distances (B, M). B stays symbolic,
+        // so one engine serves every batch size of the optimisation profile.
         outputs[kSELECTED - kNB_INPUTS] = queries;
         for (int32_t out : {kINDICES - kNB_INPUTS, kDISTANCES - kNB_INPUTS})
         {
@@ -247,12 +185,13 @@ int32_t NearestNeighborPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs
     });
 }
 
-bool NearestNeighborPlugin::supportsFormatCombination(
-    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+bool NearestNeighborPlugin::supportsFormatCombination(int32_t pos,
+    nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
     return guarded("supportsFormatCombination", false, [&]() -> bool {
         validateCounts(nbInputs, nbOutputs);
-        PPL_VALIDATE(pos >= 0 && pos < kNB_INPUTS + kNB_OUTPUTS, "position " << pos << " out of range");
+        PPL_VALIDATE(
+            pos >= 0 && pos < kNB_INPUTS + kNB_OUTPUTS, "position " << pos << " out of range");
         nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
         if (desc.format != TensorFormat::kLINEAR)
         {
@@ -267,8 +206,8 @@ bool NearestNeighborPlugin::supportsFormatCombination(
     });
 }
 
-int32_t NearestNeighborPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+int32_t NearestNeighborPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
+    int32_t nbInputs, nvinfer1::DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
 {
     return guarded("configurePlugin", int32_t{-1}, [&]() -> int32_t {
         validateCounts(nbInputs, nbOutputs);
@@ -279,12 +218,13 @@ int32_t NearestNeighborPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc
 }
 
 size_t NearestNeighborPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* /*inputs*/,
-    int32_t /*nbInputs*/, nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
+    int32_t /*nbInputs*/, nvinfer1::DynamicPluginTensorDesc const* /*outputs*/,
+    int32_t /*nbOutputs*/) const noexcept
 {
     return 0;
 }
 
-// --------------------------------------------------------------------------------------------- Runtime
+// ----------------------------------------------------------------------------------------- Runtime
 
 int32_t NearestNeighborPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
@@ -297,8 +237,8 @@ int32_t NearestNeighborPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* i
 }
 
 int32_t NearestNeighborPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs,
-    void* /*workspace*/, cudaStream_t stream) noexcept
+    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
+    void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept
 {
     return guarded("enqueue", int32_t{-1}, [&]() -> int32_t {
         nvinfer1::Dims const& q = inputDesc[kQUERIES].dims;
@@ -317,25 +257,27 @@ int32_t NearestNeighborPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDe
         {
         case DataType::kFLOAT:
             status = launchNearestNeighbor<float>(static_cast<float const*>(inputs[kQUERIES]),
-                static_cast<float const*>(inputs[kCODEBOOK]), static_cast<float*>(selected), indices,
-                static_cast<float*>(distances), B, static_cast<int32_t>(M), static_cast<int32_t>(K),
-                static_cast<int32_t>(D), stream);
+                static_cast<float const*>(inputs[kCODEBOOK]), static_cast<float*>(selected),
+                indices, static_cast<float*>(distances), B, static_cast<int32_t>(M),
+                static_cast<int32_t>(K), static_cast<int32_t>(D), stream);
             break;
         case DataType::kHALF:
             status = launchNearestNeighbor<__half>(static_cast<__half const*>(inputs[kQUERIES]),
-                static_cast<__half const*>(inputs[kCODEBOOK]), static_cast<__half*>(selected), indices,
-                static_cast<__half*>(distances), B, static_cast<int32_t>(M), static_cast<int32_t>(K),
-                static_cast<int32_t>(D), stream);
+                static_cast<__half const*>(inputs[kCODEBOOK]), static_cast<__half*>(selected),
+                indices, static_cast<__half*>(distances), B, static_cast<int32_t>(M),
+                static_cast<int32_t>(K), static_cast<int32_t>(D), stream);
             break;
         default:
-            PPL_VALIDATE(false, "unsupported queries dtype " << static_cast<int32_t>(inputDesc[kQUERIES].type));
+            PPL_VALIDATE(false,
+                "unsupported queries dtype " << static_cast<int32_t>(inputDesc[kQUERIES].type));
         }
         PPL_VALIDATE(status == cudaSuccess, "kernel launch failed: " << cudaGetErrorString(status));
         return 0;
     });
 }
 
-nvinfer1::IPluginV3* NearestNeighborPlugin::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept
+nvinfer1::IPluginV3* NearestNeighborPlugin::attachToContext(
+    nvinfer1::IPluginResourceContext* /*context*/) noexcept
 {
     // No per-context resources: the clone is all an execution context needs.
     return clone();
@@ -343,63 +285,8 @@ nvinfer1::IPluginV3* NearestNeighborPlugin::attachToContext(nvinfer1::IPluginRes
 
 nvinfer1::PluginFieldCollection const* NearestNeighborPlugin::getFieldsToSerialize() noexcept
 {
-    return &kFIELDS;
-}
-
-// --------------------------------------------------------------------------------------------- Creator
-
-char const* NearestNeighborPluginCreator::getPluginName() const noexcept
-{
-    return kPLUGIN_NAME;
-}
-
-char const* NearestNeighborPluginCreator::getPluginVersion() const noexcept
-{
-    return kPLUGIN_VERSION;
-}
-
-char const* NearestNeighborPluginCreator::getPluginNamespace() const noexcept
-{
-    return kPLUGIN_NAMESPACE;
-}
-
-nvinfer1::PluginFieldCollection const* NearestNeighborPluginCreator::getFieldNames() noexcept
-{
-    return &kFIELDS;
-}
-
-nvinfer1::IPluginV3* NearestNeighborPluginCreator::createPlugin(
-    char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase /*phase*/) noexcept
-{
-    return guarded("createPlugin", static_cast<nvinfer1::IPluginV3*>(nullptr), [&]() -> nvinfer1::IPluginV3* {
-        if (fc != nullptr)
-        {
-            for (int32_t i = 0; i < fc->nbFields; ++i)
-            {
-                char const* field = fc->fields[i].name;
-                logMessage(Severity::kWARNING,
-                    std::string("layer ") + (name ? name : "?") + ": ignoring unknown field '" + (field ? field : "?")
-                        + "'");
-            }
-        }
-        return new NearestNeighborPlugin();
-    });
+    return &kNO_FIELDS;
 }
 
 } // namespace plugin
 } // namespace ppl_edge
-
-// ------------------------------------------------------------------------------------ library entry points
-
-extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
-{
-    ppl_edge::plugin::loggerFinder().set(finder);
-}
-
-extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
-{
-    static ppl_edge::plugin::NearestNeighborPluginCreator creator;
-    static nvinfer1::IPluginCreatorInterface* const creators[] = {&creator};
-    nbCreators = 1;
-    return creators;
-}

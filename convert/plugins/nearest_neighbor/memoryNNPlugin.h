@@ -2,8 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // TensorRT plugin `NearestNeighborLookup` (version "1", namespace ""): the memory lookup of the PPL
-// keypoint path. IPluginV3 (TensorRT 10+). This file holds only TensorRT negotiation; the arithmetic
-// lives in memoryNNKernel.cu. I/O, shapes and dtype rules: README.md beside this file.
+// keypoint path. IPluginV3 (TensorRT 10+). This file holds only TensorRT negotiation; the creator
+// and the library entry points are in memoryNNPluginCreator.h, the arithmetic in memoryNNKernel.cu.
+// I/O, shapes and dtype rules: README.md beside this file.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -17,7 +18,8 @@ namespace ppl_edge
 namespace plugin
 {
 
-//! What TensorRT's ONNX parser looks up: node op_type, attributes plugin_version / plugin_namespace.
+//! What TensorRT's ONNX parser looks up: node op_type, attributes plugin_version and
+//! plugin_namespace.
 constexpr char const* kPLUGIN_NAME{"NearestNeighborLookup"};
 constexpr char const* kPLUGIN_VERSION{"1"};
 constexpr char const* kPLUGIN_NAMESPACE{""};
@@ -46,7 +48,8 @@ public:
     ~NearestNeighborPlugin() override = default;
 
     // IPluginV3
-    nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
+    nvinfer1::IPluginCapability* getCapabilityInterface(
+        nvinfer1::PluginCapabilityType type) noexcept override;
     nvinfer1::IPluginV3* clone() noexcept override;
 
     // IPluginV3OneCore
@@ -66,38 +69,19 @@ public:
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
         nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
     size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
+        nvinfer1::DynamicPluginTensorDesc const* outputs,
+        int32_t nbOutputs) const noexcept override;
 
     // IPluginV3OneRuntime
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
         nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+        nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs,
+        void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+    nvinfer1::IPluginV3* attachToContext(
+        nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-};
-
-//! Creator registered through getCreators(): builds the plugin for the parser (kBUILD) and when an
-//! engine is deserialised (kRUNTIME).
-class NearestNeighborPluginCreator final : public nvinfer1::IPluginCreatorV3One
-{
-public:
-    NearestNeighborPluginCreator() = default;
-    ~NearestNeighborPluginCreator() override = default;
-
-    char const* getPluginName() const noexcept override;
-    char const* getPluginVersion() const noexcept override;
-    char const* getPluginNamespace() const noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
-    nvinfer1::IPluginV3* createPlugin(
-        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
 };
 
 } // namespace plugin
 } // namespace ppl_edge
-
-//! Entry points of libppl_edge_plugins.so for IPluginRegistry::loadLibrary, Python
-//! get_plugin_registry().load_library() and trtexec --dynamicPlugins.
-extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
-extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
-    int32_t& nbCreators);
