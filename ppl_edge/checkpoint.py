@@ -18,6 +18,7 @@ from ppl_edge.fileio import atomic_write_bytes
 
 FORMAT = "ppl-edge-checkpoint"
 FORMAT_VERSION = 1
+MAX_METADATA_CHARS = 16 << 20  # 16 M characters: optimiser layouts of the base model need < 1 M
 
 
 def save_checkpoint(
@@ -72,7 +73,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"{path} is a safetensors file but not a ppl-edge checkpoint "
             f"(format={meta.get('format')!r}, expected {FORMAT!r})"
         )
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise PplEdgeError(
+            f"{path}: checkpoint format_version {meta.get('format_version')!r} is not a number"
+        ) from None
     if version > FORMAT_VERSION:
         raise PplEdgeError(
             f"{path} has checkpoint format {version}; this ppl-edge reads up to "
@@ -81,9 +87,34 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return {
         "format_version": version,
         "ppl_edge_version": meta.get("ppl_edge_version"),
-        "model_config": json.loads(meta["model_config"]),
-        "train_state": json.loads(meta.get("train_state", "{}")),
+        "model_config": _json_field(meta, "model_config", path, required=True),
+        "train_state": _json_field(meta, "train_state", path, required=False),
     }
+
+
+def _json_field(meta: dict[str, str], key: str, path: Path, required: bool) -> dict[str, Any]:
+    """A metadata entry that must hold a JSON object (bounded in size and nesting)."""
+    text = meta.get(key)
+    if text is None:
+        if required:
+            raise PplEdgeError(f"{path}: checkpoint metadata lacks '{key}'; it is damaged")
+        return {}
+    if len(text) > MAX_METADATA_CHARS:
+        raise PplEdgeError(
+            f"{path}: checkpoint metadata '{key}' holds {len(text)} characters (at most "
+            f"{MAX_METADATA_CHARS}); it is damaged"
+        )
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise PplEdgeError(
+            f"{path}: checkpoint metadata '{key}' is not valid JSON: {err}"
+        ) from None
+    if not isinstance(value, dict):
+        raise PplEdgeError(
+            f"{path}: checkpoint metadata '{key}' must be a JSON object, got {type(value).__name__}"
+        )
+    return value
 
 
 def load_tensors(path: str | Path, prefix: str | None = None) -> dict[str, Any]:
@@ -91,7 +122,12 @@ def load_tensors(path: str | Path, prefix: str | None = None) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     read_metadata(path)
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors' own error types: truncated or damaged data
+        raise PplEdgeError(
+            f"{path}: checkpoint tensors cannot be read ({err}); it is damaged"
+        ) from None
     if prefix is None:
         return tensors
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -111,11 +147,22 @@ def load_model(path: str | Path, device: str = "cpu"):
     cfg = from_dict(ModelConfig, meta["model_config"], where=f"model_config of {path}")
     model = PoseModel(cfg)
     state = load_tensors(path, prefix="model.")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of the wrong shape
+        first = str(err).strip().splitlines()[-1].strip()
+        raise PplEdgeError(f"{path} does not match its model_config: {first}") from None
     if missing or unexpected:
         raise PplEdgeError(
             f"{path} does not match its model_config: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}"
+        )
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise PplEdgeError(
+            f"{path} holds NaN or infinite weights ({', '.join(sorted(bad)[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}): its training diverged; use an earlier checkpoint "
+            "(a run keeps previous.safetensors beside latest.safetensors)"
         )
     return model.to(device).eval(), meta
 

@@ -48,3 +48,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Delete what killed :func:`atomic_write_bytes` calls left in ``folder``: ``.<name>.*.tmp``.
+
+    Call it when nothing else writes into ``folder`` (e.g. when a run starts).
+
+    Args:
+        folder: the folder to clean (not recursive).
+        names: only the temporaries of these file names; None: every ``.*.tmp``.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.glob(".*.tmp"):
+        target = path.name[1:].rsplit(".", 2)[0]  # .latest.safetensors.ab12cd.tmp -> latest...
+        if path.is_file() and (names is None or target in names):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

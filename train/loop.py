@@ -26,10 +26,11 @@ import torch
 import yaml
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.fileio import atomic_write_bytes
+from ppl_edge.fileio import atomic_write_bytes, remove_stale_temporaries
 from ppl_edge.train import distributed
 from ppl_edge.train.config import TrainConfig, config_to_dict
 from ppl_edge.train.distributed import DistInfo, ResumableSampler
+from ppl_edge.train.guards import Saver, check_finite, check_position
 from ppl_edge.train.macs import format_count, model_profile
 from ppl_edge.train.run_files import MetricsLog, PriorHistory
 from ppl_edge.train.step import (
@@ -150,9 +151,14 @@ def _prepare_run(cfg: TrainConfig, info: DistInfo, resume_run: bool) -> Path:
         )
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(
-            out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode()
-        )
+        for stale in remove_stale_temporaries(out):
+            log.info("removed %s, left by an interrupted write", stale.name)
+        try:
+            atomic_write_bytes(
+                out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode()
+            )
+        except OSError as err:
+            raise PplEdgeError(f"cannot write the run folder {out}: {err.strerror}") from None
     return out
 
 
@@ -267,6 +273,27 @@ class _Window:
         return row
 
 
+def _log_row(row: dict, metrics: MetricsLog, bar, use_bar: bool, max_steps: int) -> None:
+    metrics.append(row)
+    bar.set_postfix_str(progress_text(row), refresh=False)
+    (log.debug if use_bar else log.info)(
+        "step %d/%d %s", row["step"], max_steps, progress_text(row)
+    )
+
+
+def _run_records(cfg: TrainConfig, info: DistInfo, out: Path, state, resume_run: bool, model):
+    """(MetricsLog, PriorHistory) of the main rank (None elsewhere / when disabled)."""
+    if not info.is_main:
+        return None, None
+    metrics = MetricsLog(out, state.step if resume_run else None)
+    history = None
+    if cfg.prior_interval:
+        history = PriorHistory(out, state.step if resume_run else None)
+        if state.step == 0:
+            history.add(0, *prior_snapshot(model))
+    return metrics, history
+
+
 def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[str, Any]:
     out = _prepare_run(cfg, info, resume_run)
     if cfg.cpu_threads:
@@ -279,12 +306,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     if info.is_main:
         log.info("reconstruction loss: %s; reference: %s", recon_desc, cfg.reference)
     loader, sampler, per_epoch = _build_loader(cfg, info, dataset, cfg.model_config().img_size)
-    metrics = MetricsLog(out, state.step if resume_run else None) if info.is_main else None
-    history = None
-    if info.is_main and cfg.prior_interval:
-        history = PriorHistory(out, state.step if resume_run else None)
-        if state.step == 0:
-            history.add(0, *prior_snapshot(model))
+    check_position(state, per_epoch, cfg)
+    metrics, history = _run_records(cfg, info, out, state, resume_run, model)
 
     from tqdm.auto import tqdm
 
@@ -292,10 +315,13 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
     bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not use_bar, unit="step")
     window = _Window(cfg.batch_size * info.world_size)
     first_step, row, stopping = state.step, {}, False
+    saver = Saver(ckpt_path, state.step)
     with StopRequest() as stop:
         while state.step < cfg.max_steps and not stopping:
             sampler.set_position(state.epoch, state.batch_in_epoch * cfg.batch_size)
+            yielded = 0
             for batch in loader:
+                yielded += 1
                 gen = step_generator(cfg.seed, info.rank, state.step)
                 terms = train_step(
                     model, batch, optimizer, cfg, recon_fn, gen, scaler, amp_dtype, state.step
@@ -304,6 +330,7 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                 state.batch_in_epoch += 1
                 if state.batch_in_epoch == per_epoch:  # the loader ends this epoch now
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                check_finite(terms, state.step, info, saver)
                 window.add(terms)
                 bar.update(1)
                 done = state.step >= cfg.max_steps
@@ -311,17 +338,21 @@ def _train(cfg: TrainConfig, info: DistInfo, resume_run: bool, dataset) -> dict[
                 if state.step % cfg.log_interval == 0 or done or stopping:
                     row = window.row(state, optimizer.param_groups[0]["lr"])
                     if info.is_main:
-                        metrics.append(row)
-                        bar.set_postfix_str(progress_text(row), refresh=False)
-                        (log.debug if use_bar else log.info)(
-                            "step %d/%d %s", state.step, cfg.max_steps, progress_text(row)
-                        )
+                        _log_row(row, metrics, bar, use_bar, cfg.max_steps)
                 if history is not None and (state.step % cfg.prior_interval == 0 or done):
                     history.add(state.step, *prior_snapshot(model))
-                if info.is_main and (state.step % cfg.ckpt_interval == 0 or done or stopping):
-                    save_checkpoint(ckpt_path, model, optimizer, cfg, state, scaler)
-                if done or stopping:
+                final = done or stopping
+                if info.is_main and (state.step % cfg.ckpt_interval == 0 or final):
+                    saver.save(model, optimizer, cfg, state, scaler, final)
+                if final:
                     break
+            if yielded == 0:
+                raise PplEdgeError(
+                    f"the data loader yielded no batch at epoch {state.epoch}, batch "
+                    f"{state.batch_in_epoch} of {per_epoch}: {cfg.data!r} holds "
+                    f"{len(loader.dataset)} items; check the data"
+                )
+            stopping = stopping or stop.signal is not None
     bar.close()
     seconds = time.perf_counter() - window.started
     steps_run = state.step - first_step

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,26 @@ from ppl_edge.fileio import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["step", "time", "epoch", "images_per_s", "lr"]
+
+
+def _read_rows(path: Path, resume_step: int) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` up to ``resume_step``; a torn or damaged line (e.g. the last
+    line of a killed run) is skipped with a warning."""
+    rows, bad = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            step = row["step"]
+        except (json.JSONDecodeError, TypeError, KeyError):
+            bad += 1
+            continue
+        if isinstance(step, (int, float)) and step <= resume_step:
+            rows.append(row)
+    if bad:
+        log.warning("%s: skipped %d damaged line(s); the other rows are kept", path, bad)
+    return rows
 
 
 class MetricsLog:
@@ -40,11 +61,7 @@ class MetricsLog:
         self.jsonl_path = folder / "metrics.jsonl"
         self.rows: list[dict[str, Any]] = []
         if resume_step is not None and self.jsonl_path.is_file():
-            for line in self.jsonl_path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    if row.get("step", 0) <= resume_step:
-                        self.rows.append(row)
+            self.rows = _read_rows(self.jsonl_path, resume_step)
         self.columns: list[str] | None = None
         self._rewrite()
 
@@ -86,14 +103,22 @@ class PriorHistory:
         self.priors: list[np.ndarray] = []
         self.weights: list[np.ndarray] = []
         if resume_step is not None and self.path.is_file():
-            with np.load(self.path, allow_pickle=False) as data:
-                for s, p, w in zip(
-                    data["steps"], data["priors"], data["connectivity"], strict=True
-                ):
-                    if int(s) <= resume_step:
-                        self.steps.append(int(s))
-                        self.priors.append(p)
-                        self.weights.append(w)
+            try:
+                self._load(resume_step)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                log.warning(
+                    "%s is damaged (%s): the prior history restarts at step %d; the checkpoint is "
+                    "not affected", self.path, err, resume_step,
+                )  # fmt: skip
+                self.steps, self.priors, self.weights = [], [], []
+
+    def _load(self, resume_step: int) -> None:
+        with np.load(self.path, allow_pickle=False) as data:
+            for s, p, w in zip(data["steps"], data["priors"], data["connectivity"], strict=True):
+                if int(s) <= resume_step:
+                    self.steps.append(int(s))
+                    self.priors.append(p)
+                    self.weights.append(w)
 
     def add(self, step: int, prior: np.ndarray, connectivity: np.ndarray) -> None:
         """Record T (N, 2) and W (N, N) at ``step`` and rewrite the file."""

@@ -7,7 +7,9 @@ and non-tensor state into the JSON ``train_state["optimizer"]``; the torch RNG u
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +162,58 @@ def save_checkpoint(
     ckpt.save_checkpoint(path, tensors, to_dict(core.cfg), train_state)
 
 
+PREVIOUS_NAME = "previous.safetensors"
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the model's parameters and buffers holding NaN or infinity."""
+    core = getattr(model, "module", model)
+    named = list(core.named_parameters()) + list(core.named_buffers())
+    return [
+        name
+        for name, t in named
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+
+
+def save_rotating(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg,
+    state: TrainState,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """:func:`save_checkpoint` that keeps the checkpoint it replaces as ``previous.safetensors``
+    beside it and never writes non-finite weights.
+
+    The old file is hard-linked (copied where links are not supported) to the previous name
+    before the new one is renamed over it, so at every moment a complete checkpoint exists under
+    ``latest`` and, after the first save, another one under ``previous``.
+
+    Raises:
+        PplEdgeError: the weights hold NaN or infinity (nothing is written).
+        OSError: the folder cannot be written (the caller decides whether to retry).
+    """
+    path = Path(path)
+    bad = non_finite_parameters(model)
+    if bad:
+        raise PplEdgeError(
+            f"not saving step {state.step}: the weights hold NaN or infinity ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); {path} keeps the last good checkpoint"
+        )
+    if path.is_file():
+        previous = path.with_name(PREVIOUS_NAME)
+        staging = path.with_name(f".{PREVIOUS_NAME}.{os.getpid()}.tmp")
+        staging.unlink(missing_ok=True)
+        try:
+            os.link(path, staging)
+        except OSError:
+            shutil.copyfile(path, staging)
+        os.replace(staging, previous)
+    save_checkpoint(path, model, optimizer, cfg, state, scaler)
+
+
 def resume(
     path: str | Path,
     model: torch.nn.Module,
@@ -182,17 +236,39 @@ def resume(
     model_state = {
         k[len("model.") :]: v.to(device) for k, v in tensors.items() if k.startswith("model.")
     }
-    core.load_state_dict(model_state, strict=True)
+    try:
+        core.load_state_dict(model_state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise PplEdgeError(f"{path} does not match its model config: {first}") from None
     ts = meta["train_state"]
-    if optimizer is not None and "optimizer" in ts:
-        optimizer_from_tensors(
-            optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, ts["optimizer"]
-        )
-    if scaler is not None and ts.get("grad_scaler"):
-        scaler.load_state_dict(ts["grad_scaler"])
-    rng_from_tensors(tensors, ts.get("rng", {}))
-    return TrainState(
-        step=int(ts.get("step", 0)),
-        epoch=int(ts.get("epoch", 0)),
-        batch_in_epoch=int(ts.get("batch_in_epoch", 0)),
-    )
+    state = _position(ts, path)
+    try:
+        if optimizer is not None and "optimizer" in ts:
+            optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+            optimizer_from_tensors(optimizer, optim, ts["optimizer"])
+        if scaler is not None and ts.get("grad_scaler"):
+            scaler.load_state_dict(ts["grad_scaler"])
+        rng_from_tensors(tensors, ts.get("rng", {}))
+    except PplEdgeError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+        raise PplEdgeError(
+            f"{path}: the optimiser or RNG state cannot be restored ({type(err).__name__}: "
+            f"{err}); the checkpoint is damaged (its weights still load for eval and convert)"
+        ) from None
+    return state
+
+
+def _position(ts: dict, path: str | Path) -> TrainState:
+    """The stored step / epoch / batch, each a non-negative integer."""
+    values = {}
+    for key in ("step", "epoch", "batch_in_epoch"):
+        value = ts.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PplEdgeError(
+                f"{path}: train_state.{key} must be a non-negative integer, got {value!r}; the "
+                "checkpoint is damaged"
+            )
+        values[key] = value
+    return TrainState(**values)

@@ -48,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if args.run and not run_dir.is_dir():
         raise PplEdgeError(f"run folder not found: {run_dir}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PplEdgeError(f"--out {out} is a file; expected a folder (it is created if missing)")
+    model, _ = load_model(args.checkpoint)  # before the folder: a bad checkpoint leaves nothing
     out.mkdir(parents=True, exist_ok=True)
-    model, _ = load_model(args.checkpoint)
     record = prior_io.model_prior_record(model, source=str(args.checkpoint))
     prior_io.write_prior(out / "prior.json", record)
     prior, weights = record["prior"], record["connectivity"]

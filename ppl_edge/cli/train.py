@@ -114,6 +114,7 @@ def _resolve(args: argparse.Namespace):
     from pathlib import Path
 
     from ppl_edge.checkpoint import read_metadata
+    from ppl_edge.errors import PplEdgeError
     from ppl_edge.train.config import config_from_dict, resolve_config
     from ppl_edge.train.loop import CHECKPOINT_NAME
 
@@ -129,7 +130,13 @@ def _resolve(args: argparse.Namespace):
         )
         ckpt = Path(out) / CHECKPOINT_NAME
         if ckpt.is_file():
-            stored = config_from_dict(read_metadata(ckpt)["train_state"]["train_config"])
+            stored_dict = read_metadata(ckpt)["train_state"].get("train_config")
+            if not isinstance(stored_dict, dict):
+                raise PplEdgeError(
+                    f"{ckpt} holds no training config (train_state.train_config), so the run "
+                    "cannot be resumed; its weights still load for eval and convert"
+                )
+            stored = config_from_dict(stored_dict)
             return resolve_config(args.config, overrides, flags, base=stored)
     return resolve_config(args.config, overrides, flags)
 

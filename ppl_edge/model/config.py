@@ -8,6 +8,24 @@ from typing import Literal
 
 from ppl_edge.errors import PplEdgeError, check_choice
 
+# Upper bounds checked before any tensor is allocated, so a hostile or mistyped config (e.g. a
+# checkpoint's img_size 100000) fails in one line instead of after minutes and tens of GiB. Each is
+# well above every preset (base: img 128, widths <= 512, memory 34 x 16 x 512).
+MAX_IMG_SIZE = 1024
+SIZE_CAPS = {
+    "enc_width": 1024,
+    "feat_dim": 2048,
+    "head_hidden": 4096,
+    "dec_width": 1024,
+    "dec_max_width": 4096,
+    "mem_banks": 1024,
+    "mem_entries": 4096,
+    "mem_dim": 4096,
+    "mem_mixer_layers": 64,
+    "mem_token_hidden": 4096,
+    "mem_dec_dim": 4096,
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -54,24 +72,16 @@ class ModelConfig:
     seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
 
     def __post_init__(self) -> None:
+        if self.img_size > MAX_IMG_SIZE:
+            raise PplEdgeError(f"img_size must be at most {MAX_IMG_SIZE}, got {self.img_size}")
         if self.img_size % 16 != 0 or self.img_size < 32:
             raise PplEdgeError(f"img_size must be a multiple of 16 and >= 32, got {self.img_size}")
         if not 2 <= self.num_keypoints <= 64:
             raise PplEdgeError(f"num_keypoints must be in [2, 64], got {self.num_keypoints}")
-        for name in (
-            "enc_width",
-            "feat_dim",
-            "head_hidden",
-            "dec_width",
-            "mem_banks",
-            "mem_entries",
-            "mem_dim",
-            "mem_mixer_layers",
-            "mem_token_hidden",
-            "mem_dec_dim",
-        ):
-            if getattr(self, name) <= 0:
-                raise PplEdgeError(f"{name} must be positive, got {getattr(self, name)}")
+        for name, cap in SIZE_CAPS.items():
+            value = getattr(self, name)
+            if not 0 < value <= cap:
+                raise PplEdgeError(f"{name} must be in [1, {cap}], got {value}")
         if not 0.0 < self.mem_decay < 1.0:
             raise PplEdgeError(f"mem_decay must be in (0, 1), got {self.mem_decay}")
         if self.link_thickness <= 0:
