@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ppl_edge.errors import PplEdgeError, check_choice
-from ppl_edge.runtime.backends import BACKENDS
+from ppl_edge.runtime.backends import backend_choices
 from ppl_edge.runtime.refine import REFINE_MODES, check_iterations
 
 if TYPE_CHECKING:
     from ppl_edge.runtime.smoothing import OneEuroConfig
 
 CROP_MODES = ("full", "roi", "motion")
-BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +69,7 @@ class RuntimeConfig:
         # OpenCV and NumPy are imported when a config is made, not with this module.
         from ppl_edge.preprocess import RESIZE_METHODS
 
-        check_choice(self.backend, BACKEND_CHOICES, "backend")
+        check_choice(self.backend, backend_choices(), "backend")
         check_choice(self.refine, REFINE_MODES, "refinement mode")
         check_choice(self.resize, RESIZE_METHODS, "resize method")
         self._set("iterations", check_iterations(self.iterations))

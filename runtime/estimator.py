@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ppl_edge.preprocess import Box, as_bgr8, denormalise, preprocess
-from ppl_edge.runtime.backends import Backend, open_backend, select_backend
+from ppl_edge.runtime.backends import Backend, backend_class, open_backend, select_backend
 from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
@@ -66,9 +66,8 @@ class Estimator:
             for key in self.manifest.artifacts:
                 if self.manifest.artifact_path(key).exists():
                     self.manifest.verify(key)
-        self.backend: Backend = open_backend(
-            self.backend_name, path, **self._options(self.backend_name)
-        )
+        options = backend_class(self.backend_name).options(config, self.manifest)
+        self.backend: Backend = open_backend(self.backend_name, path, **options)
         batch_dim = self.backend.input_spec[0].shape[0] if self.backend.input_spec[0].shape else 1
         self.max_batch = (
             max(1, self.manifest.max_batch)
@@ -96,31 +95,17 @@ class Estimator:
         return self.config.iterations
 
     # -- backends -------------------------------------------------------------------------------
-    def _options(self, name: str) -> dict:
-        device = self.config.device
-        if name == "onnxruntime":
-            return {"device": device or "cpu", "threads": self.config.threads}
-        if name == "tensorrt":
-            index = device.split(":")[1] if device and ":" in device else 0
-            return {"device": int(index)}
-        spec = self.manifest.input
-        return {"normalisation": (spec.mean, spec.std, spec.scale), "color": spec.color}
-
     def _aux_backend(self, key: str) -> Backend | None:
-        """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact."""
+        """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact, on
+        the keypoint graph's device when that runs on ONNX Runtime too, else on the CPU."""
         if key not in self._aux:
             path = self.files.refine if key == "refine" else self.files.memory
+            on_ort = self.backend_name == "onnxruntime"
+            device = (self.config.device or "cpu") if on_ort else "cpu"
             self._aux[key] = (
                 None
                 if path is None
-                else open_backend(
-                    "onnxruntime",
-                    path,
-                    device="cpu"
-                    if self.backend_name != "onnxruntime"
-                    else (self.config.device or "cpu"),
-                    threads=self.config.threads,
-                )
+                else open_backend("onnxruntime", path, device=device, threads=self.config.threads)
             )
         return self._aux[key]
 

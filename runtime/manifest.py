@@ -1,11 +1,12 @@
 """Model path resolution for the torch-free runtime: from an export folder, a ``manifest.json``, a
 ``.onnx`` file, a TensorRT ``.engine`` or a Core ML ``.mlpackage`` to the validated
 :class:`ppl_edge.manifest.Manifest` and every artifact that goes with it (:func:`resolve_model`).
+Which file belongs to which backend, and where a backend finds its artifact in an export, is the
+backend classes' declaration (``runtime/backends``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ppl_edge.manifest import (  # noqa: F401  (InputSpec, ManifestError: re-exp
     Manifest,
     ManifestError,
 )
+from ppl_edge.runtime.backends import backend_classes, backend_for
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,8 @@ class ModelFiles:
     Attributes:
         manifest: the validated manifest.
         given: the path the user passed.
-        onnx: keypoint graph for ONNX Runtime (keypoints.onnx, or the .onnx file given).
-        engine: TensorRT engine of the keypoint path, if any.
-        mlpackage: Core ML package of the keypoint path, if any.
+        graphs: backend name -> its keypoint-graph artifact (keypoints.onnx, an engine, a Core ML
+            package; the file given for its own backend), for every backend with one.
         refine: refine.onnx ((image, keypoints) -> reconstruction), for image-space refinement.
         memory: memory.onnx (keypoints -> memory reconstruction), for memory refinement beyond 1
             iteration; optional.
@@ -52,42 +53,24 @@ class ModelFiles:
 
     manifest: Manifest
     given: Path
-    onnx: Path | None
-    engine: Path | None
-    mlpackage: Path | None
+    graphs: dict[str, Path]
     refine: Path | None
     memory: Path | None
 
+    @property
+    def onnx(self) -> Path | None:
+        """The keypoint graph for ONNX Runtime."""
+        return self.graphs.get("onnxruntime")
 
-_ENGINE_KEYS = ("keypoints_engine", "engine", "tensorrt")
-_COREML_KEYS = ("keypoints_coreml", "coreml", "mlpackage")
+    @property
+    def engine(self) -> Path | None:
+        """The TensorRT engine of the keypoint path."""
+        return self.graphs.get("tensorrt")
 
-
-def _sidecar_manifest(engine: Path) -> Manifest | None:
-    """The manifest of a cached engine: a JSON sidecar ``<engine>.json`` or ``<stem>.json`` holding
-    either a manifest or ``{"manifest": <path relative to the sidecar, or a manifest object>}``."""
-    for sidecar in (engine.with_name(engine.name + ".json"), engine.with_suffix(".json")):
-        if not sidecar.is_file():
-            continue
-        try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ManifestError(f"engine sidecar {sidecar} is not valid JSON: {err}") from err
-        ref = data.get("manifest", data) if isinstance(data, dict) else data
-        if isinstance(ref, str):
-            return load_manifest((sidecar.parent / ref).resolve())
-        return parse_manifest(ref, sidecar)
-    return None
-
-
-def _find(manifest: Manifest, keys: tuple[str, ...], suffix: str) -> Path | None:
-    """An artifact by manifest key, else the only file with ``suffix`` in the export folder."""
-    for key in keys:
-        path = manifest.artifact_path(key)
-        if path is not None and path.exists():
-            return path
-    found = sorted(manifest.folder.glob(f"*{suffix}"))
-    return found[0] if len(found) == 1 else None
+    @property
+    def mlpackage(self) -> Path | None:
+        """The Core ML package of the keypoint path."""
+        return self.graphs.get("coreml")
 
 
 def _existing(manifest: Manifest, key: str) -> Path | None:
@@ -95,13 +78,19 @@ def _existing(manifest: Manifest, key: str) -> Path | None:
     return path if path is not None and path.exists() else None
 
 
+def _forms() -> str:
+    """The model path forms, for messages: "an export folder, manifest.json, .onnx, ..."."""
+    suffixes = [cls.suffixes[0] for cls in backend_classes()]
+    return f"an export folder, {MANIFEST_NAME}, {', '.join(suffixes[:-1])} or {suffixes[-1]}"
+
+
 def resolve_model(path: str | Path) -> ModelFiles:
     """Find the manifest and artifacts for a model path.
 
     Args:
-        path: an export folder, its manifest.json, a .onnx file (manifest beside it), a TensorRT
-            .engine (manifest beside it or in its cache sidecar) or a .mlpackage (manifest beside
-            it).
+        path: an export folder, its manifest.json, or a file of a backend (``suffixes`` of the
+            backend classes: a .onnx, a TensorRT .engine, a .mlpackage) with the manifest beside it
+            or, for an engine, in its cache sidecar.
 
     Raises:
         PplEdgeError: the path does not exist or is not one of the forms above.
@@ -109,39 +98,25 @@ def resolve_model(path: str | Path) -> ModelFiles:
     """
     given = Path(path).expanduser()
     if not given.exists():
-        raise PplEdgeError(
-            f"model not found: {given}; expected an export folder, manifest.json, "
-            ".onnx, .engine or .mlpackage"
-        )
-    suffix = given.suffix.lower()
-    if given.is_dir() and suffix != ".mlpackage":
+        raise PplEdgeError(f"model not found: {given}; expected {_forms()}")
+    owner = backend_for(given)
+    if given.is_dir() and owner is None:
         manifest = load_manifest(given / MANIFEST_NAME)
-    elif given.name == MANIFEST_NAME or suffix == ".json":
+    elif given.name == MANIFEST_NAME or given.suffix.lower() == ".json":
         manifest = load_manifest(given)
-    elif suffix in (".onnx", ".mlpackage"):
-        manifest = load_manifest(given.parent / MANIFEST_NAME)
-    elif suffix in (".engine", ".plan", ".trt"):
-        manifest = _sidecar_manifest(given)
-        if manifest is None:
-            manifest = load_manifest(given.parent / MANIFEST_NAME)
+    elif owner is not None:
+        manifest = owner.artifact_manifest(given) or load_manifest(given.parent / MANIFEST_NAME)
     else:
-        raise PplEdgeError(
-            f"unsupported model file {given.name!r}; expected an export folder, "
-            "manifest.json, .onnx, .engine or .mlpackage"
-        )
-    onnx = given if suffix == ".onnx" else _existing(manifest, "keypoints")
-    engine = (
-        given
-        if suffix in (".engine", ".plan", ".trt")
-        else _find(manifest, _ENGINE_KEYS, ".engine")
-    )
-    mlpackage = given if suffix == ".mlpackage" else _find(manifest, _COREML_KEYS, ".mlpackage")
+        raise PplEdgeError(f"unsupported model file {given.name!r}; expected {_forms()}")
+    graphs = {}
+    for cls in backend_classes():
+        found = given if cls is owner else cls.find_artifact(manifest)
+        if found is not None:
+            graphs[cls.name] = found
     return ModelFiles(
         manifest=manifest,
         given=given,
-        onnx=onnx,
-        engine=engine,
-        mlpackage=mlpackage,
+        graphs=graphs,
         refine=_existing(manifest, "refine"),
         memory=_existing(manifest, "memory"),
     )

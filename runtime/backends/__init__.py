@@ -1,23 +1,24 @@
-"""Backend registry: one module per backend, imported only when that backend is used.
+"""Backend registry: one module per backend, each a :class:`~.base.BackendBase` subclass that
+declares its name, file suffixes, manifest artifact keys, availability and options.
 
-``BACKENDS`` maps a name to ``module:Class``. ``open_backend("auto", path)`` picks by file suffix
-(.engine -> TensorRT, .mlpackage -> Core ML, .onnx -> ONNX Runtime); :func:`select_backend` does the
-same for a resolved model, falling back to ONNX Runtime when the preferred backend is unusable here.
+``BACKENDS`` maps a name to ``module:Class``; it is the one list of backends (``--backend`` choices,
+the checks of :class:`~ppl_edge.runtime.config.RuntimeConfig`, ``auto``). A backend module is
+imported when its class is first needed; importing this package loads none (nor NumPy).
+``open_backend("auto", path)`` picks by file suffix; :func:`select_backend` picks for a resolved
+model, falling back through the usable backends by their ``auto_rank``.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ppl_edge.errors import PplEdgeError
-from ppl_edge.runtime.backends.base import Backend, BackendBase, TensorSpec
+from ppl_edge.errors import PplEdgeError, check_choice
 
 if TYPE_CHECKING:
+    from ppl_edge.runtime.backends.base import Backend, BackendBase, TensorSpec
     from ppl_edge.runtime.manifest import ModelFiles
 
 log = logging.getLogger(__name__)
@@ -27,65 +28,61 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "ppl_edge.runtime.backends.tensorrt:TensorRTBackend",
     "coreml": "ppl_edge.runtime.backends.coreml:CoreMLBackend",
 }
-_SUFFIX = {
-    ".onnx": "onnxruntime",
-    ".engine": "tensorrt",
-    ".plan": "tensorrt",
-    ".trt": "tensorrt",
-    ".mlpackage": "coreml",
-    ".mlmodel": "coreml",
-}
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "BackendBase",
     "TensorSpec",
+    "backend_choices",
     "backend_class",
+    "backend_classes",
+    "backend_for",
     "open_backend",
     "select_backend",
     "unavailable_reason",
 ]
 
 
-def _check_name(name: str) -> None:
-    if name != "auto" and name not in BACKENDS:
-        raise PplEdgeError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+def __getattr__(name: str) -> Any:
+    if name in ("Backend", "BackendBase", "TensorSpec"):
+        from ppl_edge.runtime.backends import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def backend_class(name: str) -> type:
-    """Import and return the class of backend ``name`` (the registry's only import point)."""
-    _check_name(name)
+def backend_choices() -> tuple[str, ...]:
+    """What a backend setting may be: "auto" or a name of ``BACKENDS``."""
+    return ("auto", *BACKENDS)
+
+
+def backend_class(name: str) -> type[BackendBase]:
+    """Import and return the class of backend ``name`` (the registry's only import point).
+
+    Raises:
+        PplEdgeError: ``name`` is not in ``BACKENDS``.
+    """
+    if name not in BACKENDS:
+        check_choice(name, backend_choices(), "backend")  # names the choices
+        raise PplEdgeError(f"backend 'auto' is chosen per model; name one of {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
+def backend_classes() -> list[type[BackendBase]]:
+    """Every backend class, in registry order."""
+    return [backend_class(name) for name in BACKENDS]
+
+
+def backend_for(path: Path) -> type[BackendBase] | None:
+    """The backend whose files have ``path``'s suffix, or None."""
+    return next((cls for cls in backend_classes() if cls.claims(path)), None)
+
+
 def unavailable_reason(name: str) -> str | None:
     """Why backend ``name`` cannot run on this machine, or None when it can (cheap checks only)."""
-    _check_name(name)
-    if name == "onnxruntime":
-        return (
-            None
-            if importlib.util.find_spec("onnxruntime")
-            else ("onnxruntime is not installed: pip install 'ppl-edge[onnxruntime]'")
-        )
-    if name == "coreml":
-        if sys.platform != "darwin":
-            return f"Core ML runs only on macOS (this is {sys.platform})"
-        return (
-            None
-            if importlib.util.find_spec("coremltools")
-            else ("coremltools is not installed: pip install 'ppl-edge[coreml]'")
-        )
-    from ppl_edge.runtime.backends.cuda_check import cuda_problem
-
-    problem = cuda_problem()
-    if problem:
-        return problem
-    for module in ("tensorrt", "pycuda"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed: pip install 'ppl-edge[trt]' (JetPack ships both)"
-    return None
+    return backend_class(name).unavailable_reason()
 
 
 def open_backend(name: str, path: str | Path, **opts) -> Backend:
@@ -100,57 +97,53 @@ def open_backend(name: str, path: str | Path, **opts) -> Backend:
     Raises:
         PplEdgeError: unknown name or suffix; MissingDependencyError when the library is missing.
     """
-    _check_name(name)
+    check_choice(name, backend_choices(), "backend")
     path = Path(path)
-    if name == "auto":
-        name = _SUFFIX.get(path.suffix.lower())
-        if name is None:
-            raise PplEdgeError(
-                f"cannot pick a backend for {path.name!r}; expected one of "
-                f"{', '.join(sorted(_SUFFIX))} or an explicit backend name"
-            )
-    return backend_class(name)(path, **opts)
+    if name != "auto":
+        return backend_class(name)(path, **opts)
+    cls = backend_for(path)
+    if cls is None:
+        suffixes = sorted(s for c in backend_classes() for s in c.suffixes)
+        raise PplEdgeError(
+            f"cannot pick a backend for {path.name!r}; expected one of "
+            f"{', '.join(suffixes)} or an explicit backend name"
+        )
+    return cls(path, **opts)
 
 
 def select_backend(files: ModelFiles, name: str = "auto") -> tuple[str, Path]:
     """Choose the backend and artifact for a resolved model.
 
-    ``auto`` prefers TensorRT when an engine exists and a GPU + TensorRT are usable, then Core ML on
-    macOS when a package exists, else ONNX Runtime on keypoints.onnx.
+    ``auto`` tries the backends with an artifact in this export by ascending ``auto_rank``
+    (TensorRT when a GPU + TensorRT are usable, then Core ML on macOS, then ONNX Runtime) and takes
+    the first that can run here.
 
     Raises:
-        PplEdgeError: the requested backend has no artifact in this export.
+        PplEdgeError: the requested backend has no artifact in this export, or (auto) none of the
+            export's backends can run here.
     """
-    _check_name(name)
-    candidates = {"tensorrt": files.engine, "coreml": files.mlpackage, "onnxruntime": files.onnx}
+    check_choice(name, backend_choices(), "backend")
     if name != "auto":
-        path = candidates[name]
+        path = files.graphs.get(name)
         if path is None:
             raise PplEdgeError(
-                f"backend {name!r} needs a {_artifact_kind(name)} but the model "
+                f"backend {name!r} needs a {backend_class(name).artifact_kind} but the model "
                 f"{files.given} has none; convert it with 'ppl-edge convert'"
             )
         return name, path
-    given_kind = _SUFFIX.get(files.given.suffix.lower())
-    for candidate in ("tensorrt", "coreml", "onnxruntime"):
-        path = candidates[candidate]
+    given = backend_for(files.given)
+    reasons = {}
+    for cls in sorted(backend_classes(), key=lambda c: c.auto_rank):
+        path = files.graphs.get(cls.name)
         if path is None:
             continue
-        reason = unavailable_reason(candidate)
+        reason = cls.unavailable_reason()
         if reason is None:
-            return candidate, path
-        if given_kind == candidate:
-            log.warning("cannot use %s for %s (%s); falling back", candidate, path.name, reason)
+            return cls.name, path
+        reasons[cls.name] = reason
+        if cls is given:
+            log.warning("cannot use %s for %s (%s); falling back", cls.name, path.name, reason)
+    why = "; ".join(f"{n}: {r}" for n, r in reasons.items()) or "no keypoint graph was exported"
     raise PplEdgeError(
-        f"no usable backend for {files.given}: it has "
-        f"{[k for k, v in candidates.items() if v]} and none can run here "
-        "(pip install 'ppl-edge[onnxruntime]' for keypoints.onnx)"
+        f"no usable backend for {files.given}: it has {list(reasons)} and none can run here ({why})"
     )
-
-
-def _artifact_kind(name: str) -> str:
-    return {
-        "tensorrt": "TensorRT engine",
-        "coreml": "Core ML package",
-        "onnxruntime": "keypoints.onnx",
-    }[name]

@@ -1,18 +1,31 @@
-"""The one protocol every inference backend implements (house style 9).
+"""The one protocol every inference backend implements (house style 9), and the class a backend
+subclasses to declare itself to the registry (``runtime/backends/__init__.py``).
 
 A backend wraps one compiled graph (an ONNX model, a TensorRT engine, a Core ML package) and runs it
 on NumPy arrays: ``run(feeds) -> outputs``, both keyed by tensor name. It owns its native resources
 and releases them in ``close()``; it is a context manager.
+
+A backend class also declares, as class attributes and class methods, what the registry needs
+without opening anything: its name, the file suffixes it opens, the manifest keys of its keypoint
+artifact, whether it can run on this machine (and if not, why, naming the pip extra) and the
+options the estimator opens it with. Its module imports its native library only when a backend is
+opened, so reading these declarations is cheap. Adding a backend: one module with a
+:class:`BackendBase` subclass, and one line in ``BACKENDS``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+
+if TYPE_CHECKING:
+    from ppl_edge.manifest import Manifest
+    from ppl_edge.runtime.config import RuntimeConfig
 
 
 @dataclass(frozen=True)
@@ -57,16 +70,66 @@ class Backend(Protocol):
 
 
 class BackendBase:
-    """Shared behaviour: I/O specs, context manager, closed-state check, feed validation.
+    """Shared behaviour: I/O specs, context manager, closed-state check, feed validation; and the
+    declarations of a backend class (override them in a subclass).
 
     Subclasses set ``_inputs`` and ``_outputs`` (lists of :class:`TensorSpec`) when they load.
+
+    Attributes:
+        name: the backend's name in ``BACKENDS``, ``--backend`` and ``Estimator(backend=...)``.
+        suffixes: suffixes of the files it opens; the first is the one an export writes.
+        artifact_keys: manifest artifact keys of its keypoint graph, tried in order.
+        artifact_kind: what that artifact is called in messages ("a TensorRT engine").
+        find_alone: without a manifest key, take the export folder's only ``suffixes[0]`` file.
+        auto_rank: backend "auto" tries the usable backends with an artifact by ascending rank.
     """
 
-    name = "base"
+    name: ClassVar[str] = "base"
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    artifact_keys: ClassVar[tuple[str, ...]] = ()
+    artifact_kind: ClassVar[str] = "model file"
+    find_alone: ClassVar[bool] = False
+    auto_rank: ClassVar[int] = 100
     _closed = False
     _inputs: list[TensorSpec]
     _outputs: list[TensorSpec]
 
+    # -- declarations (read by the registry; nothing is opened) ---------------------------------
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run on this machine, or None when it can (cheap checks only)."""
+        return None
+
+    @classmethod
+    def options(cls, config: RuntimeConfig, manifest: Manifest) -> dict[str, Any]:
+        """The keyword arguments the estimator opens this backend with."""
+        return {}
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """Whether ``path`` is a file this backend opens (by suffix)."""
+        return path.suffix.lower() in cls.suffixes
+
+    @classmethod
+    def find_artifact(cls, manifest: Manifest) -> Path | None:
+        """This backend's keypoint artifact in an export: by manifest key, else (``find_alone``)
+        the folder's only ``suffixes[0]`` file; None when there is none."""
+        for key in cls.artifact_keys:
+            path = manifest.artifact_path(key)
+            if path is not None and path.exists():
+                return path
+        if not cls.find_alone:
+            return None
+        found = sorted(manifest.folder.glob(f"*{cls.suffixes[0]}"))
+        return found[0] if len(found) == 1 else None
+
+    @classmethod
+    def artifact_manifest(cls, path: Path) -> Manifest | None:
+        """The manifest that goes with an artifact file when it is not the ``manifest.json``
+        beside it (e.g. a cached engine's sidecar); None: the one beside it."""
+        return None
+
+    # -- instances ------------------------------------------------------------------------------
     @property
     def input_spec(self) -> list[TensorSpec]:
         """The graph's inputs, in order."""

@@ -9,14 +9,20 @@ Outputs must keep the ONNX names (keypoints, keypoints_refined, prototype_ids, .
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
+
+if TYPE_CHECKING:
+    from ppl_edge.manifest import Manifest
+    from ppl_edge.runtime.config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,26 @@ class CoreMLBackend(BackendBase):
     """
 
     name = "coreml"
+    suffixes = (".mlpackage", ".mlmodel")
+    artifact_keys = ("keypoints_coreml", "coreml", "mlpackage")
+    artifact_kind = "Core ML package"
+    find_alone = True
+    auto_rank = 1
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None on macOS with coremltools installed."""
+        if sys.platform != "darwin":
+            return f"Core ML runs only on macOS (this is {sys.platform})"
+        if importlib.util.find_spec("coremltools"):
+            return None
+        return "coremltools is not installed: pip install 'ppl-edge[coreml]'"
+
+    @classmethod
+    def options(cls, config: RuntimeConfig, manifest: Manifest) -> dict[str, Any]:
+        """The manifest's normalisation and colour order (to feed image inputs pixels)."""
+        spec = manifest.input
+        return {"normalisation": (spec.mean, spec.std, spec.scale), "color": spec.color}
 
     def __init__(
         self,

@@ -5,13 +5,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
+
+if TYPE_CHECKING:
+    from ppl_edge.manifest import Manifest
+    from ppl_edge.runtime.config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,22 @@ class OnnxRuntimeBackend(BackendBase):
     """
 
     name = "onnxruntime"
+    suffixes = (".onnx",)
+    artifact_keys = ("keypoints",)
+    artifact_kind = "keypoints.onnx"
+    auto_rank = 2  # everywhere, after the accelerators
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when onnxruntime is installed."""
+        if importlib.util.find_spec("onnxruntime"):
+            return None
+        return "onnxruntime is not installed: pip install 'ppl-edge[onnxruntime]'"
+
+    @classmethod
+    def options(cls, config: RuntimeConfig, manifest: Manifest) -> dict[str, Any]:
+        """``device`` (default "cpu") and ``threads`` of the config."""
+        return {"device": config.device or "cpu", "threads": config.threads}
 
     def __init__(
         self,

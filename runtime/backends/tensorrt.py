@@ -11,17 +11,24 @@ threads.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import logging
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.manifest import Manifest, ManifestError
+from ppl_edge.runtime.backends import cuda_check
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
 from ppl_edge.runtime.backends.cuda_check import cuda_problem
+
+if TYPE_CHECKING:
+    from ppl_edge.runtime.config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,28 @@ def _sidecar_library(engine: Path) -> list[Path]:
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return []
     return [Path(recorded)] if isinstance(recorded, str) and recorded else []
+
+
+def sidecar_manifest(engine: Path) -> Manifest | None:
+    """The manifest of a cached engine: a JSON sidecar ``<engine>.json`` or ``<stem>.json`` holding
+    either a manifest or ``{"manifest": <path relative to the sidecar, or a manifest object>}``;
+    None when the engine has no sidecar.
+
+    Raises:
+        ManifestError: a sidecar that is not JSON, or whose manifest is invalid.
+    """
+    for sidecar in (engine.with_name(engine.name + ".json"), engine.with_suffix(".json")):
+        if not sidecar.is_file():
+            continue
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ManifestError(f"engine sidecar {sidecar} is not valid JSON: {err}") from err
+        ref = data.get("manifest", data) if isinstance(data, dict) else data
+        if isinstance(ref, str):
+            return Manifest.load((sidecar.parent / ref).resolve())
+        return Manifest.from_dict(ref, sidecar)
+    return None
 
 
 def plugin_search_path(engine: Path) -> list[Path]:
@@ -130,6 +159,34 @@ class TensorRTBackend(BackendBase):
     """
 
     name = "tensorrt"
+    suffixes = (".engine", ".plan", ".trt")
+    artifact_keys = ("keypoints_engine", "engine", "tensorrt")
+    artifact_kind = "TensorRT engine"
+    find_alone = True
+    auto_rank = 0  # the fastest where it runs
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None with a usable NVIDIA GPU and tensorrt + pycuda installed."""
+        problem = cuda_check.cuda_problem()
+        if problem:
+            return problem
+        for module in ("tensorrt", "pycuda"):
+            if importlib.util.find_spec(module) is None:
+                extra = "pip install 'ppl-edge[trt]' (JetPack ships both)"
+                return f"{module} is not installed: {extra}"
+        return None
+
+    @classmethod
+    def options(cls, config: RuntimeConfig, manifest: Manifest) -> dict[str, Any]:
+        """The CUDA device index of ``device`` "cuda:N" (default 0)."""
+        device = config.device
+        return {"device": int(device.split(":")[1]) if device and ":" in device else 0}
+
+    @classmethod
+    def artifact_manifest(cls, path: Path) -> Manifest | None:
+        """The engine cache's sidecar manifest (:func:`sidecar_manifest`), if any."""
+        return sidecar_manifest(path)
 
     def __init__(self, path: str | Path, device: int = 0, plugin: str | Path | None = None):
         self.path = Path(path)

@@ -13,6 +13,7 @@ from ppl_edge.errors import MissingDependencyError, PplEdgeError
 from ppl_edge.runtime.backends import (
     BACKENDS,
     Backend,
+    BackendBase,
     backend_class,
     open_backend,
     select_backend,
@@ -230,3 +231,55 @@ def test_plugin_library_search_order_and_registration(tmp_path, monkeypatch):
     monkeypatch.delenv(tensorrt.PLUGIN_ENV)
     monkeypatch.chdir(tmp_path)
     assert tensorrt.load_plugin_library(_FakeTrt(True), None, engine, None) is None
+
+
+class FakeBackend(BackendBase):
+    """A backend added the way a new one is: one class, one line in ``BACKENDS``. It runs the
+    keypoint graph with ONNX Runtime and records the options the estimator opened it with."""
+
+    name = "fake"
+    suffixes = (".fake",)
+    artifact_keys = ("keypoints_fake",)
+    artifact_kind = "fake graph"
+    find_alone = True
+    auto_rank = -1  # preferred over every other backend
+    opened: list = []
+
+    @classmethod
+    def options(cls, config, manifest):
+        return {"threads": config.threads, "keypoints": manifest.num_keypoints}
+
+    def __init__(self, path, threads=None, keypoints=0):
+        FakeBackend.opened.append((path.name, threads, keypoints))
+        self._ort = open_backend("onnxruntime", path.with_name("keypoints.onnx"), threads=threads)
+        self._inputs, self._outputs = self._ort.input_spec, self._ort.output_spec
+
+    def run(self, feeds):
+        return self._ort.run(feeds)
+
+    def close(self):
+        self._ort.close()
+        self._closed = True
+
+
+def test_a_backend_is_one_class_and_one_registry_line(tiny_export, tmp_path, monkeypatch):
+    from ppl_edge.runtime import Estimator, RuntimeConfig
+
+    monkeypatch.setitem(BACKENDS, "fake", f"{__name__}:FakeBackend")
+    monkeypatch.setattr(FakeBackend, "opened", [])
+    folder = tmp_path / "with_fake"
+    shutil.copytree(tiny_export, folder)
+    (folder / "keypoints.fake").write_bytes(b"")
+    files = resolve_model(folder)
+    assert files.graphs["fake"] == folder / "keypoints.fake"
+    assert files.onnx == folder / "keypoints.onnx"
+    assert select_backend(files) == ("fake", folder / "keypoints.fake")  # by auto_rank
+    assert resolve_model(folder / "keypoints.fake").graphs["fake"] == folder / "keypoints.fake"
+    assert RuntimeConfig(backend="fake").backend == "fake"
+    with Estimator(folder, threads=1) as est:
+        assert est.backend_name == "fake" and len(est(np.zeros((32, 32, 3), np.uint8))) == 1
+    assert FakeBackend.opened == [("keypoints.fake", 1, 16)]
+    with open_backend("auto", folder / "keypoints.fake") as backend:
+        assert isinstance(backend, FakeBackend)
+    with pytest.raises(PplEdgeError, match="needs a fake graph"):
+        select_backend(resolve_model(tiny_export), "fake")
