@@ -74,6 +74,11 @@ class TrainConfig:
     # w_cov·Σ_p G·M·min_k |p - T'_k| / Σ G·M: every figure pixel near some keypoint (a chamfer
     # term: long-range, so keypoints reach the limbs the link map's Gaussians do not yet touch).
     w_coverage: float = 0.0
+    # w_ext·mean_e min_k |x_e - T'_k|: the figure's extremities (the ``extremities`` farthest
+    # points along the figure from its centre, geodesically: head, hands, feet) each get a
+    # keypoint. Thin limbs hold few pixels, so the coverage mean alone leaves the hands bare.
+    w_extremity: float = 0.0
+    extremities: int = 5
     mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
     mask_fg_gain: float = 1.0  # G at the figure pixel farthest from its centre is 1 + gain
     # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
@@ -129,6 +134,7 @@ class TrainConfig:
             "mask_warmup_steps",
             "mask_fg_gain",
             "w_coverage",
+            "w_extremity",
         ):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -141,6 +147,8 @@ class TrainConfig:
                 f"mask_warmup_steps={self.mask_warmup_steps} trains on the mask terms only, but "
                 f"w_mask and w_attraction are 0; set w_mask > 0 or mask_warmup_steps=0"
             )
+        if not 1 <= self.extremities <= 64:
+            raise PplEdgeError(f"extremities must be in [1, 64], got {self.extremities}")
         if self.sep_sigma <= 0:
             raise PplEdgeError(f"sep_sigma must be positive, got {self.sep_sigma}")
         if not 0.0 <= self.eq_scale < 1.0:
@@ -173,6 +181,7 @@ class TrainConfig:
             self.w_mask > 0
             or self.w_attraction > 0
             or self.w_coverage > 0
+            or self.w_extremity > 0
             or bool(self.w_mask_late)
         )
 

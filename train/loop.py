@@ -110,6 +110,7 @@ def progress_text(row: dict[str, Any]) -> str:
         "mask",
         "attraction",
         "coverage",
+        "extremity",
     ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
     return " ".join(parts) + f" | {row['images_per_s']:.1f} img/s"

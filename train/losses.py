@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from ppl_edge.train.mask_losses import (  # noqa: F401  (re-exported: one place for every term)
     attraction_loss,
     coverage_loss,
+    extremity_loss,
+    extremity_points,
     mask_distance_maps,
     mask_terms,
     mask_weight_map,
@@ -250,6 +252,8 @@ def training_losses(
         total = total + w_mask * terms["mask"] + cfg.w_attraction * terms["attraction"]
         if "coverage" in terms:
             total = total + cfg.w_coverage * terms["coverage"]
+        if "extremity" in terms:
+            total = total + cfg.w_extremity * terms["extremity"]
     if cfg.w_link_reg > 0:
         if link_weights is None or pairs is None:
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")

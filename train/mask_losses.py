@@ -147,9 +147,52 @@ def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor)
     return 0.5 * (w * nearest).sum() / w.sum().clamp_min(1e-8)
 
 
+@torch.no_grad()
+def extremity_points(inside: torch.Tensor, count: int, radius: float) -> torch.Tensor:
+    """The figure's extremities: ``count`` points of largest geodesic distance from its centre,
+    each at least ``radius`` pixels (Euclidean) from the ones before (greedy non-maximum
+    suppression).
+
+    Args:
+        inside: (B, 1, H, W) geodesic distance inside the figure (:func:`mask_distance_maps`).
+        count: points per image.
+        radius: suppression radius in pixels.
+
+    Returns:
+        (B, count, 3): x, y in [-1, 1] (pixel centres at ±1) and a validity flag (1 where the
+        point lies on the figure; 0 once the figure has no pixel left outside the radii).
+    """
+    B, _, H, W = inside.shape
+    ys = torch.arange(H, device=inside.device, dtype=torch.float32).view(1, H, 1)
+    xs = torch.arange(W, device=inside.device, dtype=torch.float32).view(1, 1, W)
+    left = inside[:, 0].clone()  # (B, H, W)
+    out = []
+    for _ in range(count):
+        flat = left.view(B, -1)
+        value, idx = flat.max(1)
+        y, x = (idx // W).float(), (idx % W).float()
+        valid = (value > 0).float()
+        out.append(torch.stack([x / (W - 1) * 2 - 1, y / (H - 1) * 2 - 1, valid], -1))
+        near = (ys - y.view(B, 1, 1)) ** 2 + (xs - x.view(B, 1, 1)) ** 2 <= radius**2
+        left = torch.where(near, torch.zeros_like(left), left)
+    return torch.stack(out, 1)
+
+
+def extremity_loss(kpts: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid extremities of the distance to the nearest keypoint (image sides).
+
+    Args:
+        kpts: (B, N, 2) T', xy in [-1, 1]; points: (B, E, 3) from :func:`extremity_points`.
+    """
+    d = (points[:, :, None, :2] - kpts.float()[:, None]).pow(2).sum(-1)  # (B, E, N)
+    nearest = (d.amin(-1) + 1e-8).sqrt()
+    valid = points[..., 2]
+    return 0.5 * (nearest * valid).sum() / valid.sum().clamp_min(1.0)
+
+
 def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
     """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
-    ``w_coverage`` > 0, ``coverage``.
+    ``w_coverage`` > 0, ``coverage``; with ``w_extremity`` > 0, ``extremity``.
 
     Args:
         out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
@@ -166,4 +209,7 @@ def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Ten
     }
     if cfg.w_coverage > 0:
         terms["coverage"] = coverage_loss(out["keypoints"], mask, weights)
+    if cfg.w_extremity > 0:
+        points = extremity_points(maps["inside"], cfg.extremities, radius=H / 6)
+        terms["extremity"] = extremity_loss(out["keypoints"], points)
     return terms

@@ -262,3 +262,26 @@ def test_resume_takes_overrides_that_need_the_stored_settings(tmp_path):
     assert state["step"] == 3
     assert state["train_config"]["mask_warmup_steps"] == 5
     assert state["train_config"]["w_mask"] == 1.0
+
+
+def test_extremities_are_the_ends_of_the_figure_and_pull_the_nearest_keypoint():
+    from ppl_edge.train.losses import extremity_loss, extremity_points
+
+    mask = torch.zeros(1, 1, 33, 33)
+    mask[..., 14:19, 2:31] = 1.0  # a plus: four arms of length 14 around the centre (16, 16)
+    mask[..., 2:31, 14:19] = 1.0
+    inside = mask_distance_maps(mask)["inside"]
+    points = extremity_points(inside, 4, radius=8)
+    px = ((points[0, :, :2] + 1) / 2 * 32).round()
+    ends = {(float(x), float(y)) for x, y in px}
+    assert len(ends) == 4 and all(v == 1 for v in points[0, :, 2].tolist())
+    for x, y in ends:  # each end lies at the tip of one arm
+        assert min(abs(x - 16), abs(y - 16)) <= 2 and max(abs(x - 16), abs(y - 16)) >= 13
+    at_ends = points[:, :, :2].clone()
+    assert float(extremity_loss(at_ends, points)) < 1e-3
+    centre = torch.zeros(1, 4, 2, requires_grad=True)
+    loss = extremity_loss(centre, points)
+    loss.backward()
+    assert float(loss.detach()) > 0.3 and centre.grad.abs().sum() > 0
+    # a fifth extremity on a figure that has only four ends is flagged invalid once all is covered
+    assert extremity_points(inside, 12, radius=40)[0, :, 2].sum() < 12
