@@ -50,7 +50,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def remove_stale_temporaries(folder: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
+def remove_stale_temporaries(
+    folder: str | Path, names: tuple[str, ...] | None = None
+) -> list[Path]:
     """Delete what killed :func:`atomic_write_bytes` calls left in ``folder``: ``.<name>.*.tmp``.
 
     Call it when nothing else writes into ``folder`` (e.g. when a run starts).

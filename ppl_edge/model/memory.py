@@ -139,7 +139,7 @@ class HierarchicalMemory(nn.Module):
         return MemoryOutput(z, indices, commit, distances, self.decode(z))
 
     def distill_prior(self) -> torch.Tensor:
-        """Prior T = Dec(mean_j C_b,j for each bank), detached (official ``get_template``): (N,
-        2)."""
+        """Prior T = Dec(mean_j C_b,j for each bank), detached (official ``get_template``):
+        (N, 2)."""
         with torch.no_grad():
             return self.decode(self.codebook.mean(dim=1, keepdim=False).unsqueeze(0))[0]

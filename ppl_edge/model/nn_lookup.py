@@ -5,8 +5,7 @@ operator"): one function, ``nearest_code``, whose implementation is chosen by ``
   (squared difference -> sum -> argmin -> gather), so it also exports as standard ONNX ops and
   converts to Core ML (no ``cdist`` / ``take_along_dim``, toolchain.md §2).
 - ``plugin``: while exporting to ONNX, emits one ``NearestNeighborLookup`` node for the TensorRT
-plugin
-  (registered by :mod:`ppl_edge.convert`); eager calls fall back to the reference.
+  plugin (registered by :mod:`ppl_edge.convert`); eager calls fall back to the reference.
 
 Ties pick the lowest index (``argmin`` semantics), in every implementation.
 """

@@ -61,8 +61,8 @@ class PoseModel(nn.Module):
         return {"image": self.decoder(ref, links), "links": links}
 
     def refine_image(self, reference: torch.Tensor, kpts: torch.Tensor) -> torch.Tensor:
-        """The image-space refinement step (refine.onnx): φ_dec(α · I_ref, S(kpts)) clamped to [-1,
-        1].
+        """The image-space refinement step (refine.onnx): φ_dec(α · I_ref, S(kpts)) clamped to
+        [-1, 1].
 
         The decoder has no output activation (official); clamping keeps the re-fed image in the
         range the encoder was trained on, so iterations cannot drift out of it.

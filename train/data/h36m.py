@@ -5,8 +5,7 @@ Layout (ppl_official_code.md §7)::
 
     PATH/S{1,5,6,7,8,9,11}/WithBackground/<Action k.camera>/<frame>.jpg
     PATH/S*/Landmarks/<Action k.camera>/<frame>.mat       # keypoints_2d: (32, 2) in [0, 1]
-    PATH/S*/BackgroudMask/<Action k.camera>/<frame>.png   # optional; the misspelling is the
-    release's
+    PATH/S*/BackgroudMask/<Action k.camera>/<frame>.png   # optional (sic)
 
 Splits (AutoLink protocol, §5.2): ``train`` and ``train_reg`` read subjects S1, S5, S6, S7, S8, S9,
 ``test`` reads S11; only the six actions in :data:`ACTIONS`. ``keypoints_2d`` is taken as (x, y) in

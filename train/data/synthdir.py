@@ -60,8 +60,7 @@ class SynthDirDataset(SkippingDataset):
 
     Raises:
         PplEdgeError: no ``meta.json`` / ``labels.jsonl``, a foreign format, or video mode on a
-        folder
-            of stills.
+            folder of stills.
     """
 
     def __init__(
