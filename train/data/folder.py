@@ -3,7 +3,8 @@
 This is the official code's ``ImageFolder`` datasets (flowers, hands, horses, Taichi train), with
 the same transform: resize to ``img_size`` x ``img_size``, random horizontal flip in the train
 split, 0.5/0.5 normalisation. With ``video=True`` each sub-folder is treated as one clip of frames
-sorted by name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames away.
+sorted by name, and ``reference`` is another frame of the same folder at most ``max_gap`` frames
+away.
 With ``masks=MASK_ROOT`` every image ``ROOT/a/b.jpg`` gets the foreground mask ``MASK_ROOT/a/b.png``
 (0/1 or 0/255 grey; the weak supervision of mask-supervised training).
 """
