@@ -2,9 +2,10 @@
 
 Layout of OUT::
 
-    OUT/meta.json        format, category, size, seed, split, joint names, edges, swap pairs
-    OUT/labels.jsonl     one line per image: image, mask, keypoints (xy pixels), visible, clip,
-    frame OUT/images/NNNNNN.png
+    OUT/meta.json         format, category, size, seed, split, joint names, edges, swap pairs
+    OUT/labels.jsonl      one line per image: image, mask, keypoints (xy pixels), visible,
+                          clip, frame
+    OUT/images/NNNNNN.png
     OUT/masks/NNNNNN.png  foreground coverage, 0-255
 
 Everything is written into a temporary sibling folder that is renamed to OUT at the end, so an
