@@ -40,6 +40,9 @@ class TrainConfig:
     # gradient left (official objective, 1,500 small steps: every w below 3.8e-4, S empty; CPU
     # recipe, 300 tiny steps: median w 2.5e-3 vs 1.8e-2 at 1e-4). Keep it at 1e-4 when raising lr.
     link_lr: float | None = None
+    # Learning rates after the mask warm-up (the full objective) are lr · lr_late_factor and
+    # link_lr · lr_late_factor: the second stage then refines the first instead of re-learning.
+    lr_late_factor: float = 1.0
     # DEVIATION(official): 20000 as official, but honoured exactly, even mid-epoch (the official
     # loop checks it only at epoch ends and saves the last completed epoch).
     max_steps: int = 20000
@@ -117,6 +120,8 @@ class TrainConfig:
                 raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0:
             raise PplEdgeError(f"lr must be positive, got {self.lr}")
+        if not 0 < self.lr_late_factor <= 1e3:
+            raise PplEdgeError(f"lr_late_factor must be in (0, 1000], got {self.lr_late_factor}")
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
         for name in (

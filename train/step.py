@@ -44,6 +44,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Ada
     return torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr)
 
 
+def set_stage_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, stage: str) -> None:
+    """Learning rates of the cascade stage: ``lr`` (and ``link_lr`` for the connectivity group of
+    :func:`build_optimizer`), times ``lr_late_factor`` in the full stage after a mask warm-up."""
+    factor = cfg.lr_late_factor if stage == "full" and cfg.mask_warmup_steps else 1.0
+    for i, group in enumerate(optimizer.param_groups):
+        base = cfg.link_lr if i == 1 and cfg.link_lr is not None else cfg.lr
+        group["lr"] = base * factor
+
+
 def build_recon_loss(cfg: TrainConfig, device: str = "cpu") -> tuple[ReconFn, str]:
     """The reconstruction-loss function and a one-line description for the log."""
     if cfg.resolved_recon_loss() == "perceptual":
@@ -190,6 +199,7 @@ def train_step(
     if cfg.hflip:
         image, ref, mask = random_hflip(image, ref, mask, gen=gen)
     stage = cfg.stage(step)
+    set_stage_lr(optimizer, cfg, stage)
     reference = make_reference(image, ref, cfg, gen) if stage == "full" else None
     model.train()
     autocast = (

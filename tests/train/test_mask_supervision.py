@@ -285,3 +285,19 @@ def test_extremities_are_the_ends_of_the_figure_and_pull_the_nearest_keypoint():
     assert float(loss.detach()) > 0.3 and centre.grad.abs().sum() > 0
     # a fifth extremity on a figure that has only four ends is flagged invalid once all is covered
     assert extremity_points(inside, 12, radius=40)[0, :, 2].sum() < 12
+
+
+def test_the_full_stage_after_the_warm_up_runs_at_the_late_learning_rate():
+    from ppl_edge.train.config import TrainConfig
+    from ppl_edge.train.step import build_model, set_stage_lr
+
+    cfg = TrainConfig(preset="tiny", w_mask=1.0, mask_warmup_steps=3, lr=1e-3, link_lr=2e-3,
+                      lr_late_factor=0.1)  # fmt: skip
+    optimizer = build_optimizer(build_model(cfg, "cpu"), cfg)
+    set_stage_lr(optimizer, cfg, cfg.stage(2))
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 2e-3]
+    set_stage_lr(optimizer, cfg, cfg.stage(3))
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4, 2e-4])
+    plain = TrainConfig(preset="tiny", lr=1e-3, lr_late_factor=0.1)  # no warm-up: no late stage
+    set_stage_lr(optimizer, plain, plain.stage(10))
+    assert optimizer.param_groups[0]["lr"] == 1e-3
