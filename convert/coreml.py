@@ -1,18 +1,19 @@
 """Core ML export of the keypoint path: ``keypoints.mlpackage`` (mlprogram, iOS 16 / macOS 13+).
 
-The same graph as ``keypoints.onnx`` (:class:`~ppl_edge.convert.onnx_export.KeypointGraph`), traced with
-``torch.jit.trace`` and converted by coremltools (toolchain.md §2):
+The same graph as ``keypoints.onnx`` (:class:`~ppl_edge.convert.onnx_export.KeypointGraph`), traced
+with ``torch.jit.trace`` and converted by coremltools (toolchain.md §2):
 
-- the input is an ``ImageType`` (RGB, 8-bit) with the normalisation baked in: x = p / 127.5 - 1, which is
-  ``(p / 255 - 0.5) / 0.5`` of the manifest;
+- the input is an ``ImageType`` (RGB, 8-bit) with the normalisation baked in: x = p / 127.5 - 1,
+  which is ``(p / 255 - 0.5) / 0.5`` of the manifest;
 - the memory lookup is plain ops (squared difference, sum, argmin, gather; ``cdist`` and
   ``take_along_dim`` do not convert);
-- the network computes in FP16, the lookup in FP32: in FP16 about 0.4 % of argmins flip on random queries
-  (toolchain.md §2), so the ops between the codebook and the gathers are kept out of the FP16 pass;
+- the network computes in FP16, the lookup in FP32: in FP16 about 0.4 % of argmins flip on random
+  queries (toolchain.md §2), so the ops between the codebook and the gathers are kept out of the
+  FP16 pass;
 - ``user_defined_metadata`` holds the keypoint names, skeleton edges and the manifest (JSON).
 
-On Linux the package can be built and inspected but not run; :func:`check_package` does the Linux checks
-and :func:`verify_coreml` adds prediction parity on macOS.
+On Linux the package can be built and inspected but not run; :func:`check_package` does the Linux
+checks and :func:`verify_coreml` adds prediction parity on macOS.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ WEIGHTS = Path("Data/com.apple.CoreML/weights/weight.bin")
 COREML_TOLERANCES = {"keypoints_atol": 2e-2, "id_agreement": 0.95, "distance_rtol": 5e-2}
 
 
-def _coremltools():
+def import_coremltools():
+    """``import coremltools`` without its untested-torch and Linux notices (or the pip extra)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger("coremltools").setLevel(logging.ERROR)  # untested-torch and Linux notices
+        logging.getLogger("coremltools").setLevel(logging.ERROR)
         return require("coremltools", "coreml", "Core ML export")
 
 
@@ -105,7 +107,7 @@ def convert_model(model, metadata: dict[str, str] | None = None):
     """
     import torch
 
-    ct = _coremltools()
+    ct = import_coremltools()
     size = model.cfg.img_size
     graph = KeypointGraph(model.eval()).eval()
     with warnings.catch_warnings(), torch.no_grad():
@@ -164,16 +166,30 @@ def export_coreml(
     extended with the ``coreml`` artifact rather than replaced.
 
     Args:
-        model_or_source: a PoseModel, a checkpoint path or an :class:`~ppl_edge.convert.ExportSource`.
+        model_or_source: a PoseModel, a checkpoint path or an
+            :class:`~ppl_edge.convert.ExportSource`.
 
     Returns:
         Path of ``manifest.json``.
     """
-    from ppl_edge.convert import ExportSource, load_source
+    from ppl_edge.convert.config import ExportConfig
+    from ppl_edge.convert.source import ExportSource, load_source
+
+    config = ExportConfig(out=out_dir, target="coreml", name=name, data=data)
+    import_coremltools()
+    source = (
+        model_or_source
+        if isinstance(model_or_source, ExportSource)
+        else load_source(model_or_source, name=name, data=data)
+    )
+    return write_package(source, config)
+
+
+def write_package(source, config) -> Path:
+    """:func:`export_coreml` of a loaded ``source`` into ``config.out``."""
     from ppl_edge.convert.manifest import (
         MANIFEST_NAME,
         build_manifest,
-        check_output_folder,
         distance_reference,
         sha256_path,
         staged_output,
@@ -182,13 +198,7 @@ def export_coreml(
     )
     from ppl_edge.convert.verify import sample_images
 
-    out = check_output_folder(out_dir)
-    _coremltools()
-    source = (
-        model_or_source
-        if isinstance(model_or_source, ExportSource)
-        else load_source(model_or_source, name=name, data=data)
-    )
+    out = config.out
     model = source.model.eval()
     previous = _previous_manifest(out, source.checkpoint_sha256)
     manifest = previous or build_manifest(
@@ -266,7 +276,7 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
     - its metadata names the manifest's keypoints and edges;
     - a stored FP32 constant equals the model's codebook (M, K, D) exactly, and argmin runs in FP32.
     """
-    ct = _coremltools()
+    ct = import_coremltools()
     package = Path(package)
     try:
         spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
@@ -336,7 +346,7 @@ def predict(package: str | Path, images) -> dict[str, np.ndarray]:
     """Run the package on macOS. images: (S, 3, H, W) float32 in [-1, 1] (rounded to 8-bit RGB)."""
     if platform.system() != "Darwin":
         raise PplEdgeError(f"Core ML prediction needs macOS, this is {platform.system()}")
-    ct = _coremltools()
+    ct = import_coremltools()
     pil = require("PIL.Image", "coreml", "Core ML prediction")
     mlmodel = ct.models.MLModel(str(package))
     pixels = ((images.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)

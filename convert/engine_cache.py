@@ -4,9 +4,11 @@ An engine only runs on the GPU model, TensorRT version and plugin library that b
 engines live in a cache keyed by all of them:
 
     ${XDG_CACHE_HOME:-~/.cache}/ppl-edge/engines/<sm>/<trt_version>/
-        <model-stem>-<onnx_sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine   (".native" without plugin)
-        <same>.engine.json     sidecar: the full key, build settings, the engine's sha256, the manifest
-        timing.cache           one TensorRT timing cache per <sm>/<trt_version>
+        <model-stem>-<onnx_sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine
+                         the engine (".native" instead of ".plugin<ver>" without the plugin)
+        <same>.engine.json
+                         sidecar: the full key, build settings, the engine's sha256, the manifest
+        timing.cache     one TensorRT timing cache per <sm>/<trt_version>
 
 :func:`lookup` returns a cached engine only when its sidecar's key equals the requested one and the
 file's sha256 matches; anything else counts as stale and is rebuilt. Writes are atomic (temporary
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.convert.config import NN_MODES, PRECISIONS
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.manifest import sha256_path
 
@@ -35,8 +38,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "ppl-edge-engine"
 FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
-NN_MODES = ("plugin", "native")
 TIMING_CACHE_NAME = "timing.cache"
 _LIBCUDA = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
 _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75  # cuda.h CUdevice_attribute
@@ -141,12 +142,8 @@ class EngineKey:
     calibration: str | None = None
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise PplEdgeError(
-                f"precision {self.precision!r} unknown; choose one of {', '.join(PRECISIONS)}"
-            )
-        if self.nn not in NN_MODES:
-            raise PplEdgeError(f"nn {self.nn!r} unknown; choose one of {', '.join(NN_MODES)}")
+        check_choice(self.precision, PRECISIONS, "precision")
+        check_choice(self.nn, NN_MODES, "nn")
         if (self.nn == "plugin") != (self.plugin_version is not None):
             raise PplEdgeError(
                 f"plugin_version must be set exactly when nn='plugin', got nn={self.nn!r}, "
@@ -162,7 +159,8 @@ class EngineKey:
 
     @property
     def file_name(self) -> str:
-        """``<stem>-<sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine`` (``.native`` without plugin)."""
+        """``<stem>-<sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine`` (``.native`` without
+        the plugin)."""
         lookup = f"plugin{self.plugin_version}" if self.nn == "plugin" else "native"
         return (
             f"{self.model_stem}-{self.onnx_sha256[:8]}.{self.precision}.b{self.min_batch}-"

@@ -1,16 +1,16 @@
 """ONNX export of the keypoint path (``keypoints.onnx``, ``keypoints_trt.onnx``), of the image-space
-refinement step (``refine.onnx``) and of one pass through the memory (``memory.onnx``), docs/contracts.md
-"Export artifacts".
+refinement step (``refine.onnx``) and of one pass through the memory (``memory.onnx``),
+docs/contracts.md "Export artifacts".
 
-Exporter choice: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``). On the tiny preset
-it gives 177 nodes with symbolic batch dims named ``B`` on every output, where the legacy TorchScript
-exporter gives 339 nodes (218 after onnxsim) with ``If``/``Where``/``Equal`` shape plumbing and output
-dims such as ``Castprototype_ids_dim_0``. It is slower (about 6 s against 0.3 s for the tiny preset),
-which only matters once per export.
+Exporter choice: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``). On the tiny
+preset it gives 177 nodes with symbolic batch dims named ``B`` on every output, where the legacy
+TorchScript exporter gives 339 nodes (218 after onnxsim) with ``If``/``Where``/``Equal`` shape
+plumbing and output dims such as ``Castprototype_ids_dim_0``. It is slower (about 6 s against 0.3 s
+for the tiny preset), which only matters once per export.
 
 The prior T is computed once from the memory and held as a buffer of the export module, so the
-distillation (decoder over the codebook means) is not in the graph and its embedding emb(T) is folded to
-a constant.
+distillation (decoder over the codebook means) is not in the graph and its embedding emb(T) is
+folded to a constant.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ import logging
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ppl_edge.errors import PplEdgeError, require
+
+if TYPE_CHECKING:
+    from ppl_edge.convert.config import ExportConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,6 @@ REFINE_INPUTS = ("image", "keypoints")
 REFINE_OUTPUTS = ("reconstruction",)
 MEMORY_INPUTS = ("keypoints",)
 MEMORY_OUTPUTS = ("keypoints_refined", "prototype_ids", "prototype_distances")
-FLAVOURS = ("portable", "plugin", "both")
-MIN_OPSET = 17  # LayerNormalization (17) is needed; TensorRT 10 parses opsets 17-18 best
 MAX_BATCH = 64  # upper bound of the dynamic batch dimension
 FILES = {
     "keypoints": "keypoints.onnx",
@@ -50,12 +51,19 @@ FILES = {
     "refine": "refine.onnx",
     "memory": "memory.onnx",
 }
+# The keypoint graphs each flavour writes (refine.onnx and memory.onnx are always written).
+FLAVOUR_ROLES = {
+    "portable": ("keypoints",),
+    "plugin": ("keypoints_trt",),
+    "both": ("keypoints", "keypoints_trt"),
+}
 # onnxsim's MatMul+Add -> Gemm fusion wraps every 3-D Linear in Reshape pairs (177 -> 195 nodes).
 _SKIPPED_OPTIMIZERS = ["fuse_matmul_add_bias_into_gemm", "fuse_matmul_add_bias_into_gemm_batched"]
 
 
 class KeypointGraph(nn.Module):
-    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids and distances.
+    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids and
+    distances.
 
     Wraps :meth:`PoseModel.keypoint_path` with the prior T precomputed as a buffer.
     """
@@ -86,8 +94,8 @@ class KeypointGraph(nn.Module):
 
 
 class RefineGraph(nn.Module):
-    """``refine.onnx``: (reference image, keypoints) -> φ_dec(α · I, S(keypoints)) clamped to [-1, 1],
-    W baked in (``PoseModel.refine_image``)."""
+    """``refine.onnx``: (reference image, keypoints) -> φ_dec(α · I, S(keypoints)) clamped to
+    [-1, 1], W baked in (``PoseModel.refine_image``)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -99,7 +107,8 @@ class RefineGraph(nn.Module):
 
 
 class MemoryGraph(nn.Module):
-    """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids and distances.
+    """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids and
+    distances.
 
     One pass through the hierarchical memory (``memory.encode`` -> ``quantize`` -> ``decode``), the
     step of memory-mode refinement; the lookup is the portable one in every flavour.
@@ -117,25 +126,6 @@ class MemoryGraph(nn.Module):
         """
         z_q, ids, dist = self.memory.quantize(self.memory.encode(keypoints))
         return self.memory.decode(z_q), ids.to(torch.int32), dist
-
-
-def max_opset() -> int:
-    """Highest opset both the installed onnx and torch's exporter support."""
-    import onnx
-    from torch.onnx import _constants
-
-    return min(onnx.defs.onnx_opset_version(), getattr(_constants, "ONNX_MAX_OPSET", 23))
-
-
-def check_opset(opset: int) -> int:
-    """Refuse opsets the exporter can't honour (PplEdgeError)."""
-    top = max_opset()
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
-        raise PplEdgeError(
-            f"opset {opset!r} is not supported: choose {MIN_OPSET}..{top} "
-            f"(18 suits TensorRT 10 and ONNX Runtime)"
-        )
-    return opset
 
 
 def node_count(proto) -> int:
@@ -160,7 +150,7 @@ def _quiet_loggers(level: int = logging.ERROR):
 
 
 def _quiet_export(module: nn.Module, args: tuple, **kwargs) -> Any:
-    """torch.onnx.export with its progress prints and deprecation chatter routed to the debug log."""
+    """torch.onnx.export with its progress prints and deprecation chatter sent to the debug log."""
     buffer = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(buffer), _quiet_loggers():
         warnings.simplefilter("ignore")
@@ -264,7 +254,7 @@ def build_keypoint_graph(
         helpers = lookup_helpers()
         with lookup_impl("plugin"):
             proto = export_graph(graph, example, ("image",), KEYPOINT_OUTPUTS, opset, dynamic_batch)
-        # The model-local function lets plain ONNX Runtime (and onnxsim's checks) run the custom node.
+        # The model-local function lets plain ONNX Runtime (and onnxsim's checks) run the node.
         proto = helpers.attach_lookup_function(proto) or proto
     stats = {"nodes_exported": node_count(proto), "nodes_simplified": node_count(proto)}
     if simplify:
@@ -347,30 +337,19 @@ def save_proto(proto, path: Path) -> Path:
 
 
 def export_graphs(
-    model: nn.Module,
-    folder: Path,
-    flavour: str,
-    opset: int,
-    dynamic_batch: bool,
-    simplify: bool = True,
+    model: nn.Module, folder: Path, config: ExportConfig
 ) -> tuple[dict[str, Path], dict[str, dict]]:
-    """Write the ONNX files of ``flavour`` into ``folder``.
+    """Write the ONNX files of ``config.flavour`` into ``folder``, at ``config.opset``, with a
+    dynamic or static batch and simplified or not as ``config`` says.
 
     Returns:
         (role -> path, role -> node-count stats).
     """
-    if flavour not in FLAVOURS:
-        raise PplEdgeError(f"unknown flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
-    check_opset(opset)
+    opset, dynamic_batch, simplify = config.opset, config.dynamic_batch, config.simplify
     model = model.eval()
     paths, stats = {}, {}
-    roles = {
-        "portable": ["keypoints"],
-        "plugin": ["keypoints_trt"],
-        "both": ["keypoints", "keypoints_trt"],
-    }[flavour] + ["refine", "memory"]
     with torch.no_grad():
-        for role in roles:
+        for role in FLAVOUR_ROLES[config.flavour] + ("refine", "memory"):
             if role == "refine":
                 proto, stats[role] = build_refine_graph(model, opset, dynamic_batch, simplify)
             elif role == "memory":

@@ -7,8 +7,10 @@ present. Then: reuse a cached engine (engine_cache.py) or load the plugin, strip
 function (so the parser calls the plugin), parse, configure precision (FP32 / FP16 / INT8 with
 entropy calibration), one optimisation profile for the dynamic batch, a timing cache, a progress
 monitor, build, store in the cache and copy into ``out_dir``. ``nn="native"`` builds the portable
-graph (``keypoints.onnx``) without the plugin. The calls into TensorRT's builder API live in
-``trt_builder.py``; this file decides what to build and needs neither TensorRT nor onnx to import.
+graph (``keypoints.onnx``) without the plugin. The build's settings are one
+:class:`~ppl_edge.convert.config.EngineConfig`, validated when it is made. The calls into TensorRT's
+builder API live in ``trt_builder.py``; this file decides what to build and needs neither TensorRT
+nor onnx to import.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ppl_edge.convert import engine_cache as cache
-from ppl_edge.convert.engine_cache import NN_MODES, PRECISIONS, EngineKey
+from ppl_edge.convert.config import EngineConfig
+from ppl_edge.convert.engine_cache import EngineKey
 from ppl_edge.convert.trt_builder import build_info, build_serialized
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.manifest import sha256_path
@@ -143,7 +146,7 @@ def resolve_onnx(onnx_path: str | Path, nn: str) -> Path:
 
 
 def prepare_graph(path: Path, nn: str) -> PreparedGraph:
-    """Load the graph, check it suits ``nn``, strip the lookup function for the plugin, read shapes."""
+    """Load the graph, check it suits ``nn``, strip the plugin's lookup function, read shapes."""
     onnx = require("onnx", "convert", "reading ONNX graphs for TensorRT")
     from ppl_edge.convert.nn_plugin import OP_TYPE, lookup_nodes, strip_lookup_function
 
@@ -192,7 +195,7 @@ def prepare_graph(path: Path, nn: str) -> PreparedGraph:
 
 
 def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) -> dict | None:
-    """The export manifest as a dict: given, given as a file, or ``manifest.json`` beside the ONNX."""
+    """The export manifest: given as a dict or a file, or the ``manifest.json`` beside the ONNX."""
     if isinstance(manifest, dict):
         return manifest
     path = Path(manifest) if manifest is not None else onnx_path.parent / "manifest.json"
@@ -205,32 +208,6 @@ def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) 
 
 
 # ------------------------------------------------------------------------------------------ build
-def _check_arguments(
-    precision: str,
-    nn: str,
-    min_batch: int,
-    opt_batch: int,
-    max_batch: int,
-    workspace_mb: int | None,
-    calib_batch: int,
-) -> None:
-    if precision not in PRECISIONS:
-        raise PplEdgeError(
-            f"precision {precision!r} unknown; choose one of {', '.join(PRECISIONS)}"
-        )
-    if nn not in NN_MODES:
-        raise PplEdgeError(f"nn {nn!r} unknown; choose one of {', '.join(NN_MODES)}")
-    if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise PplEdgeError(
-            f"batches must satisfy 1 <= min_batch <= opt_batch <= max_batch, got "
-            f"{min_batch}, {opt_batch}, {max_batch}"
-        )
-    if workspace_mb is not None and workspace_mb < 1:
-        raise PplEdgeError(f"workspace must be at least 1 MiB, got {workspace_mb}")
-    if calib_batch < 1:
-        raise PplEdgeError(f"calibration batch must be >= 1, got {calib_batch}")
-
-
 def build_engine(
     onnx_path: str | Path,
     out_dir: str | Path,
@@ -251,28 +228,18 @@ def build_engine(
     cache_root: str | Path | None = None,
     calib_batch: int = 8,
 ) -> Path:
-    """Build (or reuse from the cache) a TensorRT engine of the keypoint graph and copy it to ``out_dir``.
+    """Build (or reuse from the cache) a TensorRT engine of the keypoint graph and copy it to
+    ``out_dir``.
 
     Args:
         onnx_path: ``keypoints_trt.onnx`` (nn="plugin"), ``keypoints.onnx`` (nn="native"), or an
             export folder holding them.
         out_dir: where ``<onnx-stem>.<precision>.engine`` and its ``.json`` sidecar are written.
-        precision: "fp32", "fp16" or "int8" (entropy calibration; needs calib_data or calib_cache).
-        nn: "plugin" (the NearestNeighborLookup plugin) or "native" (standard ONNX lookup).
-        plugin_lib: ``libppl_edge_plugins.so``; searched for when None (:func:`plugin_search_path`).
-        min_batch, opt_batch, max_batch: the optimisation profile of the batch dimension.
-        calib_data: folder of calibration images (INT8).
-        calib_cache: calibration cache file, reused when it exists, written after calibration
-            (default: beside the cached engine).
-        workspace_mb: builder workspace limit in MiB (None: TensorRT's default).
-        timing_cache: timing cache file (default: one per GPU architecture and TensorRT version in
-            the engine cache).
-        force_rebuild: ignore and replace a cached engine.
         manifest: the export manifest (dict or file; default ``manifest.json`` beside the ONNX), for
             INT8 preprocessing and for the engine's sidecar.
-        device: CUDA device index.
-        cache_root: engine cache folder (default ``${XDG_CACHE_HOME:-~/.cache}/ppl-edge/engines``).
-        calib_batch: images per calibration batch.
+        precision, nn, plugin_lib, min_batch, opt_batch, max_batch, calib_data, calib_cache,
+            workspace_mb, timing_cache, force_rebuild, device, cache_root, calib_batch: the
+            build's settings, as the fields of :class:`~ppl_edge.convert.config.EngineConfig`.
 
     Returns:
         The engine's path in ``out_dir``.
@@ -281,47 +248,103 @@ def build_engine(
         PplEdgeError: a bad argument, no GPU / driver, no TensorRT, no plugin library, a graph
             TensorRT cannot parse or build; nothing is written in these cases.
     """
-    _check_arguments(precision, nn, min_batch, opt_batch, max_batch, workspace_mb, calib_batch)
-    onnx_file = resolve_onnx(onnx_path, nn)
-    images = None
-    if precision == "int8":
-        from ppl_edge.convert.calibrator import find_calibration_images
+    settings = EngineConfig(
+        precision=precision,
+        nn=nn,
+        plugin_lib=plugin_lib,
+        min_batch=min_batch,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        calib_data=calib_data,
+        calib_cache=calib_cache,
+        calib_batch=calib_batch,
+        workspace_mb=workspace_mb,
+        timing_cache=timing_cache,
+        force_rebuild=force_rebuild,
+        device=device,
+        cache_root=cache_root,
+    )
+    return build_engine_from(onnx_path, out_dir, settings, manifest=manifest)
 
-        if calib_data is None and (calib_cache is None or not Path(calib_cache).is_file()):
-            raise PplEdgeError(
-                "INT8 needs calibration images (calib_data) or an existing calibration cache"
-            )
-        images = find_calibration_images(calib_data) if calib_data is not None else None
-    gpu, trt, library = check_prerequisites(nn, plugin_lib, onnx_file, device)
-    if int(trt.__version__.split(".")[0]) >= 11 and precision != "fp32":
+
+def build_engine_from(
+    onnx_path: str | Path,
+    out_dir: str | Path,
+    settings: EngineConfig,
+    manifest: dict | str | Path | None = None,
+) -> Path:
+    """:func:`build_engine` with its settings given as one (validated) ``EngineConfig``."""
+    onnx_file = resolve_onnx(onnx_path, settings.nn)
+    images = calibration_images(settings)
+    gpu, trt, library = check_prerequisites(
+        settings.nn, settings.plugin_lib, onnx_file, settings.device
+    )
+    if int(trt.__version__.split(".")[0]) >= 11 and settings.precision != "fp32":
         raise PplEdgeError(
-            f"TensorRT {trt.__version__} has no {precision.upper()} builder flag (removed in "
-            "TensorRT 11): build fp32, or convert the ONNX to mixed precision first"
+            f"TensorRT {trt.__version__} has no {settings.precision.upper()} builder flag (removed "
+            "in TensorRT 11): build fp32, or convert the ONNX to mixed precision first"
         )
-    graph = prepare_graph(onnx_file, nn)
-    if graph.batch is not None and not min_batch == opt_batch == max_batch == graph.batch:
+    graph = prepare_graph(onnx_file, settings.nn)
+    if graph.batch is not None and not all(b == graph.batch for b in settings.batches):
         raise PplEdgeError(
             f"{onnx_file.name} has a static batch of {graph.batch}: set min/opt/max batch "
             f"to {graph.batch}, or export with a dynamic batch"
         )
     manifest_doc = load_manifest_document(manifest, onnx_file)
-    calibration = None
-    if precision == "int8":
-        from ppl_edge.convert.calibrator import images_digest
+    key = engine_key(onnx_file, graph, settings, gpu, trt, library, images)
+    root = settings.cache_root if settings.cache_root is not None else cache.cache_root()
+    if settings.force_rebuild and cache.invalidate(key, root):
+        log.info("removed the cached engine %s (force rebuild)", key.file_name)
+    cached = cache.lookup(key, root)
+    if cached is None:
+        cached = _build_and_store(
+            trt, gpu, graph, key, library, settings, images, manifest_doc, root
+        )
+    out = Path(out_dir).expanduser()
+    recorded = (
+        manifest_doc
+        if manifest_doc is not None
+        else ("manifest.json" if (out / "manifest.json").is_file() else None)
+    )
+    return cache.publish(cached, out, f"{onnx_file.stem}.{settings.precision}.engine", recorded)
 
-        calibration = images_digest(images) if images else sha256_path(Path(calib_cache))
+
+def calibration_images(settings: EngineConfig) -> list[Path] | None:
+    """The INT8 calibration images of ``settings.calib_data`` (None without INT8 or images)."""
+    if settings.precision != "int8" or settings.calib_data is None:
+        return None
+    from ppl_edge.convert.calibrator import find_calibration_images
+
+    return find_calibration_images(settings.calib_data)
+
+
+def engine_key(
+    onnx_file: Path,
+    graph: PreparedGraph,
+    settings: EngineConfig,
+    gpu,
+    trt,
+    library: Path | None,
+    images: list[Path] | None,
+) -> EngineKey:
+    """The cache key of the engine ``settings`` would build from ``graph`` on this GPU."""
     from ppl_edge.convert.nn_plugin import PLUGIN_VERSION
 
-    key = EngineKey(
+    calibration = None
+    if settings.precision == "int8":
+        from ppl_edge.convert.calibrator import images_digest
+
+        calibration = images_digest(images) if images else sha256_path(settings.calib_cache)
+    return EngineKey(
         model_stem=onnx_file.stem,
         onnx_sha256=graph.sha256,
-        precision=precision,
-        nn=nn,
-        plugin_version=PLUGIN_VERSION if nn == "plugin" else None,
+        precision=settings.precision,
+        nn=settings.nn,
+        plugin_version=PLUGIN_VERSION if settings.nn == "plugin" else None,
         plugin_sha256=sha256_path(library) if library else None,
-        min_batch=min_batch,
-        opt_batch=opt_batch,
-        max_batch=max_batch,
+        min_batch=settings.min_batch,
+        opt_batch=settings.opt_batch,
+        max_batch=settings.max_batch,
         height=graph.height,
         width=graph.width,
         gpu_name=gpu.name,
@@ -329,44 +352,45 @@ def build_engine(
         trt_version=trt.__version__,
         calibration=calibration,
     )
-    root = Path(cache_root).expanduser() if cache_root is not None else cache.cache_root()
-    if force_rebuild and cache.invalidate(key, root):
-        log.info("removed the cached engine %s (force rebuild)", key.file_name)
-    cached = cache.lookup(key, root)
-    if cached is None:
-        timing = (
-            Path(timing_cache).expanduser() if timing_cache else cache.timing_cache_path(key, root)
-        )
-        calib_file = (
-            Path(calib_cache).expanduser()
-            if calib_cache
-            else (
-                cache.engine_path(key, root).with_suffix(f".{calibration[:8]}.calib")
-                if precision == "int8"
-                else None
-            )
-        )  # one table per calibration set
-        start = time.monotonic()
-        engine = build_serialized(
-            trt,
-            graph,
-            key,
-            library,
-            workspace_mb=workspace_mb,
-            timing_cache=timing,
-            images=images,
-            calib_cache=calib_file,
-            manifest=manifest_doc,
-            calib_batch=calib_batch,
-        )
-        info = build_info(
-            gpu, key, library, workspace_mb, timing, images, calib_file, time.monotonic() - start
-        )
-        cached = cache.store(key, engine, info, manifest_doc, root)
-    out = Path(out_dir).expanduser()
-    recorded = (
-        manifest_doc
-        if manifest_doc is not None
-        else ("manifest.json" if (out / "manifest.json").is_file() else None)
+
+
+def _build_and_store(
+    trt,
+    gpu,
+    graph: PreparedGraph,
+    key: EngineKey,
+    library: Path | None,
+    settings: EngineConfig,
+    images: list[Path] | None,
+    manifest_doc: dict | None,
+    root: Path,
+) -> Path:
+    """Build the engine of ``key`` and store it in the cache under ``root``; its cached path."""
+    timing = settings.timing_cache or cache.timing_cache_path(key, root)
+    calib_file = settings.calib_cache
+    if calib_file is None and settings.precision == "int8":  # one table per calibration set
+        calib_file = cache.engine_path(key, root).with_suffix(f".{key.calibration[:8]}.calib")
+    start = time.monotonic()
+    engine = build_serialized(
+        trt,
+        graph,
+        key,
+        library,
+        workspace_mb=settings.workspace_mb,
+        timing_cache=timing,
+        images=images,
+        calib_cache=calib_file,
+        manifest=manifest_doc,
+        calib_batch=settings.calib_batch,
     )
-    return cache.publish(cached, out, f"{onnx_file.stem}.{precision}.engine", recorded)
+    info = build_info(
+        gpu,
+        key,
+        library,
+        settings.workspace_mb,
+        timing,
+        images,
+        calib_file,
+        time.monotonic() - start,
+    )
+    return cache.store(key, engine, info, manifest_doc, root)

@@ -1,10 +1,10 @@
 """Export a checkpoint to ONNX, a TensorRT engine or a Core ML package, with a manifest.
 
 --target onnx writes keypoints.onnx (standard ONNX lookup), keypoints_trt.onnx (the lookup as one
-NearestNeighborLookup node, with --nn plugin), refine.onnx (image-space refinement), memory.onnx (one
-pass through the memory, for memory-mode refinement) and manifest.json. --target trt also builds
-a TensorRT engine from the plugin graph (--nn plugin) or the portable one (--nn native); it needs an
-NVIDIA GPU and TensorRT. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+).
+NearestNeighborLookup node, with --nn plugin), refine.onnx (image-space refinement), memory.onnx
+(one pass through the memory, for memory-mode refinement) and manifest.json. --target trt also
+builds a TensorRT engine from the plugin graph (--nn plugin) or the portable one (--nn native); it
+needs an NVIDIA GPU and TensorRT. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+).
 Nothing is written unless the whole export succeeds; --verify checks the exported files against
 PyTorch and prints the numbers.
 
@@ -18,13 +18,10 @@ examples:
 from __future__ import annotations
 
 import argparse
-import re
-from pathlib import Path
 
+from ppl_edge.convert.config import DEFAULT_OPSET, NN_MODES
+from ppl_edge.convert.targets import TARGETS
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.fileio import IMAGE_SUFFIXES
-
-TARGETS = ("onnx", "trt", "coreml")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (created if its parent exists)")
     parser.add_argument("--name", help="model name in the manifest (default: checkpoint file stem)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset, 17.. (default 18)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, 17.. (default {DEFAULT_OPSET})",
+    )
     parser.add_argument("--static-batch", action="store_true", help="batch 1 instead of dynamic B")
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     parser.add_argument(
         "--nn",
-        choices=("plugin", "native"),
+        choices=NN_MODES,
         default="plugin",
         help="memory lookup: one NearestNeighborLookup node for the TensorRT plugin "
         "(also writes keypoints_trt.onnx) or standard ONNX ops only (default plugin)",
@@ -70,34 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     trt.add_argument("--force-rebuild", action="store_true", help="ignore a cached engine")
 
 
-def parse_shapes(text: str, channels: int, size: int) -> int:
-    """Batch of ``--shapes image:BxCxHxW``, checked against the model's input."""
-    match = re.fullmatch(r"image:(\d+)x(\d+)x(\d+)x(\d+)", text.strip())
-    if not match:
-        raise PplEdgeError(
-            f"--shapes {text!r} is not of the form image:BxCxHxW (e.g. image:1x3x{size}x{size})"
-        )
-    b, c, h, w = (int(v) for v in match.groups())
-    if (c, h, w) != (channels, size, size):
-        raise PplEdgeError(f"--shapes gives {c}x{h}x{w}, the model takes {channels}x{size}x{size}")
-    return b
-
-
-def check_calibration(folder: str) -> Path:
-    """A calibration folder must exist and hold at least one image."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise PplEdgeError(f"--calib-data {folder} is not a folder")
-    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
-        raise PplEdgeError(
-            f"--calib-data {folder} holds no images (expected "
-            f"{', '.join(sorted(IMAGE_SUFFIXES))} files)"
-        )
-    return path
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse flag combinations that cannot work, before anything is loaded."""
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse flag combinations that have no setting to check: TensorRT flags with another target,
+    --int8 without --calib-data (the CLI has no flag for a calibration cache)."""
     if args.target != "trt":
         used = [
             f
@@ -115,117 +92,44 @@ def check_arguments(args: argparse.Namespace) -> None:
             )
     if args.int8 and not args.calib_data:
         raise PplEdgeError("--int8 needs --calib-data DIR (a folder of calibration images)")
-    if args.calib_data:
-        check_calibration(args.calib_data)
-    if not 1 <= args.min_batch <= args.opt_batch <= args.max_batch:
-        raise PplEdgeError(
-            f"batches must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch, got "
-            f"{args.min_batch}, {args.opt_batch}, {args.max_batch}"
-        )
-    if args.verify_images < 1:
-        raise PplEdgeError(f"--verify-images must be >= 1, got {args.verify_images}")
-    if args.plugins and not Path(args.plugins).is_file():
-        raise PplEdgeError(f"--plugins {args.plugins} does not exist")
 
 
-def check_tensorrt(args: argparse.Namespace):
-    """``build_engine`` once the GPU, TensorRT and (for --nn plugin) the plugin library are found;
-    otherwise a one-line PplEdgeError naming the first one missing."""
-    try:
-        from ppl_edge.convert.tensorrt_build import build_engine, check_prerequisites
-    except ImportError as err:
-        raise PplEdgeError(
-            f"--target trt needs ppl_edge.convert.tensorrt_build, which failed to import: {err}"
-        ) from err
-    check_prerequisites(nn=args.nn, plugin_lib=args.plugins)
-    return build_engine
+def export_config(args: argparse.Namespace):
+    """The :class:`~ppl_edge.convert.ExportConfig` of the flags (validated on construction)."""
+    from ppl_edge.convert import EngineConfig, ExportConfig
 
-
-def engine_builder(args: argparse.Namespace, source, build_engine):
-    """The ``after`` step of the ONNX export that builds the TensorRT engine inside the staging folder."""
-    batches = (args.min_batch, args.opt_batch, args.max_batch)
-    if args.shapes:
-        batch = parse_shapes(args.shapes, 3, source.model.cfg.img_size)
-        batches = (batch, batch, batch)
-    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
-
-    def build(staging: Path, paths: dict, manifest: dict) -> dict:
-        onnx_path = paths["keypoints_trt" if args.nn == "plugin" else "keypoints"]
-        engine = build_engine(
-            onnx_path,
-            staging,
-            precision=precision,
-            nn=args.nn,
-            plugin_lib=args.plugins,
-            min_batch=batches[0],
-            opt_batch=batches[1],
-            max_batch=batches[2],
-            calib_data=args.calib_data,
-            workspace_mb=args.workspace,
-            timing_cache=args.timing_cache,
-            force_rebuild=args.force_rebuild,
-            manifest=manifest,
-        )
-        manifest["precision"] = precision
-        return {"engine": Path(engine)}
-
-    return build
+    engine = EngineConfig(
+        precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
+        nn=args.nn,
+        plugin_lib=args.plugins,
+        min_batch=args.min_batch,
+        opt_batch=args.opt_batch,
+        max_batch=args.max_batch,
+        shapes=args.shapes,
+        calib_data=args.calib_data,
+        workspace_mb=args.workspace,
+        timing_cache=args.timing_cache,
+        force_rebuild=args.force_rebuild,
+    )
+    return ExportConfig(
+        out=args.out,
+        target=args.target,
+        flavour="both" if args.nn == "plugin" else "portable",
+        opset=args.opset,
+        dynamic_batch=not args.static_batch,
+        simplify=not args.no_simplify,
+        name=args.name,
+        data=args.data,
+        verify=args.verify,
+        verify_images=args.verify_images,
+        engine=engine,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export, optionally verify, print a summary."""
-    check_arguments(args)
-    from ppl_edge.convert import export_onnx_folder, load_source
-    from ppl_edge.convert.manifest import check_output_folder
-    from ppl_edge.convert.onnx_export import check_opset
+    """Export, optionally verify, print a summary (exit status 1 when a check fails)."""
+    from ppl_edge.convert import export
 
-    out = check_output_folder(args.out)
-    if args.target != "coreml":
-        check_opset(args.opset)
-    # Fail fast on a machine without TensorRT, before anything is loaded or exported.
-    build_engine = check_tensorrt(args) if args.target == "trt" else None
-    source = load_source(args.checkpoint, name=args.name, data=args.data)
-    if args.target == "coreml":
-        from ppl_edge.convert.coreml import export_coreml
-
-        manifest = export_coreml(source, out)
-        stats = {}
-    else:
-        after = engine_builder(args, source, build_engine) if args.target == "trt" else None
-        flavour = "both" if args.nn == "plugin" else "portable"
-        manifest, stats = export_onnx_folder(
-            source,
-            out,
-            flavour,
-            args.opset,
-            not args.static_batch,
-            not args.no_simplify,
-            after=after,
-        )
-    for role, counts in stats.items():
-        print(
-            f"{role}: {counts['nodes_exported']} nodes exported, {counts['nodes_simplified']} after "
-            f"onnxsim"
-        )
-    print(f"wrote {manifest}")
-    if args.verify:
-        return verify(args, source, out)
-    return 0
-
-
-def verify(args: argparse.Namespace, source, out: Path) -> int:
-    """Run the parity checks that apply to ``--target`` and print one line per check."""
-    from ppl_edge.convert.verify import sample_images
-
-    images = sample_images(source.data, source.model.cfg.img_size, args.verify_images)
-    if args.target == "coreml":
-        from ppl_edge.convert.coreml import verify_coreml
-
-        checks = verify_coreml(source.model, out, images)
-    else:
-        from ppl_edge.convert.verify import verify_onnx
-
-        checks = verify_onnx(source.model, out, images)
-    for check in checks:
-        print(check.line())
-    return 0 if all(c.passed for c in checks) else 1
+    check_flags(args)
+    report = export(args.checkpoint, export_config(args), echo=print)
+    return 0 if report.passed else 1

@@ -1,4 +1,4 @@
-"""The TensorRT engine cache: keys, file names, lookup / invalidation, sidecars the runtime can read."""
+"""The TensorRT engine cache: keys, file names, lookup / invalidation, sidecars for the runtime."""
 
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def test_file_name_carries_the_key():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"precision": "fp8"}, "precision 'fp8' unknown"),
-        ({"nn": "cuda"}, "nn 'cuda' unknown"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'; choose one of fp32, fp16, int8"),
+        ({"nn": "cuda"}, "unknown nn 'cuda'; choose one of plugin, native"),
         ({"plugin_version": None}, "plugin_version must be set"),
         ({"nn": "native"}, "plugin_version must be set"),
         ({"min_batch": 4, "opt_batch": 2}, "1 <= min <= opt <= max"),

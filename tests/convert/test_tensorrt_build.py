@@ -43,7 +43,7 @@ def tensorrt_missing() -> str | None:
 
 
 def keypoint_graph(batch="B", lookup=True, function=True, size=4):
-    """image (batch, 3, size, size) -> (batch, 3, 16) queries -> [NearestNeighborLookup] -> outputs."""
+    """image (batch, 3, size, size) -> queries (batch, 3, 16) -> [NearestNeighborLookup] -> out."""
     m, d = 3, size * size
     codebook = np.random.default_rng(0).standard_normal((m, 5, d)).astype(np.float32)
     nodes = [helper.make_node("Reshape", ["image", "shape"], ["queries"])]
@@ -95,7 +95,7 @@ def export_dir(tmp_path):
     return folder
 
 
-# ------------------------------------------------------------------------------- no GPU, no TensorRT
+# ------------------------------------------------------------------------------ no GPU, no TensorRT
 @pytest.mark.skipif(
     has_libcuda(), reason="libcuda.so.1 is present: the no-GPU path cannot be checked"
 )
@@ -121,8 +121,8 @@ def test_without_gpu_one_line_error_and_nothing_written(
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"precision": "fp8"}, "precision 'fp8' unknown"),
-        ({"nn": "cuda"}, "nn 'cuda' unknown"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'; choose one of fp32, fp16, int8"),
+        ({"nn": "cuda"}, "unknown nn 'cuda'; choose one of plugin, native"),
         ({"min_batch": 4, "opt_batch": 2}, "min_batch <= opt_batch"),
         ({"workspace_mb": 0}, "workspace must be at least 1 MiB"),
         ({"precision": "int8"}, "INT8 needs calibration images"),
