@@ -1,5 +1,5 @@
-"""INT8 entropy calibration for the TensorRT build: images from a folder, preprocessed exactly as the
-runtime preprocesses camera frames (the manifest's input contract, ``ppl_edge.preprocess``).
+"""INT8 entropy calibration for the TensorRT build: images from a folder, preprocessed exactly as
+the runtime preprocesses camera frames (the manifest's input contract, ``ppl_edge.preprocess``).
 
 Three layers, so that everything but the device copy is testable without a GPU:
 

@@ -1,8 +1,8 @@
 """The export folder: a model's ``manifest.json`` document (the contract and its validation are
 :class:`ppl_edge.manifest.Manifest`) and the folder's atomic publication.
 
-Exports are written into a staging folder beside the output folder and moved in only when every file is
-complete (:func:`staged_output`), so a failed export leaves nothing behind.
+Exports are written into a staging folder beside the output folder and moved in only when every file
+is complete (:func:`staged_output`), so a failed export leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ def build_manifest(
         name: model name, e.g. "ppl-small-humanoid".
         preset: preset the config equals ("tiny" / "small" / "base") or "custom".
         checkpoint_sha256: sha256 of the source checkpoint (or of its serialised state dict).
-        distance_reference: median per-image mean prototype distance (see :func:`distance_reference`).
+        distance_reference: median per-image mean prototype distance (see
+            :func:`distance_reference`).
         opset: ONNX opset of the graphs (None when there is no ONNX artifact).
         dynamic_batch: whether the batch dimension is dynamic; max_batch its upper bound.
         precision: "fp32", "fp16" or "int8".
-        artifacts: role ("keypoints", "refine", "keypoints_trt", "coreml", ...) -> file in the staging
-            folder; each gets its file name and sha256.
+        artifacts: role ("keypoints", "refine", "keypoints_trt", "coreml", ...) -> file in the
+            staging folder; each gets its file name and sha256.
         tools: tool -> version.
 
     Returns:

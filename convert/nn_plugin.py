@@ -5,19 +5,20 @@ nearest-neighbour operator").
 Three helpers:
 
 - :func:`register` adds the ``plugin`` implementation to ``ppl_edge.model.nn_lookup``: inside
-  ``torch.onnx.export(..., dynamo=True)`` it emits the node through ``torch.onnx.ops.symbolic_multi_out``
-  with the attributes TensorRT's ONNX parser looks the creator up by (``plugin_version`` "1",
-  ``plugin_namespace`` ""); in eager mode it is the reference lookup.
+  ``torch.onnx.export(..., dynamo=True)`` it emits the node through
+  ``torch.onnx.ops.symbolic_multi_out`` with the attributes TensorRT's ONNX parser looks the creator
+  up by (``plugin_version`` "1", ``plugin_namespace`` ""); in eager mode it is the reference lookup.
 - :func:`attach_lookup_function` adds a model-local ONNX function with the node's domain and name,
   built from standard ops, so plain ONNX Runtime (and onnxsim / onnx.checker) can run the same file
   (toolchain.md §6). It uses the model's own default-domain opset, which onnxsim requires (§1).
 - :func:`strip_lookup_function` removes it again right before TensorRT parses the graph: a parser
   that sees the function may inline it instead of calling the plugin (toolchain.md §3).
 
-Node: inputs queries (B, M, D) and codebook (M, K, D), float32 or float16; outputs selected (B, M, D)
-(queries' dtype), indices (B, M) int32, squared distances (B, M) (queries' dtype, summed in float32).
-Ties pick the lowest index. Only torch (for :func:`register`) and onnx (for the function helpers) are
-needed, each imported where used, so an engine build on a device without torch can strip functions.
+Node: inputs queries (B, M, D) and codebook (M, K, D), float32 or float16; outputs selected
+(B, M, D) (queries' dtype), indices (B, M) int32, squared distances (B, M) (queries' dtype, summed
+in float32). Ties pick the lowest index. Only torch (for :func:`register`) and onnx (for the
+function helpers) are needed, each imported where used, so an engine build on a device without
+torch can strip functions.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def plugin_lookup(queries, codebook):
         codebook: (M, K, D) same dtype.
 
     Returns:
-        selected (B, M, D), indices (B, M) int64 (the node's int32 cast up, as the model gathers with
-        int64), squared distances (B, M).
+        selected (B, M, D), indices (B, M) int64 (the node's int32 cast up, as the model gathers
+        with int64), squared distances (B, M).
     """
     import torch
 

@@ -1,6 +1,6 @@
-"""Everything that talks to TensorRT's builder API, for :func:`ppl_edge.convert.tensorrt_build.build_engine`:
-the log bridge, build progress, plugin registration, parsing, precision / profile / timing-cache
-configuration and the build itself.
+"""Everything that talks to TensorRT's builder API, for
+:func:`ppl_edge.convert.tensorrt_build.build_engine`: the log bridge, build progress, plugin
+registration, parsing, precision / profile / timing-cache configuration and the build itself.
 
 A build takes minutes on a Jetson: :class:`BuildProgress` keeps the phases TensorRT reports through
 ``trt.IProgressMonitor`` (TensorRT 10+), and :class:`Heartbeat` logs its status line every few
@@ -135,7 +135,7 @@ def make_logger(trt):
 
 # ------------------------------------------------------------------------------------------ build
 def load_plugin(trt, library: Path) -> None:
-    """Register the library's creators with TensorRT and check NearestNeighborLookup is among them."""
+    """Register the library's creators with TensorRT; check NearestNeighborLookup is one of them."""
     from ppl_edge.convert.nn_plugin import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
     registry = trt.get_plugin_registry()
@@ -234,7 +234,8 @@ def build_serialized(
         key: precision, batch profile and the names logged.
         library: plugin library to register, None for the native lookup.
         timing_cache: read when it exists, written after a successful build.
-        images, calib_cache, manifest, calib_batch: INT8 calibration (see :func:`attach_calibrator`).
+        images, calib_cache, manifest, calib_batch: INT8 calibration (see
+            :func:`attach_calibrator`).
 
     Returns:
         The serialised engine.

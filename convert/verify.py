@@ -1,14 +1,14 @@
-"""Parity of the exported graphs with the PyTorch reference (``ppl-edge convert --verify`` and tests).
+"""Parity of the exported graphs with the PyTorch reference (``ppl-edge convert --verify``, tests).
 
-- ``keypoints.onnx`` on ONNX Runtime vs ``PoseModel.keypoint_path``: keypoints within 1e-4, identical
-  prototype ids on at least 99.9 % of (image, bank) pairs;
+- ``keypoints.onnx`` on ONNX Runtime vs ``PoseModel.keypoint_path``: keypoints within 1e-4,
+  identical prototype ids on at least 99.9 % of (image, bank) pairs;
 - ``keypoints_trt.onnx`` (custom node + model-local function) vs ``keypoints.onnx``, both on ONNX
   Runtime: identical ids, values within 1e-5;
 - ``refine.onnx`` vs ``PoseModel.refine_image``: within 1e-4;
 - ``memory.onnx`` vs the torch memory, on the model's keypoints and on their memory reconstruction:
   refined keypoints within 1e-4, identical prototype ids.
 
-Each check returns numbers (a :class:`Check`), so the CLI can print them and tests can assert on them.
+Each check returns numbers (a :class:`Check`), so the CLI can print them and tests assert on them.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Check:
     passed: bool = True
 
     def line(self) -> str:
-        """One human-readable line, e.g. ``keypoints.onnx vs torch: max_keypoint_error=3.1e-07 ... OK``."""
+        """One line, e.g. ``keypoints.onnx vs torch: max_keypoint_error=3.1e-07 ... OK``."""
         parts = " ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.metrics.items()
         )
@@ -51,8 +51,8 @@ class Check:
 
 
 def sample_images(spec: str, size: int, count: int = 256, seed: int = 0):
-    """``count`` test images (S, 3, size, size) float32 in [-1, 1] of a ``synthetic:<category>`` spec,
-    rendered by :mod:`ppl_edge.synth` exactly as the training data's items.
+    """``count`` test images (S, 3, size, size) float32 in [-1, 1] of a ``synthetic:<category>``
+    spec, rendered by :mod:`ppl_edge.synth` exactly as the training data's items.
 
     Falls back to uniform noise, with a warning, for any other spec or an unknown category.
     """
@@ -181,7 +181,7 @@ def verify_keypoints(model, path: Path, images, threads: int = 2) -> Check:
 
 
 def verify_flavours(portable: Path, plugin: Path, images, threads: int = 2) -> Check:
-    """``keypoints_trt.onnx`` vs ``keypoints.onnx``, both on ORT: ids identical, values within 1e-5."""
+    """``keypoints_trt.onnx`` vs ``keypoints.onnx`` on ORT: ids identical, values within 1e-5."""
     feeds = {"image": images.numpy()}
     ref = run_batched(ort_session(portable, threads), feeds)
     got = run_batched(ort_session(plugin, threads), feeds)
@@ -211,12 +211,13 @@ def verify_refine(model, path: Path, images, threads: int = 2) -> Check:
 
 
 def verify_memory(model, path: Path, images, threads: int = 2) -> Check:
-    """``memory.onnx`` on ORT vs torch, on 2 S keypoint sets: the model's keypoints T'_0 of ``images``
-    and their memory reconstruction Mem(T'_0) (what a second memory-mode iteration feeds it).
+    """``memory.onnx`` on ORT vs torch, on 2 S keypoint sets: the model's keypoints T'_0 of
+    ``images`` and their memory reconstruction Mem(T'_0) (what a second memory-mode iteration
+    feeds it).
 
     The reference is ``PoseModel.keypoint_path`` on T'_0 and ``model.memory`` (eval mode, as in
-    ``iterative_inference(mode="memory")``) on Mem(T'_0). Passes when the refined keypoints agree within
-    1e-4, every prototype id is identical and the distances agree within 1e-4 relative.
+    ``iterative_inference(mode="memory")``) on Mem(T'_0). Passes when the refined keypoints agree
+    within 1e-4, every prototype id is identical and the distances agree within 1e-4 relative.
     """
     import torch
 

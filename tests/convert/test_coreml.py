@@ -1,5 +1,5 @@
-"""`ppl-edge convert --target coreml`: the package's Linux checks, precision split, metadata; prediction
-parity on macOS only."""
+"""`ppl-edge convert --target coreml`: the package's Linux checks, precision split, metadata;
+prediction parity on macOS only."""
 
 from __future__ import annotations
 

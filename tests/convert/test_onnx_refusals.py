@@ -1,5 +1,5 @@
-"""Malformed inputs to `ppl-edge convert` / `export_onnx` are refused with one clear line, and a failed
-export leaves nothing behind."""
+"""Malformed inputs to `ppl-edge convert` / `export_onnx` are refused with one clear line, and a
+failed export leaves nothing behind."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    """Configure and build the reference test and the kernel object once; (folder, configure log)."""
+    """Configure and build the reference test and kernel object once: (folder, configure log)."""
     folder = tmp_path_factory.mktemp("cmake-build")
     configure = run(
         ["cmake", "-S", str(ROOT), "-B", str(folder), f"-DCMAKE_CUDA_ARCHITECTURES={CUDA_ARCH}"],

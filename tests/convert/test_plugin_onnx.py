@@ -1,5 +1,5 @@
-"""The custom ``NearestNeighborLookup`` node: torch export, the model-local function under plain ONNX
-Runtime, stripping for TensorRT, and the operator spec shared with the C++ plugin."""
+"""The custom ``NearestNeighborLookup`` node: torch export, the model-local function under plain
+ONNX Runtime, stripping for TensorRT, and the operator spec shared with the C++ plugin."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_eager_plugin_lookup_is_the_reference():
 
 
 def node_graph(dtype: int, m: int, k: int, d: int, codebook: np.ndarray):
-    """A one-node graph: queries (B, M, D) -> NearestNeighborLookup(queries, codebook initializer)."""
+    """One node graph: queries (B, M, D) -> NearestNeighborLookup(queries, codebook initializer)."""
     node = helper.make_node(
         nn_plugin.OP_TYPE,
         ["queries", "codebook"],

@@ -1,5 +1,5 @@
-"""INT8 calibration without a GPU: image discovery, preprocessing identical to the runtime's, batching,
-the calibrator's batch cursor and cache handling (device copy injected)."""
+"""INT8 calibration without a GPU: image discovery, preprocessing identical to the runtime's,
+batching, the calibrator's batch cursor and cache handling (device copy injected)."""
 
 from __future__ import annotations
 
