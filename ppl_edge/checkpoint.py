@@ -26,14 +26,17 @@ def save_checkpoint(
     tensors: dict[str, Any],
     model_config: dict[str, Any],
     train_state: dict[str, Any] | None = None,
+    joints: dict[str, Any] | None = None,
 ) -> None:
     """Save tensors (name -> torch.Tensor) with JSON metadata, atomically.
 
     Args:
         path: destination ``.safetensors`` file; its folder must exist.
-        tensors: flat mapping; use the ``model.`` / ``optim.`` / ``rng.`` prefixes.
+        tensors: flat mapping; use the ``model.`` / ``optim.`` / ``rng.`` / ``joints.`` prefixes.
         model_config: ``ModelConfig`` as a dict.
         train_state: JSON-serialisable training state (step, config, optimiser layout, ...).
+        joints: the named-joint map's description (names, edges, swap pairs, fit report), its
+            matrix being the ``joints.map`` tensor (``ppl-edge name``).
     """
     from safetensors.torch import save
 
@@ -49,6 +52,8 @@ def save_checkpoint(
         "model_config": json.dumps(model_config),
         "train_state": json.dumps(train_state or {}),
     }
+    if joints is not None:
+        meta["joints"] = json.dumps(joints)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write_bytes(path, save(contiguous, metadata=meta))
 
@@ -89,6 +94,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         "ppl_edge_version": meta.get("ppl_edge_version"),
         "model_config": _json_field(meta, "model_config", path, required=True),
         "train_state": _json_field(meta, "train_state", path, required=False),
+        "joints": _json_field(meta, "joints", path, required=False) or None,
     }
 
 
@@ -181,5 +187,7 @@ def strip_to_weights(src: str | Path, dst: str | Path) -> None:
     meta = read_metadata(src)
     state = meta["train_state"]
     keep = {k: state[k] for k in ("step", "epoch", "train_config", "git_sha") if k in state}
-    tensors = {k: v for k, v in load_tensors(src).items() if k.startswith("model.")}
-    save_checkpoint(dst, tensors, meta["model_config"], keep)
+    tensors = {
+        k: v for k, v in load_tensors(src).items() if k.startswith(("model.", "joints."))
+    }
+    save_checkpoint(dst, tensors, meta["model_config"], keep, meta.get("joints"))

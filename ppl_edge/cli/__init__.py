@@ -22,6 +22,7 @@ VERBS = {
     "train": "train",
     "eval": "evaluate",
     "prior": "prior",
+    "name": "name",
     "data": "data",
     "convert": "convert",
     "bench": "bench",
