@@ -10,8 +10,7 @@ Public API (docs/contracts.md, "Export artifacts"):
 - :func:`ppl_edge.convert.verify.verify_onnx` -> parity numbers against PyTorch.
 
 The settings of an export are one :class:`ExportConfig` (TensorRT's in its :class:`EngineConfig`),
-validated when it is made; the targets are a registry of exporters
-(:mod:`ppl_edge.convert.targets`).
+validated when it is made; the targets are a registry of exporters in :mod:`.targets`.
 
 Importing this package is cheap: torch, onnx and coremltools are imported inside the functions.
 """

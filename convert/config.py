@@ -1,5 +1,5 @@
-"""The settings of one export, validated once: :class:`ExportConfig` and its TensorRT part,
-:class:`EngineConfig`.
+"""The settings of one export, validated once: :class:`ExportConfig` and its TensorRT part
+(:class:`EngineConfig`).
 
 Every setting a user gives (the flags of ``ppl-edge convert``, the keyword arguments of
 :func:`~ppl_edge.convert.export_onnx`, :func:`~ppl_edge.convert.export_coreml` and
@@ -60,8 +60,8 @@ class EngineConfig:
     """How a TensorRT engine of the keypoint graph is built (every field has a default).
 
     Attributes:
-        precision: "fp32", "fp16" or "int8" (entropy calibration; needs calib_data or an existing
-            calib_cache).
+        precision: "fp32", "fp16" or "int8" (entropy calibration, which needs calib_data or an
+            existing calib_cache file).
         nn: "plugin" (the NearestNeighborLookup plugin, built from ``keypoints_trt.onnx``) or
             "native" (standard ONNX lookup, built from ``keypoints.onnx``).
         plugin_lib: ``libppl_edge_plugins.so``; searched for when None (nn="plugin").
@@ -147,8 +147,8 @@ class ExportConfig:
 
     Attributes:
         out: output folder; created if missing, but its parent must exist (stored absolute).
-        target: a name of :data:`~ppl_edge.convert.targets.EXPORTERS`: "onnx", "trt" or
-            "coreml".
+        target: "onnx", "trt", "coreml" or another name of
+            :data:`~ppl_edge.convert.targets.EXPORTERS`.
         flavour: keypoint graphs of an ONNX export: "portable" (``keypoints.onnx``, standard ONNX
             lookup), "plugin" (``keypoints_trt.onnx``, one ``NearestNeighborLookup`` node plus its
             model-local function) or "both".

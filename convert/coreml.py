@@ -166,8 +166,8 @@ def export_coreml(
     extended with the ``coreml`` artifact rather than replaced.
 
     Args:
-        model_or_source: a PoseModel, a checkpoint path or an
-            :class:`~ppl_edge.convert.ExportSource`.
+        model_or_source: a PoseModel, a checkpoint path or an ExportSource (the model, its name,
+            preset, checkpoint digest and category: :class:`~ppl_edge.convert.ExportSource`).
 
     Returns:
         Path of ``manifest.json``.

@@ -111,8 +111,7 @@ def build_manifest(
         name: model name, e.g. "ppl-small-humanoid".
         preset: preset the config equals ("tiny" / "small" / "base") or "custom".
         checkpoint_sha256: sha256 of the source checkpoint (or of its serialised state dict).
-        distance_reference: median per-image mean prototype distance (see
-            :func:`distance_reference`).
+        distance_reference: median per-image mean prototype distance (:func:`distance_reference`).
         opset: ONNX opset of the graphs (None when there is no ONNX artifact).
         dynamic_batch: whether the batch dimension is dynamic; max_batch its upper bound.
         precision: "fp32", "fp16" or "int8".

@@ -62,8 +62,7 @@ _SKIPPED_OPTIMIZERS = ["fuse_matmul_add_bias_into_gemm", "fuse_matmul_add_bias_i
 
 
 class KeypointGraph(nn.Module):
-    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids and
-    distances.
+    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids, distances.
 
     Wraps :meth:`PoseModel.keypoint_path` with the prior T precomputed as a buffer.
     """
@@ -107,8 +106,7 @@ class RefineGraph(nn.Module):
 
 
 class MemoryGraph(nn.Module):
-    """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids and
-    distances.
+    """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids, distances.
 
     One pass through the hierarchical memory (``memory.encode`` -> ``quantize`` -> ``decode``), the
     step of memory-mode refinement; the lookup is the portable one in every flavour.

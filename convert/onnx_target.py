@@ -25,8 +25,8 @@ def tools_used(*extra: str) -> dict[str, str]:
 def export_onnx_folder(
     source: ExportSource, config: ExportConfig, after: AfterStep | None = None
 ) -> tuple[Path, dict[str, dict]]:
-    """Export the ONNX graphs of ``source`` into ``config.out`` atomically (see
-    :func:`ppl_edge.convert.export_onnx`).
+    """Export the ONNX graphs of ``source`` into ``config.out``, atomically: what
+    :func:`ppl_edge.convert.export_onnx` writes.
 
     Args:
         after: optional ``fn(staging, paths, manifest) -> dict[role, Path]`` run inside the staging
@@ -84,8 +84,7 @@ def export_onnx_folder(
 
 
 class OnnxExporter(Exporter):
-    """``keypoints.onnx`` / ``keypoints_trt.onnx`` (by flavour), ``refine.onnx``,
-    ``memory.onnx``."""
+    """``keypoints.onnx`` and/or ``keypoints_trt.onnx``, ``refine.onnx``, ``memory.onnx``."""
 
     def check(self, config: ExportConfig) -> None:
         check_opset(config.opset)

@@ -197,8 +197,8 @@ def test_memory_graph_io_follows_the_contract(exported):
 
 
 def test_memory_graph_continues_the_keypoint_graph_at_any_batch(exported):
-    """memory.onnx on keypoints.onnx's keypoints reproduces its refined keypoints and ids, at batch
-    1 and 3 in one session; a second pass matches the torch memory (iterative memory refinement)."""
+    """memory.onnx on keypoints.onnx's keypoints reproduces its refined keypoints and ids, at
+    batch 1 and 3 in one session; a second pass matches the torch memory (iterative refinement)."""
     keypoints = ort_session(exported["out"] / "keypoints.onnx", threads=1)
     memory = ort_session(exported["out"] / "memory.onnx", threads=1)
     images = torch.rand(
