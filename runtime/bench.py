@@ -10,6 +10,7 @@ call spends outside backend inference, as a percentage of inference.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import platform
@@ -17,12 +18,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
+from ppl_edge.runtime.refine import REFINE_MODES, check_iterations
 from ppl_edge.runtime.sources import sanitize_frame
 from ppl_edge.runtime.stats import StageStats
 
@@ -38,6 +41,86 @@ class BenchCase:
     backend: str
     refine: str
     iterations: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """What ``ppl-edge bench`` measures and where it writes the report (checked when made).
+
+    Attributes:
+        model: export folder or file; None is the shipped model.
+        backends: backend names or "auto"; ``("all",)`` is every backend usable here.
+        refines: refinement modes; iterations: counts (see :func:`bench_cases` for the pairs).
+        frames, warmup: timed and untimed calls per case.
+        frame_size: (height, width) of the synthetic frames, at least 32 x 32.
+        draw: time drawing the skeleton as a stage.
+        threads: CPU threads of the ONNX Runtime sessions (None: its default).
+        json, markdown: files for the report and the table (None: not written).
+    """
+
+    model: str | None = None
+    backends: tuple[str, ...] = ("auto",)
+    refines: tuple[str, ...] = ("none",)
+    iterations: tuple[int, ...] = (0,)
+    frames: int = 200
+    warmup: int = 20
+    frame_size: tuple[int, int] = (480, 640)
+    draw: bool = True
+    threads: int | None = None
+    json: str | None = None
+    markdown: str | None = None
+
+    def __post_init__(self) -> None:
+        from ppl_edge.runtime.backends import BACKENDS, backend_choices, unavailable_reason
+
+        if not self.refines or not self.backends or not self.iterations:
+            raise PplEdgeError("give at least one backend, refinement mode and iteration count")
+        for mode in self.refines:
+            check_choice(mode, REFINE_MODES, "refinement mode")
+        backends = tuple(self.backends)
+        if backends == ("all",):
+            backends = tuple(n for n in BACKENDS if unavailable_reason(n) is None)
+        for name in backends:
+            check_choice(name, backend_choices(), "backend")
+        object.__setattr__(self, "backends", backends)
+        object.__setattr__(self, "iterations", tuple(check_iterations(i) for i in self.iterations))
+        if self.frames < 1 or self.warmup < 0:
+            raise PplEdgeError(
+                f"frames must be >= 1 and warmup >= 0, got {self.frames} and {self.warmup}"
+            )
+        if min(self.frame_size) < 32:
+            height, width = self.frame_size
+            raise PplEdgeError(f"frame size must be at least 32x32, got {width}x{height}")
+
+
+def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], str]:
+    """Measure every case of ``config``, write the files it names; return (report, table).
+
+    Raises:
+        PplEdgeError: a missing model, or a backend that cannot open it.
+    """
+    from ppl_edge.fileio import atomic_write_bytes
+    from ppl_edge.runtime.manifest import default_model_path
+
+    cases = bench_cases(config.backends, config.refines, config.iterations)
+    report = run_bench(
+        str(config.model or default_model_path()),
+        cases,
+        frames=config.frames,
+        warmup=config.warmup,
+        frame_size=config.frame_size,
+        draw=config.draw,
+        threads=config.threads,
+    )
+    table = markdown_table(report)
+    for path, data in (
+        (config.json, json.dumps(report, indent=2) + "\n"),
+        (config.markdown, table),
+    ):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data.encode())
+    return report, table
 
 
 def parse_iterations(text: str) -> list[int]:

@@ -2,7 +2,8 @@
 
 Writes an annotated video (demo.mp4, the learned skeleton drawn on every frame) and demo.jsonl (one
 JSON object per frame) into --out, and prints the FPS. Needs only the default install plus
-onnxruntime: no torch, camera or download.
+onnxruntime: no torch, camera or download. Refinement is off by default: the shipped model is best
+without it.
 
 examples:
   ppl-edge demo
@@ -13,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+from ppl_edge.cli import flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge demo``."""
-    parser.add_argument("--model", help="export folder or file (default: the shipped model)")
-    parser.add_argument(
-        "--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "coreml"]
-    )
+    flags.add_runtime_flags(parser, iterations=1)
     parser.add_argument(
         "--source", metavar="VIDEO", help="a video or image folder instead of the synthetic clip"
     )
@@ -32,17 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=120,
         help="synthetic clip length, or most frames read from --source",
     )
-    parser.add_argument(
-        "--refine",
-        default="none",
-        choices=["none", "memory", "image"],
-        help="refinement (default none: the shipped model is best without)",
-    )
-    parser.add_argument("--iterations", type=int, default=1)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print where its outputs are."""
+    from ppl_edge.runtime.config import RuntimeConfig
     from ppl_edge.runtime.demo import run_demo
 
     out = run_demo(
@@ -50,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         source=args.source,
         frames=args.frames,
-        refine=args.refine,
-        iterations=args.iterations,
-        backend=args.backend,
+        config=RuntimeConfig(**flags.runtime_settings(args)),
     )
     s = out.summary
     print(f"{s.frames} frames at {s.fps:.1f} FPS ({s.subjects} poses, {s.bad_frames} bad frames)")

@@ -48,3 +48,71 @@ def parse_options(pairs: list[str], flag: str = "--opt") -> dict:
             raise PplEdgeError(f"{flag} expects KEY=VALUE, got {pair!r}")
         options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
     return options
+
+
+def add_runtime_flags(
+    parser: argparse.ArgumentParser, *, iterations: int = 0, lists: bool = False
+) -> None:
+    """``--model``, ``--backend``, ``--refine``, ``--iterations``: the model and how it runs, for
+    the runtime verbs (live, demo, bench). Read them back with :func:`runtime_settings`.
+
+    Args:
+        parser: the verb's parser.
+        iterations: the default of ``--iterations``.
+        lists: take comma-separated lists instead (``bench``: ``--backend`` may be "all",
+            ``--iterations`` a range such as 0-4); the values stay text for the verb to parse.
+    """
+    from ppl_edge.runtime.backends import BACKENDS, backend_choices
+    from ppl_edge.runtime.refine import REFINE_MODES
+
+    parser.add_argument(
+        "--model",
+        help="export folder, manifest.json, .onnx, .engine or .mlpackage (default: the shipped "
+        "models/ppl-small-humanoid)",
+    )
+    if lists:
+        parser.add_argument(
+            "--backend",
+            default="auto",
+            help=f"comma-separated backends: auto, {', '.join(BACKENDS)}, or 'all' for every "
+            "usable one",
+        )
+        parser.add_argument(
+            "--refine",
+            default="none",
+            help=f"comma-separated modes: {', '.join(REFINE_MODES)} (default none)",
+        )
+        parser.add_argument(
+            "--iterations", default=str(iterations), help="iteration counts, e.g. 0-4 or 0,2"
+        )
+        return
+    parser.add_argument("--backend", default="auto", choices=backend_choices())
+    parser.add_argument(
+        "--refine",
+        default="none",
+        choices=REFINE_MODES,
+        help="iterative refinement (paper §3.4; default none)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=iterations,
+        metavar="N",
+        help=f"refinement iterations (default {iterations})",
+    )
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: CPU threads of the ONNX Runtime sessions."""
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="ONNX Runtime CPU threads (default: one per core)"
+    )
+
+
+def runtime_settings(args: argparse.Namespace) -> dict:
+    """The :class:`~ppl_edge.runtime.RuntimeConfig` fields of :func:`add_runtime_flags` (and of
+    :func:`add_threads` where the verb has it), as keyword arguments."""
+    settings = {"backend": args.backend, "refine": args.refine, "iterations": args.iterations}
+    if hasattr(args, "threads"):
+        settings["threads"] = args.threads
+    return settings

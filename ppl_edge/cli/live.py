@@ -16,7 +16,9 @@ examples:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ppl_edge.cli import flags
 from ppl_edge.errors import PplEdgeError
 
 
@@ -33,18 +35,10 @@ def parse_roi(text: str) -> tuple[int, int, int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge live``."""
-    parser.add_argument(
-        "--model",
-        help="export folder, manifest.json, .onnx, .engine or "
-        ".mlpackage (default: the shipped models/ppl-small-humanoid)",
-    )
-    parser.add_argument(
-        "--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "coreml"]
-    )
-    parser.add_argument(
-        "--threads", type=int, metavar="N", help="ONNX Runtime CPU threads (default: one per core)"
-    )
+    from ppl_edge.runtime.config import CROP_MODES
 
+    flags.add_runtime_flags(parser)
+    flags.add_threads(parser)
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, metavar="N", help="camera index (default 0)")
     src.add_argument(
@@ -53,18 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video, image folder/glob, URL, /dev/videoN, csi://N or GStreamer pipeline",
     )
     parser.add_argument(
-        "--refine",
-        default="none",
-        choices=["none", "memory", "image"],
-        help="iterative refinement (paper §3.4)",
-    )
-    parser.add_argument(
-        "--iterations", type=int, default=0, metavar="N", help="refinement iterations (default 0)"
-    )
-    parser.add_argument(
         "--crops",
         default="full",
-        choices=["full", "roi", "motion"],
+        choices=CROP_MODES,
         help="where the subject is: full frame, --roi, or moving regions",
     )
     parser.add_argument("--roi", type=parse_roi, metavar="X,Y,W,H", help="fixed crop in pixels")
@@ -103,22 +88,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the live loop and print its summary."""
-    from ppl_edge.runtime.live import LiveOptions, run_live
+def options(args: argparse.Namespace):
+    """The :class:`~ppl_edge.runtime.live.LiveOptions` of the flags (checked there).
+
+    Raises:
+        PplEdgeError: ``--crops roi`` without ``--roi``, or a setting the options refuse.
+    """
+    from ppl_edge.runtime.live import LiveOptions
 
     if args.crops == "roi" and args.roi is None:
         raise PplEdgeError("--crops roi needs --roi X,Y,W,H")
-    source = args.source if args.source is not None else (args.camera or 0)
-    options = LiveOptions(
-        source=source,
+    return LiveOptions(
+        **flags.runtime_settings(args),
+        source=args.source if args.source is not None else (args.camera or 0),
         model=args.model,
-        backend=args.backend,
-        refine=args.refine,
-        iterations=args.iterations,
-        crops="roi" if args.roi and args.crops == "full" else args.crops,
+        crops=args.crops,
         roi=args.roi,
-        threads=args.threads,
         smooth=args.smooth,
         min_cutoff=args.min_cutoff,
         beta=args.beta,
@@ -131,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         overlay=not args.no_overlay,
     )
-    from pathlib import Path
 
-    summary = run_live(options)
+
+def run(args: argparse.Namespace) -> int:
+    """Run the live loop and print its summary."""
+    from ppl_edge.runtime.live import run_live
+
+    summary = run_live(options(args))
     print(summary.format())
     for label, path in (("video", args.output), ("jsonl", args.jsonl)):
         if path and Path(path).exists():  # a video with no frame is not created

@@ -75,3 +75,51 @@ def test_estimator_takes_a_config_or_its_fields(tiny_export):
         assert est.config.iterations == 3 and est.config.threads == 1
     with Estimator(tiny_export, backend="onnxruntime", refine="image", iterations=2) as est:
         assert est.config == RuntimeConfig(backend="onnxruntime", refine="image", iterations=2)
+
+
+def test_runtime_verbs_share_one_flag_group():
+    from ppl_edge.cli import build_parser
+    from ppl_edge.cli import live as live_verb
+
+    parser = build_parser()
+    live = parser.parse_args(["live", "--refine", "image", "--iterations", "2", "--roi", "1,2,3,4"])
+    demo = parser.parse_args(["demo"])
+    bench = parser.parse_args(["bench", "--backend", "all", "--iterations", "0-2"])
+    assert (live.backend, live.refine, live.iterations) == ("auto", "image", 2)
+    assert (demo.backend, demo.refine, demo.iterations) == ("auto", "none", 1)  # demo: 1 iteration
+    assert (bench.backend, bench.iterations) == ("all", "0-2")  # lists, parsed by the verb
+    for verb in ("live", "demo"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([verb, "--refine", "dream"])
+    options = live_verb.options(live)
+    assert (options.refine, options.iterations, options.crops) == ("image", 2, "roi")
+
+
+def test_bench_config_checks_its_lists():
+    from ppl_edge.runtime.bench import BenchConfig
+
+    pytest.importorskip("onnxruntime")  # "all" is every backend usable here
+    config = BenchConfig(backends=("all",), refines=("none", "image"), iterations=(0, 2))
+    assert "onnxruntime" in config.backends and "all" not in config.backends
+    with pytest.raises(PplEdgeError, match="unknown refinement mode 'fast'"):
+        BenchConfig(refines=("fast",))
+    with pytest.raises(PplEdgeError, match="unknown backend 'gpu'"):
+        BenchConfig(backends=("gpu",))
+    with pytest.raises(PplEdgeError, match="at least 32x32"):
+        BenchConfig(frame_size=(16, 64))
+    with pytest.raises(PplEdgeError, match="frames must be >= 1"):
+        BenchConfig(frames=0)
+
+
+def test_the_cli_vocabulary_needs_no_numpy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ppl_edge.cli import build_parser; build_parser(); "
+        "import ppl_edge.runtime.config; "
+        "print([m for m in ('numpy', 'cv2', 'torch') if m in sys.modules])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
