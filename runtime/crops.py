@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.motion import Box, MotionCrops, merge_overlapping, square_box
 from ppl_edge.runtime.config import CROP_MODES
 
@@ -82,8 +82,7 @@ def make_cropper(
     """
     if callable(crops):
         return crops
-    if crops not in CROP_MODES:
-        raise PplEdgeError(f"unknown crop mode {crops!r}; choose one of {', '.join(CROP_MODES)}")
+    check_choice(crops, CROP_MODES, "crop mode")
     if crops == "roi" or (crops == "full" and roi is not None):
         if roi is None or len(roi) != 4:
             raise PplEdgeError(f"crop mode 'roi' needs roi=(x, y, w, h), got {roi!r}")

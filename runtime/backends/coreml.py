@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.errors import PplEdgeError, check_choice, require
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
 
 if TYPE_CHECKING:
@@ -121,11 +121,7 @@ class CoreMLBackend(BackendBase):
                 f"the Core ML backend runs only on macOS (this is {sys.platform}); "
                 "use backend 'onnxruntime' with keypoints.onnx here"
             )
-        if compute_units not in _COMPUTE_UNITS:
-            raise PplEdgeError(
-                f"unknown compute units {compute_units!r}; choose one of "
-                f"{', '.join(_COMPUTE_UNITS)}"
-            )
+        check_choice(compute_units, _COMPUTE_UNITS, "compute units")
         ct = require("coremltools", "coreml", "the Core ML backend")
         self.path = Path(path)
         if not self.path.exists():

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.errors import PplEdgeError, check_choice, require
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
 
 if TYPE_CHECKING:
@@ -94,11 +94,7 @@ class OnnxRuntimeBackend(BackendBase):
                 f"unknown ONNX Runtime device {device!r}; choose one of "
                 f"{', '.join(_PROVIDERS)} (or cuda:N)"
             )
-        if optimization not in _OPT_LEVELS:
-            raise PplEdgeError(
-                f"unknown optimisation level {optimization!r}; choose one of "
-                f"{', '.join(_OPT_LEVELS)}"
-            )
+        check_choice(optimization, _OPT_LEVELS, "optimisation level")
         self.path = Path(path)
         if not self.path.is_file():
             raise PplEdgeError(f"ONNX model not found: {self.path}")
