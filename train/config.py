@@ -60,6 +60,9 @@ class TrainConfig:
     eq_rotation: float = 20.0  # max |rotation| of the warp, degrees
     eq_scale: float = 0.1  # scale drawn from [1 - eq_scale, 1 + eq_scale]
     eq_shift: float = 0.15  # max |translation| per axis, in [-1, 1] image units
+    # Mirror half of the equivariance warps and swap the template's left / right joints in the
+    # target (needs model.prior=template:<name>; seed 002's flip augmentation).
+    eq_flip: bool = False
     # DEVIATION(official): optional separation term (Zhang et al. 2018), off in the official code:
     # w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / (2σ²)). Equivariance alone is met by keypoints that sit
     # in one cluster on the torso; this term pushes them apart so links can cover the limbs.
@@ -151,6 +154,10 @@ class TrainConfig:
             raise PplEdgeError(
                 f"mask_warmup_steps={self.mask_warmup_steps} trains on the mask terms only, but "
                 f"w_mask and w_attraction are 0; set w_mask > 0 or mask_warmup_steps=0"
+            )
+        if self.eq_flip and not self.model_config().prior.startswith("template:"):
+            raise PplEdgeError(
+                "eq_flip swaps a template's left / right joints: set model.prior=template:<name>"
             )
         if not 1 <= self.extremities <= 64:
             raise PplEdgeError(f"extremities must be in [1, 64], got {self.extremities}")

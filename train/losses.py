@@ -149,18 +149,25 @@ def link_reg_loss(
 
 
 def equivariance_loss(
-    kpts: torch.Tensor, kpts_warped: torch.Tensor, forward: torch.Tensor
+    kpts: torch.Tensor,
+    kpts_warped: torch.Tensor,
+    forward: torch.Tensor,
+    order: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE between the keypoints of a warped image and the warped keypoints of the image.
 
     Args:
         kpts: (B, N, 2) T'(x); kpts_warped: (B, N, 2) T'(warp(x)).
         forward: (B, 2, 3) the warp as a map of [-1, 1] points (p -> R p + t).
+        order: (B, N) long: keypoint k of the warped image is keypoint ``order[b, k]`` of the
+            image (a mirroring warp swaps a template's left / right joints); None: identity.
 
     Returns:
         () mean over B, N and the 2 coordinates; gradients reach both estimates.
     """
     moved = kpts @ forward[:, :, :2].transpose(1, 2) + forward[:, None, :, 2]  # (B, N, 2)
+    if order is not None:
+        moved = torch.gather(moved, 1, order.unsqueeze(-1).expand(-1, -1, 2))
     return F.mse_loss(kpts_warped.float(), moved.float())
 
 
@@ -213,6 +220,7 @@ def training_losses(
     mask: torch.Tensor | None = None,
     link_peak: torch.Tensor | None = None,
     stage: str = "full",
+    warp_order: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every term of one training step and the weighted total.
 
@@ -262,7 +270,9 @@ def training_losses(
     if cfg.w_equivariance > 0:
         if warp is None or "keypoints_warped" not in out:
             raise ValueError("w_equivariance > 0 needs the warp and out['keypoints_warped']")
-        terms["equivariance"] = equivariance_loss(out["keypoints"], out["keypoints_warped"], warp)
+        terms["equivariance"] = equivariance_loss(
+            out["keypoints"], out["keypoints_warped"], warp, warp_order
+        )
         total = total + cfg.w_equivariance * terms["equivariance"]
     if cfg.w_separation > 0:
         terms["separation"] = separation_loss(out["keypoints"], cfg.sep_sigma)

@@ -120,6 +120,38 @@ def random_similarity(
     return theta, forward
 
 
+def mirror_order(model: torch.nn.Module) -> list[int]:
+    """Keypoint k of a mirrored image is keypoint ``order[k]`` of the image: the template
+    prior's left / right swap (seed 002's flip augmentation keeps the sides apart)."""
+    from ppl_edge.templates import template_of
+
+    template = template_of(core_model(model).cfg.prior)
+    if template is None:
+        raise PplEdgeError("eq_flip needs a template prior (model.prior=template:<name>)")
+    return template.swap_permutation()
+
+
+def mirror_warps(
+    theta: torch.Tensor, forward: torch.Tensor, gen: torch.Generator, order: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Compose half of the warps (drawn from ``gen``) with a horizontal mirror x -> -x.
+
+    Returns:
+        theta, forward as :func:`random_similarity`; order (B, N) long: the swap for mirrored
+        samples, the identity for the others.
+    """
+    flip = torch.rand(theta.shape[0], generator=gen) < 0.5
+    sign = torch.where(flip, -1.0, 1.0)
+    theta = theta.clone()
+    forward = forward.clone()
+    theta[:, 0, :] = theta[:, 0, :] * sign[:, None]  # p_in = M(R⁻¹(p_out - t)), M = diag(±1, 1)
+    forward[:, :, 0] = forward[:, :, 0] * sign[:, None]  # p_out = R M p_in + t
+    n = len(order)
+    identity = torch.arange(n)
+    swapped = torch.tensor(order, dtype=torch.long)
+    return theta, forward, torch.where(flip[:, None], swapped, identity)
+
+
 def warp_images(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample (B, 3, H, W) images under ``theta`` (B, 2, 3), reflecting at the borders."""
     grid = F.affine_grid(theta.to(image.dtype), list(image.shape), align_corners=True)
@@ -205,9 +237,12 @@ def train_step(
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     )
-    warped = warp = None
+    warped = warp = order = None
     if cfg.w_equivariance > 0:
         theta, warp = random_similarity(image.shape[0], cfg, gen)
+        if cfg.eq_flip:
+            theta, warp, order = mirror_warps(theta, warp, gen, mirror_order(model))
+            order = order.to(device)
         warped = warp_images(image, theta.to(device))
         warp = warp.to(device)
     with autocast:
@@ -224,6 +259,7 @@ def train_step(
             mask,
             links.peak() if mask is not None else None,
             stage,
+            order,
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:

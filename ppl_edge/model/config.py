@@ -67,7 +67,9 @@ class ModelConfig:
     # 85a996e).
     affine_residual: Literal["none", "identity", "soft_argmax"] = "none"
     # Ablations of paper Table 4: where the keypoint prior and connectivity come from.
-    prior: Literal["memory", "random_frozen"] = "memory"
+    # "memory" (learned, official), "random_frozen" (Table 4 ablation) or "template:<name>" (a
+    # human-made prior with named joints, ppl_edge/templates: keypoint k is joint k).
+    prior: str = "memory"
     connectivity: Literal["learned", "random_frozen"] = "learned"
     seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
 
@@ -84,6 +86,17 @@ class ModelConfig:
                 raise PplEdgeError(f"{name} must be in [1, {cap}], got {value}")
         if not 0.0 < self.mem_decay < 1.0:
             raise PplEdgeError(f"mem_decay must be in (0, 1), got {self.mem_decay}")
+        if not self.prior.startswith("template:"):
+            check_choice(self.prior, ("memory", "random_frozen", "template:<name>"), "prior")
+        else:
+            from ppl_edge.templates import load_template
+
+            template = load_template(self.prior.removeprefix("template:"))
+            if len(template.names) != self.num_keypoints:
+                raise PplEdgeError(
+                    f"prior {self.prior} has {len(template.names)} joints; the model has "
+                    f"num_keypoints={self.num_keypoints} (set model.num_keypoints to match)"
+                )
         if self.link_thickness <= 0:
             raise PplEdgeError(f"link_thickness must be positive, got {self.link_thickness}")
 

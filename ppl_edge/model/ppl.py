@@ -12,6 +12,7 @@ from ppl_edge.model.decoder import ImageDecoder
 from ppl_edge.model.encoder import KeypointEncoder
 from ppl_edge.model.links import Connectivity
 from ppl_edge.model.memory import HierarchicalMemory
+from ppl_edge.templates import template_of
 
 RefineMode = Literal["none", "memory", "image"]
 
@@ -32,11 +33,14 @@ class PoseModel(nn.Module):
         self.decoder = ImageDecoder(cfg)
         self.memory = HierarchicalMemory(cfg)
         self.alpha = nn.Parameter(torch.ones(())) if cfg.use_alpha else None
+        template = template_of(cfg.prior)
         if cfg.prior == "random_frozen":
             gen = torch.Generator().manual_seed(cfg.seed)
             self.register_buffer(
                 "fixed_prior", torch.rand(cfg.num_keypoints, 2, generator=gen) - 0.5
             )
+        elif template is not None:  # a human-made prior: keypoint k is the template's joint k
+            self.register_buffer("fixed_prior", torch.tensor(template.points, dtype=torch.float32))
         else:
             self.fixed_prior = None
 

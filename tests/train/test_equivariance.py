@@ -109,3 +109,42 @@ def test_training_losses_refuse_a_weighted_term_without_its_warp():
     out = model(image, image)
     with pytest.raises(ValueError, match="w_equivariance"):
         training_losses(out, image, TrainConfig(preset="tiny", w_equivariance=1.0), pixel_loss)
+
+
+def test_mirrored_warps_move_content_as_the_forward_map_says_and_swap_the_sides():
+    from ppl_edge.templates import load_template
+    from ppl_edge.train.step import mirror_warps
+
+    cfg = TrainConfig(w_equivariance=1.0, eq_rotation=20.0, eq_scale=0.1, eq_shift=0.1)
+    gen = torch.Generator().manual_seed(5)
+    theta, forward = random_similarity(8, cfg, gen)
+    order = load_template("humanoid").swap_permutation()
+    theta, forward, per_sample = mirror_warps(theta, forward, gen, order)
+    flipped = torch.linalg.det(forward[:, :, :2]) < 0
+    assert 0 < int(flipped.sum()) < 8  # about half are mirrored
+    size = 41
+    img = torch.zeros(8, 3, size, size)
+    img[:, :, 23, 15] = 1.0  # a dot that stays inside the frame under every warp
+    axis = torch.linspace(-1.0, 1.0, size)
+    point = torch.tensor([axis[15], axis[23]])
+    moved = point @ forward[:, :, :2].transpose(1, 2) + forward[:, :, 2]
+    # within a fifth of a pixel (0.05 here): a wrong mirror would be off by ~0.5
+    assert torch.allclose(_centroid(warp_images(img, theta)[:, 0]), moved, atol=1e-2)
+    assert per_sample[flipped].tolist() == [order] * int(flipped.sum())
+    assert per_sample[~flipped].tolist() == [list(range(16))] * int((~flipped).sum())
+    # an exact mirror-equivariant pose: left and right swap under the mirror
+    kpts = torch.tensor(load_template("humanoid").points).expand(8, -1, -1)
+    mirrored = kpts @ forward[:, :, :2].transpose(1, 2) + forward[:, None, :, 2]
+    target = torch.gather(mirrored, 1, per_sample.unsqueeze(-1).expand(-1, -1, 2))
+    assert float(equivariance_loss(kpts, target, forward, per_sample)) < 1e-10
+    assert float(equivariance_loss(kpts, mirrored, forward, per_sample)) > 1e-3
+
+
+def test_eq_flip_needs_a_template_prior():
+    from ppl_edge.errors import PplEdgeError
+
+    with pytest.raises(PplEdgeError, match="model.prior=template"):
+        TrainConfig(eq_flip=True, w_equivariance=1.0)
+    cfg = TrainConfig(preset="tiny", eq_flip=True, w_equivariance=1.0,
+                      model_overrides={"prior": "template:humanoid"})  # fmt: skip
+    assert cfg.model_config().prior == "template:humanoid"
