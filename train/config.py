@@ -63,6 +63,10 @@ class TrainConfig:
     # Mirror half of the equivariance warps and swap the template's left / right joints in the
     # target (needs model.prior=template:<name>; seed 002's flip augmentation).
     eq_flip: bool = False
+    # Semi-supervised (seed 004): the ground truth of a label_fraction share of the training
+    # items supervises the keypoints, w_supervised·MSE(T', labels); needs a template prior.
+    label_fraction: float = 0.0
+    w_supervised: float = 1.0
     # DEVIATION(official): optional separation term (Zhang et al. 2018), off in the official code:
     # w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / (2σ²)). Equivariance alone is met by keypoints that sit
     # in one cluster on the torso; this term pushes them apart so links can cover the limbs.
@@ -154,6 +158,15 @@ class TrainConfig:
             raise PplEdgeError(
                 f"mask_warmup_steps={self.mask_warmup_steps} trains on the mask terms only, but "
                 f"w_mask and w_attraction are 0; set w_mask > 0 or mask_warmup_steps=0"
+            )
+        if not 0 <= self.label_fraction <= 1 or self.w_supervised < 0:
+            raise PplEdgeError(
+                f"need 0 <= label_fraction <= 1 and w_supervised >= 0, got "
+                f"{self.label_fraction} and {self.w_supervised}"
+            )
+        if self.label_fraction > 0 and not self.model_config().prior.startswith("template:"):
+            raise PplEdgeError(
+                "label_fraction supervises named keypoints: set model.prior=template:<name>"
             )
         if self.eq_flip and not self.model_config().prior.startswith("template:"):
             raise PplEdgeError(

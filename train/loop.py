@@ -111,6 +111,7 @@ def progress_text(row: dict[str, Any]) -> str:
         "attraction",
         "coverage",
         "extremity",
+        "supervised",
     ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
     return " ".join(parts) + f" | {row['images_per_s']:.1f} img/s"
@@ -222,6 +223,13 @@ def _setup_model(cfg: TrainConfig, info: DistInfo, ckpt_path: Path, resume_run: 
 def _build_loader(cfg: TrainConfig, info: DistInfo, dataset, img_size: int):
     """(DataLoader, its ResumableSampler, full batches per epoch and rank)."""
     dataset = dataset if dataset is not None else build_train_dataset(cfg, img_size)
+    if cfg.label_fraction > 0:
+        from ppl_edge.templates import template_of
+        from ppl_edge.train.supervision import LabelledShare
+
+        dataset = LabelledShare(dataset, template_of(cfg.model_config().prior),
+                                cfg.label_fraction, cfg.seed)  # fmt: skip
+        log.info("semi-supervised: %d of %d items labelled", len(dataset.labelled), len(dataset))
     _check_dataset(dataset, img_size, cfg)
     sampler = ResumableSampler(dataset, info, seed=cfg.seed)
     per_epoch = sampler.num_samples // cfg.batch_size

@@ -30,6 +30,7 @@ from ppl_edge.train.mask_losses import (  # noqa: F401  (re-exported: one place 
     mask_weight_map,
     skeleton_mask_loss,
 )
+from ppl_edge.train.supervision import supervised_loss
 
 ReconFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -221,6 +222,7 @@ def training_losses(
     link_peak: torch.Tensor | None = None,
     stage: str = "full",
     warp_order: torch.Tensor | None = None,
+    supervision: list | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every term of one training step and the weighted total.
 
@@ -267,6 +269,9 @@ def training_losses(
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")
         terms["link_reg"] = link_reg_loss(out["prior"], out["keypoints"], link_weights, pairs)
         total = total + cfg.w_link_reg * terms["link_reg"]
+    if supervision is not None:
+        terms["supervised"] = supervised_loss(out["keypoints"], *supervision)
+        total = total + cfg.w_supervised * terms["supervised"]
     if cfg.w_equivariance > 0:
         if warp is None or "keypoints_warped" not in out:
             raise ValueError("w_equivariance > 0 needs the warp and out['keypoints_warped']")

@@ -18,6 +18,7 @@ from ppl_edge.errors import PplEdgeError
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.config import TrainConfig
 from ppl_edge.train.losses import ReconFn, perceptual_term, pixel_loss, training_losses
+from ppl_edge.train.supervision import mirror_labels
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,18 @@ def random_hflip(
     Returns:
         ``(image, *others)`` with the same samples flipped in every tensor.
     """
-    flip = (torch.rand(image.shape[0], generator=gen) < 0.5).to(image.device).view(-1, 1, 1, 1)
-    return tuple(t if t is None else torch.where(flip, t.flip(-1), t) for t in (image, *others))
+    return apply_hflip(hflip_draw(image.shape[0], gen).to(image.device), image, *others)
+
+
+def hflip_draw(batch: int, gen: torch.Generator) -> torch.Tensor:
+    """(B,) bool: which samples :func:`random_hflip` flips (probability 0.5 each)."""
+    return torch.rand(batch, generator=gen) < 0.5
+
+
+def apply_hflip(flip: torch.Tensor, *tensors: torch.Tensor | None) -> tuple:
+    """Flip the samples ``flip`` (B,) marks in every (B, C, H, W) tensor (None passes through)."""
+    f = flip.view(-1, 1, 1, 1)
+    return tuple(t if t is None else torch.where(f, t.flip(-1), t) for t in tensors)
 
 
 def block_mask(
@@ -127,7 +138,9 @@ def mirror_order(model: torch.nn.Module) -> list[int]:
 
     template = template_of(core_model(model).cfg.prior)
     if template is None:
-        raise PplEdgeError("eq_flip needs a template prior (model.prior=template:<name>)")
+        raise PplEdgeError(
+            "eq_flip and label_fraction need a template prior (model.prior=template:<name>)"
+        )
     return template.swap_permutation()
 
 
@@ -189,6 +202,33 @@ def core_model(model: torch.nn.Module) -> PoseModel:
     return getattr(model, "module", model)
 
 
+def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator, device):
+    """(image, reference frame or None, mask or None, [labels, weights] or None) on ``device``,
+    randomly flipped together (labels mirrored with the template's left / right swap)."""
+    image = batch["image"].to(device, non_blocking=True)
+    ref = batch.get("reference")
+    ref = (
+        ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
+    )
+    mask = None
+    if cfg.uses_masks:
+        if "mask" not in batch:
+            raise PplEdgeError(
+                f"mask supervision (w_mask / w_attraction > 0) needs a 'mask' per item, but "
+                f"{cfg.data!r} gives {sorted(batch)}; set w_mask=0 w_attraction=0"
+            )
+        mask = batch["mask"].to(device, non_blocking=True)
+    sup = None
+    if cfg.label_fraction > 0 and "sup_joints" in batch:
+        sup = [batch["sup_joints"].to(device), batch["sup_weight"].to(device)]
+    if cfg.hflip:
+        flip = hflip_draw(image.shape[0], gen).to(device)
+        image, ref, mask = apply_hflip(flip, image, ref, mask)
+        if sup is not None:
+            sup[0] = mirror_labels(sup[0], flip, mirror_order(model))
+    return image, ref, mask, sup
+
+
 def train_step(
     model: torch.nn.Module,
     batch: dict[str, torch.Tensor],
@@ -215,21 +255,7 @@ def train_step(
         every loss term as a detached () tensor (``total`` included); no host sync happens here.
     """
     device = next(model.parameters()).device
-    image = batch["image"].to(device, non_blocking=True)
-    ref = batch.get("reference")
-    ref = (
-        ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
-    )
-    mask = None
-    if cfg.uses_masks:
-        if "mask" not in batch:
-            raise PplEdgeError(
-                f"mask supervision (w_mask / w_attraction > 0) needs a 'mask' per item, but "
-                f"{cfg.data!r} gives {sorted(batch)}; set w_mask=0 w_attraction=0"
-            )
-        mask = batch["mask"].to(device, non_blocking=True)
-    if cfg.hflip:
-        image, ref, mask = random_hflip(image, ref, mask, gen=gen)
+    image, ref, mask, sup = _batch_on_device(model, batch, cfg, gen, device)
     stage = cfg.stage(step)
     set_stage_lr(optimizer, cfg, stage)
     reference = make_reference(image, ref, cfg, gen) if stage == "full" else None
@@ -260,6 +286,7 @@ def train_step(
             links.peak() if mask is not None else None,
             stage,
             order,
+            sup,
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:

@@ -39,6 +39,7 @@ _FLAG_FIELDS = {
     "reference": "reference",
     "hflip": "hflip",
     "threads": "cpu_threads",
+    "label_fraction": "label_fraction",
 }
 
 
@@ -95,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, help="intra-op CPU threads (default: torch's; fewer on a busy CPU)"
     )
     parser.add_argument("--seed", type=int, help="seed of weights, data order, masks and flips")
+    parser.add_argument(
+        "--label-fraction",
+        type=float,
+        help="semi-supervised: share of the training items whose ground truth supervises the "
+        "keypoints (needs --set model.prior=template:<name>)",
+    )
     parser.add_argument("--ckpt-interval", type=int, help="steps between checkpoints")
     parser.add_argument("--log-interval", type=int, help="steps between metrics rows")
     parser.add_argument(
