@@ -82,3 +82,24 @@ def test_a_semi_supervised_run_pulls_the_keypoints_to_the_labels(tmp_path):
     sup = [r["supervised"] for r in rows]
     assert len(sup) == 12 and all(v >= 0 for v in sup)
     assert sum(sup[-3:]) < sum(sup[:3])  # the labelled keypoints move towards their labels
+
+
+def test_eval_scores_a_template_models_named_joints_without_regression(tmp_path, capsys):
+    from ppl_edge.checkpoint import model_tensors, save_checkpoint
+    from ppl_edge.cli import main
+    from ppl_edge.config_utils import to_dict
+    from ppl_edge.model.ppl import PoseModel
+
+    cfg = TrainConfig(preset="tiny", model_overrides={"prior": "template:humanoid"})
+    model = PoseModel(cfg.model_config())
+    ckpt = tmp_path / "template.safetensors"
+    save_checkpoint(ckpt, model_tensors(model), to_dict(model.cfg), {})
+    args = ["eval", "--checkpoint", str(ckpt), "--n-fit", "40", "--n-test", "20",
+            "--iterations", "0", "--out", str(tmp_path / "eval")]  # fmt: skip
+    assert main(args) == 0
+    assert "named joints (16, no regression)" in capsys.readouterr().out
+    import json
+
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["named_error_per_joint"]) == set(load_template("humanoid").names)
+    assert metrics["named_error_swap_aligned"] <= metrics["named_error"]

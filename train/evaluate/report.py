@@ -84,6 +84,12 @@ class EvalReport:
                 f"on the figure (mask dilated 1 px): keypoints {pct(m['keypoints_on_figure'])}, "
                 f"skeleton length {pct(m['skeleton_on_figure'])} ({len(self.edges)} edges)"
             )
+        if "named_error" in m:
+            lines.append(
+                f"named joints ({len(m['named_joints'])}, no regression): error "
+                f"{100 * m['named_error']:.2f} % of image, "
+                f"{100 * m['named_error_swap_aligned']:.2f} after left/right alignment, PCK@0.1 {100 * m['named_pck']:.1f}%"
+            )
         if self.occlusion is not None:
             lines.append(self.occlusion.to_markdown().rstrip("\n"))
         return lines
@@ -116,6 +122,50 @@ def _measure(cfg: EvalConfig, model, device: str):
     return metrics, test_pred, occ
 
 
+def named_metrics(model, cfg: EvalConfig, pred) -> dict:
+    """Error of the model's *named* joints against the ground truth of the same names, with no
+    regression: a template prior's keypoints, or the map ``ppl-edge name`` stored. Strict (no
+    left / right swap) and after the protocol's per-image swap alignment; % of the image, PCK@0.1.
+
+    Returns:
+        {} when the model names no joints or the data does not name them.
+    """
+    import numpy as np
+
+    from ppl_edge.templates import template_of
+    from ppl_edge.train.data import build_dataset
+    from ppl_edge.train.evaluate.common import swap_joints
+    from ppl_edge.train.naming import load_joint_map
+
+    template, jmap = template_of(model.cfg.prior), load_joint_map(cfg.checkpoint)
+    if (template is None and jmap is None) or pred.gt is None:
+        return {}
+    kp = pred.keypoints[0]  # (S, N, 2) in [0, 1]
+    if jmap is not None:
+        names, joints = jmap.names, (jmap.apply(kp * 2 - 1) + 1) / 2
+    else:
+        names, joints = template.names, kp
+    data = build_dataset(cfg.data, model.cfg.img_size, split="test", seed=cfg.seed, length=1,
+                         **cfg.data_options)  # fmt: skip
+    have = list(getattr(data, "joint_names", ()) or ())
+    if not set(names) <= set(have):
+        log.warning("the data names no joints %s...: no named-joint error", list(names)[:3])
+        return {}
+    gt = pred.gt[:, [have.index(n) for n in names]]
+    pairs = [(i, names.index("r_" + n[2:])) for i, n in enumerate(names)
+             if n.startswith("l_") and "r_" + n[2:] in names]  # fmt: skip
+    d = np.linalg.norm(joints - gt, axis=-1)  # (S, J)
+    ds = np.linalg.norm(joints - swap_joints(gt, pairs), axis=-1)
+    aligned = np.where((ds.mean(1) < d.mean(1))[:, None], ds, d)
+    return {
+        "named_joints": list(names),
+        "named_error": float(d.mean()),
+        "named_error_swap_aligned": float(aligned.mean()),
+        "named_pck": float((d < 0.1).mean()),
+        "named_error_per_joint": {n: round(100 * float(v), 3) for n, v in zip(names, d.mean(0))},
+    }
+
+
 def evaluate_to_folder(cfg: EvalConfig) -> EvalReport:
     """Evaluate ``cfg.checkpoint`` on ``cfg.data`` and write the metrics and pictures to
     ``cfg.out``.
@@ -142,6 +192,7 @@ def evaluate_to_folder(cfg: EvalConfig) -> EvalReport:
     edges = edges_from_weights(model.connectivity.matrix().detach().cpu().numpy())
     metrics, test_pred, occ = _measure(cfg, model, device)
     metrics = {"checkpoint": str(cfg.checkpoint), "data": cfg.data, **metrics}
+    metrics.update(named_metrics(model, cfg, test_pred))
     if occ is not None:
         metrics["occlusion"] = occ.to_json()
     out = Path(cfg.out)
