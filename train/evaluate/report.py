@@ -88,7 +88,8 @@ class EvalReport:
             lines.append(
                 f"named joints ({len(m['named_joints'])}, no regression): error "
                 f"{100 * m['named_error']:.2f} % of image, "
-                f"{100 * m['named_error_swap_aligned']:.2f} after left/right alignment, PCK@0.1 {100 * m['named_pck']:.1f}%"
+                f"{100 * m['named_error_swap_aligned']:.2f} after left/right alignment, "
+                f"PCK@0.1 {100 * m['named_pck']:.1f}%"
             )
         if self.occlusion is not None:
             lines.append(self.occlusion.to_markdown().rstrip("\n"))
