@@ -187,7 +187,5 @@ def strip_to_weights(src: str | Path, dst: str | Path) -> None:
     meta = read_metadata(src)
     state = meta["train_state"]
     keep = {k: state[k] for k in ("step", "epoch", "train_config", "git_sha") if k in state}
-    tensors = {
-        k: v for k, v in load_tensors(src).items() if k.startswith(("model.", "joints."))
-    }
+    tensors = {k: v for k, v in load_tensors(src).items() if k.startswith(("model.", "joints."))}
     save_checkpoint(dst, tensors, meta["model_config"], keep, meta.get("joints"))
