@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,6 +127,16 @@ class KeypointEncoder(nn.Module):
             keypoints = keypoints + prior
         elif self.residual == "soft_argmax":
             keypoints = keypoints + prob @ self.grid  # (B, N, G) @ (G, 2)
-        entropy = -(prob * torch.log(prob.clamp_min(1e-12))).sum(-1)  # (B, N)
-        confidence = 1.0 - entropy / torch.log(torch.tensor(float(prob.shape[-1])))
+        confidence = 1.0 - normalised_entropy(prob)
         return {"keypoints": keypoints, "affine": affine, "confidence": confidence}
+
+
+def normalised_entropy(prob: torch.Tensor) -> torch.Tensor:
+    """Entropy of each attention map over its G cells, divided by log G: (B, N, G) -> (B, N).
+
+    ``p·log p`` with ``0·log 0 = 0`` exactly, in any precision: a clamp at 1e-12 is 0 in FP16, and
+    0·log 0 NaN, for the entries that underflow in an FP16 engine or Core ML model.
+    """
+    safe = torch.where(prob > 0, prob, torch.ones_like(prob))
+    entropy = -(prob * torch.log(safe)).sum(-1)
+    return entropy / math.log(prob.shape[-1])

@@ -125,3 +125,23 @@ def test_ablation_random_frozen_prior_and_links():
 def test_preset_parameter_counts(name, expected):
     # base = the official model: 7.79 M φ_enc + head, 17.97 M φ_dec, 2.41 M memory, 257 W + α.
     assert count_parameters(PoseModel(preset(name))) == expected
+
+
+def test_confidence_is_finite_when_fp16_attention_underflows():
+    """Issue: FP16 engines saw NaN confidence (0·log 0) where softmax entries underflow."""
+    from ppl_edge.model.encoder import normalised_entropy
+
+    prob = torch.zeros(1, 2, 256, dtype=torch.float16)
+    prob[0, 0, 3] = 1.0  # one peak: the other 255 entries are exact zeros
+    prob[0, 1] = 1.0 / 256  # uniform
+    ent = normalised_entropy(prob)
+    assert torch.isfinite(ent).all()
+    assert ent[0, 0] == 0 and abs(float(ent[0, 1]) - 1.0) < 1e-2
+    old = -(prob * torch.log(prob.clamp_min(1e-12))).sum(-1)  # the former formula
+    assert torch.isnan(old[0, 0])
+    model = PoseModel(preset("tiny")).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        full = model.keypoint_path(x)["confidence"]
+        half = model.half().keypoint_path(x.half())["confidence"]
+    assert torch.isfinite(half).all() and (half.float() - full).abs().max() < 5e-3
