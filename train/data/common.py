@@ -17,6 +17,8 @@ import torch
 from ppl_edge.coords import px_to_norm
 from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.fileio import IMAGE_SUFFIXES, list_images  # noqa: F401  (re-exported)
+from ppl_edge.manifest import InputSpec
+from ppl_edge.preprocess import normalise
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,12 @@ def read_mask(path: str | Path, size: int) -> torch.Tensor:
     return binary_mask(gray, size)
 
 
+MODEL_INPUT = InputSpec()  # the normalisation every model trains with (and its manifest states)
+
+
 def image_to_tensor(bgr: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB in [-1, 1]: ``(x / 255 - 0.5) / 0.5``."""
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1))
-    return torch.from_numpy(rgb).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(normalise(np.ascontiguousarray(bgr)[None], MODEL_INPUT)[0])
 
 
 def rescale_px(

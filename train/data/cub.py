@@ -15,7 +15,12 @@ import numpy as np
 import torch
 
 from ppl_edge.errors import PplEdgeError, check_choice, require
-from ppl_edge.train.data.common import SkippingDataset, UnreadableItem, check_split
+from ppl_edge.train.data.common import (
+    SkippingDataset,
+    UnreadableItem,
+    check_split,
+    image_to_tensor,
+)
 
 NUM_JOINTS = 15
 SUBSETS = ("train", "val", "test", "test001", "test002", "test003")
@@ -138,7 +143,7 @@ class CUBDataset(SkippingDataset):
                 (self.img_size, self.img_size),
                 interpolation=cv2.INTER_AREA if rgb.shape[0] > self.img_size else cv2.INTER_LINEAR,
             )
-        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 127.5 - 1.0
+        image = image_to_tensor(np.ascontiguousarray(rgb[..., ::-1]))  # RGB -> BGR -> model
         return {
             "image": image,
             "keypoints": torch.from_numpy(rowcol01_to_xy_norm(kp)),
