@@ -265,3 +265,12 @@ def test_foreign_safetensors_files_are_refused(tmp_path, capsys):
     ckpt = _forged(tmp_path / "other.safetensors", {"format": "something"})
     assert main(["prior", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]) == 1
     _one_line_error(capsys, "not a ppl-edge checkpoint", FORMAT)
+
+
+def test_output_piped_into_a_closed_reader_is_not_a_traceback(tmp_path):
+    """`ppl-edge ... | head -1`: the reader closes the pipe early."""
+    code = ("import sys; from ppl_edge.cli import main; sys.exit(main(['data', 'show', "
+            "'--help']))")  # fmt: skip
+    proc = subprocess.run(f"{sys.executable} -c \"{code}\" | head -c 10", shell=True,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
