@@ -31,6 +31,24 @@ VERBS = {
 }
 
 
+# an optional package a verb may import -> the extra that installs it
+EXTRAS = {
+    "cv2": "opencv",
+    "torch": "train",
+    "safetensors": "train",
+    "onnx": "convert",
+    "onnxscript": "convert",
+    "onnxsim": "convert",
+    "onnxruntime": "onnxruntime",
+    "coremltools": "coreml",
+    "tensorrt": "trt",
+    "pycuda": "trt",
+}
+EXTRA_HINTS = {
+    "opencv": " (on a Jetson use JetPack's OpenCV instead: sudo apt install python3-opencv)",
+}
+
+
 def _load(verb: str):
     return importlib.import_module(f"ppl_edge.cli.{VERBS[verb]}")
 
@@ -93,6 +111,15 @@ def _main(argv: list[str] | None) -> int:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
+        print(f"FAILED | {time.perf_counter() - start:.1f} s | {command}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None or args.debug:
+            raise
+        hint = EXTRA_HINTS.get(extra, "")
+        message = f"this needs the Python package '{err.name}', which is not installed"
+        print(f"error: {message}: pip install 'ppl-edge[{extra}]'{hint}", file=sys.stderr)
         print(f"FAILED | {time.perf_counter() - start:.1f} s | {command}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

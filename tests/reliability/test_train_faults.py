@@ -274,3 +274,12 @@ def test_output_piped_into_a_closed_reader_is_not_a_traceback(tmp_path):
     proc = subprocess.run(f"{sys.executable} -c \"{code}\" | head -c 10", shell=True,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_a_missing_optional_package_names_its_extra(tmp_path):
+    code = ("import sys; sys.modules['cv2'] = None; from ppl_edge.cli import main; "
+            "sys.exit(main(['live', '--source', 'x.mp4']))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "pip install 'ppl-edge[opencv]'" in proc.stderr and "python3-opencv" in proc.stderr
