@@ -10,7 +10,8 @@ with ``torch.jit.trace`` and converted by coremltools (toolchain.md §2):
 - the network computes in FP16, the lookup in FP32: in FP16 about 0.4 % of argmins flip on random
   queries (toolchain.md §2), so the ops between the codebook and the gathers are kept out of the
   FP16 pass;
-- ``user_defined_metadata`` holds the keypoint names, skeleton edges and the manifest (JSON).
+- ``user_defined_metadata`` holds the keypoint names, skeleton edges and the manifest (JSON);
+- a named model (:mod:`ppl_edge.convert.joints`) has one more output, ``joints`` (1, J, 2).
 
 On Linux the package can be built and inspected but not run; :func:`check_package` does the Linux
 checks and :func:`verify_coreml` adds prediction parity on macOS.
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ppl_edge.convert.onnx_export import KEYPOINT_OUTPUTS, KeypointGraph
+from ppl_edge.convert.onnx_export import KeypointGraph, keypoint_outputs
 from ppl_edge.convert.verify import TOLERANCES, Check, compare_keypoints, torch_keypoints
 from ppl_edge.errors import PplEdgeError, require
 
@@ -99,17 +100,18 @@ def lookup_op_selector(codebook: np.ndarray) -> Callable[[Any], bool]:
     return select_fp16
 
 
-def convert_model(model, metadata: dict[str, str] | None = None):
+def convert_model(model, metadata: dict[str, str] | None = None, joint_map=None):
     """Convert a PoseModel's keypoint path to a Core ML mlprogram (batch 1, ImageType input).
 
     Returns:
-        coremltools.models.MLModel with outputs ``KEYPOINT_OUTPUTS`` (float32; ids int32).
+        coremltools.models.MLModel with outputs ``KEYPOINT_OUTPUTS`` (float32; ids int32), and
+        ``joints`` when ``joint_map`` (2N + 1, 2J) is given.
     """
     import torch
 
     ct = import_coremltools()
     size = model.cfg.img_size
-    graph = KeypointGraph(model.eval()).eval()
+    graph = KeypointGraph(model.eval(), joint_map).eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch 2.13
         traced = torch.jit.trace(graph, torch.zeros(1, 3, size, size))
@@ -122,7 +124,7 @@ def convert_model(model, metadata: dict[str, str] | None = None):
     )
     outputs = [
         ct.TensorType(name=n, dtype=np.int32 if n == "prototype_ids" else np.float32)
-        for n in KEYPOINT_OUTPUTS
+        for n in keypoint_outputs(graph.named)
     ]
     precision = ct.transform.FP16ComputePrecision(
         op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy())
@@ -148,11 +150,13 @@ def convert_model(model, metadata: dict[str, str] | None = None):
 
 
 def coreml_metadata(manifest: dict) -> dict[str, str]:
-    """user_defined_metadata: keypoint names, skeleton edges and the manifest, as JSON strings."""
+    """user_defined_metadata: keypoint names, skeleton edges, [joint names,] the manifest (JSON)."""
     core = {k: v for k, v in manifest.items() if k != "artifacts"}
+    named = {"joint_names": json.dumps(manifest["joints"]["names"])} if "joints" in manifest else {}
     return {
         "keypoint_names": json.dumps(manifest["keypoints"]["names"]),
         "skeleton_edges": json.dumps(manifest["skeleton"]["edges"]),
+        **named,
         "manifest": json.dumps(core),
     }
 
@@ -215,10 +219,12 @@ def write_package(source, config) -> Path:
         precision="fp16",
         artifacts={},
         tools={},
+        joints=source.joints,
     )
     manifest["tools"] = {**manifest.get("tools", {}), **tool_versions("torch", "coremltools")}
     with staged_output(out) as staging:
-        mlmodel = convert_model(model, coreml_metadata(manifest))
+        joint_map = source.joints.matrix if source.joints is not None else None
+        mlmodel = convert_model(model, coreml_metadata(manifest), joint_map)
         package = staging / PACKAGE_NAME
         mlmodel.save(str(package))
         manifest["artifacts"]["coreml"] = {"file": PACKAGE_NAME, "sha256": sha256_path(package)}
@@ -290,6 +296,8 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
         "prototype_distances": (1, m),
         "confidence": (1, n),
     }
+    if "joints" in manifest:
+        want["joints"] = (1, manifest["joints"]["count"], 2)
     problems = []
     image = {f.name: f for f in spec.description.input}.get("image")
     size = (manifest["input"]["height"], manifest["input"]["width"])
@@ -305,6 +313,8 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
         problems.append("metadata keypoint_names differ from the manifest")
     if json.loads(meta.get("skeleton_edges", "null")) != manifest["skeleton"]["edges"]:
         problems.append("metadata skeleton_edges differ from the manifest")
+    if json.loads(meta.get("joint_names", "null")) != manifest.get("joints", {}).get("names"):
+        problems.append("metadata joint_names differ from the manifest")
     codebook = model.memory.codebook.detach().cpu().numpy().astype(np.float32)
     errors = [
         float(np.abs(v.reshape(codebook.shape) - codebook).max())
@@ -357,8 +367,9 @@ def predict(package: str | Path, images) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in outs.items()}
 
 
-def verify_coreml(model, folder: str | Path, images) -> list[Check]:
-    """Linux checks of ``folder``'s Core ML package, plus prediction parity on macOS."""
+def verify_coreml(model, folder: str | Path, images, joints=None) -> list[Check]:
+    """Linux checks of ``folder``'s Core ML package, plus prediction parity on macOS (its
+    ``joints`` output too, against ``joints``, the checkpoint's NamedJoints, when given)."""
     from ppl_edge.convert.manifest import read_manifest
 
     folder = Path(folder)
@@ -373,7 +384,7 @@ def verify_coreml(model, folder: str | Path, images) -> list[Check]:
             compare_keypoints(
                 f"{package.name} vs torch",
                 predict(package, images),
-                torch_keypoints(model, quantised),
+                torch_keypoints(model, quantised, joints=joints),
                 COREML_TOLERANCES["keypoints_atol"],
                 COREML_TOLERANCES["id_agreement"],
                 COREML_TOLERANCES["distance_rtol"],

@@ -26,4 +26,4 @@ class CoreMLExporter(Exporter):
     def verify(self, source: ExportSource, folder: Path, images) -> list:
         from ppl_edge.convert.coreml import verify_coreml
 
-        return verify_coreml(source.model, folder, images)
+        return verify_coreml(source.model, folder, images, joints=source.joints)

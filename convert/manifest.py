@@ -103,6 +103,7 @@ def build_manifest(
     precision: str,
     artifacts: dict[str, Path],
     tools: dict[str, str],
+    joints=None,
 ) -> dict[str, Any]:
     """Assemble the manifest of an export.
 
@@ -118,11 +119,14 @@ def build_manifest(
         artifacts: role ("keypoints", "refine", "keypoints_trt", "coreml", ...) -> file in the
             staging folder; each gets its file name and sha256.
         tools: tool -> version.
+        joints: the named joints (:class:`~ppl_edge.named_joints.NamedJoints`), listed as the
+            ``joints`` section; None: no section. A template prior names the keypoints too.
 
     Returns:
         The manifest as a JSON-ready dict.
     """
     from ppl_edge import __version__
+    from ppl_edge.convert.joints import keypoint_names
 
     cfg = model.cfg
     n = cfg.num_keypoints
@@ -133,8 +137,9 @@ def build_manifest(
         "ppl_edge_version": __version__,
         "model": {"name": name, "preset": preset, "checkpoint_sha256": checkpoint_sha256},
         "input": InputSpec.square(cfg.img_size).to_dict(),
-        "keypoints": {"count": n, "names": [f"kp{i:02d}" for i in range(n)], "coords": "xy_norm"},
+        "keypoints": {"count": n, "names": keypoint_names(model), "coords": "xy_norm"},
         "skeleton": skeleton_from_model(model),
+        **({"joints": joints.section()} if joints is not None else {}),
         "memory": {
             "banks": banks,
             "entries": entries,

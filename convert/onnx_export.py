@@ -11,6 +11,10 @@ for the tiny preset), which only matters once per export.
 The prior T is computed once from the memory and held as a buffer of the export module, so the
 distillation (decoder over the codebook means) is not in the graph and its embedding emb(T) is
 folded to a constant.
+
+A model with named joints (:mod:`ppl_edge.convert.joints`) gets one more keypoint-graph output,
+``joints`` (B, J, 2) = ``[keypoints_flat, 1] @ M``: one MatMul and one Add on the keypoints; without
+names the graph is exactly the one before joints existed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +47,7 @@ KEYPOINT_OUTPUTS = (
 )
 REFINE_INPUTS = ("image", "keypoints")
 REFINE_OUTPUTS = ("reconstruction",)
+JOINT_OUTPUT = "joints"  # (B, J, 2), only when the model names its joints
 MEMORY_INPUTS = ("keypoints",)
 MEMORY_OUTPUTS = ("keypoints_refined", "prototype_ids", "prototype_distances")
 MAX_BATCH = 64  # upper bound of the dynamic batch dimension
@@ -61,35 +67,55 @@ FLAVOUR_ROLES = {
 _SKIPPED_OPTIMIZERS = ["fuse_matmul_add_bias_into_gemm", "fuse_matmul_add_bias_into_gemm_batched"]
 
 
+def keypoint_outputs(named: bool) -> tuple[str, ...]:
+    """The keypoint graph's outputs: :data:`KEYPOINT_OUTPUTS`, plus ``joints`` when ``named``."""
+    return KEYPOINT_OUTPUTS + ((JOINT_OUTPUT,) if named else ())
+
+
 class KeypointGraph(nn.Module):
-    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids, distances.
+    """``keypoints.onnx``: image -> keypoints, memory-refined keypoints, prototype ids, distances
+    (and named joints when ``joint_map`` is given).
 
     Wraps :meth:`PoseModel.keypoint_path` with the prior T precomputed as a buffer.
+
+    Args:
+        joint_map: (2N + 1, 2J) ``joints = [keypoints_flat, 1] @ joint_map``, or None (no output).
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, joint_map=None):
         super().__init__()
         self.model = model
         self.register_buffer("prior", model.prior().detach().clone())  # (N, 2)
+        self.named = joint_map is not None
+        if self.named:  # buffers only when named: an unnamed graph stays byte-identical
+            matrix = torch.from_numpy(np.array(joint_map, dtype=np.float32))
+            self.register_buffer("joint_weight", matrix[:-1].clone())  # (2N, 2J)
+            self.register_buffer("joint_bias", matrix[-1].clone())  # (2J,)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """image: (B, 3, H, W) float32 in [-1, 1].
 
         Returns:
             keypoints (B, N, 2), keypoints_refined (B, N, 2), prototype_ids (B, M) int32,
-            prototype_distances (B, M), confidence (B, N); keypoints xy in [-1, 1].
+            prototype_distances (B, M), confidence (B, N), [joints (B, J, 2) when named];
+            keypoints xy in [-1, 1].
         """
         out = self.model.keypoint_path(image, self.prior)
         ids = out["prototype_ids"].to(
             torch.int32
         )  # int32: what TensorRT and Core ML carry natively
-        return (
+        result = (
             out["keypoints"],
             out["keypoints_refined"],
             ids,
             out["prototype_distances"],
             out["confidence"],
         )
+        if not self.named:
+            return result
+        kpts = out["keypoints"]
+        joints = kpts.reshape(kpts.shape[0], -1) @ self.joint_weight + self.joint_bias
+        return (*result, joints.reshape(kpts.shape[0], -1, 2))
 
 
 class RefineGraph(nn.Module):
@@ -233,9 +259,15 @@ def lookup_helpers():
 
 
 def build_keypoint_graph(
-    model: nn.Module, flavour: str, opset: int, dynamic_batch: bool, simplify: bool = True
+    model: nn.Module,
+    flavour: str,
+    opset: int,
+    dynamic_batch: bool,
+    simplify: bool = True,
+    joint_map=None,
 ) -> tuple[Any, dict]:
-    """Export ``keypoints.onnx`` (flavour "portable") or ``keypoints_trt.onnx`` ("plugin").
+    """Export ``keypoints.onnx`` (flavour "portable") or ``keypoints_trt.onnx`` ("plugin"), with
+    the ``joints`` output when ``joint_map`` (2N + 1, 2J) is given.
 
     Returns:
         (onnx.ModelProto, stats {"nodes_exported", "nodes_simplified"}).
@@ -245,13 +277,14 @@ def build_keypoint_graph(
     size = model.cfg.img_size
     example = (torch.zeros(2 if dynamic_batch else 1, 3, size, size),)
     label = FILES["keypoints" if flavour == "portable" else "keypoints_trt"]
-    graph = KeypointGraph(model).eval()
+    graph = KeypointGraph(model, joint_map).eval()
+    outputs = keypoint_outputs(graph.named)
     if flavour == "portable":
-        proto = export_graph(graph, example, ("image",), KEYPOINT_OUTPUTS, opset, dynamic_batch)
+        proto = export_graph(graph, example, ("image",), outputs, opset, dynamic_batch)
     else:
         helpers = lookup_helpers()
         with lookup_impl("plugin"):
-            proto = export_graph(graph, example, ("image",), KEYPOINT_OUTPUTS, opset, dynamic_batch)
+            proto = export_graph(graph, example, ("image",), outputs, opset, dynamic_batch)
         # The model-local function lets plain ONNX Runtime (and onnxsim's checks) run the node.
         proto = helpers.attach_lookup_function(proto) or proto
     stats = {"nodes_exported": node_count(proto), "nodes_simplified": node_count(proto)}
@@ -335,10 +368,11 @@ def save_proto(proto, path: Path) -> Path:
 
 
 def export_graphs(
-    model: nn.Module, folder: Path, config: ExportConfig
+    model: nn.Module, folder: Path, config: ExportConfig, joint_map=None
 ) -> tuple[dict[str, Path], dict[str, dict]]:
     """Write the ONNX files of ``config.flavour`` into ``folder``, at ``config.opset``, with a
-    dynamic or static batch and simplified or not as ``config`` says.
+    dynamic or static batch and simplified or not as ``config`` says; the keypoint graphs get the
+    ``joints`` output when ``joint_map`` (2N + 1, 2J) is given.
 
     Returns:
         (role -> path, role -> node-count stats).
@@ -355,7 +389,7 @@ def export_graphs(
             else:
                 kind = "portable" if role == "keypoints" else "plugin"
                 proto, stats[role] = build_keypoint_graph(
-                    model, kind, opset, dynamic_batch, simplify
+                    model, kind, opset, dynamic_batch, simplify, joint_map
                 )
             paths[role] = save_proto(proto, folder / FILES[role])
     return paths, stats

@@ -51,7 +51,9 @@ def export_onnx_folder(
     model = source.model.eval()
     reference = distance_reference(model, sample_images(source.data, model.cfg.img_size, 256))
     with staged_output(out) as staging:
-        paths, stats = export_graphs(model, staging, config)
+        joints = source.joints
+        joint_map = joints.matrix if joints is not None else None
+        paths, stats = export_graphs(model, staging, config, joint_map)
         manifest = build_manifest(
             model,
             name=source.name,
@@ -64,6 +66,7 @@ def export_onnx_folder(
             precision="fp32",
             artifacts=paths,
             tools=tools_used(),
+            joints=joints,
         )
         if after is not None:  # may also edit manifest (e.g. the engine's precision)
             extra = after(staging, paths, manifest) or {}
@@ -95,4 +98,4 @@ class OnnxExporter(Exporter):
     def verify(self, source: ExportSource, folder: Path, images) -> list:
         from ppl_edge.convert.verify import verify_onnx
 
-        return verify_onnx(source.model, folder, images)
+        return verify_onnx(source.model, folder, images, joints=source.joints)

@@ -21,7 +21,9 @@ class ExportSource:
     model: PoseModel in eval mode; name: e.g. "ppl-small-humanoid"; preset: "tiny"/"small"/"base"
     or "custom"; checkpoint_sha256: of the checkpoint file (of the serialised state dict for an
     in-memory model); data: dataset spec of the training category (for
-    ``memory.distance_reference``).
+    ``memory.distance_reference``); joints: the named joints
+    (:class:`~ppl_edge.named_joints.NamedJoints`: a stored ``ppl-edge name`` map or a template
+    prior's identity), None when the model names none.
     """
 
     model: Any
@@ -29,6 +31,7 @@ class ExportSource:
     preset: str
     checkpoint_sha256: str
     data: str
+    joints: Any = None
 
 
 def _preset_of(cfg) -> str:
@@ -60,6 +63,7 @@ def load_source(
         PplEdgeError: the checkpoint is missing or not a ppl-edge checkpoint.
     """
     from ppl_edge.checkpoint import load_model, model_tensors
+    from ppl_edge.convert.joints import checkpoint_joints, template_joints
 
     if isinstance(model_or_checkpoint, (str, Path)):
         path = Path(model_or_checkpoint)
@@ -67,6 +71,7 @@ def load_source(
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         found = _data_of(meta.get("train_state", {}))
         default_name = path.stem
+        joints = checkpoint_joints(path, model)
     elif hasattr(model_or_checkpoint, "keypoint_path"):
         from safetensors.torch import save
 
@@ -74,10 +79,16 @@ def load_source(
         tensors = {k: v.detach().contiguous().cpu() for k, v in model_tensors(model).items()}
         digest = hashlib.sha256(save(tensors)).hexdigest()
         found, default_name = None, f"ppl-{_preset_of(model.cfg)}"
+        joints = template_joints(model)
     else:
         raise PplEdgeError(
             f"expected a PoseModel or a checkpoint path, got {type(model_or_checkpoint).__name__}"
         )
     return ExportSource(
-        model, name or default_name, _preset_of(model.cfg), digest, data or found or DEFAULT_DATA
+        model,
+        name or default_name,
+        _preset_of(model.cfg),
+        digest,
+        data or found or DEFAULT_DATA,
+        joints,
     )

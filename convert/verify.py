@@ -6,7 +6,9 @@
   Runtime: identical ids, values within 1e-5;
 - ``refine.onnx`` vs ``PoseModel.refine_image``: within 1e-4;
 - ``memory.onnx`` vs the torch memory, on the model's keypoints and on their memory reconstruction:
-  refined keypoints within 1e-4, identical prototype ids.
+  refined keypoints within 1e-4, identical prototype ids;
+- a named export's ``joints`` output vs the torch keypoints times the manifest's joint map
+  (``[keypoints_flat, 1] @ M``, float64): within 1e-4, like the keypoints.
 
 Each check returns numbers (a :class:`Check`), so the CLI can print them and tests assert on them.
 """
@@ -105,8 +107,9 @@ def run_batched(session, feeds: dict[str, np.ndarray], batch: int = 32) -> dict[
     return {n: np.concatenate(v) for n, v in chunks.items()}
 
 
-def torch_keypoints(model, images, batch: int = 32) -> dict[str, np.ndarray]:
-    """The reference: ``model.keypoint_path`` over ``images`` (S, 3, H, W), as NumPy."""
+def torch_keypoints(model, images, batch: int = 32, joints=None) -> dict[str, np.ndarray]:
+    """The reference: ``model.keypoint_path`` over ``images`` (S, 3, H, W), as NumPy, plus
+    ``joints`` = ``joints.apply(keypoints)`` when ``joints`` (a NamedJoints) is given."""
     import torch
 
     outs: dict[str, list] = {}
@@ -115,7 +118,17 @@ def torch_keypoints(model, images, batch: int = 32) -> dict[str, np.ndarray]:
         for chunk in images.split(batch):
             for k, v in model.keypoint_path(chunk, prior).items():
                 outs.setdefault(k, []).append(v.numpy())
-    return {k: np.concatenate(v) for k, v in outs.items()}
+    ref = {k: np.concatenate(v) for k, v in outs.items()}
+    if joints is not None:
+        ref["joints"] = joints.apply(ref["keypoints"])
+    return ref
+
+
+def _joint_error(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
+    """Largest joint difference; inf when ``got`` lacks the ``joints`` output or its shape."""
+    if "joints" not in got or got["joints"].shape != ref["joints"].shape:
+        return float("inf")
+    return float(np.abs(got["joints"] - ref["joints"]).max(initial=0.0))
 
 
 def compare_keypoints(
@@ -147,34 +160,36 @@ def compare_keypoints(
             np.abs(got["prototype_distances"][same] - dist_ref) / np.maximum(np.abs(dist_ref), 1e-6)
         ).max(initial=0.0)
     )
+    joint_err = _joint_error(got, ref) if "joints" in ref else 0.0
     passed = (
         kp_err <= atol
         and conf_err <= atol
         and ref_err <= atol
         and agreement >= min_agreement
         and dist_err <= dist_rtol
+        and joint_err <= atol
     )
-    return Check(
-        name,
-        {
-            "images": int(ids_ok.shape[0]),
-            "max_keypoint_error": kp_err,
-            "max_refined_error": ref_err,
-            "max_confidence_error": conf_err,
-            "max_distance_rel_error": dist_err,
-            "id_agreement_pct": 100.0 * agreement,
-        },
-        passed,
-    )
+    metrics = {
+        "images": int(ids_ok.shape[0]),
+        "max_keypoint_error": kp_err,
+        "max_refined_error": ref_err,
+        "max_confidence_error": conf_err,
+        "max_distance_rel_error": dist_err,
+        "id_agreement_pct": 100.0 * agreement,
+    }
+    if "joints" in ref:  # a named export: its joints output (B, J, 2) too
+        metrics["max_joint_error"] = joint_err
+    return Check(name, metrics, passed)
 
 
-def verify_keypoints(model, path: Path, images, threads: int = 2) -> Check:
-    """``keypoints.onnx`` on ORT vs the torch reference."""
+def verify_keypoints(model, path: Path, images, threads: int = 2, joints=None) -> Check:
+    """``keypoints.onnx`` on ORT vs the torch reference (and its ``joints`` output vs the torch
+    keypoints through ``joints``, a NamedJoints, when given)."""
     got = run_batched(ort_session(path, threads), {"image": images.numpy()})
     return compare_keypoints(
         f"{path.name} vs torch",
         got,
-        torch_keypoints(model, images),
+        torch_keypoints(model, images, joints=joints),
         TOLERANCES["keypoints_atol"],
         TOLERANCES["id_agreement"],
     )
@@ -268,6 +283,7 @@ def verify_onnx(
     data: str = "synthetic:humanoid",
     count: int = 256,
     threads: int = 2,
+    joints=None,
 ) -> list[Check]:
     """Every ONNX parity check that applies to the files in ``folder``.
 
@@ -275,22 +291,27 @@ def verify_onnx(
         model: the PoseModel the folder was exported from (eval mode).
         folder: an export folder with ``manifest.json``.
         images: (S, 3, H, W) in [-1, 1]; ``count`` images of ``data`` when None.
+        joints: the reference joint map (a NamedJoints: the checkpoint's); default the
+            manifest's. Given, the keypoint graphs must have a ``joints`` output.
 
     Returns:
-        One Check per artifact present (and one for the two keypoint flavours).
+        One Check per artifact present (and one for the two keypoint flavours); the keypoint
+        checks of a named export cover its ``joints`` output (``max_joint_error``).
     """
     from ppl_edge.convert.manifest import read_manifest
+    from ppl_edge.manifest import Manifest
 
     folder = Path(folder)
-    artifacts = read_manifest(folder)["artifacts"]
+    document = read_manifest(folder)
+    artifacts = document["artifacts"]
+    joints = joints if joints is not None else Manifest.from_dict(document).joints
     if images is None:
         images = sample_images(data, model.cfg.img_size, count)
     model = model.eval()
     checks = []
     if "keypoints" in artifacts:
-        checks.append(
-            verify_keypoints(model, folder / artifacts["keypoints"]["file"], images, threads)
-        )
+        path = folder / artifacts["keypoints"]["file"]
+        checks.append(verify_keypoints(model, path, images, threads, joints))
     if "keypoints_trt" in artifacts:
         trt = folder / artifacts["keypoints_trt"]["file"]
         if "keypoints" in artifacts:
@@ -298,7 +319,7 @@ def verify_onnx(
                 verify_flavours(folder / artifacts["keypoints"]["file"], trt, images, threads)
             )
         else:
-            checks.append(verify_keypoints(model, trt, images, threads))
+            checks.append(verify_keypoints(model, trt, images, threads, joints))
     if "refine" in artifacts:
         checks.append(verify_refine(model, folder / artifacts["refine"]["file"], images, threads))
     if "memory" in artifacts:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.fileio import atomic_write_bytes
+from ppl_edge.named_joints import NamedJoints, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,16 @@ def _edges(data: dict, n: int, where: str) -> tuple[tuple[int, int], ...]:
     return edges_t
 
 
+def _joints(data: dict, n: int, where: str) -> NamedJoints | None:
+    """The optional ``joints`` section (:mod:`ppl_edge.named_joints`)."""
+    if "joints" not in data:
+        return None
+    try:
+        return parse_section(data["joints"], n)
+    except ValueError as err:
+        raise ManifestError(f"{where}: {err}; re-export with 'ppl-edge convert'") from None
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A validated ``manifest.json``.
@@ -177,6 +188,7 @@ class Manifest:
         dynamic_batch, max_batch: whether the graphs accept a batch dimension > 1, and its limit.
         artifacts: key -> {"file": ..., "sha256": ...} as written by the exporter.
         raw: the whole JSON document.
+        joints: the named joints (names, edges, swap pairs, the map from the keypoints), or None.
     """
 
     path: Path | None
@@ -193,6 +205,7 @@ class Manifest:
     max_batch: int
     artifacts: dict[str, dict[str, str]] = field(repr=False)
     raw: dict[str, Any] = field(repr=False)
+    joints: NamedJoints | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, data: Any, path: str | Path | None = None) -> Manifest:
@@ -259,6 +272,7 @@ class Manifest:
             max_batch=int(batch.get("max", 1)),
             artifacts=artifacts,
             raw=data,
+            joints=_joints(data, n, where),
         )
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Drawing helpers (OpenCV): skeletons from the learned edges, iterations, FPS / stage-time overlay.
+"""Drawing helpers (OpenCV): skeletons from the learned edges or, for a model that names its joints,
+the named skeleton with each joint's name; iterations; FPS / stage-time overlay.
 
 Every function draws in place on a (H, W, 3) uint8 BGR image and returns it. Sizes scale with the
 image so a 4K frame and a 64-pixel crop both stay readable.
@@ -27,6 +28,42 @@ def _pt(p: np.ndarray) -> tuple[int, int]:
     return int(round(float(p[0]))), int(round(float(p[1])))
 
 
+def draw_label(image: np.ndarray, text: str, at: tuple[int, int]) -> np.ndarray:
+    """Small white text on a darkened box, its baseline's left end at ``at`` (clipped to the
+    image)."""
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, 0.4 * _scale(image))
+    thick = max(1, int(round(_scale(image))))
+    (w, h), base = cv2.getTextSize(text, font, font_scale, thick)
+    x, y = at
+    x0, y0 = max(0, x - 1), max(0, y - h - 2)
+    x1, y1 = min(image.shape[1], x + w + 1), min(image.shape[0], y + base)
+    if x1 > x0 and y1 > y0:
+        image[y0:y1, x0:x1] = (image[y0:y1, x0:x1] * 0.35).astype(np.uint8)
+    cv2.putText(image, text, at, font, font_scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return image
+
+
+def draw_joints(image: np.ndarray, result: Result, names: bool = True) -> np.ndarray:
+    """Draw the named skeleton: ``joint_edges`` coloured per edge, white joint dots and, with
+    ``names``, each joint's name beside it. Nothing without named joints."""
+    if result.joints is None:
+        return image
+    s = _scale(image)
+    thick, radius = max(1, int(round(2 * s))), max(2, int(round(3 * s)))
+    pts = result.joints
+    ok = np.isfinite(pts).all(axis=1)
+    for (i, j), colour in zip(result.joint_edges, edge_colours(len(result.joint_edges))):
+        if ok[i] and ok[j]:
+            cv2.line(image, _pt(pts[i]), _pt(pts[j]), colour, thick, cv2.LINE_AA)
+    for k in np.flatnonzero(ok):
+        x, y = _pt(pts[k])
+        cv2.circle(image, (x, y), radius, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(image, (x, y), radius, (0, 0, 0), 1, cv2.LINE_AA)
+        if names:
+            draw_label(image, result.joint_names[k], (x + radius + 2, y + radius))
+    return image
+
+
 def draw_pose(
     image: np.ndarray,
     result: Result,
@@ -34,17 +71,45 @@ def draw_pose(
     min_confidence: float = 0.0,
     draw_box: bool = False,
     label: bool = False,
+    names: bool = True,
 ) -> np.ndarray:
-    """Draw one pose: edges coloured per edge, keypoint dots coloured by confidence.
+    """Draw one pose: edges coloured per edge, keypoint dots coloured by confidence; for a model
+    that names its joints, the named skeleton instead (:func:`draw_joints`).
 
     Args:
         image: (H, W, 3) uint8 BGR, the frame the result refers to.
         result: the pose (frame pixels).
-        refined: draw ``keypoints_refined`` (the memory's reconstruction) instead of ``keypoints``.
-        min_confidence: skip keypoints (and their edges) below this confidence.
+        refined: draw ``keypoints_refined`` (the memory's reconstruction) instead of ``keypoints``
+            (the learned skeleton: the joints follow ``keypoints``).
+        min_confidence: skip keypoints (and their edges) below this confidence (named joints
+            have no confidence: all are drawn).
         draw_box: outline the subject's crop box.
         label: write the plausibility above the box.
+        names: write each named joint's name.
     """
+    s = _scale(image)
+    thick = max(1, int(round(2 * s)))
+    if result.joints is not None and not refined:
+        draw_joints(image, result, names)
+    else:
+        _draw_keypoints(image, result, refined, min_confidence)
+    x0, y0, x1, y1 = result.box
+    if draw_box:
+        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (200, 200, 200), thick)
+    if label:
+        draw_text(
+            image,
+            [f"plausibility {result.plausibility:.2f}"],
+            (x0, max(y0 - 4, 0)),
+            anchor_bottom=True,
+        )
+    return image
+
+
+def _draw_keypoints(
+    image: np.ndarray, result: Result, refined: bool, min_confidence: float
+) -> None:
+    """The learned skeleton of :func:`draw_pose`."""
     s = _scale(image)
     thick, radius = max(1, int(round(2 * s))), max(2, int(round(4 * s)))
     pts = result.keypoints_refined if refined else result.keypoints
@@ -58,17 +123,6 @@ def draw_pose(
             image, _pt(pts[k]), radius, confidence_colour(result.confidence[k]), -1, cv2.LINE_AA
         )
         cv2.circle(image, _pt(pts[k]), radius, (0, 0, 0), 1, cv2.LINE_AA)
-    x0, y0, x1, y1 = result.box
-    if draw_box:
-        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (200, 200, 200), thick)
-    if label:
-        draw_text(
-            image,
-            [f"plausibility {result.plausibility:.2f}"],
-            (x0, max(y0 - 4, 0)),
-            anchor_bottom=True,
-        )
-    return image
 
 
 def draw_iterations(image: np.ndarray, result: Result) -> np.ndarray:

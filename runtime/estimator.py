@@ -2,7 +2,8 @@
 
 Pipeline per frame (house style 10): sanitise -> find subjects (crops) -> letterbox + normalise ->
 backend (keypoints graph, batched over subjects) -> refinement (none / memory / image) ->
-frame pixels, plausibility -> optional One Euro smoothing.
+frame pixels, plausibility -> optional One Euro smoothing -> named joints (the manifest's joint map
+applied to the final keypoints, when the model names its joints).
 
 Thread safety: an Estimator may be shared between threads; calls are serialised by an internal lock,
 because the motion cropper and the smoother carry state from frame to frame. For parallel throughput
@@ -24,7 +25,7 @@ from ppl_edge.runtime.backends import Backend, backend_class, open_backend, sele
 from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
-from ppl_edge.runtime.postprocess import postprocess
+from ppl_edge.runtime.postprocess import attach_joints, check_joint_output, postprocess
 from ppl_edge.runtime.refine import make_step
 from ppl_edge.runtime.refine import refine as run_refinement
 from ppl_edge.runtime.result import Result
@@ -68,6 +69,11 @@ class Estimator:
                     self.manifest.verify(key)
         options = backend_class(self.backend_name).options(config, self.manifest)
         self.backend: Backend = open_backend(self.backend_name, path, **options)
+        try:
+            check_joint_output(self.manifest, self.backend.output_spec, path.name)
+        except BaseException:
+            self.backend.close()
+            raise
         batch_dim = self.backend.input_spec[0].shape[0] if self.backend.input_spec[0].shape else 1
         self.max_batch = (
             max(1, self.manifest.max_batch)
@@ -208,6 +214,7 @@ class Estimator:
         results = postprocess(list(trace.steps), maps, self.manifest, None, recon)
         if self.smoother is not None:
             results = self.smoother(results, time.monotonic() if timestamp is None else timestamp)
+        results = attach_joints(results, maps, self.manifest.joints)
         t4 = time.perf_counter()
         timings.update(postprocess=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
         for res in results:

@@ -1,14 +1,17 @@
-"""Graph outputs to Results (pure NumPy): frame pixels, plausibility, prototypes, skeleton."""
+"""Graph outputs to Results (pure NumPy): frame pixels, plausibility, prototypes, skeleton, named
+joints."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from ppl_edge.coords import norm_to_px
+from ppl_edge.coords import norm_to_px, px_to_norm
+from ppl_edge.named_joints import NamedJoints
 from ppl_edge.preprocess import Letterbox
-from ppl_edge.runtime.manifest import Manifest
+from ppl_edge.runtime.manifest import Manifest, ManifestError
 from ppl_edge.runtime.result import Result
 
 LN2 = math.log(2.0)
@@ -81,3 +84,49 @@ def postprocess(
             )
         )
     return results
+
+
+def attach_joints(
+    results: list[Result], maps: list[Letterbox], joints: NamedJoints | None
+) -> list[Result]:
+    """The Results with their named joints: the joint map applied to each final ``keypoints``.
+
+    The keypoints go back through the subject's letterbox to [-1, 1], through the map (float64)
+    and out again, so the joints follow whatever produced the final keypoints (any refinement mode,
+    smoothing); the graph's own ``joints`` output is not used (it follows iteration 0 only).
+
+    Args:
+        results: one per subject, in the order of ``maps``; joints: the manifest's (None: as is).
+    """
+    if joints is None:
+        return results
+    out = []
+    for res, lb in zip(results, maps):
+        width, height = lb.size
+        norm = px_to_norm(lb.to_model(res.keypoints), width, height)  # (N, 2)
+        px = to_frame_px(joints.apply(norm), lb)  # (J, 2)
+        out.append(
+            dataclasses.replace(res, joints=px, joint_names=joints.names, joint_edges=joints.edges)
+        )
+    return out
+
+
+def check_joint_output(manifest: Manifest, outputs: list, label: str) -> None:
+    """Refuse a manifest whose joint count differs from the keypoint graph's ``joints`` output.
+
+    Args:
+        outputs: the backend's ``output_spec`` (name, shape); label: the graph, for the message.
+
+    Raises:
+        ManifestError: the manifest names joints the graph does not output, or another count.
+    """
+    if manifest.joints is None:
+        return
+    spec = next((o for o in outputs if o.name == "joints"), None)
+    count = spec.shape[-2] if spec is not None and len(spec.shape) == 3 else None
+    if spec is None or (count is not None and count != manifest.joints.count):
+        got = "no 'joints' output" if spec is None else f"a 'joints' output of {count} joints"
+        raise ManifestError(
+            f"{manifest.path}: the manifest names {manifest.joints.count} joints but {label} has "
+            f"{got}; re-export the model with 'ppl-edge convert'"
+        )

@@ -40,6 +40,10 @@ class Result:
         keypoint_names: N names from the manifest.
         reconstructions: image-mode refinement inputs x_1..x_n as (H, W, 3) uint8 BGR model-size
             images, only when the estimator keeps them (``keep_reconstructions=True``).
+        joints: (J, 2) float32 frame pixels of the named joints, the manifest's joint map applied
+            to the final ``keypoints`` (after refinement and smoothing); None when the model names
+            no joints.
+        joint_names: J names (empty without joints); joint_edges: the named skeleton (i, j).
     """
 
     keypoints: np.ndarray
@@ -54,6 +58,9 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     keypoint_names: tuple[str, ...] = ()
     reconstructions: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    joints: np.ndarray | None = None
+    joint_names: tuple[str, ...] = ()
+    joint_edges: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise dtypes once, at construction
@@ -68,6 +75,17 @@ class Result:
         set_(self, "box", tuple(int(v) for v in self.box))
         if not isinstance(self.edges, tuple):  # the manifest's edges are already int tuples
             set_(self, "edges", tuple((int(i), int(j)) for i, j in self.edges))
+        if self.joints is not None:
+            set_(self, "joints", _frozen(self.joints, np.float32))
+            set_(self, "joint_names", tuple(str(n) for n in self.joint_names))
+            set_(self, "joint_edges", tuple((int(i), int(j)) for i, j in self.joint_edges))
+
+    @property
+    def named_joints(self) -> dict[str, tuple[float, float]]:
+        """Joint name -> (x, y) frame pixels; empty when the model names no joints."""
+        if self.joints is None:
+            return {}
+        return {n: (float(x), float(y)) for n, (x, y) in zip(self.joint_names, self.joints)}
 
     @property
     def num_keypoints(self) -> int:
@@ -75,13 +93,17 @@ class Result:
         return int(self.keypoints.shape[0])
 
     def to_dict(self, digits: int | None = 2) -> dict[str, Any]:
-        """JSON-ready dict (lists and floats); pixel values rounded to ``digits`` (None: exact)."""
+        """JSON-ready dict (lists and floats); pixel values rounded to ``digits`` (None: exact).
+
+        With named joints it also holds ``joints`` ([[x, y], ...] frame pixels), ``joint_names``
+        and ``joint_edges``; without, those keys are absent.
+        """
 
         def r(a: np.ndarray) -> list:
             a = np.asarray(a, dtype=np.float64)  # float32 -> float64 first: 91.43, not 91.4300003
             return (np.round(a, digits) if digits is not None else a).tolist()
 
-        return {
+        out = {
             "keypoints": r(self.keypoints),
             "keypoints_refined": r(self.keypoints_refined),
             "confidence": np.round(self.confidence.astype(np.float64), 4).tolist(),
@@ -92,3 +114,8 @@ class Result:
             "iterations": [r(k) for k in self.iterations],
             "timings": {k: round(float(v), 3) for k, v in self.timings.items()},
         }
+        if self.joints is not None:
+            out["joints"] = r(self.joints)
+            out["joint_names"] = list(self.joint_names)
+            out["joint_edges"] = [list(e) for e in self.joint_edges]
+        return out

@@ -2,7 +2,7 @@
 
 Topics: ``/ppl/keypoints`` geometry_msgs/PoseArray (one pose per keypoint of the first subject:
 position.x, position.y in frame pixels, position.z its confidence) and ``/ppl/result``
-std_msgs/String (every subject as JSON, with the skeleton edges and plausibility).
+std_msgs/String (every subject's ``Result.to_dict()`` as JSON: edges, plausibility, named joints).
 
     source /opt/ros/humble/setup.bash
     python samples/ros2_node.py --source 0 --ros-args -p frame_id:=camera
