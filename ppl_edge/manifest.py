@@ -17,14 +17,14 @@ import copy
 import hashlib
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge import manifest_fields as fields
 from ppl_edge.fileio import atomic_write_bytes
+from ppl_edge.manifest_fields import MAX_COUNT, MAX_INPUT_SIDE, ManifestError
 from ppl_edge.named_joints import NamedJoints, parse_section
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,7 @@ INPUT_STD = (0.5, 0.5, 0.5)
 # Top-level keys every manifest has; the others (model, batch, opset, precision, tools) describe the
 # export and default when absent.
 _REQUIRED = ("format", "format_version", "input", "keypoints", "skeleton", "memory", "artifacts")
-
-
-class ManifestError(PplEdgeError):
-    """A manifest is missing, unreadable or lacks a field the runtime needs."""
+_get = fields.get  # field checks (types, finite numbers, bounds, artifact paths): manifest_fields
 
 
 def sha256_path(path: str | Path) -> str:
@@ -98,35 +95,12 @@ def _where(path: Path | None) -> str:
     return str(path) if path is not None else "manifest"
 
 
-def _get(data: dict, dotted: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """Fetch ``a.b.c`` from nested dicts and check its type; ManifestError names the field."""
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ManifestError(
-                f"{where}: field '{dotted}' is missing; re-export the model with 'ppl-edge convert'"
-            )
-        node = node[part]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if (isinstance(node, bool) and bool not in kinds) or not isinstance(node, kind):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise ManifestError(f"{where}: field '{dotted}' must be {names}, got {node!r}")
-    return node
-
-
 def _input_spec(data: dict, where: str) -> InputSpec:
-    mean = _get(data, "input.mean", list, where)
-    std = _get(data, "input.std", list, where)
-    try:
-        mean_t = tuple(float(v) for v in mean)
-        std_t = tuple(float(v) for v in std)
-    except (TypeError, ValueError) as err:
+    mean_t = fields.numbers(data, "input.mean", where, 3)
+    std_t = fields.numbers(data, "input.std", where, 3, " (std non-zero)")
+    if 0.0 in std_t:
         raise ManifestError(
-            f"{where}: input.mean and input.std must be numbers, got {mean} and {std}"
-        ) from err
-    if len(mean_t) != 3 or len(std_t) != 3 or any(s == 0 for s in std_t):
-        raise ManifestError(
-            f"{where}: input.mean and input.std need 3 values (std non-zero), got {mean} and {std}"
+            f"{where}: field 'input.std' must be 3 finite numbers (std non-zero), got {list(std_t)}"
         )
     color = _get(data, "input.color", str, where).upper()
     layout = _get(data, "input.layout", str, where).upper()
@@ -136,29 +110,13 @@ def _input_spec(data: dict, where: str) -> InputSpec:
         )
     return InputSpec(
         name=_get(data, "input.name", str, where),
-        height=_get(data, "input.height", int, where),
-        width=_get(data, "input.width", int, where),
+        height=_get(data, "input.height", int, where, 1, MAX_INPUT_SIDE),
+        width=_get(data, "input.width", int, where, 1, MAX_INPUT_SIDE),
         color=color,
-        scale=float(_get(data, "input.scale", (int, float), where)),
+        scale=float(_get(data, "input.scale", (int, float), where, 1e-12, 1e6)),
         mean=mean_t,  # type: ignore[arg-type]
         std=std_t,  # type: ignore[arg-type]
     )
-
-
-def _edges(data: dict, n: int, where: str) -> tuple[tuple[int, int], ...]:
-    edges = _get(data, "skeleton.edges", list, where)
-    try:
-        edges_t = tuple((int(i), int(j)) for i, j in edges)
-    except (TypeError, ValueError) as err:
-        raise ManifestError(
-            f"{where}: skeleton.edges must be [[i, j], ...], got {edges!r}"
-        ) from err
-    for i, j in edges_t:
-        if not 0 <= i < j < n:
-            raise ManifestError(
-                f"{where}: skeleton edge {[i, j]} is outside 0..{n - 1} or not i < j"
-            )
-    return edges_t
 
 
 def _joints(data: dict, n: int, where: str) -> NamedJoints | None:
@@ -233,43 +191,27 @@ class Manifest:
         if missing:
             raise ManifestError(f"{where}: the manifest lacks the keys {missing}")
         inp = _input_spec(data, where)
-        n = _get(data, "keypoints.count", int, where)
-        names = data["keypoints"].get("names") or [f"kp{i:02d}" for i in range(n)]
-        coords = data["keypoints"].get("coords", "xy_norm")
-        if not isinstance(names, list) or len(names) != n or coords != "xy_norm":
-            got = len(names) if isinstance(names, list) else repr(names)
-            raise ManifestError(
-                f"{where}: the manifest names {got} keypoints; keypoints need {n} "
-                f"names and coords 'xy_norm', got {coords!r}"
-            )
-        edges = _edges(data, n, where)
-        weights = data["skeleton"].get("weights") or ()
-        artifacts = _get(data, "artifacts", dict, where)
-        for key, entry in artifacts.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-                raise ManifestError(
-                    f"{where}: artifacts.{key} must be {{'file': ..., "
-                    f"'sha256': ...}}, got {entry!r}"
-                )
-        reference = float(_get(data, "memory.distance_reference", (int, float), where))
-        if not math.isfinite(reference):
-            raise ManifestError(
-                f"{where}: memory.distance_reference must be finite, got {reference}"
-            )
-        batch = data.get("batch") or {}
+        n, names = fields.keypoints(data, where)
+        edges = fields.edges(data, n, where)
+        has_weights = bool(data["skeleton"].get("weights"))
+        weights = fields.numbers(data, "skeleton.weights", where, len(edges)) if has_weights else ()
+        artifacts = fields.artifacts(data, where)
+        reference = _get(data, "memory.distance_reference", (int, float), where, 1e-12, 1e12)
+        memory = [_get(data, f"memory.{k}", int, where, 1, MAX_COUNT) for k in fields.MEMORY_FIELDS]
+        dynamic_batch, max_batch = fields.batch(data, where)
         return cls(
             path=path,
             input=inp,
             num_keypoints=n,
-            keypoint_names=tuple(str(s) for s in names),
+            keypoint_names=names,
             edges=edges,
-            edge_weights=tuple(float(w) for w in weights),
-            banks=_get(data, "memory.banks", int, where),
-            entries=_get(data, "memory.entries", int, where),
-            dim=_get(data, "memory.dim", int, where),
-            distance_reference=reference,
-            dynamic_batch=bool(batch.get("dynamic", False)),
-            max_batch=int(batch.get("max", 1)),
+            edge_weights=weights,
+            banks=memory[0],
+            entries=memory[1],
+            dim=memory[2],
+            distance_reference=float(reference),
+            dynamic_batch=dynamic_batch,
+            max_batch=max_batch,
             artifacts=artifacts,
             raw=data,
             joints=_joints(data, n, where),
@@ -308,11 +250,21 @@ class Manifest:
         return self.path.parent
 
     def artifact_path(self, key: str) -> Path | None:
-        """Path of artifact ``key`` (e.g. "keypoints", "refine"), or None if the export has none."""
+        """Path of artifact ``key`` (e.g. "keypoints", "refine"), or None if the export has none.
+
+        Raises:
+            ManifestError: the path leads out of the export folder (through a symbolic link).
+        """
         entry = self.artifacts.get(key)
         if not entry:
             return None
-        return self.folder / entry["file"]
+        path = self.folder / entry["file"]
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            raise ManifestError(
+                f"{self.path}: artifact '{key}' ({entry['file']}) leads out of the export folder "
+                f"{self.folder} through a symbolic link; artifacts must lie inside it"
+            )
+        return path
 
     def verify(self, key: str) -> None:
         """Check that artifact ``key`` exists and matches its recorded sha256.
@@ -333,7 +285,7 @@ class Manifest:
         if not expected:
             log.warning("manifest %s records no sha256 for '%s'; not verified", self.path, key)
             return
-        if sha256_path(path) != expected:
+        if sha256_path(path) != expected.lower():
             raise ManifestError(
                 f"artifact {path} does not match the sha256 in its manifest: the "
                 "file was changed after export; re-export it"
