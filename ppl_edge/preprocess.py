@@ -18,9 +18,13 @@ from ppl_edge.errors import PplEdgeError
 from ppl_edge.manifest import InputSpec
 from ppl_edge.motion import Box  # (x0, y0, x1, y1) frame pixels, x1 / y1 exclusive
 
+MAX_BOXES = 1024  # subjects per frame: one model batch each
+MAX_COORDINATE = 1 << 20  # box coordinates, pixels (frames are at most 4096 wide after sanitising)
+
 
 class BadFrameError(PplEdgeError):
-    """A frame that cannot be turned into an image (None, empty, NaN, unsupported layout)."""
+    """Input the estimator cannot use: a frame that cannot be turned into an image (None, empty,
+    NaN, unsupported layout), or subject boxes that are not boxes."""
 
 
 def as_bgr8(frame: object) -> np.ndarray:
@@ -64,6 +68,48 @@ def as_bgr8(frame: object) -> np.ndarray:
     if channels == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     return np.ascontiguousarray(img)
+
+
+def check_boxes(boxes: object) -> list[Box]:
+    """Subject boxes as a list of (x0, y0, x1, y1) tuples of finite numbers, x0 < x1 and y0 < y1.
+
+    Args:
+        boxes: a list, tuple or (B, 4) array of boxes, e.g. the ``boxes=`` of an estimator call or
+            what a cropper returned.
+
+    Raises:
+        BadFrameError: anything else (not a sequence, a box of another length, NaN, infinity,
+            None, a string, an empty or inverted box, more than ``MAX_BOXES`` boxes, coordinates
+            beyond ``MAX_COORDINATE``), in one line.
+    """
+    if isinstance(boxes, np.ndarray):
+        boxes = boxes.tolist()
+    if not isinstance(boxes, (list, tuple)) or len(boxes) > MAX_BOXES:
+        raise BadFrameError(
+            f"boxes must be a list of at most {MAX_BOXES} (x0, y0, x1, y1) boxes, got "
+            f"{_describe(boxes)}"
+        )
+    out = []
+    for box in boxes:
+        values = box.tolist() if isinstance(box, np.ndarray) else box
+        ok = isinstance(values, (list, tuple)) and len(values) == 4
+        ok = ok and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+            for v in values
+        )
+        ok = ok and all(abs(v) <= MAX_COORDINATE for v in values)  # False for NaN and infinity
+        if not ok or not (values[0] < values[2] and values[1] < values[3]):
+            raise BadFrameError(
+                f"a box must be (x0, y0, x1, y1): 4 finite numbers with x0 < x1 and y0 < y1 (at "
+                f"most {MAX_COORDINATE} in size), got {_describe(box)}"
+            )
+        out.append(tuple(values))
+    return out
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class BenchConfig:
         frame_size: (height, width) of the synthetic frames, at least 32 x 32.
         draw: time drawing the skeleton as a stage.
         threads: CPU threads of the ONNX Runtime sessions (None: its default).
+        verify: check the model files against their manifest's sha256 first (RuntimeConfig).
         json, markdown: files for the report and the table (None: not written).
     """
 
@@ -67,6 +68,7 @@ class BenchConfig:
     frame_size: tuple[int, int] = (480, 640)
     draw: bool = True
     threads: int | None = None
+    verify: bool = True
     json: str | None = None
     markdown: str | None = None
 
@@ -101,6 +103,7 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], str]:
     """
     from ppl_edge.fileio import atomic_write_bytes
     from ppl_edge.runtime.manifest import default_model_path
+    from ppl_edge.runtime.sinks import to_jsonable
 
     cases = bench_cases(config.backends, config.refines, config.iterations)
     report = run_bench(
@@ -111,10 +114,11 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], str]:
         frame_size=config.frame_size,
         draw=config.draw,
         threads=config.threads,
+        verify=config.verify,
     )
     table = markdown_table(report)
     for path, data in (
-        (config.json, json.dumps(report, indent=2) + "\n"),
+        (config.json, json.dumps(to_jsonable(report), indent=2, allow_nan=False) + "\n"),
         (config.markdown, table),
     ):
         if path:
@@ -316,6 +320,7 @@ def run_bench(
     frame_size: tuple[int, int] = (480, 640),
     draw: bool = True,
     threads: int | None = None,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Measure every case; return ``{"settings", "frame_size", "results": [...]}``.
 
@@ -326,6 +331,7 @@ def run_bench(
         frame_size: (height, width) of the synthetic frames.
         draw: include drawing the skeleton (runtime/draw.py) as a stage.
         threads: CPU threads of the ONNX Runtime sessions (None: its default).
+        verify: check the model files against their manifest's sha256 first.
     """
     from ppl_edge.runtime import Estimator
     from ppl_edge.runtime.draw import draw_results
@@ -339,6 +345,7 @@ def run_bench(
             refine=case.refine,
             iterations=case.iterations,
             threads=threads,
+            verify=verify,
         ) as est:
             row = measure(est, clip, frames, warmup, draw_results if draw else None)
             if first is None:

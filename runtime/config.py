@@ -42,7 +42,8 @@ class RuntimeConfig:
         device: "cpu" / "cuda" / "cuda:N" / "tensorrt" for ONNX Runtime; "cuda:N" for TensorRT.
         motion: keyword arguments of MotionCrops (method, min_area, max_subjects, ...).
         keep_reconstructions: attach the image-mode refinement images to each Result.
-        verify: check every artifact's sha256 against the manifest before loading.
+        verify: check every artifact's sha256 against the manifest before loading, and load
+            only files the manifest lists (default); False skips the hashing for a faster start.
         pad_value: grey level of letterbox padding.
         resize: "fast" (default; two-stage anti-aliased shrink, ~10x cheaper on camera frames) or
             "area" (exactly the training transform, INTER_AREA); see preprocess.resize.
@@ -61,7 +62,7 @@ class RuntimeConfig:
     device: str | None = None
     motion: dict | None = None
     keep_reconstructions: bool = False
-    verify: bool = False
+    verify: bool = True
     pad_value: int = 0
     resize: str = "fast"
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.preprocess import Box, as_bgr8, denormalise, preprocess
-from ppl_edge.runtime.backends import Backend, backend_class, open_backend, select_backend
+from ppl_edge.preprocess import Box, as_bgr8, check_boxes, denormalise, preprocess
+from ppl_edge.runtime.backends import Backend, backend_class, select_backend
 from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.crops import make_cropper
-from ppl_edge.runtime.manifest import ModelFiles, resolve_model
+from ppl_edge.runtime.graph_check import open_checked
+from ppl_edge.runtime.manifest import ModelFiles, resolve_model, verify_model
 from ppl_edge.runtime.postprocess import attach_joints, check_joint_output, postprocess
 from ppl_edge.runtime.refine import make_step
 from ppl_edge.runtime.refine import refine as run_refinement
@@ -64,11 +65,9 @@ class Estimator:
         self._aux: dict[str, Backend | None] = {}
         self.backend_name, path = select_backend(self.files, config.backend)
         if config.verify:
-            for key in self.manifest.artifacts:
-                if self.manifest.artifact_path(key).exists():
-                    self.manifest.verify(key)
+            verify_model(self.files, path, self.backend_name)
         options = backend_class(self.backend_name).options(config, self.manifest)
-        self.backend: Backend = open_backend(self.backend_name, path, **options)
+        self.backend: Backend = open_checked(self.backend_name, path, self.manifest, **options)
         try:
             check_joint_output(self.manifest, self.backend.output_spec, path.name)
         except BaseException:
@@ -81,6 +80,7 @@ class Estimator:
             else 1
         )
         self._input_name = self.backend.input_spec[0].name
+        self._open_refinement()
         log.info(
             "estimator: %s on %s (%d keypoints, %dx%d input)",
             path.name,
@@ -101,6 +101,18 @@ class Estimator:
         return self.config.iterations
 
     # -- backends -------------------------------------------------------------------------------
+    def _open_refinement(self) -> None:
+        """Open the graph the default refinement needs now, so that one that contradicts the
+        manifest fails here, not at the first frame; the estimator is closed on failure."""
+        mode, count = self.config.refine, self.config.iterations
+        key = "refine" if mode == "image" else "memory" if mode == "memory" and count > 1 else None
+        try:
+            if key is not None:
+                self._aux_backend(key)
+        except BaseException:
+            self.close()
+            raise
+
     def _aux_backend(self, key: str) -> Backend | None:
         """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact, on
         the keypoint graph's device when that runs on ONNX Runtime too, else on the CPU."""
@@ -111,7 +123,14 @@ class Estimator:
             self._aux[key] = (
                 None
                 if path is None
-                else open_backend("onnxruntime", path, device=device, threads=self.config.threads)
+                else open_checked(
+                    "onnxruntime",
+                    path,
+                    self.manifest,
+                    key,
+                    device=device,
+                    threads=self.config.threads,
+                )
             )
         return self._aux[key]
 
@@ -164,14 +183,15 @@ class Estimator:
             One Result per subject (empty when the cropper found none).
 
         Raises:
-            BadFrameError: a frame that is not an image (None, empty, NaN, ...).
+            BadFrameError: a frame that is not an image (None, empty, NaN, ...), or boxes that
+                are not a list of (x0, y0, x1, y1) finite numbers with x0 < x1, y0 < y1.
             PplEdgeError: an unknown mode or a negative iteration count.
         """
         mode, count = self.config.refinement(refine, iterations)
         with self._lock:
             t0 = time.perf_counter()
             image = as_bgr8(frame)
-            boxes = self.cropper(image) if boxes is None else list(boxes)
+            boxes = check_boxes(self.cropper(image) if boxes is None else boxes)
             if not boxes:
                 return []
             return self._estimate(image, boxes, mode, count, timestamp, t0)

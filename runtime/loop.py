@@ -140,10 +140,12 @@ class LiveLoop:
         if image is None:
             self._skip(why)
             return
-        try:
+        try:  # estimation and drawing: one failing frame must not end a live run
             results = self.estimator(image)
+            t3 = time.perf_counter()
+            canvas = self._canvas(image, results)
             self._errors_in_row = 0
-        except Exception as err:  # one failing frame must not end a live run
+        except Exception as err:
             self._errors_in_row += 1
             self._skip(f"error {type(err).__name__}")
             log.warning("frame %d skipped: %s", frame.index, err, exc_info=self._errors_in_row == 1)
@@ -152,28 +154,31 @@ class LiveLoop:
                     f"{self._errors_in_row} frames in a row failed; last error: {err}"
                 ) from err
             return
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         timings = {
             "capture": (t1 - t0) * 1e3,
             "validate": (t2 - t1) * 1e3,
             **_estimator_timings(results),
             "estimate": (t3 - t2) * 1e3,
         }
-        canvas = None
-        if self.window is not None or self.video is not None:
-            show = self.overlay
-            canvas = _draw(
-                image,
-                results,
-                self._shown.get("fps") if show else None,
-                self._shown.get("stages", {}) if show else None,
-            )
-            timings["draw"] = (time.perf_counter() - t3) * 1e3
-        t4 = time.perf_counter()
+        if canvas is not None:
+            timings["draw"] = (t4 - t3) * 1e3
         self._emit(frame, image, canvas, results, timings)
         timings["output"] = (time.perf_counter() - t4) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         self._account(timings, len(results))
+
+    def _canvas(self, image: np.ndarray, results: list) -> np.ndarray | None:
+        """The frame with the poses and the overlay drawn, when a window or a video shows it."""
+        if self.window is None and self.video is None:
+            return None
+        show = self.overlay
+        return _draw(
+            image,
+            results,
+            self._shown.get("fps") if show else None,
+            self._shown.get("stages", {}) if show else None,
+        )
 
     def _emit(
         self,

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.manifest import (  # noqa: F401  (InputSpec, ManifestError: re-exported)
+from ppl_edge.manifest import (  # noqa: F401  (InputSpec: re-exported)
     MANIFEST_NAME,
     InputSpec,
     Manifest,
     ManifestError,
+    sha256_path,
 )
-from ppl_edge.runtime.backends import backend_classes, backend_for
+from ppl_edge.runtime.backends import backend_class, backend_classes, backend_for
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,37 @@ def resolve_model(path: str | Path) -> ModelFiles:
         refine=_existing(manifest, "refine"),
         memory=_existing(manifest, "memory"),
     )
+
+
+def verify_model(files: ModelFiles, graph: Path, backend: str) -> None:
+    """Check, before anything is loaded, every artifact the export lists and holds against its
+    sha256, and that ``graph`` (what ``backend`` will open) is one of them, or a file whose
+    backend records its digest elsewhere (a cached engine's sidecar).
+
+    Raises:
+        ManifestError: a changed or unlisted file; the message names it, never a digest.
+    """
+    manifest = files.manifest
+    listed = set()
+    for key in manifest.artifacts:
+        path = manifest.artifact_path(key)
+        if path.exists():
+            manifest.verify(key)
+            listed.add(path.resolve())
+    if graph.resolve() in listed:
+        return
+    recorded = backend_class(backend).recorded_sha256(graph)
+    if recorded is None:
+        raise ManifestError(
+            f"{graph} is not an artifact of its manifest {manifest.path} (it lists "
+            f"{sorted(manifest.artifacts)}), so its content cannot be checked; pass the export "
+            "folder or a file it lists, or turn verification off (verify=False, --no-verify)"
+        )
+    if sha256_path(graph) != recorded.lower():
+        raise ManifestError(
+            f"{graph} does not match the sha256 its sidecar records: the file was changed after it "
+            "was built; rebuild it with 'ppl-edge convert --target trt'"
+        )
 
 
 def default_model_path() -> Path:

@@ -53,8 +53,9 @@ def parse_options(pairs: list[str], flag: str = "--opt") -> dict:
 def add_runtime_flags(
     parser: argparse.ArgumentParser, *, iterations: int = 0, lists: bool = False
 ) -> None:
-    """``--model``, ``--backend``, ``--refine``, ``--iterations``: the model and how it runs, for
-    the runtime verbs (live, demo, bench). Read them back with :func:`runtime_settings`.
+    """``--model``, ``--no-verify``, ``--backend``, ``--refine``, ``--iterations``: the model and
+    how it runs, for the runtime verbs (live, demo, bench). Read them back with
+    :func:`runtime_settings`.
 
     Args:
         parser: the verb's parser.
@@ -69,6 +70,12 @@ def add_runtime_flags(
         "--model",
         help="export folder, manifest.json, .onnx, .engine or .mlpackage (default: the shipped "
         "models/ppl-small-humanoid)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip checking each model file against the sha256 in its manifest (a faster start; "
+        "by default a changed or unlisted file is refused)",
     )
     if lists:
         parser.add_argument(
@@ -112,7 +119,12 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 def runtime_settings(args: argparse.Namespace) -> dict:
     """The :class:`~ppl_edge.runtime.RuntimeConfig` fields of :func:`add_runtime_flags` (and of
     :func:`add_threads` where the verb has it), as keyword arguments."""
-    settings = {"backend": args.backend, "refine": args.refine, "iterations": args.iterations}
+    settings = {
+        "backend": args.backend,
+        "refine": args.refine,
+        "iterations": args.iterations,
+        "verify": not args.no_verify,
+    }
     if hasattr(args, "threads"):
         settings["threads"] = args.threads
     return settings

@@ -3,7 +3,8 @@
 Sources: --camera N (default 0), or --source with a video file, an image folder or quoted glob, an
 rtsp:// / http:// URL, /dev/videoN, csi://N (Jetson CSI camera) or a GStreamer pipeline ending in
 appsink. Live sources use latest-frame capture, so latency never grows when inference is slower than
-the camera; a stream that drops is reconnected with back-off. Outputs: a window (unless --headless)
+the camera; a stream that drops is reconnected with back-off (--retries in all), and a video file
+over HTTP resumes after its last frame, never repeating one. Outputs: a window (unless --headless)
 with the learned skeleton and FPS, --output VIDEO, --jsonl FILE (one JSON object per frame). Ctrl-C
 ends cleanly; a summary with per-stage times is printed on exit.
 
@@ -84,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=int,
         default=5,
-        help="reconnection attempts when a live stream drops (default 5)",
+        help="reconnection attempts of a live or network stream, in total over the run, with "
+        "doubling back-off (default 5)",
     )
 
 

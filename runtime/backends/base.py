@@ -80,7 +80,9 @@ class BackendBase:
         suffixes: suffixes of the files it opens; the first is the one an export writes.
         artifact_keys: manifest artifact keys of its keypoint graph, tried in order.
         artifact_kind: what that artifact is called in messages ("a TensorRT engine").
-        find_alone: without a manifest key, take the export folder's only ``suffixes[0]`` file.
+        find_alone: without a manifest key, take the export folder's only ``suffixes[0]`` file,
+            provided that :meth:`pairs_with` the manifest (an artifact the manifest does not list
+            is never paired with it on its name alone).
         auto_rank: backend "auto" tries the usable backends with an artifact by ascending rank.
     """
 
@@ -113,7 +115,8 @@ class BackendBase:
     @classmethod
     def find_artifact(cls, manifest: Manifest) -> Path | None:
         """This backend's keypoint artifact in an export: by manifest key, else (``find_alone``)
-        the folder's only ``suffixes[0]`` file; None when there is none."""
+        the folder's only ``suffixes[0]`` file if it :meth:`pairs_with` the manifest; None when
+        there is none."""
         for key in cls.artifact_keys:
             path = manifest.artifact_path(key)
             if path is not None and path.exists():
@@ -121,7 +124,19 @@ class BackendBase:
         if not cls.find_alone:
             return None
         found = sorted(manifest.folder.glob(f"*{cls.suffixes[0]}"))
-        return found[0] if len(found) == 1 else None
+        return found[0] if len(found) == 1 and cls.pairs_with(found[0], manifest) else None
+
+    @classmethod
+    def pairs_with(cls, path: Path, manifest: Manifest) -> bool:
+        """Whether an artifact the manifest does not list was made from its model (e.g. a sidecar
+        that names the model's digest); False: unlisted files are never used."""
+        return False
+
+    @classmethod
+    def recorded_sha256(cls, path: Path) -> str | None:
+        """The sha256 recorded for an artifact outside any manifest listing (e.g. in a cached
+        engine's sidecar), for verification; None when nothing records it."""
+        return None
 
     @classmethod
     def artifact_manifest(cls, path: Path) -> Manifest | None:

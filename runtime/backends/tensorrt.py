@@ -71,6 +71,30 @@ def sidecar_manifest(engine: Path) -> Manifest | None:
     return None
 
 
+def _sidecar_document(engine: Path) -> dict:
+    """The ``<engine>.json`` sidecar as a dict ({} when missing or unreadable)."""
+    try:
+        doc = json.loads(engine.with_name(engine.name + ".json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def engine_pairs_with(engine: Path, manifest: Manifest) -> bool:
+    """Whether an engine the manifest does not list was built from this model: its sidecar's key
+    names the sha256 of an ONNX graph the manifest lists, or its inline manifest names the same
+    checkpoint sha256."""
+    doc = _sidecar_document(engine)
+    key, inline = doc.get("key"), doc.get("manifest")
+    built_from = key.get("onnx_sha256") if isinstance(key, dict) else None
+    listed = {e.get("sha256") for e in manifest.artifacts.values()} - {None, ""}
+    if isinstance(built_from, str) and built_from in listed:
+        return True
+    ours = (manifest.raw.get("model") or {}).get("checkpoint_sha256")
+    model = inline.get("model") if isinstance(inline, dict) else None
+    return bool(ours) and isinstance(model, dict) and model.get("checkpoint_sha256") == ours
+
+
 def plugin_search_path(engine: Path) -> list[Path]:
     """Where the plugin library is looked for, in order: $PPL_EDGE_PLUGIN_LIB, the library the
     engine's sidecar records, beside the engine, the checkout's CMake build folders, ./build (the
@@ -187,6 +211,17 @@ class TensorRTBackend(BackendBase):
     def artifact_manifest(cls, path: Path) -> Manifest | None:
         """The engine cache's sidecar manifest (:func:`sidecar_manifest`), if any."""
         return sidecar_manifest(path)
+
+    @classmethod
+    def pairs_with(cls, path: Path, manifest: Manifest) -> bool:
+        """An unlisted engine whose sidecar names this model (:func:`engine_pairs_with`)."""
+        return engine_pairs_with(path, manifest)
+
+    @classmethod
+    def recorded_sha256(cls, path: Path) -> str | None:
+        """The ``engine_sha256`` of the engine's sidecar, if any."""
+        recorded = _sidecar_document(path).get("engine_sha256")
+        return recorded if isinstance(recorded, str) and recorded else None
 
     def __init__(self, path: str | Path, device: int = 0, plugin: str | Path | None = None):
         self.path = Path(path)

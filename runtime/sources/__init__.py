@@ -5,7 +5,9 @@ Live sources (cameras, URLs, pipelines) are read by a background thread that kee
 frame, so latency never grows when inference is slower than the camera; the frames it overwrites
 are counted as dropped. Files are read in order with no drops, unless ``realtime=True`` paces them
 at the file's frame rate through the same latest-frame reader. A live stream whose read fails is
-reopened with exponential back-off, then ends cleanly. Sources hand frames over as read; the live
+reopened with exponential back-off, within one budget of attempts for the whole stream, then ends
+cleanly; a video file over HTTP (it reports a frame count) is read like a file and resumes after
+its last delivered frame, so no frame is delivered twice. Sources hand frames over as read; the live
 loop validates them with :func:`sanitize_frame`, which fixes what it can and rejects the rest.
 """
 

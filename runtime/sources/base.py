@@ -59,6 +59,7 @@ class SourceStats:
     dropped: int = 0  # frames overwritten by a newer one before the consumer took them
     reconnects: int = 0  # successful reopenings after a failed read
     failed_reads: int = 0  # reads that failed (each triggers a reconnect attempt on live sources)
+    replayed: int = 0  # frames read again after a reconnection to a finite stream, not delivered
 
 
 class Capture(Protocol):

@@ -108,7 +108,12 @@ def _open_gstreamer(text: str, opt: OpenOptions) -> FrameSource:
 def _open_stream(text: str, opt: OpenOptions) -> FrameSource:
     hint = "check the URL, the network and the credentials (try: ffprobe URL)"
     return CaptureSource(
-        lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG), text, live=True, hint=hint, **opt.capture
+        lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG),
+        text,
+        live=True,
+        hint=hint,
+        finite_as_file=True,  # a video file over HTTP: in order, resumed after a reconnection
+        **opt.capture,
     )
 
 
@@ -175,7 +180,7 @@ def open_source(
             file, a folder of images or a quoted glob such as ``"frames/*.png"`` (``file://``
             allowed).
         realtime: pace video files at their frame rate with latest-frame capture.
-        retries: reconnection attempts of live sources after a failed read.
+        retries: reconnection attempts of a live or network source, over the whole stream.
         backoff_s: first reconnection delay, doubling per attempt.
         width, height: requested camera resolution (cameras and csi:// only).
 

@@ -270,6 +270,15 @@ def test_a_backend_is_one_class_and_one_registry_line(tiny_export, tmp_path, mon
     folder = tmp_path / "with_fake"
     shutil.copytree(tiny_export, folder)
     (folder / "keypoints.fake").write_bytes(b"")
+    # found by its manifest key: a file the manifest does not list is never paired with it
+    from ppl_edge.manifest import Manifest, sha256_path, write_manifest
+
+    document = Manifest.load(folder).to_dict()
+    document["artifacts"]["keypoints_fake"] = {
+        "file": "keypoints.fake",
+        "sha256": sha256_path(folder / "keypoints.fake"),
+    }
+    write_manifest(folder / "manifest.json", document)
     files = resolve_model(folder)
     assert files.graphs["fake"] == folder / "keypoints.fake"
     assert files.onnx == folder / "keypoints.onnx"

@@ -132,14 +132,15 @@ def test_gstreamer_without_support_or_bad_csi_is_a_clear_error():
 def test_flaky_stream_reconnects_with_backoff_then_ends_cleanly():
     caps = [FakeCapture(3), FakeCapture(2), FakeCapture(0, opened=False), FakeCapture(0)]
     opened = iter(caps)
-    src = CaptureSource(lambda: next(opened), "rtsp://fake", live=True, retries=2, backoff_s=0.01)
+    src = CaptureSource(lambda: next(opened), "rtsp://fake", live=True, retries=3, backoff_s=0.01)
     frames = []
     for frame in src:
         frames.append(frame)
         time.sleep(0.02)  # a consumer slower than nothing, so the reader runs ahead
     src.close()
-    # 3 frames, a failed read, reopen (ok) -> 2 frames, a failed read, reopen fails (attempt 1),
-    # reopen works but its read fails (attempt 2 of 2) -> the stream ends.
+    # 3 frames, a failed read, reopen (ok, attempt 1) -> 2 frames, a failed read, reopen fails
+    # (attempt 2), reopen works but its read fails (attempt 3 of 3: the budget is per stream, not
+    # per read) -> the stream ends.
     assert src.stats.read == 5
     assert src.stats.reconnects == 2 and src.stats.failed_reads == 4
     assert len(frames) + src.stats.dropped == 5
@@ -284,8 +285,9 @@ def avi_bytes(tmp_path) -> bytes:
 @pytest.mark.parametrize("dead", [False, True])
 def test_http_stream_that_drops_is_reconnected_or_ends(avi_bytes, dead):
     """A real network stream through OpenCV's FFmpeg: the connection drops halfway through the
-    file; the source reconnects and reads the file to its end (no reconnection at a finite
-    stream's end), or, when the server then refuses, gives up after its retries."""
+    file; the source reconnects and reads the file to its end, resuming after the last frame it
+    delivered (no frame twice, no reconnection at a finite stream's end), or, when the server then
+    refuses, gives up after its retries. A file over HTTP is read like a file: in order."""
     server = dropping_server(avi_bytes, dead)
     src = open_source(server.url, retries=2, backoff_s=0.05)
     t0 = time.perf_counter()
@@ -296,11 +298,17 @@ def test_http_stream_that_drops_is_reconnected_or_ends(avi_bytes, dead):
     src.close()
     server.shutdown()
     server.server_close()
-    assert src.is_live and 5 < src.stats.read
+    assert not src.is_live and 5 < src.stats.read
     assert all(f.image.shape == (48, 64, 3) for f in frames)
+    positions = [f.position_ms for f in frames]
+    assert positions == sorted(set(positions))  # no frame twice
+    assert [f.index for f in frames] == list(range(len(frames)))
     if dead:  # the first request, then one per retry, all refused
         assert src.stats.read < 40 and src.stats.reconnects == 0 and server.requests >= 3
     else:
         assert src.stats.reconnects >= 1 and server.requests >= 2
-        assert src.stats.read > 40  # half the file, then all of it again
+        # half the file, then the rest: the reopened stream seeks past the frames delivered, or
+        # reads them again and skips them
+        assert src.stats.read - src.stats.replayed == 40 == len(frames)
+        assert positions[-1] == pytest.approx(39 * 40.0, abs=1.0)
     assert time.perf_counter() - t0 < 5.0
