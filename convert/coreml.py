@@ -154,10 +154,10 @@ def coreml_metadata(manifest: dict) -> dict[str, str]:
     core = {k: v for k, v in manifest.items() if k != "artifacts"}
     named = {"joint_names": json.dumps(manifest["joints"]["names"])} if "joints" in manifest else {}
     return {
-        "keypoint_names": json.dumps(manifest["keypoints"]["names"]),
-        "skeleton_edges": json.dumps(manifest["skeleton"]["edges"]),
+        "keypoint_names": json.dumps(manifest["keypoints"]["names"], allow_nan=False),
+        "skeleton_edges": json.dumps(manifest["skeleton"]["edges"], allow_nan=False),
         **named,
-        "manifest": json.dumps(core),
+        "manifest": json.dumps(core, allow_nan=False),
     }
 
 

@@ -265,7 +265,7 @@ def store(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, engine)
     doc = sidecar_document(key, hashlib.sha256(engine).hexdigest(), build, manifest)
-    atomic_write_bytes(sidecar_path(path), json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(sidecar_path(path), json.dumps(doc, indent=2, allow_nan=False).encode())
     log.info("TensorRT engine cached: %s (%.1f MiB)", path, len(engine) / 2**20)
     return path
 
@@ -313,5 +313,5 @@ def publish(cached: Path, out_dir: Path, name: str, manifest: dict[str, Any] | s
         doc.pop("manifest", None)
     doc["cached_engine"] = str(cached)
     atomic_write_bytes(target, data)
-    atomic_write_bytes(sidecar_path(target), json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(sidecar_path(target), json.dumps(doc, indent=2, allow_nan=False).encode())
     return target

@@ -1,29 +1,29 @@
 """The export folder: a model's ``manifest.json`` document (the contract and its validation are
 :class:`ppl_edge.manifest.Manifest`) and the folder's atomic publication.
 
-Exports are written into a staging folder beside the output folder and moved in only when every file
-is complete (:func:`staged_output`), so a failed export leaves nothing behind.
+Exports are written into a staging folder beside the output folder, which replaces the output
+folder as a whole only when every file is complete (:func:`staged_output`, in :mod:`.publish`), so
+a failed export leaves nothing behind and a new one nothing of the old one it does not list.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ppl_edge.errors import PplEdgeError
+from ppl_edge.convert.publish import (  # noqa: F401  (re-exported: the exporter's writing API)
+    check_output_folder,
+    remove_leftovers,
+    staged_output,
+)
 from ppl_edge.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST_NAME,
     InputSpec,
     Manifest,
+    ManifestError,
     dumps,  # noqa: F401  (re-exported: the exporter's writing API)
     sha256_path,
     write_manifest,  # noqa: F401
@@ -186,81 +186,27 @@ def previous_artifacts(out_dir: Path, checkpoint_sha256: str) -> dict[str, dict]
     """Artifacts listed by an existing manifest in ``out_dir`` made from the same checkpoint.
 
     Lets a Core ML export and an ONNX export of one checkpoint share one folder and one manifest.
+    Only a valid manifest counts (:meth:`Manifest.load`), and only artifacts that exist inside its
+    folder and match their sha256 (the publication links them into the new folder).
     """
     path = Path(out_dir) / MANIFEST_NAME
     if not path.is_file():
         return {}
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        old = Manifest.load(path)
+        model = old.raw.get("model")
+        if not isinstance(model, dict) or model.get("checkpoint_sha256") != checkpoint_sha256:
+            return {}
+        return {r: e for r, e in old.artifacts.items() if _intact(old, r)}
+    except ManifestError as err:
+        log.warning("not keeping anything of the previous export in %s: %s", out_dir, err)
         return {}
-    if (
-        not isinstance(old, dict)
-        or old.get("model", {}).get("checkpoint_sha256") != checkpoint_sha256
-    ):
-        return {}
-    return {
-        role: entry
-        for role, entry in old.get("artifacts", {}).items()
-        if isinstance(entry, dict) and (Path(out_dir) / str(entry.get("file", ""))).exists()
-    }
 
 
-def check_output_folder(out_dir: str | Path) -> Path:
-    """The output folder may exist or be created, but its parent must exist."""
-    out = Path(out_dir).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise PplEdgeError(f"--out {out} is a file, expected a folder")
-    if not out.parent.is_dir():
-        raise PplEdgeError(
-            f"the parent of the output folder does not exist: {out.parent} "
-            f"(create it first; only the last path component is created)"
-        )
-    return out
-
-
-def _move_into(staging: Path, out: Path) -> None:
-    """Move every entry of ``staging`` into ``out``, the manifest last; undo on failure."""
-    entries = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_NAME)
-    moved: list[tuple[Path, Path | None]] = []  # (destination, backup of what it replaced)
+def _intact(manifest: Manifest, key: str) -> bool:
+    """Artifact ``key`` exists and matches its sha256."""
     try:
-        for src in entries:
-            dst = out / src.name
-            backup = None
-            if dst.exists():
-                backup = staging / f".old.{src.name}"
-                os.replace(dst, backup)
-            os.replace(src, dst)
-            moved.append((dst, backup))
-    except BaseException:
-        for dst, backup in reversed(moved):
-            shutil.rmtree(dst) if dst.is_dir() else dst.unlink(missing_ok=True)
-            if backup is not None:
-                os.replace(backup, dst)
-        raise
-
-
-@contextlib.contextmanager
-def staged_output(out_dir: str | Path) -> Iterator[Path]:
-    """Write an export into a temporary folder, then publish it into ``out_dir`` in one step.
-
-    The staging folder lies in ``out_dir``'s parent (same file system, so the moves are renames). On
-    any exception the staging folder is removed, and so is ``out_dir`` if this call created it.
-
-    Yields:
-        The staging folder; write every artifact and the manifest there.
-    """
-    out = check_output_folder(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    created = not out.exists()
-    try:
-        yield staging
-        out.mkdir(exist_ok=True)
-        _move_into(staging, out)
-        log.info("wrote %s", out)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        manifest.verify(key)
+    except ManifestError:
+        return False
+    return True
