@@ -170,9 +170,7 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
     core = getattr(model, "module", model)
     named = list(core.named_parameters()) + list(core.named_buffers())
     return [
-        name
-        for name, t in named
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+        name for name, t in named if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
 
 
