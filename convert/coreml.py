@@ -3,8 +3,7 @@
 The same graph as ``keypoints.onnx`` (:class:`~ppl_edge.convert.onnx_export.KeypointGraph`), traced
 with ``torch.jit.trace`` and converted by coremltools (toolchain.md §2):
 
-- the input is an ``ImageType`` (RGB, 8-bit) with the normalisation baked in: x = p / 127.5 - 1,
-  which is ``(p / 255 - 0.5) / 0.5`` of the manifest;
+- the input is an ``ImageType`` (RGB, 8-bit) with the manifest's normalisation baked in;
 - the memory lookup is plain ops (squared difference, sum, argmin, gather; ``cdist`` and
   ``take_along_dim`` do not convert);
 - the network computes in FP16, the lookup in FP32: in FP16 about 0.4 % of argmins flip on random
@@ -34,6 +33,7 @@ import numpy as np
 from ppl_edge.convert.onnx_export import KeypointGraph, keypoint_outputs
 from ppl_edge.convert.verify import TOLERANCES, Check, compare_keypoints, torch_keypoints
 from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.manifest import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,12 @@ def convert_model(model, metadata: dict[str, str] | None = None, joint_map=None)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in torch 2.13
         traced = torch.jit.trace(graph, torch.zeros(1, 3, size, size))
+    spec = InputSpec.square(size)  # Core ML needs one scale for all channels: std is uniform
     image = ct.ImageType(
         name="image",
         shape=(1, 3, size, size),
-        scale=1.0 / 127.5,
-        bias=[-1.0, -1.0, -1.0],
+        scale=spec.scale / spec.std[0],
+        bias=[-m / d for m, d in zip(spec.mean, spec.std)],
         color_layout=ct.colorlayout.RGB,
     )
     outputs = [
