@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.runtime.estimator import Estimator
 from ppl_edge.runtime.sinks import JsonlSink, VideoSink, WindowSink
 from ppl_edge.runtime.sources import Frame, FrameSource, sanitize_frame
 from ppl_edge.runtime.stats import LiveSummary, StageStats
@@ -129,6 +130,16 @@ class LiveLoop:
                 s.stopped_by = self.stopped[0]
         return self.summary
 
+    def _estimate(self, image: np.ndarray, frame: Frame) -> list:
+        """Run the estimator; an :class:`Estimator` gets the frame's own time for its smoothing:
+        the media time in a file (processed faster or slower than real time), the capture time of
+        a live frame."""
+        if not isinstance(self.estimator, Estimator):
+            return self.estimator(image)  # any callable frame -> results
+        if frame.position_ms is not None:
+            return self.estimator(image, timestamp=frame.position_ms / 1e3)
+        return self.estimator(image, timestamp=frame.capture_mono)
+
     def _skip(self, reason: str) -> None:
         self.summary.bad_frames += 1
         self.summary.bad_reasons[reason] += 1
@@ -141,7 +152,7 @@ class LiveLoop:
             self._skip(why)
             return
         try:  # estimation and drawing: one failing frame must not end a live run
-            results = self.estimator(image)
+            results = self._estimate(image, frame)
             t3 = time.perf_counter()
             canvas = self._canvas(image, results)
             self._errors_in_row = 0

@@ -396,3 +396,27 @@ def test_soak_5000_frames_rss_stays_flat(tiny_export, clip, tmp_path):
         f"soak RSS MB at frames 500..5000: {[round(s, 1) for s in samples]}; {summary.fps:.0f} FPS"
     )
     assert samples[-1] <= samples[0] * 1.05, samples
+
+
+def test_smoothing_runs_on_the_frames_own_time_not_the_processing_time(tiny_export):
+    """A file processed faster than real time: the estimator gets each frame's media time."""
+    from ppl_edge.runtime.estimator import Estimator
+
+    seen = []
+
+    class Recording(Estimator):
+        def __init__(self):  # no model: the loop only calls it
+            pass
+
+        def __call__(self, frame, refine=None, iterations=None, timestamp=None, boxes=None):
+            seen.append(timestamp)
+            return []
+
+    frames = np.zeros((5, 48, 64, 3), np.uint8)
+    run_loop(Recording(), ArraySource(frames, fps=10.0), handle_signals=False)
+    assert seen == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    plain = []
+    run_loop(
+        lambda image: plain.append(image.shape) or [], ArraySource(frames), handle_signals=False
+    )
+    assert len(plain) == 5  # any callable still works (no timestamp passed)
