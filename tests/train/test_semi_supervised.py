@@ -103,3 +103,7 @@ def test_eval_scores_a_template_models_named_joints_without_regression(tmp_path,
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics["named_error_per_joint"]) == set(load_template("humanoid").names)
     assert metrics["named_error_swap_aligned"] <= metrics["named_error"]
+    # the alignment changes the error exactly when some images have left and right swapped
+    assert 0 <= metrics["named_swap_rate"] <= 1
+    swapped_any = metrics["named_swap_rate"] > 0
+    assert swapped_any == (metrics["named_error_swap_aligned"] < metrics["named_error"])

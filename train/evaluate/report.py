@@ -88,7 +88,8 @@ class EvalReport:
             lines.append(
                 f"named joints ({len(m['named_joints'])}, no regression): error "
                 f"{100 * m['named_error']:.2f} % of image, "
-                f"{100 * m['named_error_swap_aligned']:.2f} after left/right alignment, "
+                f"{100 * m['named_error_swap_aligned']:.2f} after left/right alignment "
+                f"(left and right swapped in {100 * m['named_swap_rate']:.1f}% of images), "
                 f"PCK@0.1 {100 * m['named_pck']:.1f}%"
             )
         if self.occlusion is not None:
@@ -157,11 +158,13 @@ def named_metrics(model, cfg: EvalConfig, pred) -> dict:
              if n.startswith("l_") and "r_" + n[2:] in names]  # fmt: skip
     d = np.linalg.norm(joints - gt, axis=-1)  # (S, J)
     ds = np.linalg.norm(joints - swap_joints(gt, pairs), axis=-1)
-    aligned = np.where((ds.mean(1) < d.mean(1))[:, None], ds, d)
+    swapped = ds.mean(1) < d.mean(1)  # (S,) the model's left and right are the other way round
+    aligned = np.where(swapped[:, None], ds, d)
     return {
         "named_joints": list(names),
         "named_error": float(d.mean()),
         "named_error_swap_aligned": float(aligned.mean()),
+        "named_swap_rate": float(swapped.mean()),
         "named_pck": float((d < 0.1).mean()),
         "named_error_per_joint": {n: round(100 * float(v), 3) for n, v in zip(names, d.mean(0))},
     }
