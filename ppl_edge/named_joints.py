@@ -13,12 +13,32 @@ Torch-free (NumPy).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 SOURCES = ("map", "template")
+_SIDES = (
+    (r"^left_(.+)$", "right_{}"), (r"^right_(.+)$", "left_{}"),
+    (r"^l_(.+)$", "r_{}"), (r"^r_(.+)$", "l_{}"),
+    (r"^left(.+)$", "right{}"), (r"^right(.+)$", "left{}"),
+)  # fmt: skip
+
+
+def swap_pairs_from_names(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:
+    """(i, j), i < j, for every pair of names that differ only by a left / right prefix
+    (``l_``/``r_``, ``left_``/``right_``, ``left``/``right``; case-insensitive)."""
+    index = {n.lower(): i for i, n in enumerate(names)}
+    pairs = set()
+    for i, name in enumerate(names):
+        for pattern, other in _SIDES:
+            m = re.match(pattern, name.lower())
+            if m and other.format(m.group(1)) in index:
+                j = index[other.format(m.group(1))]
+                pairs.add((min(i, j), max(i, j)))
+    return tuple(sorted(pairs))
 
 
 @dataclass(frozen=True)

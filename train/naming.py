@@ -21,6 +21,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.train.data.coco import LabelSet, read_labels
+from ppl_edge.train.evaluate.common import swap_joints
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,6 @@ def _solve(x: np.ndarray, y: np.ndarray, labelled: np.ndarray, ridge: float) -> 
     return beta
 
 
-def _swapped(y: np.ndarray, pairs) -> np.ndarray:
-    out = y.copy()
-    for i, j in pairs:
-        out[:, [i, j]] = y[:, [j, i]]
-    return out
-
-
 def _errors(pred: np.ndarray, y: np.ndarray, labelled: np.ndarray) -> np.ndarray:
     """(S,) mean distance over the labelled joints."""
     d = np.linalg.norm(pred - y, axis=-1)
@@ -128,7 +122,7 @@ def _align(pred, y, labelled, pairs):
     """Per sample, the labelling (as given or mirrored) closer to ``pred``."""
     if not pairs:
         return y, labelled, 0
-    ys, ls = _swapped(y, pairs), _swapped(labelled[..., None], pairs)[..., 0]
+    ys, ls = swap_joints(y, pairs), swap_joints(labelled[..., None], pairs)[..., 0]
     better = _errors(pred, ys, ls) < _errors(pred, y, labelled)
     return (np.where(better[:, None, None], ys, y), np.where(better[:, None], ls, labelled),
             int(better.sum()))  # fmt: skip

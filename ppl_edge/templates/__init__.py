@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ppl_edge.errors import PplEdgeError, check_choice
+from ppl_edge.named_joints import swap_pairs_from_names
 
 FOLDER = Path(__file__).resolve().parent
 PREFIX = "template:"
@@ -45,17 +45,6 @@ def available() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.json"))
 
 
-def _pairs(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    index = {n: i for i, n in enumerate(names)}
-    pairs = []
-    for i, name in enumerate(names):
-        m = re.match(r"^l_(.+)$", name)
-        if m and f"r_{m.group(1)}" in index:
-            j = index[f"r_{m.group(1)}"]
-            pairs.append((min(i, j), max(i, j)))
-    return tuple(sorted(pairs))
-
-
 @functools.cache
 def load_template(name: str) -> Template:
     """The template ``name`` (a shipped one, see :func:`available`).
@@ -76,7 +65,7 @@ def load_template(name: str) -> Template:
         raise PplEdgeError(f"template file {path} is malformed: {err}") from None
     if any(not (-1 <= v <= 1) for p in points for v in p):
         raise PplEdgeError(f"template file {path}: every point must lie in [-1, 1]")
-    return Template(name, names, points, edges, _pairs(names))
+    return Template(name, names, points, edges, swap_pairs_from_names(names))
 
 
 def template_of(prior: str) -> Template | None:

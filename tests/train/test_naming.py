@@ -13,9 +13,10 @@ torch = pytest.importorskip("torch")
 
 from ppl_edge.cli import main
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.named_joints import swap_pairs_from_names
 from ppl_edge.synth.render import render_sample
 from ppl_edge.train import naming
-from ppl_edge.train.data.coco import read_coco_keypoints, read_labels, swap_pairs_from_names
+from ppl_edge.train.data.coco import read_coco_keypoints, read_labels
 
 NAMES = ["nose", "left_eye", "right_eye", "left_wrist", "right_wrist", "pelvis"]
 

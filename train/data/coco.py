@@ -21,13 +21,13 @@ error naming the file and entry.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError
+from ppl_edge.named_joints import swap_pairs_from_names
 
 MAX_LABEL_BYTES = 1 << 30  # a COCO file beyond 1 GiB is not a labelling job for this command
 
@@ -52,26 +52,6 @@ class LabelSet:
     swap_pairs: tuple[tuple[int, int], ...]
     items: list[LabelItem] = field(repr=False)
     source: str = ""
-
-
-_SIDES = (
-    (r"^left_(.+)$", "right_{}"), (r"^right_(.+)$", "left_{}"),
-    (r"^l_(.+)$", "r_{}"), (r"^r_(.+)$", "l_{}"),
-    (r"^left(.+)$", "right{}"), (r"^right(.+)$", "left{}"),
-)  # fmt: skip
-
-
-def swap_pairs_from_names(names: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:
-    """(i, j), i < j, for every pair of names that differ only by a left / right prefix."""
-    index = {n.lower(): i for i, n in enumerate(names)}
-    pairs = set()
-    for i, name in enumerate(names):
-        for pattern, other in _SIDES:
-            m = re.match(pattern, name.lower())
-            if m and other.format(m.group(1)) in index:
-                j = index[other.format(m.group(1))]
-                pairs.add((min(i, j), max(i, j)))
-    return tuple(sorted(pairs))
 
 
 def _fail(path: Path, where: str, what: str) -> PplEdgeError:
