@@ -22,6 +22,7 @@ import numpy as np
 
 from ppl_edge.preprocess import Box, as_bgr8, check_boxes, denormalise, preprocess
 from ppl_edge.runtime.backends import Backend, backend_class, select_backend
+from ppl_edge.runtime.batching import batch_limits, run_in_chunks
 from ppl_edge.runtime.config import RuntimeConfig
 from ppl_edge.runtime.crops import make_cropper
 from ppl_edge.runtime.graph_check import open_checked
@@ -73,12 +74,8 @@ class Estimator:
         except BaseException:
             self.backend.close()
             raise
-        batch_dim = self.backend.input_spec[0].shape[0] if self.backend.input_spec[0].shape else 1
-        self.max_batch = (
-            max(1, self.manifest.max_batch)
-            if self.manifest.dynamic_batch and batch_dim is None
-            else 1
-        )
+        manifest_max = self.manifest.max_batch if self.manifest.dynamic_batch else 1
+        self.min_batch, self.max_batch = batch_limits(self.backend, manifest_max)
         self._input_name = self.backend.input_spec[0].name
         self._open_refinement()
         log.info(
@@ -135,21 +132,18 @@ class Estimator:
         return self._aux[key]
 
     def _run_keypoints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The keypoint graph over a batch of any size (chunked to the backend's batch limit)."""
-        x = feeds[self._input_name]
-        if len(x) <= self.max_batch:
-            return self.backend.run(feeds)
-        parts = [
-            self.backend.run({self._input_name: x[i : i + self.max_batch]})
-            for i in range(0, len(x), self.max_batch)
-        ]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        """The keypoint graph over a batch of any size, in chunks within the backend's batch range
+        (an engine's optimisation profile, else the manifest's limit)."""
+        return run_in_chunks(self.backend.run, feeds, self.min_batch, self.max_batch)
 
     def _run_aux(self, key: str) -> Callable | None:
         backend = self._aux_backend(key)
         if backend is None:
             return None
-        return lambda feeds: backend.run(feeds)
+        low, high = batch_limits(
+            backend, self.manifest.max_batch if self.manifest.dynamic_batch else 1
+        )
+        return lambda feeds: run_in_chunks(backend.run, feeds, low, high)
 
     # -- public API -----------------------------------------------------------------------------
     @property

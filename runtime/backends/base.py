@@ -146,6 +146,12 @@ class BackendBase:
 
     # -- instances ------------------------------------------------------------------------------
     @property
+    def batch_range(self) -> tuple[int, int] | None:
+        """(min, max) batch the opened graph runs when the graph itself fixes it (a TensorRT
+        engine's optimisation profile); None: the manifest's batch limit applies."""
+        return None
+
+    @property
     def input_spec(self) -> list[TensorSpec]:
         """The graph's inputs, in order."""
         return list(self._inputs)

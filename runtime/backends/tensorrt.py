@@ -26,6 +26,13 @@ from ppl_edge.manifest import Manifest, ManifestError
 from ppl_edge.runtime.backends import cuda_check
 from ppl_edge.runtime.backends.base import BackendBase, TensorSpec
 from ppl_edge.runtime.backends.cuda_check import cuda_problem
+from ppl_edge.runtime.backends.trt_profile import (
+    BatchProfile,
+    batch_profile,
+    input_names,
+    set_input_shape,
+    tensor_profile,
+)
 
 if TYPE_CHECKING:
     from ppl_edge.runtime.config import RuntimeConfig
@@ -268,18 +275,20 @@ class TensorRTBackend(BackendBase):
         self._ctx.pop()
 
     def _allocate(self) -> None:
-        """Pinned host + device buffers for every I/O tensor at the profile's largest shape."""
+        """Read the batch profile, then pinned host + device buffers for every I/O tensor at the
+        profile's largest shape."""
         trt, cuda, engine = self._trt, self._cuda, self._engine
         self._inputs, self._outputs, self._buffers = [], [], {}
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = input_names(engine, trt.TensorIOMode.INPUT)
+        self.batch_profile: BatchProfile = batch_profile(engine, inputs, self.path.name)
+        for name in inputs:
+            shape = tuple(engine.get_tensor_shape(name))
+            if -1 in shape:
+                shape = tensor_profile(engine, name)[2]  # max of profile 0
+            set_input_shape(self._context, name, shape, self.batch_profile, self.path.name)
         for name in names:
-            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                shape = tuple(engine.get_tensor_shape(name))
-                if -1 in shape:
-                    shape = tuple(engine.get_tensor_profile_shape(name, 0)[2])  # max of profile 0
-                self._context.set_input_shape(name, shape)
-        for name in names:
-            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            is_input = name in inputs
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             declared = tuple(engine.get_tensor_shape(name))
             spec = TensorSpec(name, tuple(None if d < 0 else d for d in declared), dtype)
@@ -288,28 +297,29 @@ class TensorRTBackend(BackendBase):
             host = cuda.pagelocked_empty(max(size, 1), dtype)
             self._buffers[name] = (host, cuda.mem_alloc(max(host.nbytes, 1)))
             self._context.set_tensor_address(name, int(self._buffers[name][1]))
+        log.info("TensorRT: %s, batch profile %s", self.path.name, self.batch_profile)
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        """(min, max) batch of the engine's optimisation profile."""
+        return self.batch_profile.range
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Copy inputs in, execute asynchronously on the stream, copy outputs back.
 
         Raises:
-            PplEdgeError: wrong inputs, a batch above the engine's profile, or a failed enqueue.
+            PplEdgeError: wrong inputs, a batch outside the engine's optimisation profile (one
+                line naming the batch and the range), or a failed enqueue.
         """
         self._check_open()
         arrays = self.check_feeds(feeds)
-        cuda, stream = self._cuda, self._stream
+        cuda, stream, label = self._cuda, self._stream, self.path.name
         with self._lock:
             self._ctx.push()
             try:
                 for name, arr in arrays.items():
                     host, dev = self._buffers[name]
-                    if arr.size > host.size:
-                        raise PplEdgeError(
-                            f"input '{name}' of shape {arr.shape} exceeds the "
-                            "engine's optimisation profile; rebuild the engine "
-                            "with a larger --max-batch"
-                        )
-                    self._context.set_input_shape(name, arr.shape)
+                    set_input_shape(self._context, name, arr.shape, self.batch_profile, label)
                     view = host[: arr.size]
                     np.copyto(view, arr.ravel())
                     cuda.memcpy_htod_async(dev, view, stream)
