@@ -28,6 +28,7 @@ VERBS = {
     "bench": "bench",
     "live": "live",
     "demo": "demo",
+    "info": "info",
 }
 
 
