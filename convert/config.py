@@ -78,6 +78,9 @@ class EngineConfig:
         force_rebuild: ignore and replace a cached engine.
         device: CUDA device index.
         cache_root: engine cache folder (default ``${XDG_CACHE_HOME:-~/.cache}/ppl-edge/engines``).
+        strongly_typed: build a strongly typed network (FP16 from the float16 graph, the lookup
+            kept FP32); None: as TensorRT's release requires (11+: yes; 8.6 / 10.x: builder
+            flags), see ``trt_versions.py``.
 
     Raises:
         PplEdgeError: a setting outside its choices or range, INT8 without calibration data, or a
@@ -99,6 +102,7 @@ class EngineConfig:
     force_rebuild: bool = False
     device: int = 0
     cache_root: Path | None = None
+    strongly_typed: bool | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.precision, PRECISIONS, "precision")

@@ -123,6 +123,7 @@ class EngineKey:
         gpu_name, sm: the GPU model and its architecture ("sm87").
         trt_version: TensorRT's version string.
         calibration: sha256 of the INT8 calibration data (images or cache), None otherwise.
+        strongly_typed: built as a strongly typed network (precision from the graph's types).
     """
 
     model_stem: str
@@ -140,6 +141,7 @@ class EngineKey:
     sm: str
     trt_version: str
     calibration: str | None = None
+    strongly_typed: bool = False
 
     def __post_init__(self):
         check_choice(self.precision, PRECISIONS, "precision")
@@ -160,8 +162,9 @@ class EngineKey:
     @property
     def file_name(self) -> str:
         """``<stem>-<sha8>.<prec>.b<min>-<max>.<H>x<W>.plugin<ver>.engine`` (``.native`` without
-        the plugin)."""
+        the plugin; ``.typed`` added for a strongly typed network)."""
         lookup = f"plugin{self.plugin_version}" if self.nn == "plugin" else "native"
+        lookup += ".typed" if self.strongly_typed else ""
         return (
             f"{self.model_stem}-{self.onnx_sha256[:8]}.{self.precision}.b{self.min_batch}-"
             f"{self.max_batch}.{self.height}x{self.width}.{lookup}.engine"

@@ -1,4 +1,4 @@
-"""Build a TensorRT engine of the keypoint graph with TensorRT's Python API (TensorRT 10+).
+"""Build a TensorRT engine of an exported graph with TensorRT's Python API (TensorRT 8.6 to 11).
 
 :func:`build_engine` first checks what the build needs, in an order that never crashes the process
 (toolchain.md §3): a GPU through the CUDA driver (ctypes), then ``import tensorrt``, then the plugin
@@ -8,9 +8,11 @@ function (so the parser calls the plugin), parse, configure precision (FP32 / FP
 entropy calibration), one optimisation profile for the dynamic batch, a timing cache, a progress
 monitor, build, store in the cache and copy into ``out_dir``. ``nn="native"`` builds the portable
 graph (``keypoints.onnx``) without the plugin. The build's settings are one
-:class:`~ppl_edge.convert.config.EngineConfig`, validated when it is made. The calls into TensorRT's
-builder API live in ``trt_builder.py``; this file decides what to build and needs neither TensorRT
-nor onnx to import.
+:class:`~ppl_edge.convert.config.EngineConfig`, validated when it is made. What each TensorRT
+release can build (explicit batch on 8.6, the plugin from 10, strongly typed FP16 on 11) is the
+table of ``trt_versions.py``; the graph's preparation is ``trt_graph.py``; the calls into TensorRT's
+builder API live in ``trt_builder.py``. This file decides what to build and needs neither TensorRT
+nor onnx nor torch to import.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ppl_edge.convert import engine_cache as cache
 from ppl_edge.convert.config import EngineConfig
 from ppl_edge.convert.engine_cache import EngineKey
 from ppl_edge.convert.trt_builder import build_info, build_serialized
-from ppl_edge.errors import PplEdgeError, require
+from ppl_edge.convert.trt_graph import (  # noqa: F401  (re-exported: the build's graph API)
+    ONNX_FILES,
+    PreparedGraph,
+    prepare_graph,
+    resolve_onnx,
+)
+from ppl_edge.convert.trt_versions import BuildPlan, plan_build, support
+from ppl_edge.errors import PplEdgeError
 from ppl_edge.manifest import sha256_path
 
 log = logging.getLogger(__name__)
@@ -34,8 +42,6 @@ trt_log = logging.getLogger("ppl_edge.tensorrt")
 
 PLUGIN_LIBRARY = "libppl_edge_plugins.so"
 PLUGIN_ENV = "PPL_EDGE_PLUGIN_LIB"  # the runtime's TensorRT backend reads the same variable
-ONNX_FILES = {"plugin": "keypoints_trt.onnx", "native": "keypoints.onnx"}
-MIN_TRT_MAJOR = 10  # IPluginV3
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,7 +50,7 @@ def import_tensorrt():
     """``import tensorrt`` (call only after :func:`engine_cache.probe_gpu` succeeded).
 
     Raises:
-        PplEdgeError: not installed / libraries missing, or older than TensorRT 10.
+        PplEdgeError: not installed / libraries missing, or older than TensorRT 8.6.
     """
     try:
         import tensorrt as trt
@@ -54,11 +60,7 @@ def import_tensorrt():
             "TensorRT Python package not installed: pip install 'ppl-edge[trt]' or use "
             f"JetPack's python3-libnvinfer (import tensorrt: {detail})"
         ) from err
-    if int(trt.__version__.split(".")[0]) < MIN_TRT_MAJOR:
-        raise PplEdgeError(
-            f"TensorRT {trt.__version__} is too old: ppl-edge engines need TensorRT "
-            f"{MIN_TRT_MAJOR}+ (JetPack 6)"
-        )
+    support(trt)  # raises before 8.6
     return trt
 
 
@@ -110,90 +112,12 @@ def check_prerequisites(
     """
     gpu = cache.probe_gpu(device)
     trt = import_tensorrt()
+    plan_build(support(trt), "fp32", nn)  # the plugin needs TensorRT 10+
     library = find_plugin_library(plugin_lib, onnx_path) if nn == "plugin" else None
     return gpu, trt, library
 
 
-# ------------------------------------------------------------------------------------ ONNX graph
-@dataclass(frozen=True)
-class PreparedGraph:
-    """The ONNX graph as TensorRT will parse it.
-
-    path: the file given; sha256: of that file; model_bytes: serialised graph with the lookup
-    function stripped (nn="plugin"); input_name; height, width: static image size; batch: the
-    static batch, or None when dynamic.
-    """
-
-    path: Path
-    sha256: str
-    model_bytes: bytes
-    input_name: str
-    height: int
-    width: int
-    batch: int | None
-
-
-def resolve_onnx(onnx_path: str | Path, nn: str) -> Path:
-    """An ONNX file, or the file of ``nn`` inside an export folder."""
-    path = Path(onnx_path).expanduser()
-    if path.is_dir():
-        path = path / ONNX_FILES[nn]
-    if not path.is_file():
-        raise PplEdgeError(
-            f"ONNX graph {path} not found (export it with 'ppl-edge convert --target onnx')"
-        )
-    return path
-
-
-def prepare_graph(path: Path, nn: str) -> PreparedGraph:
-    """Load the graph, check it suits ``nn``, strip the plugin's lookup function, read shapes."""
-    onnx = require("onnx", "convert", "reading ONNX graphs for TensorRT")
-    from ppl_edge.convert.nn_plugin import OP_TYPE, lookup_nodes, strip_lookup_function
-
-    model = onnx.load(str(path))
-    nodes = lookup_nodes(model)
-    has_function = any(f.name == OP_TYPE for f in model.functions)
-    if nn == "plugin":
-        if not nodes:
-            raise PplEdgeError(
-                f"{path.name} has no {OP_TYPE} node: --nn plugin builds "
-                f"{ONNX_FILES['plugin']} (export with --nn plugin), or use --nn native"
-            )
-        strip_lookup_function(
-            model
-        )  # else the parser may inline the function instead of the plugin
-    elif nodes and not has_function:
-        raise PplEdgeError(
-            f"{path.name} holds {OP_TYPE} nodes without their ONNX function: build it "
-            f"with --nn plugin, or use {ONNX_FILES['native']} for --nn native"
-        )
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise PplEdgeError(
-            f"{path.name} has inputs {[i.name for i in inputs]}; the engine build "
-            "expects one image input (B, 3, H, W)"
-        )
-    dims = [
-        d.dim_value if d.HasField("dim_value") else None
-        for d in inputs[0].type.tensor_type.shape.dim
-    ]
-    if len(dims) != 4 or dims[1] != 3 or dims[2] is None or dims[3] is None:
-        raise PplEdgeError(
-            f"{path.name} input {inputs[0].name!r} has shape {dims}; expected "
-            "(B, 3, H, W) with static H and W"
-        )
-    return PreparedGraph(
-        path,
-        sha256_path(path),
-        model.SerializeToString(),
-        inputs[0].name,
-        dims[2],
-        dims[3],
-        dims[0],
-    )
-
-
+# ------------------------------------------------------------------------------------ manifest
 def load_manifest_document(manifest: dict | str | Path | None, onnx_path: Path) -> dict | None:
     """The export manifest: given as a dict or a file, or the ``manifest.json`` beside the ONNX."""
     if isinstance(manifest, dict):
@@ -272,33 +196,42 @@ def build_engine_from(
     out_dir: str | Path,
     settings: EngineConfig,
     manifest: dict | str | Path | None = None,
+    *,
+    name: str | None = None,
+    lookup_required: bool = True,
 ) -> Path:
-    """:func:`build_engine` with its settings given as one (validated) ``EngineConfig``."""
+    """:func:`build_engine` with its settings given as one (validated) ``EngineConfig``.
+
+    Args:
+        name: the engine's file name in ``out_dir`` (default ``<onnx-stem>.<precision>.engine``).
+        lookup_required: the graph must hold the plugin's node for nn="plugin" (False for the
+            refine and memory graphs, which have none).
+    """
     onnx_file = resolve_onnx(onnx_path, settings.nn)
     images = calibration_images(settings)
     gpu, trt, library = check_prerequisites(
         settings.nn, settings.plugin_lib, onnx_file, settings.device
     )
-    if int(trt.__version__.split(".")[0]) >= 11 and settings.precision != "fp32":
-        raise PplEdgeError(
-            f"TensorRT {trt.__version__} has no {settings.precision.upper()} builder flag (removed "
-            "in TensorRT 11): build fp32, or convert the ONNX to mixed precision first"
-        )
-    graph = prepare_graph(onnx_file, settings.nn)
+    info = support(trt)
+    plan = plan_build(info, settings.precision, settings.nn, settings.strongly_typed)
+    graph = prepare_graph(onnx_file, settings.nn, lookup_required, float16=plan.fp16_graph)
+    plan_build(
+        info, settings.precision, settings.nn, plan.strongly_typed, graph.opset, onnx_file.name
+    )
     if graph.batch is not None and not all(b == graph.batch for b in settings.batches):
         raise PplEdgeError(
             f"{onnx_file.name} has a static batch of {graph.batch}: set min/opt/max batch "
             f"to {graph.batch}, or export with a dynamic batch"
         )
     manifest_doc = load_manifest_document(manifest, onnx_file)
-    key = engine_key(onnx_file, graph, settings, gpu, trt, library, images)
+    key = engine_key(onnx_file, graph, settings, gpu, trt, library, images, plan)
     root = settings.cache_root if settings.cache_root is not None else cache.cache_root()
     if settings.force_rebuild and cache.invalidate(key, root):
         log.info("removed the cached engine %s (force rebuild)", key.file_name)
     cached = cache.lookup(key, root)
     if cached is None:
         cached = _build_and_store(
-            trt, gpu, graph, key, library, settings, images, manifest_doc, root
+            trt, gpu, graph, key, library, settings, images, manifest_doc, root, plan
         )
     out = Path(out_dir).expanduser()
     recorded = (
@@ -306,7 +239,8 @@ def build_engine_from(
         if manifest_doc is not None
         else ("manifest.json" if (out / "manifest.json").is_file() else None)
     )
-    return cache.publish(cached, out, f"{onnx_file.stem}.{settings.precision}.engine", recorded)
+    target = name or f"{onnx_file.stem}.{settings.precision}.engine"
+    return cache.publish(cached, out, target, recorded)
 
 
 def calibration_images(settings: EngineConfig) -> list[Path] | None:
@@ -326,6 +260,7 @@ def engine_key(
     trt,
     library: Path | None,
     images: list[Path] | None,
+    plan: BuildPlan | None = None,
 ) -> EngineKey:
     """The cache key of the engine ``settings`` would build from ``graph`` on this GPU."""
     from ppl_edge.convert.nn_plugin import PLUGIN_VERSION
@@ -351,6 +286,7 @@ def engine_key(
         sm=gpu.sm,
         trt_version=trt.__version__,
         calibration=calibration,
+        strongly_typed=bool(plan and plan.strongly_typed),
     )
 
 
@@ -364,6 +300,7 @@ def _build_and_store(
     images: list[Path] | None,
     manifest_doc: dict | None,
     root: Path,
+    plan: BuildPlan,
 ) -> Path:
     """Build the engine of ``key`` and store it in the cache under ``root``; its cached path."""
     timing = settings.timing_cache or cache.timing_cache_path(key, root)
@@ -382,6 +319,7 @@ def _build_and_store(
         calib_cache=calib_file,
         manifest=manifest_doc,
         calib_batch=settings.calib_batch,
+        plan=plan,
     )
     info = build_info(
         gpu,
@@ -392,5 +330,9 @@ def _build_and_store(
         images,
         calib_file,
         time.monotonic() - start,
+    )
+    info["network_flags"], info["builder_flags"] = (
+        list(plan.network_flags),
+        list(plan.builder_flags),
     )
     return cache.store(key, engine, info, manifest_doc, root)

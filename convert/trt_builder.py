@@ -155,9 +155,11 @@ def load_plugin(trt, library: Path) -> None:
     log.info("TensorRT plugin library: %s", library)
 
 
-def parse_graph(trt, builder, logger, graph):
-    """Parse ``graph`` (a ``PreparedGraph``); returns (network, parser): keep the parser alive."""
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10+
+def parse_graph(trt, builder, logger, graph, flags: int = 0):
+    """Parse ``graph`` (a ``PreparedGraph``) into a network made with creation ``flags``
+    (``trt_versions.network_flags``: EXPLICIT_BATCH on 8.6, STRONGLY_TYPED); returns
+    (network, parser): keep the parser alive."""
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(graph.model_bytes, str(graph.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["unknown error"]
@@ -173,10 +175,10 @@ def parse_graph(trt, builder, logger, graph):
 
 
 def batch_profile(builder, graph, low: int, opt: int, high: int):
-    """An optimisation profile over the image input's batch: (low | opt | high, 3, H, W)."""
+    """An optimisation profile over every input's batch: (low | opt | high, *shape)."""
     profile = builder.create_optimization_profile()
-    shape = (graph.height, graph.width)
-    profile.set_shape(graph.input_name, (low, 3, *shape), (opt, 3, *shape), (high, 3, *shape))
+    for name, shape in graph.inputs:
+        profile.set_shape(name, (low, *shape), (opt, *shape), (high, *shape))
     return profile
 
 
@@ -226,6 +228,7 @@ def build_serialized(
     calib_cache: Path | None,
     manifest: dict | None,
     calib_batch: int,
+    plan=None,
 ) -> bytes:
     """Register the plugin, parse ``graph``, configure and build.
 
@@ -236,25 +239,28 @@ def build_serialized(
         timing_cache: read when it exists, written after a successful build.
         images, calib_cache, manifest, calib_batch: INT8 calibration (see
             :func:`attach_calibrator`).
+        plan: the ``trt_versions.BuildPlan`` (network and builder flags); None: the flags of
+            ``key.precision`` on TensorRT 10.
 
     Returns:
         The serialised engine.
     """
+    from ppl_edge.convert.trt_versions import network_flags, plan_build, support
+
     logger = make_logger(trt)
     if library is not None:
         load_plugin(trt, library)
     builder = trt.Builder(logger)
-    network, _parser = parse_graph(trt, builder, logger, graph)  # the parser must outlive the build
+    plan = plan or plan_build(support(trt), key.precision, key.nn, key.strongly_typed)
+    flags = network_flags(trt, plan)
+    network, _parser = parse_graph(trt, builder, logger, graph, flags)  # parser outlives build
     config = builder.create_builder_config()
     if workspace_mb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     buffer = None
-    if key.precision in ("fp16", "int8"):
-        config.set_flag(
-            trt.BuilderFlag.FP16
-        )  # INT8 falls back to FP16 where a layer has no INT8 kernel
-    if key.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
+    for flag in plan.builder_flags:  # INT8 also sets FP16: layers without INT8 kernels use it
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    if plan.calibrate:
         buffer = attach_calibrator(
             trt, builder, config, graph, images, calib_cache, manifest, calib_batch
         )
@@ -269,14 +275,9 @@ def build_serialized(
     monitor = make_progress_monitor(trt, progress)
     if monitor is not None:
         config.progress_monitor = monitor
-    log.info(
-        "building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
-        key.precision,
-        graph.path.name,
-        key.gpu_name,
-        key.sm,
-        key.trt_version,
-    )
+    what = f"{key.precision}{' strongly typed' if plan.strongly_typed else ''}"
+    log.info("building a TensorRT %s engine of %s for %s (%s), TensorRT %s: this takes minutes",
+             what, graph.path.name, key.gpu_name, key.sm, key.trt_version)  # fmt: skip
     try:
         with Heartbeat(progress):
             serialized = builder.build_serialized_network(network, config)
