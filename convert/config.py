@@ -166,6 +166,9 @@ class ExportConfig:
         verify: check the written files against PyTorch after the export.
         verify_images: images of the parity checks.
         engine: the TensorRT build (target "trt").
+        fp16_graphs: also write each graph's float16 version (``<graph>.fp16.onnx``, the lookup
+            and normalisations kept FP32; convert/fp16.py), listed as ``<role>_fp16``: what a
+            strongly typed FP16 engine (TensorRT 11) is built from.
 
     Raises:
         PplEdgeError: a setting outside its choices or range, or an unusable output folder.
@@ -182,6 +185,7 @@ class ExportConfig:
     verify: bool = False
     verify_images: int = 256
     engine: EngineConfig = field(default_factory=EngineConfig)
+    fp16_graphs: bool = False
 
     def __post_init__(self) -> None:
         from ppl_edge.convert.manifest import check_output_folder

@@ -11,6 +11,7 @@ from ppl_edge.convert.source import ExportSource
 from ppl_edge.convert.targets import Exporter
 
 ONNX_ROLES = ("keypoints", "keypoints_trt", "refine", "memory")
+FP16_ROLES = tuple(f"{role}_fp16" for role in ONNX_ROLES)  # written with fp16_graphs
 # fn(staging folder, role -> path, manifest) -> extra role -> path
 AfterStep = Callable[[Path, dict, dict], dict | None]
 
@@ -20,6 +21,22 @@ def tools_used(*extra: str) -> dict[str, str]:
     from ppl_edge.convert.manifest import tool_versions
 
     return tool_versions("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime", *extra)
+
+
+def write_fp16_graphs(paths: dict[str, Path]) -> dict[str, Path]:
+    """``<graph>.fp16.onnx`` beside each ONNX graph of ``paths`` (role -> file), as
+    ``<role>_fp16`` -> file (convert/fp16.py: the lookup and normalisations stay FP32)."""
+    import onnx
+
+    from ppl_edge.convert.fp16 import fp16_name, to_float16
+    from ppl_edge.fileio import atomic_write_bytes
+
+    written = {}
+    for role, path in paths.items():
+        target = Path(path).with_name(fp16_name(Path(path).name))
+        atomic_write_bytes(target, to_float16(onnx.load(str(path))).SerializeToString())
+        written[f"{role}_fp16"] = target
+    return written
 
 
 def export_onnx_folder(
@@ -54,6 +71,8 @@ def export_onnx_folder(
         joints = source.joints
         joint_map = joints.matrix if joints is not None else None
         paths, stats = export_graphs(model, staging, config, joint_map)
+        if config.fp16_graphs:
+            paths.update(write_fp16_graphs(paths))
         manifest = build_manifest(
             model,
             name=source.name,
@@ -79,7 +98,7 @@ def export_onnx_folder(
         kept = {
             r: e
             for r, e in previous_artifacts(out, source.checkpoint_sha256).items()
-            if r not in ONNX_ROLES and r not in manifest["artifacts"]
+            if r not in ONNX_ROLES + FP16_ROLES and r not in manifest["artifacts"]
         }
         manifest["artifacts"] = {**kept, **manifest["artifacts"]}
         write_manifest(staging / MANIFEST_NAME, manifest)

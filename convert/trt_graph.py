@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ppl_edge.convert.fp16 import fp16_name, to_float16
 from ppl_edge.errors import PplEdgeError, require
 from ppl_edge.manifest import sha256_path
 
@@ -112,12 +113,15 @@ def prepare_graph(
         nn: "plugin" or "native".
         lookup_required: the graph must hold the ``NearestNeighborLookup`` node for
             nn="plugin" (a keypoint graph; refine and memory graphs have none).
-        float16: build from the float16 version (strongly typed FP16); a graph that is already
-            float16 (``*.fp16.onnx``) is used as it is.
+        float16: build from the float16 version (strongly typed FP16): the exported
+            ``<stem>.fp16.onnx`` beside ``path`` when it exists, else ``path`` converted here (a
+            graph that is already float16 is used as it is).
     """
     onnx = require("onnx", "convert", "reading ONNX graphs for TensorRT")
     from ppl_edge.convert.nn_plugin import OP_TYPE, lookup_nodes, strip_lookup_function
 
+    if float16 and path.with_name(fp16_name(path.name)).is_file():
+        path = path.with_name(fp16_name(path.name))
     model = onnx.load(str(path))
     nodes = lookup_nodes(model)
     has_function = any(f.name == OP_TYPE for f in model.functions)
@@ -132,8 +136,6 @@ def prepare_graph(
             f"with --nn plugin, or use {ONNX_FILES['native']} for --nn native"
         )
     if float16 and not _is_float16(model):
-        from ppl_edge.convert.fp16 import to_float16
-
         model = to_float16(model)  # needs the function to type the custom node's outputs
     if nn == "plugin":
         strip_lookup_function(model)  # else the parser may inline the function (TensorRT <= 10.6)

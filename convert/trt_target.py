@@ -1,7 +1,8 @@
-"""Target "trt": the ONNX export plus a TensorRT engine built from its keypoint graph inside the
-staging folder (``keypoints_trt.onnx`` with the plugin lookup, ``keypoints.onnx`` with the native
-one). It needs an NVIDIA GPU and TensorRT, which :meth:`TensorRTExporter.prepare` checks before
-anything is loaded."""
+"""Target "trt": the ONNX export plus TensorRT engines built inside the staging folder: the keypoint
+graph's (``keypoints_trt.onnx`` with the plugin lookup, ``keypoints.onnx`` with the native one),
+and the refine and memory graphs' (engine_folder.py). It needs an NVIDIA GPU and TensorRT, which
+:meth:`TensorRTExporter.prepare` checks before anything is loaded. An export folder that already
+exists gets its engines without torch: ``ppl-edge convert --from DIR --target trt``."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def engine_for(engine: EngineConfig, size: int) -> EngineConfig:
 
 
 class TensorRTExporter(OnnxExporter):
-    """The ONNX files, ``<graph>.<precision>.engine`` and its sidecar, in one manifest."""
+    """The ONNX files, ``<graph>.<precision>.engine`` of the keypoint, refine and memory graphs
+    with their sidecars, in one manifest."""
 
     def check(self, config: ExportConfig) -> None:
         check_opset(config.opset)
@@ -63,14 +65,13 @@ class TensorRTExporter(OnnxExporter):
         check_prerequisites(nn=config.engine.nn, plugin_lib=config.engine.plugin_lib)
 
     def write(self, source: ExportSource, config: ExportConfig) -> tuple[Path, dict[str, dict]]:
-        from ppl_edge.convert.tensorrt_build import build_engine_from
+        from ppl_edge.convert.engine_folder import build_role_engines
 
         engine = engine_for(config.engine, source.model.cfg.img_size)
 
         def build(staging: Path, paths: dict, manifest: dict) -> dict:
-            onnx_path = paths[ENGINE_GRAPHS[engine.nn]]
-            built = build_engine_from(onnx_path, staging, engine, manifest=manifest)
+            built = build_role_engines(staging, paths, engine, manifest)
             manifest["precision"] = engine.precision
-            return {"engine": Path(built)}
+            return built
 
         return export_onnx_folder(source, config, after=build)

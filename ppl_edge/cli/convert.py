@@ -2,16 +2,21 @@
 
 --target onnx writes keypoints.onnx (standard ONNX lookup), keypoints_trt.onnx (the lookup as one
 NearestNeighborLookup node, with --nn plugin), refine.onnx (image-space refinement), memory.onnx
-(one pass through the memory, for memory-mode refinement) and manifest.json. --target trt also
-builds a TensorRT engine from the plugin graph (--nn plugin) or the portable one (--nn native); it
-needs an NVIDIA GPU and TensorRT. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+).
-Nothing is written unless the whole export succeeds; --verify checks the exported files against
-PyTorch and prints the numbers.
+(one pass through the memory, for memory-mode refinement) and manifest.json; with --fp16 also
+each graph's float16 version (<graph>.fp16.onnx, the lookup kept FP32) for TensorRT 11's strongly
+typed networks. --target trt also builds TensorRT engines of the keypoint graph (the plugin graph
+with --nn plugin, the portable one with --nn native), refine.onnx and memory.onnx; it needs an
+NVIDIA GPU and TensorRT (8.6 with --nn native, 10.x, 11). --from DIR builds those engines from an
+existing export folder with TensorRT alone (no torch, no onnxscript, no onnxsim) and adds them to
+its manifest. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+). Nothing is written
+unless the whole export succeeds; --verify checks the exported files against PyTorch and prints
+the numbers.
 
 examples:
   ppl-edge convert --checkpoint models/ppl-small-humanoid.safetensors --target onnx \\
       --out models/ppl-small-humanoid --verify
   ppl-edge convert --checkpoint CKPT --target trt --out DIR --fp16 --max-batch 8
+  ppl-edge convert --from DIR --target trt --fp16          # on the Jetson: TensorRT only
   ppl-edge convert --checkpoint CKPT --target coreml --out DIR --verify
 """
 
@@ -26,11 +31,18 @@ from ppl_edge.errors import PplEdgeError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ppl-edge convert`` (TensorRT flags follow trtexec's names)."""
-    parser.add_argument("--checkpoint", required=True, help="a ppl-edge .safetensors checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a ppl-edge .safetensors checkpoint")
+    source.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        help="an export folder: build its TensorRT engines in place (--target trt; no torch)",
+    )
     parser.add_argument(
         "--target", choices=TARGETS, default="onnx", help="what to build (default onnx)"
     )
-    parser.add_argument("--out", required=True, help="output folder (created if its parent exists)")
+    parser.add_argument("--out", help="output folder (created if its parent exists)")
     parser.add_argument("--name", help="model name in the manifest (default: checkpoint file stem)")
     parser.add_argument(
         "--opset",
@@ -55,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true", help="check the outputs against PyTorch")
     parser.add_argument("--verify-images", type=int, default=256, help="images for --verify")
     trt = parser.add_argument_group("TensorRT (--target trt)")
-    trt.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
+    trt.add_argument(
+        "--fp16",
+        action="store_true",
+        help="FP16 engine (--target trt); with --target onnx, also write <graph>.fp16.onnx",
+    )
     trt.add_argument("--int8", action="store_true", help="allow INT8 kernels (needs --calib-data)")
     trt.add_argument("--calib-data", metavar="DIR", help="folder of calibration images for --int8")
     trt.add_argument("--min-batch", type=int, default=1, help="optimisation profile minimum batch")
@@ -70,16 +86,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     trt.add_argument("--workspace", type=int, metavar="MiB", help="builder workspace limit in MiB")
     trt.add_argument("--timing-cache", metavar="PATH", help="TensorRT timing cache file")
     trt.add_argument("--force-rebuild", action="store_true", help="ignore a cached engine")
+    trt.add_argument(
+        "--strongly-typed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="strongly typed network: FP16 from <graph>.fp16.onnx, the lookup FP32 (default: "
+        "on TensorRT 11+, off before; 10.x can)",
+    )
 
 
 def check_flags(args: argparse.Namespace) -> None:
     """Refuse flag combinations that have no setting to check: TensorRT flags with another target,
-    --int8 without --calib-data (the CLI has no flag for a calibration cache)."""
+    --int8 without --calib-data (the CLI has no flag for a calibration cache), --from with a
+    target other than trt or with --out, --checkpoint without --out."""
+    if args.from_dir is not None:
+        if args.target != "trt":
+            raise PplEdgeError(
+                f"--from builds TensorRT engines from an export folder: use --target trt, "
+                f"not --target {args.target}"
+            )
+        if args.out is not None:
+            raise PplEdgeError("--from writes the engines into that export folder: drop --out")
+        if args.verify:
+            raise PplEdgeError("--verify compares against PyTorch, which --from does not load")
+    elif args.out is None:
+        raise PplEdgeError("--checkpoint needs --out DIR (the folder the export is written to)")
     if args.target != "trt":
         used = [
             f
             for f, on in (
-                ("--fp16", args.fp16),
+                ("--fp16", args.fp16 and args.target != "onnx"),
+                ("--strongly-typed", args.strongly_typed is not None),
                 ("--int8", args.int8),
                 ("--calib-data", args.calib_data),
                 ("--plugins", args.plugins),
@@ -94,11 +131,11 @@ def check_flags(args: argparse.Namespace) -> None:
         raise PplEdgeError("--int8 needs --calib-data DIR (a folder of calibration images)")
 
 
-def export_config(args: argparse.Namespace):
-    """The :class:`~ppl_edge.convert.ExportConfig` of the flags (validated on construction)."""
-    from ppl_edge.convert import EngineConfig, ExportConfig
+def engine_config(args: argparse.Namespace):
+    """The :class:`~ppl_edge.convert.EngineConfig` of the TensorRT flags."""
+    from ppl_edge.convert.config import EngineConfig
 
-    engine = EngineConfig(
+    return EngineConfig(
         precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
         nn=args.nn,
         plugin_lib=args.plugins,
@@ -110,7 +147,14 @@ def export_config(args: argparse.Namespace):
         workspace_mb=args.workspace,
         timing_cache=args.timing_cache,
         force_rebuild=args.force_rebuild,
+        strongly_typed=args.strongly_typed,
     )
+
+
+def export_config(args: argparse.Namespace):
+    """The :class:`~ppl_edge.convert.ExportConfig` of the flags (validated on construction)."""
+    from ppl_edge.convert import ExportConfig
+
     return ExportConfig(
         out=args.out,
         target=args.target,
@@ -122,14 +166,27 @@ def export_config(args: argparse.Namespace):
         data=args.data,
         verify=args.verify,
         verify_images=args.verify_images,
-        engine=engine,
+        engine=engine_config(args),
+        fp16_graphs=args.fp16,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Export, optionally verify, print a summary (exit status 1 when a check fails)."""
+    check_flags(args)
+    if args.from_dir is not None:  # TensorRT, onnx and NumPy only: no torch on the device
+        from ppl_edge.convert.engine_folder import build_folder
+
+        config = engine_config(args)
+        if config.shapes is not None:
+            from ppl_edge.convert.trt_target import parse_shapes
+            from ppl_edge.manifest import Manifest
+
+            size = Manifest.load(args.from_dir).input.height
+            config = config.with_batch(parse_shapes(config.shapes, 3, size))
+        build_folder(args.from_dir, config, echo=print)
+        return 0
     from ppl_edge.convert import export
 
-    check_flags(args)
     report = export(args.checkpoint, export_config(args), echo=print)
     return 0 if report.passed else 1
