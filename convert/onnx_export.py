@@ -118,19 +118,6 @@ class KeypointGraph(nn.Module):
         return (*result, joints.reshape(kpts.shape[0], -1, 2))
 
 
-class RefineGraph(nn.Module):
-    """``refine.onnx``: (reference image, keypoints) -> φ_dec(α · I, S(keypoints)) clamped to
-    [-1, 1], W baked in (``PoseModel.refine_image``)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-        """image: (B, 3, H, W) in [-1, 1]; keypoints: (B, N, 2) xy in [-1, 1] -> (B, 3, H, W)."""
-        return self.model.refine_image(image, keypoints)
-
-
 class MemoryGraph(nn.Module):
     """``memory.onnx``: keypoints -> Dec(nearest codes of Enc(keypoints)), prototype ids, distances.
 
@@ -326,6 +313,8 @@ def build_refine_graph(
     model: nn.Module, opset: int, dynamic_batch: bool, simplify: bool = True
 ) -> tuple[Any, dict]:
     """Export ``refine.onnx``: (image (B,3,H,W), keypoints (B,N,2)) -> reconstruction (B,3,H,W)."""
+    from ppl_edge.convert.refine_graph import RefineGraph
+
     size, n = model.cfg.img_size, model.cfg.num_keypoints
     batch = 2 if dynamic_batch else 1
     example = (torch.zeros(batch, 3, size, size), torch.zeros(batch, n, 2))

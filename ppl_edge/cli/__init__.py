@@ -23,6 +23,7 @@ VERBS = {
     "eval": "evaluate",
     "prior": "prior",
     "name": "name",
+    "distill": "distill",
     "data": "data",
     "convert": "convert",
     "bench": "bench",

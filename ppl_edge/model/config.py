@@ -60,6 +60,10 @@ class ModelConfig:
     # DEVIATION(official): draw S with w / max w (peak 1 whatever W's global scale); off in the
     # official code.
     link_normalize: bool = False
+    # DEVIATION(official): image-space refinement (``refine_image``, refine.onnx) draws only the
+    # links whose drawn weight exceeds this share of the largest; S then differs from the full map
+    # by at most this share of its peak (see ``links.keep_links``). 0 draws every link (official).
+    refine_link_tolerance: float = 0.0
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
     # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
     # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant,
@@ -97,6 +101,10 @@ class ModelConfig:
                     f"prior {self.prior} has {len(template.names)} joints; the model has "
                     f"num_keypoints={self.num_keypoints} (set model.num_keypoints to match)"
                 )
+        if not 0.0 <= self.refine_link_tolerance < 1.0:
+            raise PplEdgeError(
+                f"refine_link_tolerance must be in [0, 1), got {self.refine_link_tolerance}"
+            )
         if self.link_thickness <= 0:
             raise PplEdgeError(f"link_thickness must be positive, got {self.link_thickness}")
 

@@ -16,15 +16,19 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
 
 class DownBlock(nn.Module):
     """conv -> BN -> LReLU -> conv -> BN -> bilinear x0.5 -> LReLU (both convs at input
-    resolution)."""
+    resolution).
+
+    Bilinear x0.5 without antialiasing (align_corners=False) samples at 2i + 0.5, the mean of each
+    2 x 2 block: it is computed as a 2 x 2 average pool, which exports as one AveragePool node
+    instead of a Resize and runs several times faster on CPUs.
+    """
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.body = nn.Sequential(*_conv_bn(cin, cout), nn.LeakyReLU(0.2), *_conv_bn(cout, cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(self.body(x), scale_factor=0.5, mode="bilinear", align_corners=False)
-        return F.leaky_relu(x, 0.2)
+        return F.leaky_relu(F.avg_pool2d(self.body(x), 2), 0.2)  # = bilinear x0.5, see above
 
 
 class UpBlock(nn.Module):

@@ -82,6 +82,66 @@ def rasterize_links(
     return heat.view(B, 1, size, size)
 
 
+def keep_links(weights: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """(L,) bool: the links whose weight exceeds ``tolerance`` times the largest weight.
+
+    Bound: S(g) = max_l w_l h_l(g) with h_l = exp(-d² / thickness) in (0, 1]. Drawing only a
+    subset K gives S_K(g) = max over K <= S(g); where S(g) is attained by a dropped link l,
+    S(g) - S_K(g) <= w_l h_l(g) <= w_l <= tolerance · max w, and elsewhere S_K(g) = S(g). So
+    0 <= S - S_K <= tolerance · max w everywhere (tolerance itself with ``link_normalize``,
+    whose peak is 1). The strongest link is always kept.
+
+    Args:
+        weights: (L,) the drawn weights, >= 0.
+        tolerance: in [0, 1); 0 keeps every link.
+    """
+    if tolerance <= 0:
+        return torch.ones_like(weights, dtype=torch.bool)
+    return weights > tolerance * weights.amax()
+
+
+def max_over_links(z: torch.Tensor) -> torch.Tensor:
+    """(B, L, H, W) -> (B, 1, H, W) max over dim 1 as a tree of elementwise maxima.
+
+    The same values as ``amax(dim=1, keepdim=True)``; exported, it is a few elementwise Max
+    nodes, which ONNX Runtime runs several times faster than a ReduceMax over a middle axis.
+    """
+    while z.shape[1] > 1:
+        half = z.shape[1] // 2
+        paired = torch.maximum(z[:, :half], z[:, half : 2 * half])  # (B, half, H, W)
+        z = torch.cat([paired, z[:, 2 * half :]], dim=1) if z.shape[1] % 2 else paired
+    return z
+
+
+def rasterize_links_log(
+    kpts: torch.Tensor, log_weights: torch.Tensor, pairs: torch.Tensor, size: int, thickness: float
+) -> torch.Tensor:
+    """The link heatmap S of :func:`rasterize_links`, in the form refine.onnx computes it.
+
+    exp is monotonic, so max_l w_l exp(-d²_l / thickness) = exp(max_l (log w_l - d²_l /
+    thickness)): one Exp per pixel instead of one per link and pixel. Inference only (no
+    gradient trick), links given as constants (e.g. those :func:`keep_links` keeps).
+
+    Args:
+        kpts: (B, N, 2) float32, xy in [-1, 1].
+        log_weights: (L,) log w_l of the drawn links (finite).
+        pairs: (L, 2) int64 keypoint indices of each link.
+        size: output side in pixels.
+        thickness: 2σ² in normalised units.
+
+    Returns:
+        S: (B, 1, size, size).
+    """
+    axis = torch.linspace(-1.0, 1.0, size, device=kpts.device, dtype=kpts.dtype)
+    start = kpts[:, pairs[:, 0]]  # (B, L, 2)
+    delta = kpts[:, pairs[:, 1]] - start  # (B, L, 2)
+    sx, sy = start[:, :, 0, None, None], start[:, :, 1, None, None]  # (B, L, 1, 1)
+    dx, dy = delta[:, :, 0, None, None], delta[:, :, 1, None, None]
+    dist2 = _segment_dist2(axis.view(1, 1, 1, size), axis.view(1, 1, size, 1), sx, sy, dx, dy)
+    z = log_weights.view(1, -1, 1, 1) - dist2 * (1.0 / thickness)  # (B, L, H, W)
+    return max_over_links(z).exp()  # (B, 1, H, W)
+
+
 class Connectivity(nn.Module):
     """Connectivity prior W: w_ij = softplus(sklr · θ_ij) over the upper triangle (i < j).
 
@@ -129,6 +189,11 @@ class Connectivity(nn.Module):
         w[self.pairs[:, 1], self.pairs[:, 0]] = vals
         return w
 
-    def forward(self, kpts: torch.Tensor, size: int) -> torch.Tensor:
-        """S for keypoints (B, N, 2) at size x size: (B, 1, size, size)."""
-        return rasterize_links(kpts, self.drawn_weights(), self.pairs, size, self.thickness)
+    def forward(self, kpts: torch.Tensor, size: int, tolerance: float = 0.0) -> torch.Tensor:
+        """S for keypoints (B, N, 2) at size x size: (B, 1, size, size); with ``tolerance`` > 0
+        only the links :func:`keep_links` keeps are drawn (within tolerance · max w of S)."""
+        weights, pairs = self.drawn_weights(), self.pairs
+        if tolerance > 0:
+            keep = keep_links(weights.detach(), tolerance)
+            weights, pairs = weights[keep], pairs[keep]
+        return rasterize_links(kpts, weights, pairs, size, self.thickness)

@@ -50,17 +50,20 @@ class PoseModel(nn.Module):
             return self.fixed_prior
         return self.memory.distill_prior()
 
-    def reconstruct(self, reference: torch.Tensor, kpts: torch.Tensor) -> dict[str, torch.Tensor]:
+    def reconstruct(
+        self, reference: torch.Tensor, kpts: torch.Tensor, link_tolerance: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """x̂ = φ_dec(α · I_ref, S(kpts)).
 
         Args:
             reference: (B, 3, H, W) reference image in [-1, 1].
             kpts: (B, N, 2) keypoints, xy in [-1, 1].
+            link_tolerance: draw only links above this share of the strongest (0: all links).
 
         Returns:
             image: (B, 3, H, W) reconstruction; links: (B, 1, H, W) S.
         """
-        links = self.connectivity(kpts, reference.shape[-1])
+        links = self.connectivity(kpts, reference.shape[-1], link_tolerance)
         ref = reference * self.alpha if self.alpha is not None else reference
         return {"image": self.decoder(ref, links), "links": links}
 
@@ -69,7 +72,8 @@ class PoseModel(nn.Module):
         [-1, 1].
 
         The decoder has no output activation (official); clamping keeps the re-fed image in the
-        range the encoder was trained on, so iterations cannot drift out of it.
+        range the encoder was trained on, so iterations cannot drift out of it. S is drawn with the
+        links above ``cfg.refine_link_tolerance`` of the strongest only (``links.keep_links``).
 
         Args:
             reference: (B, 3, H, W) reference image in [-1, 1].
@@ -78,7 +82,8 @@ class PoseModel(nn.Module):
         Returns:
             (B, 3, H, W) reconstruction in [-1, 1].
         """
-        return self.reconstruct(reference, kpts)["image"].clamp(-1.0, 1.0)
+        tolerance = self.cfg.refine_link_tolerance
+        return self.reconstruct(reference, kpts, tolerance)["image"].clamp(-1.0, 1.0)
 
     def forward(
         self,

@@ -319,3 +319,43 @@ def test_refine_graph_of_a_normalised_link_model_matches_torch():
     with torch.no_grad():
         ref = model.refine_image(image, kpts).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_refine_graph_draws_only_links_above_the_tolerance():
+    """refine.onnx of a model with ``refine_link_tolerance``: the same computation as
+    ``refine_image`` (1e-4), fewer links, and its link map within the tolerance of the full
+    PyTorch rasteriser's."""
+    from ppl_edge.convert.onnx_export import build_refine_graph, export_graph
+    from ppl_edge.convert.refine_graph import RefineGraph
+    from ppl_edge.model.links import rasterize_links_log
+
+    torch.manual_seed(2)
+    cfg = preset("tiny", link_normalize=True, refine_link_tolerance=0.05)
+    model = PoseModel(cfg).eval()
+    with torch.no_grad():
+        model.connectivity.theta.mul_(3.0)
+    graph = RefineGraph(model)
+    assert 0 < graph.links_kept < cfg.num_links
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    kpts = torch.rand(3, cfg.num_keypoints, 2) * 1.6 - 0.8
+    with torch.no_grad():
+        proto, _ = build_refine_graph(model, 18, dynamic_batch=True, simplify=True)
+    ops = {n.op_type for n in proto.graph.node}
+    assert "ReduceMax" not in ops and "Resize" in ops and "AveragePool" in ops
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"image": image.numpy(), "keypoints": kpts.numpy()})
+    with torch.no_grad():
+        ref = model.refine_image(image, kpts).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+    class LinkMap(torch.nn.Module):  # the graph's rasteriser alone, exported the same way
+        def forward(self, keypoints):
+            return rasterize_links_log(keypoints, graph.log_weights, graph.pairs, 32, 2e-2)
+
+    with torch.no_grad():
+        links = export_graph(LinkMap(), (kpts[:2],), ("keypoints",), ("links",), 18, True)
+        full = model.connectivity(kpts, 32).numpy()
+    session = ort.InferenceSession(links.SerializeToString(), providers=["CPUExecutionProvider"])
+    (drawn,) = session.run(None, {"keypoints": kpts.numpy()})
+    gap = full - drawn
+    assert gap.min() >= -1e-6 and gap.max() <= 0.05 + 1e-6

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from ppl_edge.model.config import preset
-from ppl_edge.model.links import Connectivity, rasterize_links
+from ppl_edge.model.links import (
+    Connectivity,
+    keep_links,
+    max_over_links,
+    rasterize_links,
+    rasterize_links_log,
+)
 
 
 def dense_reference(kpts, weights, pairs, size, thickness):
@@ -80,3 +86,42 @@ def test_link_init_sets_the_initial_logit():
     links = Connectivity(preset("tiny", link_init=2.0))
     logits = links.scale * links.theta
     assert abs(logits.mean().item() - 2.0) < 0.3
+
+
+def test_log_form_equals_the_rasteriser(setup):
+    """exp(max (log w - d² / 2σ²)) with a Max tree is the same S as max (w exp(-d² / 2σ²))."""
+    kpts, weights, pairs = setup
+    want = rasterize_links(kpts, weights, pairs, 24, 0.05)
+    got = rasterize_links_log(kpts, weights.log(), pairs, 24, 0.05)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 7, 16])
+def test_max_tree_equals_amax(count):
+    z = torch.randn(2, count, 4, 3)
+    torch.testing.assert_close(max_over_links(z), z.amax(dim=1, keepdim=True), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.02, 0.1, 0.5])
+def test_dropped_links_change_s_by_at_most_the_tolerance(tolerance):
+    """The bound of keep_links: 0 <= S_full - S_kept <= tolerance · max w, on every pixel."""
+    gen = torch.Generator().manual_seed(3)
+    n = 16
+    pairs = torch.triu_indices(n, n, 1).T
+    weights = torch.rand(len(pairs), generator=gen) ** 6  # mostly weak links, as after training
+    kpts = torch.rand(8, n, 2, generator=gen) * 1.8 - 0.9
+    keep = keep_links(weights, tolerance)
+    assert keep[weights.argmax()] and (tolerance > 0 or keep.all())
+    full = rasterize_links(kpts, weights, pairs, 32, 1e-2)
+    kept = rasterize_links(kpts, weights[keep], pairs[keep], 32, 1e-2)
+    gap = full - kept
+    assert gap.min() >= 0 and gap.max() <= tolerance * weights.max() + 1e-7
+
+
+def test_connectivity_tolerance_draws_the_kept_links_only():
+    conn = Connectivity(preset("tiny", link_normalize=True))
+    with torch.no_grad():
+        conn.theta.mul_(3.0)
+    kpts = torch.rand(2, 16, 2) * 1.6 - 0.8
+    full, kept = conn(kpts, 32), conn(kpts, 32, 0.05)
+    assert (full - kept).min() >= 0 and (full - kept).max() <= 0.05 + 1e-7

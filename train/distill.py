@@ -1,0 +1,166 @@
+"""A smaller image decoder φ_dec for a trained model, distilled from its own decoder.
+
+Image-space refinement (paper §3.4) runs φ_dec once per iteration; the decoder of the ``small``
+preset costs several keypoint inferences on a CPU. :func:`distill_decoder` trains a narrower
+decoder (``dec_width`` / ``dec_max_width``) to reproduce the model's decoder on the inputs
+refinement feeds it: the (possibly occluded) image as the reference and the link map S of the
+memory-refined keypoints the model itself estimates on it. Everything else (encoder, memory, W,
+α) is copied unchanged, so every keypoint output of the model stays bit-identical; only
+``refine_image`` changes.
+
+The loss is the L1 distance between the two decoders' outputs (the teacher's is the target, no
+ground truth is used). Occlusions follow the evaluation's patch masks (``train/occlusion.py``):
+a third of the images unoccluded, a third RandomMasking 0.1-0.4, a third CenterMasking 4-12
+patches; half of the keypoint sets get a small jitter, as later iterations re-estimate them on
+reconstructions.
+
+# DEVIATION(official): the official code has one decoder size and no distillation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ppl_edge.errors import PplEdgeError
+
+log = logging.getLogger(__name__)
+
+JITTER = 0.03  # keypoint jitter (normalised units, about 1 px at 64 px)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """Settings of :func:`distill_decoder` (checked when made)."""
+
+    dec_width: int = 4
+    dec_max_width: int = 32
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    data: str = "synthetic:humanoid"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dec_width < 1 or self.dec_max_width < self.dec_width:
+            raise PplEdgeError(
+                f"need 1 <= dec_width <= dec_max_width, got {self.dec_width} and "
+                f"{self.dec_max_width}"
+            )
+        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise PplEdgeError("steps and batch size must be >= 1 and lr > 0")
+
+
+def _occlusion_masks(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, size, size) bool: none / random 0.1-0.4 / center 4-12 patches, a third each."""
+    from ppl_edge.train.occlusion import (
+        center_patch_mask,
+        patches_to_pixels,
+        random_patch_mask,
+    )
+
+    out = np.zeros((batch, size, size), dtype=bool)
+    for b in range(batch):
+        kind = rng.integers(3)
+        if kind == 1:
+            mask = random_patch_mask(float(rng.uniform(0.1, 0.4)), rng)
+        elif kind == 2:
+            mask = center_patch_mask(int(rng.integers(4, 13)))
+        else:
+            continue
+        out[b] = patches_to_pixels(mask, size, size)
+    return out
+
+
+def _student(teacher, cfg: DistillConfig):
+    """A PoseModel with the narrower decoder and every other tensor copied from ``teacher``."""
+    import torch
+
+    from ppl_edge.model.ppl import PoseModel
+
+    model_cfg = dataclasses.replace(
+        teacher.cfg, dec_width=cfg.dec_width, dec_max_width=cfg.dec_max_width
+    )
+    torch.manual_seed(cfg.seed)
+    student = PoseModel(model_cfg)
+    keep = {k: v for k, v in teacher.state_dict().items() if not k.startswith("decoder.")}
+    missing, unexpected = student.load_state_dict(keep, strict=False)
+    assert not unexpected and all(k.startswith("decoder.") for k in missing), (missing, unexpected)
+    return student
+
+
+def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig) -> dict:
+    """Distil a ``cfg.dec_width`` / ``cfg.dec_max_width`` decoder from ``checkpoint``'s decoder.
+
+    Args:
+        checkpoint: the trained model (its decoder is the teacher).
+        out: the checkpoint to write: the same model with the new decoder and model config.
+        cfg: the settings.
+
+    Returns:
+        A report: {"steps", "seconds", "loss_first", "loss_last", "teacher_params",
+        "student_params"}.
+    """
+    import torch
+
+    from ppl_edge.checkpoint import load_model, load_tensors, model_tensors, save_checkpoint
+    from ppl_edge.train.data import build_dataset
+    from ppl_edge.train.occlusion import occlude
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    teacher, meta = load_model(checkpoint)
+    student = _student(teacher, cfg)
+    student.eval()
+    student.decoder.train()  # only the decoder learns (BatchNorm statistics included)
+    size = teacher.cfg.img_size
+    data = build_dataset(cfg.data, size, split="train", seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )  # fmt: skip
+    opt = torch.optim.Adam(student.decoder.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    prior = teacher.prior().detach()
+    losses, step, start = [], 0, time.perf_counter()
+    while step < cfg.steps:
+        for batch in loader:
+            if step >= cfg.steps:
+                break
+            for group in opt.param_groups:  # cosine decay to 0
+                group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            image = occlude(batch["image"], _occlusion_masks(len(batch["image"]), size, rng))
+            with torch.no_grad():
+                kpts = teacher.keypoint_path(image, prior)["keypoints_refined"]
+                jitter = torch.rand(len(kpts), 1, 1) < 0.5
+                kpts = kpts + jitter * JITTER * torch.randn_like(kpts)
+                target = teacher.reconstruct(image, kpts)["image"]
+            loss = (student.reconstruct(image, kpts)["image"] - target).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            if step % 100 == 0 or step == cfg.steps:
+                log.info("distill step %d/%d: L1 %.4f", step, cfg.steps, np.mean(losses[-100:]))
+    student.eval()
+    report = {
+        "steps": step,
+        "seconds": round(time.perf_counter() - start, 1),
+        "loss_first": round(float(np.mean(losses[:50])), 5),
+        "loss_last": round(float(np.mean(losses[-100:])), 5),
+        "teacher_params": sum(p.numel() for p in teacher.decoder.parameters()),
+        "student_params": sum(p.numel() for p in student.decoder.parameters()),
+    }
+    tensors = model_tensors(student)
+    tensors.update({k: v for k, v in load_tensors(checkpoint).items() if k.startswith("joints.")})
+    state = dict(meta["train_state"])
+    state["decoder_distill"] = {**dataclasses.asdict(cfg), **report, "teacher": str(checkpoint)}
+    save_checkpoint(out, tensors, dataclasses.asdict(student.cfg), state, meta.get("joints"))
+    return report
