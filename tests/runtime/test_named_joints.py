@@ -9,8 +9,8 @@ import dataclasses
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -111,11 +111,14 @@ def test_jsonl_lines_and_the_ros2_payload_carry_the_names(named_export, tiny_exp
         subject = line["subjects"][0]
         assert subject["joint_names"] == list(NAMES) and len(subject["joints"]) == len(NAMES)
         assert subject["joint_edges"] == [list(e) for e in EDGES]
-    spec = importlib.util.spec_from_file_location("ros2_node", ROOT / "samples" / "ros2_node.py")
+    package = ROOT / "samples" / "ros2" / "ppl_edge_ros" / "ppl_edge_ros"
+    spec = importlib.util.spec_from_file_location("ros2_convert", package / "convert.py")
     ros = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = ros  # its dataclasses look their module up
     spec.loader.exec_module(ros)
-    payload = json.loads(ros.result_message(SimpleNamespace(index=0, capture_time=1.0), results))
-    assert payload["subjects"][0]["joint_names"] == list(NAMES)
+    skeleton = ros.skeleton_fields(results[0])
+    assert skeleton["joint_names"] == list(NAMES) and len(skeleton["joint_x"]) == len(NAMES)
+    assert skeleton["joint_edges"] == [v for e in EDGES for v in e]
     with Estimator(tiny_export, backend="onnxruntime", threads=1) as plain:
         unnamed = plain.estimate(_frames(1)[0])
     assert unnamed.joints is None and "joints" not in unnamed.to_dict()

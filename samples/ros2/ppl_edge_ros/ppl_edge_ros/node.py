@@ -1,0 +1,153 @@
+"""The ppl-edge pose node: sensor_msgs/Image in, every subject's pose out.
+
+Subscribes to ``image_topic`` (sensor_msgs/Image, converted with cv_bridge, sensor-data QoS: the
+newest image wins when inference is slower than the camera) and publishes, each with the image's
+header stamp (so ``use_sim_time`` and rosbag replays keep their time):
+
+- ``skeletons_topic``: ppl_edge_msgs/SkeletonArray, every subject's keypoint names, x, y (pixels),
+  confidence, skeleton edges, plausibility and named joints;
+- ``markers_topic``: visualization_msgs/MarkerArray for RViz (keypoint spheres, skeleton LINE_LIST);
+- ``overlay_topic`` (when set): the image with the poses drawn, sensor_msgs/Image bgr8.
+
+    ros2 launch ppl_edge_ros pose.launch.py image_topic:=/camera/image_raw
+
+Parameters: ``config/params.yaml``; they are checked by ``convert.check_params`` (one line each).
+"""
+
+from __future__ import annotations
+
+import sys
+
+try:
+    import rclpy
+    from cv_bridge import CvBridge
+    from geometry_msgs.msg import Point
+    from ppl_edge_msgs.msg import Skeleton, SkeletonArray
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker, MarkerArray
+except ImportError as err:  # no ROS 2 here: main() says so in one line
+    rclpy, _ROS_MISSING = None, err
+    Node = object
+else:
+    _ROS_MISSING = None
+
+from ppl_edge_ros import convert
+
+
+def _header(msg, fields: dict) -> None:
+    msg.header.stamp.sec, msg.header.stamp.nanosec = fields["stamp"]
+    msg.header.frame_id = fields["frame_id"]
+
+
+def _marker(fields: dict, header: dict) -> Marker:
+    marker = Marker()
+    _header(marker, header)
+    marker.ns, marker.id, marker.type, marker.action = (
+        fields["ns"],
+        fields["id"],
+        fields["type"],
+        fields["action"],
+    )
+    marker.pose.orientation.w = 1.0
+    marker.scale.x, marker.scale.y, marker.scale.z = fields["scale"]
+    marker.lifetime.sec, marker.lifetime.nanosec = fields["lifetime"]
+    marker.points = [Point(x=x, y=y, z=z) for x, y, z in fields["points"]]
+    marker.colors = [ColorRGBA(r=r, g=g, b=b, a=a) for r, g, b, a in fields["colors"]]
+    marker.color = marker.colors[0] if marker.colors else ColorRGBA(a=1.0)
+    return marker
+
+
+def _skeletons(fields: dict) -> SkeletonArray:
+    msg = SkeletonArray()
+    _header(msg, fields["header"])
+    msg.image_width, msg.image_height = fields["image_width"], fields["image_height"]
+    msg.skeletons = [Skeleton(**s) for s in fields["skeletons"]]
+    return msg
+
+
+class PoseNode(Node):
+    """Estimates every subject's pose on each image and publishes skeletons, markers, overlay."""
+
+    def __init__(self):
+        super().__init__("ppl_edge_pose")
+        for name, (default, description) in convert.PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        values = {n: self.get_parameter(n).value for n in convert.PARAMETERS}
+        self.params = p = convert.check_params(values)
+        from ppl_edge.runtime import Estimator, draw_results
+        from ppl_edge.runtime.manifest import default_model_path
+
+        self._draw = draw_results
+        self.estimator = Estimator(p.model or default_model_path(), **p.estimator_settings())
+        self.bridge = CvBridge()
+        self.pub_skeletons = self.create_publisher(SkeletonArray, p.skeletons_topic, 10)
+        self.pub_markers = self.create_publisher(MarkerArray, p.markers_topic, 10)
+        self.pub_overlay = (
+            self.create_publisher(Image, p.overlay_topic, 2) if p.overlay_topic else None
+        )
+        self.create_subscription(Image, p.image_topic, self.on_image, qos_profile_sensor_data)
+        self.get_logger().info(
+            f"{self.estimator!r}: {p.image_topic} -> {p.skeletons_topic}, {p.markers_topic}"
+        )
+
+    def on_image(self, msg: Image) -> None:
+        """Estimate, then publish everything with the image's stamp."""
+        p = self.params
+        try:
+            frame = self.bridge.imgmsg_to_cv2(msg, desired_encoding="bgr8")
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            results = self.estimator(frame, timestamp=convert.stamp_seconds(*stamp))
+        except Exception as err:  # a bad image must not stop the node
+            self.get_logger().warning(f"image skipped: {str(err).splitlines()[0]}")
+            return
+        header = convert.output_header(stamp, msg.header.frame_id, p.frame_id)
+        fields = convert.skeleton_array_fields(results, header, msg.width, msg.height)
+        self.pub_skeletons.publish(_skeletons(fields))
+        markers = [_marker(m, header) for m in convert.marker_array_fields(results, p)]
+        self.pub_markers.publish(MarkerArray(markers=markers))
+        if self.pub_overlay is not None:
+            drawn = self._draw(frame.copy(), results, min_confidence=p.confidence_threshold)
+            overlay = self.bridge.cv2_to_imgmsg(drawn, encoding="bgr8")
+            _header(overlay, header)
+            self.pub_overlay.publish(overlay)
+
+    def destroy_node(self) -> None:
+        self.estimator.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``pose_node``."""
+    if rclpy is None:
+        print(
+            f"ppl_edge_ros needs ROS 2 (rclpy, cv_bridge, ppl_edge_msgs): {_ROS_MISSING}; "
+            "source /opt/ros/<distro>/setup.bash and your workspace's install/setup.bash",
+            file=sys.stderr,
+        )
+        return 1
+    from ppl_edge.errors import PplEdgeError
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PoseNode()
+        rclpy.spin(node)
+    except (ValueError, PplEdgeError) as err:  # a bad parameter or model: one line
+        print(f"ppl_edge_pose: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
