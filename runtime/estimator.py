@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ppl_edge.preprocess import Box, as_bgr8, check_boxes, denormalise, preprocess
+from ppl_edge.runtime.aux_graphs import open_aux
 from ppl_edge.runtime.backends import Backend, backend_class, select_backend
 from ppl_edge.runtime.batching import batch_limits, run_in_chunks
 from ppl_edge.runtime.config import RuntimeConfig
@@ -111,24 +112,11 @@ class Estimator:
             raise
 
     def _aux_backend(self, key: str) -> Backend | None:
-        """The refine / memory graph, opened on first use: ONNX Runtime on the .onnx artifact, on
-        the keypoint graph's device when that runs on ONNX Runtime too, else on the CPU."""
+        """The refine / memory graph, opened on first use: the backend's own build of it when the
+        export lists one (a TensorRT engine, a Core ML package), else the .onnx on ONNX Runtime
+        (``runtime/aux_graphs.py``)."""
         if key not in self._aux:
-            path = self.files.refine if key == "refine" else self.files.memory
-            on_ort = self.backend_name == "onnxruntime"
-            device = (self.config.device or "cpu") if on_ort else "cpu"
-            self._aux[key] = (
-                None
-                if path is None
-                else open_checked(
-                    "onnxruntime",
-                    path,
-                    self.manifest,
-                    key,
-                    device=device,
-                    threads=self.config.threads,
-                )
-            )
+            self._aux[key] = open_aux(self.files, self.backend_name, key, self.config)
         return self._aux[key]
 
     def _run_keypoints(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_path
+from ppl_edge.runtime.aux_graphs import plan
 from ppl_edge.runtime.backends import backend_classes, backend_for, open_backend, select_backend
 from ppl_edge.runtime.backends.cuda_check import cuda_problem
 from ppl_edge.runtime.manifest import ModelFiles, resolve_model
@@ -193,7 +194,8 @@ def _suffixes() -> list[str]:
 
 def runs_here(files: ModelFiles | None) -> dict[str, Any]:
     """Each backend: its artifact in this model and why it cannot run here (None: it can); the
-    GPU; and what backend "auto" would pick."""
+    GPU; what backend "auto" would pick; and, per backend with a keypoint graph, where each
+    refinement graph would run (its own build, or ONNX Runtime)."""
     gpu = cuda_problem()
     backends = {}
     for cls in backend_classes():
@@ -209,6 +211,13 @@ def runs_here(files: ModelFiles | None) -> dict[str, Any]:
             report["auto"] = {"backend": name, "file": str(path)}
         except PplEdgeError as err:
             report["auto"] = {"error": str(err)}
+        report["refinement"] = {
+            backend: {
+                role: None if where is None else {"backend": where[0], "file": str(where[1])}
+                for role, where in plan(files, backend).items()
+            }
+            for backend in files.graphs
+        }
     return report
 
 

@@ -110,6 +110,12 @@ def _runs_lines(r: dict[str, Any]) -> list[str]:
     if auto is not None:
         picked = f"{auto['backend']} on {auto['file']}" if "backend" in auto else auto["error"]
         lines.append(f"  auto        {picked}")
+    for backend, roles in r.get("refinement", {}).items():
+        where = [
+            f"{role} {'absent' if w is None else Path(w['file']).name + ' on ' + w['backend']}"
+            for role, w in roles.items()
+        ]
+        lines.append(f"  refinement  with {backend}: {', '.join(where)}")
     return lines
 
 

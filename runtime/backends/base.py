@@ -84,6 +84,9 @@ class BackendBase:
             provided that :meth:`pairs_with` the manifest (an artifact the manifest does not list
             is never paired with it on its name alone).
         auto_rank: backend "auto" tries the usable backends with an artifact by ascending rank.
+        aux_artifact_keys: refinement graph role ("refine", "memory") -> manifest keys of this
+            backend's own builds of it (``runtime/aux_graphs.py``); roles without one run on
+            ONNX Runtime.
     """
 
     name: ClassVar[str] = "base"
@@ -92,6 +95,7 @@ class BackendBase:
     artifact_kind: ClassVar[str] = "model file"
     find_alone: ClassVar[bool] = False
     auto_rank: ClassVar[int] = 100
+    aux_artifact_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
     _closed = False
     _inputs: list[TensorSpec]
     _outputs: list[TensorSpec]

@@ -90,6 +90,7 @@ class CoreMLBackend(BackendBase):
     name = "coreml"
     suffixes = (".mlpackage", ".mlmodel")
     artifact_keys = ("keypoints_coreml", "coreml", "mlpackage")
+    aux_artifact_keys = {"refine": ("refine_coreml",), "memory": ("memory_coreml",)}
     artifact_kind = "Core ML package"
     find_alone = True
     auto_rank = 1

@@ -192,6 +192,7 @@ class TensorRTBackend(BackendBase):
     name = "tensorrt"
     suffixes = (".engine", ".plan", ".trt")
     artifact_keys = ("keypoints_engine", "engine", "tensorrt")
+    aux_artifact_keys = {"refine": ("refine_engine",), "memory": ("memory_engine",)}
     artifact_kind = "TensorRT engine"
     find_alone = True
     auto_rank = 0  # the fastest where it runs

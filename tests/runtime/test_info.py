@@ -111,9 +111,21 @@ def test_engine_is_described_from_its_sidecar(export, capsys):
     assert graph["engine_sha256"] == "ok"
     if report["runs_here"]["backends"]["tensorrt"]["unavailable"]:
         assert graph["error"].startswith("not read here:")
+    on_trt = report["runs_here"]["refinement"]["tensorrt"]
+    assert on_trt["refine"]["backend"] == "onnxruntime"  # the export lists no refine engine
     code, out, errors = _info(capsys, engine)
     assert code == 0 and "TensorRT 10.3.0, fp16, plugin v1, on Orin (sm87)" in out
     assert "batch 1..8 (opt 4)" in out
+    refine_engine = export / "refine.fp16.engine"
+    refine_engine.write_bytes(b"refine engine")
+    document = json.loads((export / "manifest.json").read_text())
+    for key, file in (("engine", engine), ("refine_engine", refine_engine)):
+        document["artifacts"][key] = {"file": file.name, "sha256": sha256_path(file)}
+    (export / "manifest.json").write_text(json.dumps(document))
+    refinement = describe(export)["runs_here"]["refinement"]["tensorrt"]
+    assert refinement["refine"] == {"backend": "tensorrt", "file": str(refine_engine)}
+    code, out, _ = _info(capsys, export)
+    assert "refinement  with tensorrt: refine refine.fp16.engine on tensorrt" in out
     engine.write_bytes(b"changed")
     code, _, errors = _info(capsys, engine)
     assert code == 1 and len(errors) == 1 and "changed since its sidecar" in errors[0]
