@@ -149,8 +149,44 @@ def lookup_nodes(model) -> list:
     return [node for node in model.graph.node if node.op_type == OP_TYPE and node.domain == DOMAIN]
 
 
+def fold_index_casts(model) -> int:
+    """Remove the int32 -> int64 -> int32 Cast pair between a lookup node's ``indices`` and an
+    int32 tensor (the model gathers with int64, the graph's ``prototype_ids`` output is int32 as
+    the node's): the node then writes the int32 tensor itself.
+
+    Args:
+        model: onnx.ModelProto; edited in place.
+
+    Returns:
+        The number of pairs removed.
+    """
+    from onnx import TensorProto
+
+    nodes = list(model.graph.node)
+    users: dict[str, list] = {}
+    for node in nodes:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    to = lambda node: next((a.i for a in node.attribute if a.name == "to"), None)
+    removed = []
+    for lookup in lookup_nodes(model):
+        first = users.get(lookup.output[1], [])
+        if len(first) != 1 or first[0].op_type != "Cast" or to(first[0]) != TensorProto.INT64:
+            continue
+        second = users.get(first[0].output[0], [])
+        if len(second) != 1 or second[0].op_type != "Cast" or to(second[0]) != TensorProto.INT32:
+            continue
+        lookup.output[1] = second[0].output[0]
+        removed += [id(first[0]), id(second[0])]
+    kept = [node for node in nodes if id(node) not in removed]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    return len(removed) // 2
+
+
 def attach_lookup_function(model):
-    """Add the model-local function (replacing an older one) and the ``ppl_edge`` opset import.
+    """Add the model-local function (replacing an older one) and the ``ppl_edge`` opset import,
+    and fold the index Cast pair the export leaves after the node (:func:`fold_index_casts`).
 
     Args:
         model: onnx.ModelProto holding ``NearestNeighborLookup`` nodes; edited in place.
@@ -159,6 +195,8 @@ def attach_lookup_function(model):
         The same ModelProto.
     """
     from onnx import helper
+
+    fold_index_casts(model)
 
     kept = [f for f in model.functions if not _is_lookup(f)]
     del model.functions[:]

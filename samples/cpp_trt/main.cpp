@@ -4,12 +4,13 @@
 // ppl_trt_app: run a ppl-edge TensorRT engine on one image from C++.
 //
 //   ppl_trt_app ENGINE PLUGIN_LIBRARY IMAGE [OUT_IMAGE]
-//   ppl_trt_app ppl-small-humanoid/keypoints.engine build/libppl_edge_plugins.so person.jpg out.png
+//   ppl_trt_app ppl-small-humanoid/keypoints_trt.fp16.engine libppl_edge_plugins.so in.jpg
 //
 // Loads the NearestNeighborLookup plugin library, deserialises the engine (built by
-// `ppl-edge convert --target trt`), letterboxes the image to the engine's input size exactly as the
-// Python runtime does (centred, black padding, RGB, (x / 255 - 0.5) / 0.5), runs it on a CUDA
-// stream and prints each keypoint in image pixels with its confidence.
+// `ppl-edge convert --target trt` or `--from DIR --target trt`), letterboxes the image to the
+// engine's input size exactly as the Python runtime does (centred, black padding, RGB,
+// (x / 255 - 0.5) / 0.5), runs it on a CUDA stream and prints each keypoint in image pixels with
+// its confidence.
 
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>

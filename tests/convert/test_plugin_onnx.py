@@ -241,3 +241,18 @@ def test_spec_matches_python_and_cpp_constants():
     }
     reference = (PLUGIN_DIR / "memoryNNReference.h").read_text()
     assert f"kNearestNeighborThreads = {SPEC['kernel']['threads_per_block']};" in reference
+
+
+def test_index_cast_pair_is_folded_into_the_node():
+    """The export's int32 -> int64 -> int32 Casts after the node's indices go; outputs unchanged."""
+    path = Path(__file__).resolve().parents[2] / "models" / "ppl-small-humanoid"
+    model = onnx.load(str(path / "keypoints_trt.onnx"))
+    image = np.random.default_rng(0).uniform(-1, 1, (2, 3, 64, 64)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"image": image})
+    nn_plugin.fold_index_casts(model)  # the shipped file may predate the fold
+    assert not [n for n in model.graph.node if n.op_type == "Cast"]
+    node = nn_plugin.lookup_nodes(model)[0]
+    assert node.output[1] == "prototype_ids"
+    onnx.checker.check_model(model, full_check=True)
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"image": image})
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(before, after))

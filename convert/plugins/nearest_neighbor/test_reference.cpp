@@ -131,7 +131,7 @@ void testShapes(bool fp16)
 {
     std::mt19937 rng(fp16 ? 1234 : 42);
     Shape const shapes[] = {{1, 1, 1, 1}, {1, 2, 1, 7}, {1, 3, 4, 5}, {3, 5, 7, 33}, {2, 3, 4, 130},
-        {1, 34, 16, 512}, {4, 34, 16, 512}, {2, 4, 16, 1000}};
+        {1, 34, 16, 128}, {1, 34, 16, 512}, {4, 34, 16, 512}, {2, 4, 16, 1000}};
     for (Shape const& s : shapes)
     {
         auto const q = randomVector(rng, s.B * s.M * s.D, fp16);
