@@ -64,7 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataset spec of the category, for the manifest's distance "
         "scale and --verify (default: from the checkpoint, else synthetic:humanoid)",
     )
-    parser.add_argument("--verify", action="store_true", help="check the outputs against PyTorch")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the graphs against PyTorch, and engines against ONNX Runtime (on a GPU)",
+    )
     parser.add_argument("--verify-images", type=int, default=256, help="images for --verify")
     trt = parser.add_argument_group("TensorRT (--target trt)")
     trt.add_argument(
@@ -107,8 +111,6 @@ def check_flags(args: argparse.Namespace) -> None:
             )
         if args.out is not None:
             raise PplEdgeError("--from writes the engines into that export folder: drop --out")
-        if args.verify:
-            raise PplEdgeError("--verify compares against PyTorch, which --from does not load")
     elif args.out is None:
         raise PplEdgeError("--checkpoint needs --out DIR (the folder the export is written to)")
     if args.target != "trt":
@@ -185,8 +187,27 @@ def run(args: argparse.Namespace) -> int:
             size = Manifest.load(args.from_dir).input.height
             config = config.with_batch(parse_shapes(config.shapes, 3, size))
         build_folder(args.from_dir, config, echo=print)
-        return 0
+        return 0 if verify_engines(args, args.from_dir) else 1
     from ppl_edge.convert import export
 
     report = export(args.checkpoint, export_config(args), echo=print)
-    return 0 if report.passed else 1
+    engines_ok = verify_engines(args, args.out) if args.target == "trt" else True
+    return 0 if report.passed and engines_ok else 1
+
+
+def run_engine(path, batches: list[dict]) -> list[dict]:
+    """Run a TensorRT engine on each feed dict of ``batches`` (the runtime's TensorRT backend)."""
+    from ppl_edge.runtime.backends.tensorrt import TensorRTBackend
+
+    with TensorRTBackend(path) as backend:
+        return [backend.run(feeds) for feeds in batches]
+
+
+def verify_engines(args: argparse.Namespace, folder) -> bool:
+    """With --verify: every engine of ``folder`` against ONNX Runtime (skipped in one line without
+    a GPU); True when all checks passed."""
+    if not args.verify:
+        return True
+    from ppl_edge.convert.engine_verify import verify_engines as check
+
+    return all(c.passed for c in check(folder, run_engine, args.verify_images, echo=print))
