@@ -4,9 +4,10 @@ Image-space refinement (paper §3.4) runs φ_dec once per iteration; the decoder
 preset costs several keypoint inferences on a CPU. :func:`distill_decoder` trains a narrower
 decoder (``dec_width`` / ``dec_max_width``) to reproduce the model's decoder on the inputs
 refinement feeds it: the (possibly occluded) image as the reference and the link map S of the
-memory-refined keypoints the model itself estimates on it. Everything else (encoder, memory, W,
-α) is copied unchanged, so every keypoint output of the model stays bit-identical; only
-``refine_image`` changes.
+memory-refined keypoints the model itself estimates on it, drawn with the links above
+``link_tolerance`` only (as refine.onnx draws it), while the teacher draws every link.
+Everything else (encoder, memory, W, α) is copied unchanged, so every keypoint output of the
+model stays bit-identical; only ``refine_image`` changes.
 
 The loss is the L1 distance between the two decoders' outputs (the teacher's is the target, no
 ground truth is used). Occlusions follow the evaluation's patch masks (``train/occlusion.py``):
@@ -40,6 +41,7 @@ class DistillConfig:
 
     dec_width: int = 4
     dec_max_width: int = 32
+    link_tolerance: float = 0.02  # refine_link_tolerance of the student (links.keep_links)
     steps: int = 1500
     batch_size: int = 16
     lr: float = 2e-3
@@ -53,6 +55,8 @@ class DistillConfig:
                 f"need 1 <= dec_width <= dec_max_width, got {self.dec_width} and "
                 f"{self.dec_max_width}"
             )
+        if not 0.0 <= self.link_tolerance < 1.0:
+            raise PplEdgeError(f"link tolerance must be in [0, 1), got {self.link_tolerance}")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
             raise PplEdgeError("steps and batch size must be >= 1 and lr > 0")
 
@@ -85,7 +89,10 @@ def _student(teacher, cfg: DistillConfig):
     from ppl_edge.model.ppl import PoseModel
 
     model_cfg = dataclasses.replace(
-        teacher.cfg, dec_width=cfg.dec_width, dec_max_width=cfg.dec_max_width
+        teacher.cfg,
+        dec_width=cfg.dec_width,
+        dec_max_width=cfg.dec_max_width,
+        refine_link_tolerance=cfg.link_tolerance,
     )
     torch.manual_seed(cfg.seed)
     student = PoseModel(model_cfg)
@@ -140,8 +147,9 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
                 kpts = teacher.keypoint_path(image, prior)["keypoints_refined"]
                 jitter = torch.rand(len(kpts), 1, 1) < 0.5
                 kpts = kpts + jitter * JITTER * torch.randn_like(kpts)
-                target = teacher.reconstruct(image, kpts)["image"]
-            loss = (student.reconstruct(image, kpts)["image"] - target).abs().mean()
+                target = teacher.reconstruct(image, kpts)["image"]  # every link drawn
+            recon = student.reconstruct(image, kpts, cfg.link_tolerance)["image"]
+            loss = (recon - target).abs().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

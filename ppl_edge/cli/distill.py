@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the checkpoint to write")
     parser.add_argument("--dec-width", type=int, default=4, help="first decoder width (4)")
     parser.add_argument("--dec-max-width", type=int, default=32, help="widest block (32)")
+    parser.add_argument(
+        "--link-tolerance",
+        type=float,
+        default=0.02,
+        help="refinement draws links above this share of the strongest (0.02)",
+    )
     parser.add_argument("--steps", type=int, default=1500, help="training steps (1500)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per step (16)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (2e-3)")
@@ -36,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ppl_edge.train.distill import DistillConfig, distill_decoder
 
     cfg = DistillConfig(dec_width=args.dec_width, dec_max_width=args.dec_max_width,
+                        link_tolerance=args.link_tolerance,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, data=args.data, threads=args.threads)  # fmt: skip
     report = distill_decoder(args.checkpoint, args.out, cfg)
