@@ -6,7 +6,7 @@ TensorRT    network creation        precision                       memory looku
 ==========  ======================  ==============================  =============================
 8.6         EXPLICIT_BATCH flag      builder flags FP16 / INT8       native only (the plugin is an
 (JetPack    (implicit batch is the   (INT8: entropy calibrator);     IPluginV3, TensorRT 10+);
-5.1, 6.0)   default); ONNX opset     no strongly typed networks      opset <= 17 graphs
+6.0)        default); ONNX opset     no strongly typed networks      opset <= 17 graphs
             <= 17
 10.0-10.6   explicit batch always;   builder flags, or STRONGLY_     plugin or native; the parser
 (JetPack    STRONGLY_TYPED optional  TYPED with the FP16 ONNX        inlines a node's model-local
@@ -21,6 +21,9 @@ TensorRT    network creation        precision                       memory looku
                                      without Q/DQ nodes
 ==========  ======================  ==============================  =============================
 
+Before 8.6 (JetPack 5.1 ships TensorRT 8.5.2) the ONNX parser has no LayerNormalization, which the
+memory's transformer needs (opset 17): those devices run the ONNX graphs with ONNX Runtime.
+
 Everything here is pure Python: tests drive it with a fake ``tensorrt`` module carrying
 ``__version__``.
 """
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 from ppl_edge.errors import PplEdgeError
 
-MIN_VERSION = (8, 6)  # JetPack 5.1 / 6.0
+MIN_VERSION = (8, 6)  # JetPack 6.0; 8.5's parser has no LayerNormalization
 PLUGIN_MIN_MAJOR = 10  # IPluginV3
 STRONG_TYPING_MIN = (
     10,
@@ -105,7 +108,8 @@ def support(trt_or_version) -> TrtSupport:
     if (major, minor) < MIN_VERSION:
         raise PplEdgeError(
             f"TensorRT {version} is too old: ppl-edge builds engines with TensorRT "
-            f"{MIN_VERSION[0]}.{MIN_VERSION[1]}+ (JetPack 5.1 or newer)"
+            f"{MIN_VERSION[0]}.{MIN_VERSION[1]}+ (JetPack 6.0 or newer; older parsers have no "
+            "LayerNormalization): run the ONNX graphs with ONNX Runtime there"
         )
     return TrtSupport(str(version), major, minor)
 
