@@ -12,8 +12,8 @@ with ``torch.jit.trace`` and converted by coremltools (toolchain.md §2):
 - ``user_defined_metadata`` holds the keypoint names, skeleton edges and the manifest (JSON);
 - a named model (:mod:`ppl_edge.convert.joints`) has one more output, ``joints`` (1, J, 2).
 
-On Linux the package can be built and inspected but not run; :func:`check_package` does the Linux
-checks and :func:`verify_coreml` adds prediction parity on macOS.
+The export also writes ``memory.mlpackage`` (:mod:`ppl_edge.convert.coreml_memory`). On Linux
+packages are built and inspected, not run; :func:`verify_coreml` adds parity on macOS.
 """
 
 from __future__ import annotations
@@ -130,9 +130,8 @@ def convert_model(model, metadata: dict[str, str] | None = None, joint_map=None)
     precision = ct.transform.FP16ComputePrecision(
         op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy())
     )
-    progress = io.StringIO()  # coremltools' per-pass progress bars go to stderr
     try:
-        with contextlib.redirect_stderr(progress):
+        with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pass progress bars
             mlmodel = ct.convert(
                 traced,
                 inputs=[image],
@@ -165,10 +164,8 @@ def coreml_metadata(manifest: dict) -> dict[str, str]:
 def export_coreml(
     model_or_source, out_dir: str | Path, name: str | None = None, data: str | None = None
 ) -> Path:
-    """Write ``keypoints.mlpackage`` and ``manifest.json`` into ``out_dir``, atomically.
-
-    An existing manifest in ``out_dir`` made from the same checkpoint (e.g. by an ONNX export) is
-    extended with the ``coreml`` artifact rather than replaced.
+    """Write ``keypoints.mlpackage``, ``memory.mlpackage`` and ``manifest.json`` into ``out_dir``,
+    atomically; a manifest there of the same checkpoint (e.g. an ONNX export's) is extended.
 
     Args:
         model_or_source: a PoseModel, a checkpoint path or an ExportSource (the model, its name,
@@ -192,6 +189,7 @@ def export_coreml(
 
 def write_package(source, config) -> Path:
     """:func:`export_coreml` of a loaded ``source`` into ``config.out``."""
+    from ppl_edge.convert.coreml_memory import write_memory_package
     from ppl_edge.convert.manifest import (
         MANIFEST_NAME,
         build_manifest,
@@ -229,6 +227,7 @@ def write_package(source, config) -> Path:
         package = staging / PACKAGE_NAME
         mlmodel.save(str(package))
         manifest["artifacts"]["coreml"] = {"file": PACKAGE_NAME, "sha256": sha256_path(package)}
+        write_memory_package(model, staging, manifest)  # memory_coreml: memory.mlpackage
         write_manifest(staging / MANIFEST_NAME, manifest)
     return out / MANIFEST_NAME
 
@@ -240,7 +239,7 @@ def _previous_manifest(out: Path, checkpoint_sha256: str) -> dict | None:
     if not kept:
         return None
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    manifest["artifacts"] = {r: e for r, e in kept.items() if r != "coreml"}
+    manifest["artifacts"] = {r: e for r, e in kept.items() if r not in ("coreml", "memory_coreml")}
     return manifest
 
 

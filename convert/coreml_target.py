@@ -1,5 +1,6 @@
-"""Target "coreml": ``keypoints.mlpackage`` (mlprogram, iOS 16+) with its manifest
-(:mod:`ppl_edge.convert.coreml`). No ONNX is written, so the opset is not checked."""
+"""Target "coreml": ``keypoints.mlpackage`` and ``memory.mlpackage`` (mlprogram, iOS 16+) with
+their manifest (:mod:`ppl_edge.convert.coreml`, :mod:`ppl_edge.convert.coreml_memory`). No ONNX is
+written, so the opset is not checked."""
 
 from __future__ import annotations
 
@@ -25,5 +26,12 @@ class CoreMLExporter(Exporter):
 
     def verify(self, source: ExportSource, folder: Path, images) -> list:
         from ppl_edge.convert.coreml import verify_coreml
+        from ppl_edge.convert.coreml_memory import MEMORY_KEY, check_memory_package
+        from ppl_edge.convert.manifest import read_manifest
 
-        return verify_coreml(source.model, folder, images, joints=source.joints)
+        checks = verify_coreml(source.model, folder, images, joints=source.joints)
+        manifest = read_manifest(folder)
+        memory = manifest["artifacts"].get(MEMORY_KEY)
+        if memory is not None:
+            checks.append(check_memory_package(folder / memory["file"], manifest, source.model))
+        return checks

@@ -1,5 +1,5 @@
-"""`ppl-edge convert --target coreml`: the package's Linux checks, precision split, metadata;
-prediction parity on macOS only."""
+"""`ppl-edge convert --target coreml`: the packages' Linux checks (keypoint path and memory pass),
+precision split, metadata; prediction parity on macOS only."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ pytest.importorskip("coremltools", reason="needs coremltools (pip install 'ppl-e
 from ppl_edge.checkpoint import model_tensors, save_checkpoint
 from ppl_edge.cli import main
 from ppl_edge.convert.coreml import PACKAGE_NAME, _main_operations, check_package, verify_coreml
+from ppl_edge.convert.coreml_memory import MEMORY_KEY, MEMORY_PACKAGE, check_memory_package
 from ppl_edge.convert.manifest import read_manifest, sha256_path
 from ppl_edge.convert.verify import sample_images
 from ppl_edge.model.config import preset
@@ -60,6 +61,7 @@ def test_package_and_manifest_written(exported):
     assert sorted(p.name for p in exported["out"].iterdir()) == [
         "keypoints.mlpackage",
         "manifest.json",
+        "memory.mlpackage",
     ]
     entry = exported["manifest"]["artifacts"]["coreml"]
     assert entry == {"file": PACKAGE_NAME, "sha256": sha256_path(exported["out"] / PACKAGE_NAME)}
@@ -114,3 +116,29 @@ def test_predictions_match_torch_on_macos(exported):
     images = sample_images("synthetic:humanoid", 32, 64)
     checks = verify_coreml(exported["model"], exported["out"], images)
     assert len(checks) == 2 and all(c.passed for c in checks), [c.line() for c in checks]
+
+
+def test_memory_package_for_memory_refinement_on_the_device(exported):
+    import coremltools as ct
+    from coremltools.proto import MIL_pb2
+
+    out, manifest, model = exported["out"], exported["manifest"], exported["model"]
+    entry = manifest["artifacts"][MEMORY_KEY]
+    assert entry == {"file": MEMORY_PACKAGE, "sha256": sha256_path(out / MEMORY_PACKAGE)}
+    check = check_memory_package(out / MEMORY_PACKAGE, manifest, model)
+    assert check.passed and check.metrics["codebook_max_error"] == 0.0, check.line()
+    spec = ct.models.MLModel(str(out / MEMORY_PACKAGE), skip_model_load=True).get_spec()
+    assert spec.WhichOneof("Type") == "mlProgram" and spec.specificationVersion >= 7
+    ids = {f.name: f.type.multiArrayType.dataType for f in spec.description.output}
+    assert ids["prototype_ids"] == ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32
+    names = {
+        o.name: o.type.tensorType.dataType for op in _main_operations(spec) for o in op.outputs
+    }
+    linear = [names[op.inputs["x"].arguments[0].name] for op in _main_operations(spec)
+              if op.type == "linear"]  # fmt: skip
+    assert MIL_pb2.FLOAT16 in linear  # the memory encoder / decoder run in FP16
+    other = PoseModel(preset("tiny")).eval()  # a different random codebook
+    assert not check_memory_package(out / MEMORY_PACKAGE, manifest, other).passed
+    wrong = copy.deepcopy(manifest)
+    wrong["keypoints"]["count"] += 1
+    assert not check_memory_package(out / MEMORY_PACKAGE, wrong, model).passed
