@@ -84,6 +84,8 @@ def check_boxes(boxes: object) -> list[Box]:
     """
     if isinstance(boxes, np.ndarray):
         boxes = boxes.tolist()
+    if isinstance(boxes, list) and len(boxes) == 1 and _plain_box(boxes[0]):
+        return [boxes[0]]  # the common case (one cropper box), checked in one step
     if not isinstance(boxes, (list, tuple)) or len(boxes) > MAX_BOXES:
         raise BadFrameError(
             f"boxes must be a list of at most {MAX_BOXES} (x0, y0, x1, y1) boxes, got "
@@ -105,6 +107,18 @@ def check_boxes(boxes: object) -> list[Box]:
             )
         out.append(tuple(values))
     return out
+
+
+def _plain_box(box: object) -> bool:
+    """A tuple of 4 Python ints/floats within MAX_COORDINATE with x0 < x1 and y0 < y1."""
+    if type(box) is not tuple or len(box) != 4:
+        return False
+    x0, y0, x1, y1 = box
+    return (
+        all(type(v) in (int, float) for v in box)
+        and -MAX_COORDINATE <= x0 < x1 <= MAX_COORDINATE
+        and -MAX_COORDINATE <= y0 < y1 <= MAX_COORDINATE
+    )
 
 
 def _describe(value: object) -> str:
@@ -172,7 +186,13 @@ def resize(image: np.ndarray, width: int, height: int, method: str = "fast") -> 
 
 
 def letterbox(
-    frame: np.ndarray, box: Box, width: int, height: int, pad_value: int = 0, method: str = "fast"
+    frame: np.ndarray,
+    box: Box,
+    width: int,
+    height: int,
+    pad_value: int = 0,
+    method: str = "fast",
+    canvas: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Letterbox]:
     """Crop ``box`` from the frame, scale it to fit width x height keeping its aspect, centre it.
 
@@ -182,9 +202,10 @@ def letterbox(
         width, height: model input size.
         pad_value: grey level of the padding.
         method: resize method, "fast" or "area" (see :func:`resize`).
+        canvas: optional (height, width, 3) uint8 array to draw into (reused between frames).
 
     Returns:
-        (height, width, 3) uint8 BGR model image, and its Letterbox map.
+        (height, width, 3) uint8 BGR model image (``canvas`` when given), and its Letterbox map.
 
     Raises:
         PplEdgeError: the box is empty or does not overlap the frame.
@@ -201,10 +222,13 @@ def letterbox(
     nw = min(max(1, int(round((ix1 - ix0) * s))), width - dx)
     nh = min(max(1, int(round((iy1 - iy0) * s))), height - dy)
     resized = resize(frame[iy0:iy1, ix0:ix1], nw, nh, method)
-    if (dx, dy, nw, nh) == (0, 0, width, height):
+    if canvas is None and (dx, dy, nw, nh) == (0, 0, width, height):
         canvas = np.ascontiguousarray(resized)
     else:
-        canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+        if canvas is None:
+            canvas = np.empty((height, width, 3), dtype=np.uint8)
+        if (dx, dy, nw, nh) != (0, 0, width, height):
+            canvas.fill(pad_value)
         canvas[dy : dy + nh, dx : dx + nw] = resized
     lb = Letterbox(
         box=(x0, y0, x1, y1),
@@ -245,7 +269,13 @@ def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def preprocess(
-    frame: np.ndarray, boxes: list[Box], spec: InputSpec, pad_value: int = 0, method: str = "fast"
+    frame: np.ndarray,
+    boxes: list[Box],
+    spec: InputSpec,
+    pad_value: int = 0,
+    method: str = "fast",
+    out: np.ndarray | None = None,
+    canvas: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[Letterbox]]:
     """Crop every box of a sanitised frame into one model batch.
 
@@ -255,14 +285,17 @@ def preprocess(
         spec: the manifest's input contract.
         pad_value: grey level of letterbox padding.
         method: resize method, "fast" or "area" (see :func:`resize`).
+        out: optional (B, 3, h, w) float32 array to write x into; canvas: optional (h, w, 3)
+            uint8 scratch image; both let a caller reuse its buffers from frame to frame.
 
     Returns:
-        x: (B, 3, h, w) float32 normalised model input, B = len(boxes); and B Letterbox maps.
+        x: (B, 3, h, w) float32 normalised model input, B = len(boxes) (``out`` when given); and
+        B Letterbox maps.
     """
-    x = np.empty((len(boxes), 3, spec.height, spec.width), np.float32)
+    x = np.empty((len(boxes), 3, spec.height, spec.width), np.float32) if out is None else out
     maps = []
     for b, box in enumerate(boxes):
-        img, lb = letterbox(frame, box, spec.width, spec.height, pad_value, method)
+        img, lb = letterbox(frame, box, spec.width, spec.height, pad_value, method, canvas)
         normalise(img[None], spec, out=x[b : b + 1])
         maps.append(lb)
     return x, maps

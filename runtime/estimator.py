@@ -65,6 +65,10 @@ class Estimator:
         self.smoother = PoseSmoother(config.smooth) if config.smooth is not None else None
         self._lock = threading.RLock()
         self._aux: dict[str, Backend | None] = {}
+        # Per-frame buffers, reused: the model input (last batch size) and a letterbox canvas.
+        spec = self.manifest.input
+        self._input = np.empty((1, 3, spec.height, spec.width), np.float32)
+        self._canvas = np.empty((spec.height, spec.width, 3), np.uint8)
         self.backend_name, path = select_backend(self.files, config.backend)
         if config.verify:
             verify_model(self.files, path, self.backend_name)
@@ -188,8 +192,12 @@ class Estimator:
         t0: float,
     ) -> list[Result]:
         """Preprocess -> keypoint graph -> refinement -> postprocess -> smoothing, with timings."""
-        cfg = self.config
-        x, maps = preprocess(image, boxes, self.manifest.input, cfg.pad_value, cfg.resize)
+        cfg, spec = self.config, self.manifest.input
+        if len(self._input) != len(boxes):
+            self._input = np.empty((len(boxes), 3, spec.height, spec.width), np.float32)
+        x, maps = preprocess(
+            image, boxes, spec, cfg.pad_value, cfg.resize, self._input, self._canvas
+        )
         t1 = time.perf_counter()
         initial = self._run_keypoints({self._input_name: x})
         t2 = time.perf_counter()

@@ -126,3 +126,38 @@ def test_area_resize_is_the_training_transform_and_fast_stays_close():
     assert np.abs(fast - common.resize(frame, 64)).mean() < 3.0  # grey levels
     small = frame[:100, :100]  # shrinking by < 2: both methods are INTER_AREA
     np.testing.assert_array_equal(resize(small, 64, 64, "fast"), resize(small, 64, 64, "area"))
+
+
+def test_reused_buffers_give_the_same_input_as_fresh_ones():
+    """The estimator's per-frame buffers (model input, letterbox canvas) carry nothing over."""
+    spec = InputSpec(height=32, width=32)
+    rng = np.random.default_rng(0)
+    out = np.full((1, 3, 32, 32), 7.0, np.float32)
+    canvas = np.full((32, 32, 3), 200, np.uint8)
+    for shape, box in [((48, 64, 3), (0, 0, 64, 48)), ((40, 40, 3), (0, 0, 40, 40))] * 2:
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+        want, want_maps = preprocess(frame, [box], spec, 17)
+        got, got_maps = preprocess(frame, [box], spec, 17, out=out, canvas=canvas)
+        assert got is out and np.array_equal(got, want) and got_maps == want_maps
+
+
+@pytest.mark.parametrize(
+    "boxes",
+    [[(0, 0, 5, 5)], [(0.0, 1.5, 5, 5.5)], [[0, 0, 5, 5]], np.array([[0, 0, 5, 5]])],
+)
+def test_one_plain_box_is_accepted(boxes):
+    from ppl_edge.preprocess import check_boxes
+
+    assert [tuple(float(v) for v in b) for b in check_boxes(boxes)] == [
+        tuple(float(v) for v in boxes[0])
+    ]
+
+
+@pytest.mark.parametrize(
+    "box", [(0, 0, True, 5), (0, 0, float("nan"), 5), (5, 0, 0, 5), (0, 0, 1e9, 5), (0, 0, 5)]
+)
+def test_one_bad_box_is_refused(box):
+    from ppl_edge.preprocess import BadFrameError, check_boxes
+
+    with pytest.raises(BadFrameError):
+        check_boxes([box])
