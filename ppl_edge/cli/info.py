@@ -65,7 +65,7 @@ def _manifest_lines(m: dict[str, Any]) -> list[str]:
         "  joints      "
         + (_names(m["joint_names"], 12) if m["joint_names"] else "none (unnamed keypoints)"),
         f"  batch       {'dynamic' if batch['dynamic'] else 'fixed'}, max {batch['max']}",
-        f"  precision   {m['precision']}, opset {m['opset']}",
+        f"  precision   {m['precision']}, opset {m['opset'] or '-'}",
     ]
 
 

@@ -178,3 +178,15 @@ def test_info_imports_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_unreadable_core_ml_package_is_reported_not_raised(export, capsys):
+    package = export / "keypoints.mlpackage"
+    package.mkdir()
+    (package / "Manifest.json").write_text("not a package")
+    report = describe(package)
+    assert report["kind"] == "Core ML package" and report["manifest"]["keypoints"] == 16
+    assert report["graphs"][0]["error"].startswith("not read")
+    assert "\n" not in report["graphs"][0]["error"]
+    code, out, _ = _info(capsys, package)
+    assert code == 0 and "I/O         not read" in out
