@@ -20,11 +20,13 @@ from ppl_edge.synth.render import render_clip
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "ppl-small-humanoid"
 # FP16 against FP32, in the outputs' units. Measured on 64 images: keypoints 2.3e-4, confidence
-# 2.4e-4, relative distances 1.2e-3, reconstruction 4.7e-3, prototype ids 99.95 % equal.
+# 2.4e-4, distances 8.5e-3 relative (p99 4.5e-3: a sum of 128 squares of FP16 queries),
+# reconstruction 4.3e-3 (16 images), prototype ids 99.95 % equal (1 of 2,176), memory-refined
+# keypoints 2.8e-4 where an image's ids all agree.
 TOLERANCE = {
     "keypoints": 1e-2,  # [-1, 1] units, the FP16 engine bound of --verify
     "confidence": 1e-2,
-    "prototype_distances": 1e-2,  # relative to the FP32 distance
+    "prototype_distances": 2e-2,  # relative, where the prototype ids agree
     "reconstruction": 2e-2,  # [-1, 1] image units
     "prototype_ids": 0.99,  # share of equal ids
     "keypoints_refined": 1e-2,  # on images whose prototype ids all agree
@@ -76,10 +78,9 @@ def check_close(fp32: dict, fp16: dict) -> None:
         assert agree.mean() >= 0.9
         err = np.abs(fp32["keypoints_refined"][agree] - fp16["keypoints_refined"][agree]).max()
         assert err <= TOLERANCE["keypoints_refined"]
-        rel = np.abs(fp32["prototype_distances"] - fp16["prototype_distances"]) / np.maximum(
-            np.abs(fp32["prototype_distances"]), 1.0
-        )
-        assert rel.max() <= TOLERANCE["prototype_distances"]
+        ref = fp32["prototype_distances"]
+        rel = np.abs(ref - fp16["prototype_distances"]) / np.maximum(np.abs(ref), 1e-6)
+        assert rel[same].max() <= TOLERANCE["prototype_distances"]
     for name in ("keypoints", "confidence", "reconstruction"):
         if name in fp32:
             assert np.abs(fp32[name] - fp16[name]).max() <= TOLERANCE[name], name
@@ -154,3 +155,27 @@ def test_tiny_export_is_finite_in_fp16(tiny_export_memory):
 def test_fp16_file_name():
     assert fp16_name("keypoints_trt.onnx") == "keypoints_trt.fp16.onnx"
     assert fp16_name("refine.onnx") == "refine.fp16.onnx"
+
+
+@pytest.mark.slow
+def test_export_lists_fp16_graphs_and_a_plain_export_drops_them(tiny_model, tmp_path, one_thread):
+    """``convert --target onnx --fp16``: every graph also as ``<graph>.fp16.onnx``, in the
+    manifest as ``<role>_fp16``; exporting again without --fp16 leaves none behind."""
+    from ppl_edge.convert import ExportConfig, export
+    from ppl_edge.manifest import Manifest
+
+    out = tmp_path / "export"
+    export(tiny_model, ExportConfig(out=out, flavour="both", fp16_graphs=True))
+    manifest = Manifest.load(out)
+    manifest.verify_all()
+    assert {k: v["file"] for k, v in manifest.artifacts.items() if k.endswith("_fp16")} == {
+        "keypoints_fp16": "keypoints.fp16.onnx",
+        "keypoints_trt_fp16": "keypoints_trt.fp16.onnx",
+        "refine_fp16": "refine.fp16.onnx",
+        "memory_fp16": "memory.fp16.onnx",
+    }
+    half = onnx.load(out / "keypoints_trt.fp16.onnx")
+    assert any(t.data_type == FLOAT16 for t in half.graph.initializer)
+    export(tiny_model, ExportConfig(out=out, flavour="both", simplify=False))
+    assert not list(out.glob("*.fp16.onnx"))
+    assert not [k for k in Manifest.load(out).artifacts if k.endswith("_fp16")]
