@@ -1,7 +1,8 @@
 """The ROS 2 packages of samples/ros2 (ppl_edge_msgs, ppl_edge_ros) without ROS: package
 manifests, entry point, launch file and parameter file; the node's ROS-free logic (parameters,
-message fields in step with the .msg files, markers, stamps) on real Results of the shipped model.
-ROS itself is not installed here."""
+message fields in step with the .msg files, markers, stamps) on real Results of the shipped model,
+down to CDR serialisation against ROS 2 Humble's message definitions (rosbags, pure Python). ROS
+itself is not installed here."""
 
 from __future__ import annotations
 
@@ -123,7 +124,8 @@ def test_bad_parameters_are_one_line(convert, values, message):
 
 def test_outputs_carry_the_image_stamp_and_frame(convert):
     header = convert.output_header((1700000000, 250_000_000), "camera_optical", "")
-    assert header == {"stamp": (1700000000, 250_000_000), "frame_id": "camera_optical"}
+    stamp = {"sec": 1700000000, "nanosec": 250_000_000}
+    assert header == {"stamp": stamp, "frame_id": "camera_optical"}
     assert convert.output_header((3, 4), "camera_optical", "base")["frame_id"] == "base"
     assert convert.stamp_seconds(1700000000, 250_000_000) == pytest.approx(1700000000.25)
     assert convert.seconds_stamp(1700000000.25) == (1700000000, 250_000_000)
@@ -135,7 +137,7 @@ def test_skeleton_fields_match_the_msg_files_for_every_subject(convert, results)
     header = convert.output_header((12, 5), "cam", "")
     array = convert.skeleton_array_fields(results, header, 200, 120)
     assert set(array) == set(_msg_fields("SkeletonArray.msg"))
-    assert len(array["skeletons"]) == 2 and array["header"]["stamp"] == (12, 5)
+    assert len(array["skeletons"]) == 2 and array["header"]["stamp"] == {"sec": 12, "nanosec": 5}
     declared = _msg_fields("Skeleton.msg")
     for skeleton, result in zip(array["skeletons"], results):
         assert set(skeleton) == set(declared)
@@ -168,10 +170,18 @@ def _result(joints: bool = False, confidence=(0.9, 0.2, 0.8, float("nan"))):
     )  # fmt: skip
 
 
+HEADER = {"stamp": {"sec": 7, "nanosec": 9}, "frame_id": "cam"}
+
+
+def _xyz(x: float, y: float) -> dict:
+    return {"x": pytest.approx(x), "y": pytest.approx(y), "z": 0.0}
+
+
 def test_markers_are_points_and_a_line_list_above_the_threshold(convert):
     params = convert.check_params({"confidence_threshold": 0.5, "marker_scale": 0.01})
-    markers = convert.marker_array_fields([_result(), _result()], params)
+    markers = convert.marker_array_fields([_result(), _result()], params, HEADER)["markers"]
     assert markers[0]["action"] == convert.DELETEALL and len(markers) == 5
+    assert all(m["header"] == HEADER for m in markers)  # the image's stamp on every marker
     points, lines = markers[1], markers[2]
     assert (points["type"], points["ns"], lines["type"], lines["ns"], lines["id"]) == (
         convert.SPHERE_LIST,
@@ -180,22 +190,94 @@ def test_markers_are_points_and_a_line_list_above_the_threshold(convert):
         "skeleton",
         0,
     )
-    assert points["points"] == [(0.1, 0.2, 0.0), (0.5, 0.6, 0.0)]  # 0.2 and NaN are left out
-    assert lines["points"] == [(0.1, 0.2, 0.0), (0.5, 0.6, 0.0)]  # only edge (0, 2) survives
+    assert points["points"] == [_xyz(0.1, 0.2), _xyz(0.5, 0.6)]  # 0.2 and NaN are left out
+    assert lines["points"] == [_xyz(0.1, 0.2), _xyz(0.5, 0.6)]  # only edge (0, 2) survives
     assert len(lines["colors"]) == len(lines["points"]) and markers[4]["id"] == 1
-    assert points["lifetime"] == (0, 500_000_000)
-    everything = convert.marker_array_fields([_result()], convert.check_params({}))
+    assert points["lifetime"] == {"sec": 0, "nanosec": 500_000_000}
+    assert points["scale"]["x"] == pytest.approx(0.06)  # 6 px spheres
+    everything = convert.marker_array_fields([_result()], convert.check_params({}), HEADER)
+    everything = everything["markers"]
     assert len(everything[1]["points"]) == 3 and len(everything[2]["points"]) == 4
-    assert all(math.isfinite(v) for c in everything[1]["colors"] for v in c)
+    assert all(math.isfinite(v) for c in everything[1]["colors"] for v in c.values())
 
 
 def test_named_joints_reach_the_message_and_the_markers(convert):
     skeleton = convert.skeleton_fields(_result(joints=True))
     assert skeleton["joint_names"] == ["head", "pelvis"] and skeleton["joint_edges"] == [0, 1]
     assert skeleton["joint_x"] == [1.0, 3.0] and skeleton["confidence"][3] == 0.0  # NaN -> 0
-    markers = convert.marker_array_fields([_result(joints=True)], convert.check_params({}))
+    params = convert.check_params({})
+    markers = convert.marker_array_fields([_result(joints=True)], params, HEADER)["markers"]
     named = {m["ns"]: m for m in markers}
     assert len(named["joints"]["points"]) == 2 and len(named["joint_skeleton"]["points"]) == 2
+
+
+def _build(store, typename: str, values: dict):
+    """A rosbags message of ``typename`` from a nested field dict, as rosidl_runtime_py's
+    set_message_fields reads it: missing fields take their defaults, unknown ones fail."""
+    from rosbags.typesys.store import Nodetype
+
+    fields = dict(store.fielddefs[typename][1])
+    unknown = set(values) - set(fields)
+    assert not unknown, f"{typename} has no fields {unknown}"
+    numbers = {"string": str, "bool": bool, "float32": float, "float64": float}
+    kwargs = {}
+    for name, (kind, detail) in fields.items():
+        given = values.get(name)
+        if kind == Nodetype.BASE:
+            kwargs[name] = numbers.get(detail[0], int)(given if given is not None else 0)
+        elif kind == Nodetype.NAME:
+            kwargs[name] = _build(store, detail, given or {})
+        else:  # ARRAY (fixed length) or SEQUENCE
+            (item_kind, item), length = detail
+            items = list(given if given is not None else [0] * length)
+            assert kind != Nodetype.ARRAY or len(items) == length, f"{name}: {len(items)} items"
+            if item_kind == Nodetype.NAME:
+                kwargs[name] = [_build(store, item, v) for v in items]
+            elif item[0] == "string":
+                kwargs[name] = [str(v) for v in items]
+            else:  # numpy refuses values outside the type (a uint16 edge of 70000)
+                kwargs[name] = np.array(items, dtype=np.dtype(item[0]))
+    return store.types[typename](**kwargs)
+
+
+def test_messages_serialise_against_the_ros2_definitions(convert, results):
+    """The field dicts as messages of ROS 2 Humble's definitions (rosbags' type store, with
+    ppl_edge_msgs read from its .msg files), serialised to CDR and read back."""
+    typesys = pytest.importorskip("rosbags.typesys", reason="needs rosbags (pip install rosbags)")
+    store = typesys.get_typestore(typesys.Stores.ROS2_HUMBLE)
+    types = {}
+    for name in ("Skeleton", "SkeletonArray"):
+        text = (MSGS / "msg" / f"{name}.msg").read_text()
+        types.update(typesys.get_types_from_msg(text, f"ppl_edge_msgs/msg/{name}"))
+    store.register(types)
+    constants = {c[0]: c[2] for c in store.fielddefs["visualization_msgs/msg/Marker"][0]}
+    assert (constants["SPHERE_LIST"], constants["LINE_LIST"]) == (
+        convert.SPHERE_LIST,
+        convert.LINE_LIST,
+    )
+    assert (constants["ADD"], constants["DELETEALL"]) == (convert.ADD, convert.DELETEALL)
+    header = convert.output_header((12, 5), "cam", "")
+    cases = {
+        "ppl_edge_msgs/msg/SkeletonArray": convert.skeleton_array_fields(results, header, 200, 120),
+        "visualization_msgs/msg/MarkerArray": convert.marker_array_fields(
+            [*results, _result(joints=True)], convert.check_params({}), header
+        ),
+    }
+    decoded = {}
+    for typename, fields in cases.items():
+        message = _build(store, typename, fields)
+        data = store.serialize_cdr(message, typename)
+        decoded[typename] = store.deserialize_cdr(data, typename)
+        assert store.serialize_cdr(decoded[typename], typename) == data
+    array = decoded["ppl_edge_msgs/msg/SkeletonArray"]
+    assert (array.header.stamp.sec, array.header.stamp.nanosec, array.image_width) == (12, 5, 200)
+    markers = decoded["visualization_msgs/msg/MarkerArray"].markers
+    assert markers[0].action == convert.DELETEALL and markers[-1].ns == "joint_skeleton"
+    first = array.skeletons[0]
+    np.testing.assert_allclose(first.x, results[0].keypoints[:, 0], rtol=1e-6)
+    assert list(first.edges[:2]) == list(results[0].edges[0]) and first.box.dtype == np.int32
+    with pytest.raises(OverflowError):
+        _build(store, "ppl_edge_msgs/msg/Skeleton", {"edges": [70000, 1]})
 
 
 def test_node_without_ros_says_what_it_needs_in_one_line():

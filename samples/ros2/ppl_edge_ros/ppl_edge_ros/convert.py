@@ -1,10 +1,12 @@
-"""What the ppl-edge ROS 2 node computes that is not ROS: its parameters (checked), the fields of
-the ``ppl_edge_msgs`` Skeleton / SkeletonArray messages made from a frame's Results, the RViz marker
-geometry (keypoint spheres, skeleton LINE_LIST) and the stamps.
+"""What the ppl-edge ROS 2 node computes that is not ROS: its parameters (checked), and the
+messages it publishes as nested dicts of their fields (``ppl_edge_msgs/SkeletonArray`` and
+``visualization_msgs/MarkerArray``: keypoint spheres, skeleton LINE_LIST), stamped with the image's
+header.
 
-No rclpy here: the node (``node.py``) copies these dicts into messages, so everything below is
-unit-tested without ROS (``tests/samples/test_ros2_package.py``). Coordinates are pixels of the
-image (x right, y down), as ``ppl_edge.runtime.Result`` gives them.
+No rclpy here: the node (``node.py``) fills messages from these dicts with
+``rosidl_runtime_py.set_message_fields``, so everything below is unit-tested without ROS, down to
+serialising the dicts against the message definitions (``tests/samples/test_ros2_package.py``).
+Coordinates are pixels of the image (x right, y down), as ``ppl_edge.runtime.Result`` gives them.
 """
 
 from __future__ import annotations
@@ -134,9 +136,12 @@ def seconds_stamp(seconds: float) -> tuple[int, int]:
 
 
 def output_header(stamp: tuple[int, int], image_frame_id: str, frame_id: str) -> dict[str, Any]:
-    """The header of every output: the image's own stamp, and its frame unless ``frame_id`` is
-    set (use_sim_time and message_filters then pair outputs with their image)."""
-    return {"stamp": (int(stamp[0]), int(stamp[1])), "frame_id": frame_id or image_frame_id}
+    """The std_msgs/Header of every output: the image's own stamp, and its frame unless
+    ``frame_id`` is set (use_sim_time and message_filters then pair outputs with their image)."""
+    return {
+        "stamp": {"sec": int(stamp[0]), "nanosec": int(stamp[1])},
+        "frame_id": frame_id or image_frame_id,
+    }
 
 
 # -- Skeleton / SkeletonArray ---------------------------------------------------------------------
@@ -191,25 +196,34 @@ def confidence_rgba(c: float) -> tuple[float, float, float, float]:
     return (min(1.0, 2.0 * (1.0 - c)), min(1.0, 2.0 * c), 0.0, 1.0)
 
 
-def _marker(ns: str, mid: int, kind: int, size: float, params: NodeParams) -> dict[str, Any]:
-    life = seconds_stamp(params.marker_lifetime)
+def _marker(
+    ns: str, mid: int, kind: int, size: float, params: NodeParams, header: dict
+) -> dict[str, Any]:
+    sec, nanosec = seconds_stamp(params.marker_lifetime)
     return {
+        "header": header,
         "ns": ns,
         "id": mid,
         "type": kind,
         "action": ADD,
-        "scale": (size, size, size),
-        "lifetime": life,
+        "pose": {"orientation": {"w": 1.0}},
+        "scale": {"x": size, "y": size, "z": size},
+        "color": {"r": 1.0, "g": 1.0, "b": 1.0, "a": 1.0},
+        "lifetime": {"sec": sec, "nanosec": nanosec},
         "points": [],
         "colors": [],
     }
 
 
-def _point(xy, scale: float) -> tuple[float, float, float]:
-    return (float(xy[0]) * scale, float(xy[1]) * scale, 0.0)
+def _point(xy, scale: float) -> dict[str, float]:
+    return {"x": float(xy[0]) * scale, "y": float(xy[1]) * scale, "z": 0.0}
 
 
-def subject_markers(result, index: int, params: NodeParams) -> list[dict[str, Any]]:
+def _colour(rgba: tuple[float, float, float, float]) -> dict[str, float]:
+    return dict(zip("rgba", (float(v) for v in rgba)))
+
+
+def subject_markers(result, index: int, params: NodeParams, header: dict) -> list[dict[str, Any]]:
     """Keypoint spheres (coloured by confidence) and the skeleton LINE_LIST of one subject, on
     the z = 0 plane of the frame, ``marker_scale`` metres per pixel, the image's top-left corner
     at the origin; keypoints below ``confidence_threshold`` (or not finite) and their edges are
@@ -219,32 +233,29 @@ def subject_markers(result, index: int, params: NodeParams) -> list[dict[str, An
     conf = np.asarray(result.confidence, np.float64)
     keep = np.isfinite(conf) & np.isfinite(kp).all(axis=1)
     keep[keep] = conf[keep] >= params.confidence_threshold
-    points = _marker("keypoints", index, SPHERE_LIST, 6 * s, params)
+    points = _marker("keypoints", index, SPHERE_LIST, 6 * s, params, header)
     for k in np.flatnonzero(keep):
         points["points"].append(_point(kp[k], s))
-        points["colors"].append(confidence_rgba(conf[k]))
-    lines = _marker("skeleton", index, LINE_LIST, 2 * s, params)
-    colours = edge_colours(len(result.edges))
-    for (i, j), bgr in zip(result.edges, colours):
+        points["colors"].append(_colour(confidence_rgba(conf[k])))
+    lines = _marker("skeleton", index, LINE_LIST, 2 * s, params, header)
+    for (i, j), bgr in zip(result.edges, edge_colours(len(result.edges))):
         if keep[i] and keep[j]:
             lines["points"] += [_point(kp[i], s), _point(kp[j], s)]
-            lines["colors"] += [_rgba(bgr)] * 2
+            lines["colors"] += [_colour(_rgba(bgr))] * 2
     markers = [points, lines]
     if result.joints is not None:
         joints = np.asarray(result.joints, np.float64)
-        named = _marker("joints", index, SPHERE_LIST, 8 * s, params)
+        named = _marker("joints", index, SPHERE_LIST, 8 * s, params, header)
         named["points"] = [_point(p, s) for p in joints]
-        named["colors"] = [(1.0, 1.0, 1.0, 1.0)] * len(joints)
-        bones = _marker("joint_skeleton", index, LINE_LIST, 3 * s, params)
-        for i, j in result.joint_edges:
-            bones["points"] += [_point(joints[i], s), _point(joints[j], s)]
-            bones["colors"] += [(1.0, 1.0, 1.0, 1.0)] * 2
+        bones = _marker("joint_skeleton", index, LINE_LIST, 3 * s, params, header)
+        bones["points"] = [_point(joints[v], s) for edge in result.joint_edges for v in edge]
         markers += [named, bones]
     return markers
 
 
-def marker_array_fields(results: list, params: NodeParams) -> list[dict[str, Any]]:
-    """A frame's markers: DELETEALL first (subjects that left the image disappear), then
-    :func:`subject_markers` of every subject."""
-    clear = {**_marker("", 0, SPHERE_LIST, 0.0, params), "action": DELETEALL}
-    return [clear, *(m for i, r in enumerate(results) for m in subject_markers(r, i, params))]
+def marker_array_fields(results: list, params: NodeParams, header: dict) -> dict[str, Any]:
+    """The visualization_msgs/MarkerArray of a frame: DELETEALL first (subjects that left the
+    image disappear), then :func:`subject_markers` of every subject."""
+    clear = {"header": header, "ns": "", "id": 0, "action": DELETEALL}
+    subjects = (m for i, r in enumerate(results) for m in subject_markers(r, i, params, header))
+    return {"markers": [clear, *subjects]}

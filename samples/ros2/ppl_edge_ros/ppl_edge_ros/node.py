@@ -21,14 +21,13 @@ import sys
 try:
     import rclpy
     from cv_bridge import CvBridge
-    from geometry_msgs.msg import Point
-    from ppl_edge_msgs.msg import Skeleton, SkeletonArray
+    from ppl_edge_msgs.msg import SkeletonArray
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
+    from rosidl_runtime_py import set_message_fields
     from sensor_msgs.msg import Image
-    from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker, MarkerArray
+    from visualization_msgs.msg import MarkerArray
 except ImportError as err:  # no ROS 2 here: main() says so in one line
     rclpy, _ROS_MISSING = None, err
     Node = object
@@ -38,34 +37,10 @@ else:
 from ppl_edge_ros import convert
 
 
-def _header(msg, fields: dict) -> None:
-    msg.header.stamp.sec, msg.header.stamp.nanosec = fields["stamp"]
-    msg.header.frame_id = fields["frame_id"]
-
-
-def _marker(fields: dict, header: dict) -> Marker:
-    marker = Marker()
-    _header(marker, header)
-    marker.ns, marker.id, marker.type, marker.action = (
-        fields["ns"],
-        fields["id"],
-        fields["type"],
-        fields["action"],
-    )
-    marker.pose.orientation.w = 1.0
-    marker.scale.x, marker.scale.y, marker.scale.z = fields["scale"]
-    marker.lifetime.sec, marker.lifetime.nanosec = fields["lifetime"]
-    marker.points = [Point(x=x, y=y, z=z) for x, y, z in fields["points"]]
-    marker.colors = [ColorRGBA(r=r, g=g, b=b, a=a) for r, g, b, a in fields["colors"]]
-    marker.color = marker.colors[0] if marker.colors else ColorRGBA(a=1.0)
-    return marker
-
-
-def _skeletons(fields: dict) -> SkeletonArray:
-    msg = SkeletonArray()
-    _header(msg, fields["header"])
-    msg.image_width, msg.image_height = fields["image_width"], fields["image_height"]
-    msg.skeletons = [Skeleton(**s) for s in fields["skeletons"]]
+def _message(cls, fields: dict):
+    """A message of type ``cls`` filled from the nested field dict of ``convert``."""
+    msg = cls()
+    set_message_fields(msg, fields)
     return msg
 
 
@@ -106,13 +81,13 @@ class PoseNode(Node):
             return
         header = convert.output_header(stamp, msg.header.frame_id, p.frame_id)
         fields = convert.skeleton_array_fields(results, header, msg.width, msg.height)
-        self.pub_skeletons.publish(_skeletons(fields))
-        markers = [_marker(m, header) for m in convert.marker_array_fields(results, p)]
-        self.pub_markers.publish(MarkerArray(markers=markers))
+        self.pub_skeletons.publish(_message(SkeletonArray, fields))
+        markers = convert.marker_array_fields(results, p, header)
+        self.pub_markers.publish(_message(MarkerArray, markers))
         if self.pub_overlay is not None:
             drawn = self._draw(frame.copy(), results, min_confidence=p.confidence_threshold)
             overlay = self.bridge.cv2_to_imgmsg(drawn, encoding="bgr8")
-            _header(overlay, header)
+            set_message_fields(overlay.header, header)
             self.pub_overlay.publish(overlay)
 
     def destroy_node(self) -> None:
