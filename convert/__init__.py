@@ -7,7 +7,10 @@ Public API (docs/contracts.md, "Export artifacts"):
 - :func:`export_coreml` -> ``keypoints.mlpackage`` + ``manifest.json``;
 - :func:`export` -> any target of :data:`TARGETS` ("onnx", "trt", "coreml") as an
   :class:`ExportConfig` says, with the parity checks (what ``ppl-edge convert`` runs);
-- :func:`ppl_edge.convert.verify.verify_onnx` -> parity numbers against PyTorch.
+- :func:`ppl_edge.convert.verify.verify_onnx` -> parity numbers against PyTorch;
+- :func:`ppl_edge.convert.engine_folder.build_folder` -> TensorRT engines of an existing export
+  folder with TensorRT alone (no torch), :mod:`.trt_versions` saying what each release builds;
+- :func:`ppl_edge.convert.fp16.to_float16` -> the float16 version of an exported graph.
 
 The settings of an export are one :class:`ExportConfig` (TensorRT's in its :class:`EngineConfig`),
 validated when it is made; the targets are a registry of exporters in :mod:`.targets`.
