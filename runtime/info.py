@@ -110,6 +110,18 @@ def _sidecar(engine: Path) -> dict[str, Any] | None:
     return doc
 
 
+def _plugin_here(engine: Path, lookup: Any) -> str | None:
+    """The plugin library the TensorRT backend would load for ``engine`` on this machine (its
+    search path: $PPL_EDGE_PLUGIN_LIB, the sidecar's, beside the engine, the build folders), or
+    None; not asked for an engine with the native lookup."""
+    if lookup != "plugin":
+        return None
+    from ppl_edge.runtime.backends.tensorrt import plugin_search_path
+
+    found = next((p for p in plugin_search_path(engine) if p.is_file()), None)
+    return str(found) if found else "not found"
+
+
 def engine_facts(engine: Path) -> dict[str, Any]:
     """What an engine's sidecar records: precision, lookup mode, batch profile, input size,
     TensorRT and plugin versions, GPU, and whether the engine still matches its recorded sha256."""
@@ -132,6 +144,7 @@ def engine_facts(engine: Path) -> dict[str, Any]:
         "tensorrt": key.get("trt_version"),
         "plugin_version": key.get("plugin_version"),
         "plugin_library": build.get("plugin_library"),
+        "plugin_library_here": _plugin_here(engine, key.get("nn")),
         "gpu": key.get("gpu_name"),
         "sm": key.get("sm"),
         "engine_sha256": sha,

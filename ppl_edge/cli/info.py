@@ -85,6 +85,8 @@ def _graph_lines(g: dict[str, Any]) -> list[str]:
                 f"    profile     batch {lo}..{hi} (opt {opt}), input {g['input_size']}",
                 f"    engine      sha256 {g['engine_sha256']} (sidecar {g['sidecar']})",
             ]
+            if g["plugin_library_here"] is not None:
+                lines.append(f"    plugin lib  here: {g['plugin_library_here']}")
     if "error" in g:
         lines.append(f"    I/O         {g['error']}")
         return lines

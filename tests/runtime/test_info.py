@@ -101,7 +101,7 @@ def _engine(folder: Path, manifest="manifest.json") -> Path:
     return engine
 
 
-def test_engine_is_described_from_its_sidecar(export, capsys):
+def test_engine_is_described_from_its_sidecar(export, capsys, monkeypatch):
     engine = _engine(export)
     report = describe(engine)
     graph = report["graphs"][0]
@@ -109,13 +109,20 @@ def test_engine_is_described_from_its_sidecar(export, capsys):
     assert graph["precision"] == "fp16" and graph["batch_profile"] == [1, 4, 8]
     assert (graph["tensorrt"], graph["plugin_version"], graph["sm"]) == ("10.3.0", "1", "sm87")
     assert graph["engine_sha256"] == "ok"
+    assert graph["plugin_library"] == "/opt/ppl/libppl_edge_plugins.so"
+    assert graph["plugin_library_here"] is not None  # a path, or "not found"
     if report["runs_here"]["backends"]["tensorrt"]["unavailable"]:
         assert graph["error"].startswith("not read here:")
     on_trt = report["runs_here"]["refinement"]["tensorrt"]
     assert on_trt["refine"]["backend"] == "onnxruntime"  # the export lists no refine engine
     code, out, errors = _info(capsys, engine)
     assert code == 0 and "TensorRT 10.3.0, fp16, plugin v1, on Orin (sm87)" in out
-    assert "batch 1..8 (opt 4)" in out
+    assert "batch 1..8 (opt 4)" in out and "plugin lib  here: " in out
+    library = export / "libppl_edge_plugins.so"  # beside the engine: on its search path
+    library.write_bytes(b"")
+    monkeypatch.delenv("PPL_EDGE_PLUGIN_LIB", raising=False)
+    assert describe(engine)["graphs"][0]["plugin_library_here"] == str(library)
+    library.unlink()
     refine_engine = export / "refine.fp16.engine"
     refine_engine.write_bytes(b"refine engine")
     document = json.loads((export / "manifest.json").read_text())
