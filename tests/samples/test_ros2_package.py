@@ -122,6 +122,18 @@ def test_bad_parameters_are_one_line(convert, values, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_running_node_takes_some_parameters_and_refuses_the_rest(convert):
+    params = convert.check_params({})
+    changed = convert.updated(params, {"confidence_threshold": 0.3, "refine": "memory"})
+    assert (changed.confidence_threshold, changed.refine, changed.model) == (0.3, "memory", "")
+    assert convert.updated(params, {"use_sim_time": True}) == params  # rclpy's own
+    with pytest.raises(ValueError, match=r"\['backend', 'model'\] are read when the node starts"):
+        convert.updated(params, {"model": "/x", "backend": "tensorrt"})
+    with pytest.raises(ValueError, match="parameter 'iterations' must be an integer >= 0"):
+        convert.updated(params, {"iterations": -2})
+    assert set(convert.LIVE_PARAMETERS) <= set(convert.PARAMETERS)
+
+
 def test_outputs_carry_the_image_stamp_and_frame(convert):
     header = convert.output_header((1700000000, 250_000_000), "camera_optical", "")
     stamp = {"sec": 1700000000, "nanosec": 250_000_000}

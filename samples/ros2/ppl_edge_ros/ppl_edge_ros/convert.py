@@ -41,6 +41,15 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "marker_lifetime": (0.5, "seconds RViz keeps markers that are not refreshed (0 = forever)"),
 }
 
+# parameters a running node takes (``ros2 param set``); the others are read at start
+LIVE_PARAMETERS = (
+    "refine",
+    "iterations",
+    "confidence_threshold",
+    "frame_id",
+    "marker_scale",
+    "marker_lifetime",
+)
 SPHERE_LIST, LINE_LIST, ADD, DELETEALL = 7, 5, 0, 3  # visualization_msgs/Marker constants
 
 
@@ -120,6 +129,24 @@ def check_params(values: dict[str, Any]) -> NodeParams:
         if not p[name]:
             raise _bad(name, p[name], "a topic name")
     return NodeParams(**{f.name: p[f.name] for f in fields(NodeParams)})
+
+
+def updated(params: NodeParams, changes: dict[str, Any]) -> NodeParams:
+    """``params`` with the node's parameters among ``changes`` applied, checked (names that are
+    not the node's, such as ``use_sim_time``, are rclpy's and left alone).
+
+    Raises:
+        ValueError: one line: a change of a parameter read at start, or a bad value.
+    """
+    ours = {k: v for k, v in changes.items() if k in PARAMETERS}
+    fixed = sorted(k for k, v in ours.items() if k not in LIVE_PARAMETERS)
+    if fixed:
+        raise ValueError(
+            f"parameters {fixed} are read when the node starts; restart it to change them "
+            f"(a running node takes {', '.join(LIVE_PARAMETERS)})"
+        )
+    values = {f.name: getattr(params, f.name) for f in fields(NodeParams)}
+    return check_params({**values, **ours})
 
 
 # -- stamps -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ try:
     import rclpy
     from cv_bridge import CvBridge
     from ppl_edge_msgs.msg import SkeletonArray
-    from rcl_interfaces.msg import ParameterDescriptor
+    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from rosidl_runtime_py import set_message_fields
@@ -65,9 +65,19 @@ class PoseNode(Node):
             self.create_publisher(Image, p.overlay_topic, 2) if p.overlay_topic else None
         )
         self.create_subscription(Image, p.image_topic, self.on_image, qos_profile_sensor_data)
+        self.add_on_set_parameters_callback(self.on_set_parameters)
         self.get_logger().info(
             f"{self.estimator!r}: {p.image_topic} -> {p.skeletons_topic}, {p.markers_topic}"
         )
+
+    def on_set_parameters(self, parameters) -> SetParametersResult:
+        """``ros2 param set``: refinement, threshold, frame and markers change live; the rest
+        is refused with the reason."""
+        try:
+            self.params = convert.updated(self.params, {q.name: q.value for q in parameters})
+        except ValueError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
 
     def on_image(self, msg: Image) -> None:
         """Estimate, then publish everything with the image's stamp."""
@@ -75,7 +85,12 @@ class PoseNode(Node):
         try:
             frame = self.bridge.imgmsg_to_cv2(msg, desired_encoding="bgr8")
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            results = self.estimator(frame, timestamp=convert.stamp_seconds(*stamp))
+            results = self.estimator(
+                frame,
+                refine=p.refine,
+                iterations=p.iterations,
+                timestamp=convert.stamp_seconds(*stamp),
+            )
         except Exception as err:  # a bad image must not stop the node
             self.get_logger().warning(f"image skipped: {str(err).splitlines()[0]}")
             return
