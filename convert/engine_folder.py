@@ -134,7 +134,10 @@ def build_folder(
             f"{path / MANIFEST_NAME} lists no {keypoints_role} graph, which --nn {settings.nn} "
             f"builds; listed: {', '.join(sorted(manifest.artifacts))}"
         )
-    _, trt, _ = check_prerequisites(settings.nn, settings.plugin_lib, path, settings.device)
+    keypoint_graph = manifest.artifact_path(keypoints_role)  # the plugin library may lie beside it
+    _, trt, _ = check_prerequisites(
+        settings.nn, settings.plugin_lib, keypoint_graph, settings.device
+    )
     document = manifest.to_dict()
     graphs = {
         role: manifest.artifact_path(role)

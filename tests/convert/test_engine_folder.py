@@ -201,3 +201,20 @@ def test_role_settings_and_names():
     assert (refine.nn, refine.precision) == ("native", "fp16")
     assert engine_name(Path("keypoints_trt.fp16.onnx"), "fp16") == "keypoints_trt.fp16.engine"
     assert engine_name(Path("memory.onnx"), "fp32") == "memory.fp32.engine"
+
+
+def test_plugin_library_beside_the_export_is_found_and_kept(
+    export, tmp_path, fake_trt, monkeypatch
+):
+    built = fake_trt("10.3.0")
+    monkeypatch.delenv(tb.PLUGIN_ENV, raising=False)
+    monkeypatch.setattr(tb, "_REPO", tmp_path / "no-checkout")
+    library = export / tb.PLUGIN_LIBRARY
+    library.write_bytes(b"\x7fELF plugin")
+    build_folder(export, EngineConfig(precision="fp32", cache_root=tmp_path / "cache"))
+    _, key, plan = built[0]
+    assert key.nn == "plugin" and key.plugin_sha256 == tb.sha256_path(library)
+    assert plan.builder_flags == () and not plan.strongly_typed
+    sidecar = json.loads((export / "keypoints_trt.fp32.engine.json").read_text())
+    assert sidecar["build"]["plugin_library"] == str(library.resolve())
+    assert library.read_bytes() == b"\x7fELF plugin"  # carried into the republished folder
