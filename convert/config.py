@@ -41,7 +41,7 @@ def check_opset(opset: int) -> int:
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
         raise PplEdgeError(
             f"opset {opset!r} is not supported: choose {MIN_OPSET}..{top} "
-            f"(18 suits TensorRT 10 and ONNX Runtime)"
+            f"(18 suits TensorRT 10 / 11 and ONNX Runtime; TensorRT 8.6 parses up to 17)"
         )
     return opset
 
