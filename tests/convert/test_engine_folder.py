@@ -38,6 +38,28 @@ print(json.dumps({"rc": rc, **{m: m in sys.modules for m in ("torch", "onnxscrip
 """
 
 
+BLOCKED_DRIVER = """
+import importlib.abc, json, sys, types
+
+
+class Blocker(importlib.abc.MetaPathFinder):  # as if torch, onnxscript, onnxsim were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnxscript", "onnxsim"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, Blocker())
+from ppl_edge.convert import engine_cache, tensorrt_build
+
+sys.modules["tensorrt"] = types.SimpleNamespace(__version__="11.0.0")  # a stand-in TensorRT
+engine_cache.probe_gpu = lambda device=0: engine_cache.GpuInfo("Orin (fake)", (8, 7), 0)
+tensorrt_build.build_serialized = lambda trt, graph, key, *a, **k: graph.model_bytes[:64]
+from ppl_edge.cli import main
+
+print(json.dumps({"rc": main(sys.argv[1:])}))
+"""
+
+
 def has_libcuda() -> bool:
     try:
         ctypes.CDLL("libcuda.so.1")
@@ -218,3 +240,30 @@ def test_plugin_library_beside_the_export_is_found_and_kept(
     sidecar = json.loads((export / "keypoints_trt.fp32.engine.json").read_text())
     assert sidecar["build"]["plugin_library"] == str(library.resolve())
     assert library.read_bytes() == b"\x7fELF plugin"  # carried into the republished folder
+
+
+def test_cli_from_folder_runs_where_torch_is_not_installed(export, tmp_path):
+    """The whole command (FP16 graphs made on the device, engines, manifest) with torch,
+    onnxscript and onnxsim unimportable and a stand-in TensorRT 11 / GPU."""
+    lib = tmp_path / "libppl_edge_plugins.so"
+    lib.write_bytes(b"\x7fELF")
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": ""}
+    command = ["convert", "--from", str(export), "--target", "trt", "--fp16", "--plugins", str(lib)]
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKED_DRIVER, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"rc": 0}, result.stderr
+    manifest = Manifest.load(export)
+    manifest.verify_all()
+    assert manifest.artifacts["engine"]["file"] == "keypoints_trt.fp16.engine"
+    assert {"refine_engine", "memory_engine"} <= set(manifest.artifacts)
+    sidecar = json.loads((export / "keypoints_trt.fp16.engine.json").read_text())
+    assert sidecar["key"]["strongly_typed"] and sidecar["build"]["network_flags"] == [
+        "STRONGLY_TYPED"
+    ]
