@@ -126,8 +126,9 @@ def check_flags(args: argparse.Namespace) -> None:
             if on
         ]
         if used:
+            also = " (--fp16 also to onnx)" if "--fp16" in used else ""
             raise PplEdgeError(
-                f"{', '.join(used)} apply to --target trt, not --target {args.target}"
+                f"{', '.join(used)} apply to --target trt{also}, not --target {args.target}"
             )
     if args.int8 and not args.calib_data:
         raise PplEdgeError("--int8 needs --calib-data DIR (a folder of calibration images)")

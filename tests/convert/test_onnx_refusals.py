@@ -107,9 +107,27 @@ def test_calibration_folder_without_images_is_refused(tmp_path, checkpoint, caps
 
 def test_trt_flags_with_another_target_and_bad_batches_are_refused(tmp_path, checkpoint, capsys):
     code, err = run_cli(
-        capsys, "--checkpoint", str(checkpoint), "--fp16", "--out", str(tmp_path / "o")
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--target",
+        "coreml",
+        "--fp16",
+        "--out",
+        str(tmp_path),
     )
-    assert code == 1 and "--fp16 apply to --target trt" in err
+    assert code == 1 and "--fp16 apply to --target trt (--fp16 also to onnx)" in err
+    code, err = run_cli(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--int8",
+        "--calib-data",
+        ".",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 1 and "--int8, --calib-data apply to --target trt, not --target onnx" in err
     code, err = run_cli(
         capsys,
         "--checkpoint",
