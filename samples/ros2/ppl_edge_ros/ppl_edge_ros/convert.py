@@ -87,6 +87,9 @@ class NodeParams:
         }
 
 
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
 def _bad(name: str, value: Any, expected: str) -> ValueError:
     return ValueError(f"parameter '{name}' must be {expected}, got {value!r}")
 
@@ -107,7 +110,7 @@ def check_params(values: dict[str, Any]) -> NodeParams:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             p[name] = value = float(value)
         if type(value) is not kind:
-            raise _bad(name, value, f"a {kind.__name__}")
+            raise _bad(name, value, _KINDS[kind])
     choices = {
         "backend": backend_choices(),
         "refine": REFINE_MODES,
