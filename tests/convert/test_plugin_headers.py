@@ -9,7 +9,9 @@ taken from NVIDIA's public TensorRT repository per release tag::
 
 Releases from 10.0 must compile without a warning (``-Wall -Wextra``); releases before 10 have no
 ``IPluginV3`` and must fail exactly there, which is why TensorRT 8.6 builds engines with the native
-lookup (convert/trt_versions.py).
+lookup (convert/trt_versions.py). The slow test configures the top-level CMake project against each
+release and builds ``libppl_edge_plugins.so`` where TensorRT and this nvcc's CUDA major suit each
+other (or checks the configure log says why it skipped the library).
 """
 
 from __future__ import annotations
@@ -102,3 +104,39 @@ def test_plugin_compiles_against_release_headers(prefix):
         else:  # no IPluginV3: the native lookup is the only engine mode there
             assert result.returncode != 0
             assert "memoryNNPlugin.h:41" in result.stderr and "IPluginV3" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("nvcc") is None, reason="no cmake / nvcc"
+)
+@pytest.mark.parametrize("prefix", PREFIXES, ids=[p.name for p in PREFIXES])
+def test_cmake_builds_the_library_or_says_why_not(prefix, tmp_path):
+    """The top-level CMake project against each release: libppl_edge_plugins.so is built and
+    linked (``--no-undefined``, no libnvinfer) where TensorRT and this nvcc's CUDA major suit each
+    other; otherwise the configure log says why it is skipped."""
+    root = NN_DIR.parents[2]
+    configure = subprocess.run(
+        ["cmake", "-S", str(root), "-B", str(tmp_path), f"-DTENSORRT_ROOT={prefix}"]
+        + ["-DCMAKE_CUDA_ARCHITECTURES=87", "-DPPL_EDGE_BUILD_TESTS=OFF"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    log = " ".join((configure.stdout + configure.stderr).split())
+    assert configure.returncode == 0, log[-3000:]
+    if "ppl-edge: building" not in log:
+        major, _ = version(prefix)
+        reason = "too old for the IPluginV3 plugin" if major < 10 else "is built for CUDA"
+        assert "skipping libppl_edge_plugins.so" in log and reason in log
+        return
+    build = subprocess.run(
+        ["cmake", "--build", str(tmp_path), "-j2", "--target", "ppl_edge_plugins"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert (tmp_path / "libppl_edge_plugins.so").stat().st_size > 0
