@@ -92,7 +92,8 @@ class PoseNode(Node):
                 timestamp=convert.stamp_seconds(*stamp),
             )
         except Exception as err:  # a bad image must not stop the node
-            self.get_logger().warning(f"image skipped: {str(err).splitlines()[0]}")
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            self.get_logger().warning(f"image skipped: {reason}", throttle_duration_sec=5.0)
             return
         header = convert.output_header(stamp, msg.header.frame_id, p.frame_id)
         fields = convert.skeleton_array_fields(results, header, msg.width, msg.height)
