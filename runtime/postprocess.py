@@ -28,7 +28,8 @@ def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
         (B,) float32 ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical
         pose.
     """
-    mean = np.asarray(distances, np.float64).reshape(len(distances), -1).mean(axis=1)
+    distances = np.asarray(distances)
+    mean = distances.reshape(len(distances), -1).mean(axis=1, dtype=np.float64)
     return np.exp(-np.maximum(mean, 0.0) / max(reference, 1e-12) * LN2).astype(np.float32)
 
 
@@ -61,9 +62,8 @@ def postprocess(
     final = steps[-1]
     plaus = plausibility(final["prototype_distances"], manifest.distance_reference)
     # Every keypoint set of a subject goes through one vectorised map: final, refined, iterations.
-    stacked = np.stack(
-        [final["keypoints"], final["keypoints_refined"], *(s["keypoints"] for s in steps)], axis=1
-    )  # (B, 2 + S, N, 2)
+    sets = [final["keypoints"], final["keypoints_refined"], *(s["keypoints"] for s in steps)]
+    stacked = np.stack(sets, axis=1)  # (B, 2 + S, N, 2)
     results = []
     for b, lb in enumerate(maps):
         px = to_frame_px(stacked[b], lb)  # (2 + S, N, 2)

@@ -48,6 +48,9 @@ class DistillConfig:
     seed: int = 0
     data: str = "synthetic:humanoid"
     threads: int | None = None
+    center_share: float = 1 / 3  # share of CenterMasking images; the rest split none / random
+    occlusion_weight: float = 0.0  # loss weight of occluded pixels: 1 + occlusion_weight
+    init: str | None = None  # start from this checkpoint's decoder (a distilled one, same widths)
 
     def __post_init__(self) -> None:
         if self.dec_width < 1 or self.dec_max_width < self.dec_width:
@@ -57,12 +60,17 @@ class DistillConfig:
             )
         if not 0.0 <= self.link_tolerance < 1.0:
             raise PplEdgeError(f"link tolerance must be in [0, 1), got {self.link_tolerance}")
+        if not 0.0 <= self.center_share <= 1.0 or self.occlusion_weight < 0:
+            raise PplEdgeError("center share must be in [0, 1] and occlusion weight >= 0")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
             raise PplEdgeError("steps and batch size must be >= 1 and lr > 0")
 
 
-def _occlusion_masks(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(B, size, size) bool: none / random 0.1-0.4 / center 4-12 patches, a third each."""
+def _occlusion_masks(
+    batch: int, size: int, rng: np.random.Generator, center_share: float = 1 / 3
+) -> np.ndarray:
+    """(B, size, size) bool: none / random 0.1-0.4 / center 4-12 patches, ``center_share`` of them
+    center, the rest none and random in equal parts (a third each by default)."""
     from ppl_edge.train.occlusion import (
         center_patch_mask,
         patches_to_pixels,
@@ -71,7 +79,10 @@ def _occlusion_masks(batch: int, size: int, rng: np.random.Generator) -> np.ndar
 
     out = np.zeros((batch, size, size), dtype=bool)
     for b in range(batch):
-        kind = rng.integers(3)
+        if abs(center_share - 1 / 3) < 1e-9:
+            kind = rng.integers(3)
+        else:
+            kind = rng.choice(3, p=[(1 - center_share) / 2, (1 - center_share) / 2, center_share])
         if kind == 1:
             mask = random_patch_mask(float(rng.uniform(0.1, 0.4)), rng)
         elif kind == 2:
@@ -97,6 +108,14 @@ def _student(teacher, cfg: DistillConfig):
     torch.manual_seed(cfg.seed)
     student = PoseModel(model_cfg)
     keep = {k: v for k, v in teacher.state_dict().items() if not k.startswith("decoder.")}
+    if cfg.init is not None:  # warm start: a previous distillation's decoder
+        from ppl_edge.checkpoint import load_tensors
+
+        init = load_tensors(cfg.init, prefix="model.")
+        init = {k: v for k, v in init.items() if k.startswith("decoder.")}
+        if not init:
+            raise PplEdgeError(f"{cfg.init} holds no decoder to start from")
+        keep.update(init)
     missing, unexpected = student.load_state_dict(keep, strict=False)
     assert not unexpected and all(k.startswith("decoder.") for k in missing), (missing, unexpected)
     return student
@@ -117,6 +136,7 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
     import torch
 
     from ppl_edge.checkpoint import load_model, load_tensors, model_tensors, save_checkpoint
+    from ppl_edge.config_utils import to_dict
     from ppl_edge.train.data import build_dataset
     from ppl_edge.train.occlusion import occlude
 
@@ -142,14 +162,16 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
                 break
             for group in opt.param_groups:  # cosine decay to 0
                 group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            image = occlude(batch["image"], _occlusion_masks(len(batch["image"]), size, rng))
+            masks = _occlusion_masks(len(batch["image"]), size, rng, cfg.center_share)
+            image = occlude(batch["image"], masks)
             with torch.no_grad():
                 kpts = teacher.keypoint_path(image, prior)["keypoints_refined"]
                 jitter = torch.rand(len(kpts), 1, 1) < 0.5
                 kpts = kpts + jitter * JITTER * torch.randn_like(kpts)
                 target = teacher.reconstruct(image, kpts)["image"]  # every link drawn
             recon = student.reconstruct(image, kpts, cfg.link_tolerance)["image"]
-            loss = (recon - target).abs().mean()
+            weight = 1.0 + cfg.occlusion_weight * torch.from_numpy(masks[:, None]).float()
+            loss = ((recon - target).abs() * weight).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -170,5 +192,5 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
     tensors.update({k: v for k, v in load_tensors(checkpoint).items() if k.startswith("joints.")})
     state = dict(meta["train_state"])
     state["decoder_distill"] = {**dataclasses.asdict(cfg), **report, "teacher": str(checkpoint)}
-    save_checkpoint(out, tensors, dataclasses.asdict(student.cfg), state, meta.get("joints"))
+    save_checkpoint(out, tensors, to_dict(student.cfg), state, meta.get("joints"))
     return report

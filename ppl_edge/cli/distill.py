@@ -34,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (2e-3)")
     parser.add_argument("--seed", type=int, default=0, help="data and init seed (0)")
     parser.add_argument("--data", default="synthetic:humanoid", help="images to distil on")
+    parser.add_argument(
+        "--center-share", type=float, default=1 / 3, help="share of centre-occluded images (1/3)"
+    )
+    parser.add_argument(
+        "--occlusion-weight", type=float, default=0.0, help="extra loss weight of occluded pixels"
+    )
+    parser.add_argument("--init", default=None, help="start from this distilled checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -44,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = DistillConfig(dec_width=args.dec_width, dec_max_width=args.dec_max_width,
                         link_tolerance=args.link_tolerance,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, data=args.data, threads=args.threads)  # fmt: skip
+                        seed=args.seed, data=args.data, threads=args.threads,
+                        center_share=args.center_share,
+                        occlusion_weight=args.occlusion_weight, init=args.init)  # fmt: skip
     report = distill_decoder(args.checkpoint, args.out, cfg)
     print(f"decoder {report['teacher_params']:,} -> {report['student_params']:,} parameters, "
           f"{report['steps']} steps in {report['seconds']:.0f} s, L1 to the teacher "
