@@ -28,8 +28,8 @@ def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
         (B,) float32 ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical
         pose.
     """
-    distances = np.asarray(distances)
-    mean = distances.reshape(len(distances), -1).mean(axis=1, dtype=np.float64)
+    flat = np.asarray(distances).reshape(len(distances), -1)
+    mean = np.add.reduce(flat, axis=1, dtype=np.float64) / max(flat.shape[1], 1)
     return np.exp(-np.maximum(mean, 0.0) / max(reference, 1e-12) * LN2).astype(np.float32)
 
 

@@ -161,3 +161,14 @@ def test_one_bad_box_is_refused(box):
 
     with pytest.raises(BadFrameError):
         check_boxes([box])
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_one_image_fast_path_equals_the_per_channel_form(color):
+    """normalise of one uint8 image (one OpenCV call) equals the per-channel NumPy form of a
+    batch, with distinct channel means, within 1e-6."""
+    spec = InputSpec(height=16, width=24, color=color, mean=(0.2, 0.5, 0.7), std=(0.25,) * 3)
+    imgs = np.random.default_rng(1).integers(0, 256, (2, 16, 24, 3), dtype=np.uint8)
+    batch = normalise(imgs, spec)  # B = 2: the per-channel form
+    for b in range(2):
+        np.testing.assert_allclose(normalise(imgs[b : b + 1], spec)[0], batch[b], atol=1e-6)
