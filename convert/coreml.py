@@ -18,18 +18,15 @@ packages are built and inspected, not run; :func:`verify_coreml` adds parity on 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import platform
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from ppl_edge.convert.coreml_program import import_coremltools, to_mlprogram
 from ppl_edge.convert.onnx_export import KeypointGraph, keypoint_outputs
 from ppl_edge.convert.verify import TOLERANCES, Check, compare_keypoints, torch_keypoints
 from ppl_edge.errors import PplEdgeError, require
@@ -41,63 +38,6 @@ PACKAGE_NAME = "keypoints.mlpackage"
 WEIGHTS = Path("Data/com.apple.CoreML/weights/weight.bin")
 # FP16 network against the FP32 torch reference (macOS prediction only).
 COREML_TOLERANCES = {"keypoints_atol": 2e-2, "id_agreement": 0.95, "distance_rtol": 5e-2}
-
-
-def import_coremltools():
-    """``import coremltools`` without its untested-torch and Linux notices (or the pip extra)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("coremltools").setLevel(logging.ERROR)
-        return require("coremltools", "coreml", "Core ML export")
-
-
-def _inputs(op) -> list:
-    """Input Vars of a MIL op (list-valued inputs flattened)."""
-    out = []
-    for value in op.inputs.values():
-        out.extend(value if isinstance(value, (list, tuple)) else [value])
-    return out
-
-
-def lookup_op_selector(codebook: np.ndarray) -> Callable[[Any], bool]:
-    """``op_selector`` for ``ct.transform.FP16ComputePrecision``: False (keep FP32) for lookup ops.
-
-    A lookup op descends from the codebook constant (found by value, since coremltools renames
-    constants) and leads to a gather; everything else, including the memory decoder after the
-    gathers, runs in FP16.
-    """
-    codebook = np.asarray(codebook, dtype=np.float32)
-    from_codebook: dict[int, bool] = {}
-    to_gather: dict[int, bool] = {}
-
-    def is_codebook(op) -> bool:
-        val = op.outputs[0].val if op.op_type == "const" else None
-        return (
-            isinstance(val, np.ndarray)
-            and val.size == codebook.size
-            and np.allclose(val.astype(np.float32).reshape(codebook.shape), codebook, atol=1e-3)
-        )
-
-    def descends(op) -> bool:
-        if op is None:
-            return False
-        if id(op) not in from_codebook:
-            from_codebook[id(op)] = False  # cycle guard
-            from_codebook[id(op)] = is_codebook(op) or any(descends(v.op) for v in _inputs(op))
-        return from_codebook[id(op)]
-
-    def leads_to_gather(op) -> bool:
-        if id(op) not in to_gather:
-            to_gather[id(op)] = False
-            to_gather[id(op)] = op.op_type.startswith("gather") or any(
-                leads_to_gather(child) for out in op.outputs for child in out.child_ops
-            )
-        return to_gather[id(op)]
-
-    def select_fp16(op) -> bool:
-        return not (descends(op) and leads_to_gather(op))
-
-    return select_fp16
 
 
 def convert_model(model, metadata: dict[str, str] | None = None, joint_map=None):
@@ -127,22 +67,7 @@ def convert_model(model, metadata: dict[str, str] | None = None, joint_map=None)
         ct.TensorType(name=n, dtype=np.int32 if n == "prototype_ids" else np.float32)
         for n in keypoint_outputs(graph.named)
     ]
-    precision = ct.transform.FP16ComputePrecision(
-        op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy())
-    )
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # coremltools' per-pass progress bars
-            mlmodel = ct.convert(
-                traced,
-                inputs=[image],
-                outputs=outputs,
-                convert_to="mlprogram",
-                minimum_deployment_target=ct.target.iOS16,
-                compute_precision=precision,
-            )
-    except Exception as err:
-        raise PplEdgeError(f"coremltools could not convert the keypoint path: {err}") from err
-    mlmodel.author = "ppl-edge"
+    mlmodel = to_mlprogram(traced, [image], outputs, model, "the keypoint path")
     mlmodel.short_description = "Pose Prior Learner keypoints (xy in [-1, 1]) and memory prototypes"
     for key, value in (metadata or {}).items():
         mlmodel.user_defined_metadata[key] = value

@@ -12,8 +12,6 @@ inspected (:func:`check_memory_package`), not run.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import warnings
 from pathlib import Path
@@ -24,9 +22,8 @@ from ppl_edge.convert.coreml import (
     _main_operations,
     _spec_shape,
     fp32_constants,
-    import_coremltools,
-    lookup_op_selector,
 )
+from ppl_edge.convert.coreml_program import import_coremltools, to_mlprogram
 from ppl_edge.convert.verify import Check
 from ppl_edge.errors import PplEdgeError
 
@@ -57,22 +54,8 @@ def convert_memory(model):
         ct.TensorType(name=name, dtype=np.int32 if name == "prototype_ids" else np.float32)
         for name in MEMORY_OUTPUTS
     ]
-    precision = ct.transform.FP16ComputePrecision(
-        op_selector=lookup_op_selector(model.memory.codebook.detach().cpu().numpy())
-    )
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # per-pass progress bars
-            mlmodel = ct.convert(
-                traced,
-                inputs=[ct.TensorType(name="keypoints", shape=(1, n, 2), dtype=np.float32)],
-                outputs=outputs,
-                convert_to="mlprogram",
-                minimum_deployment_target=ct.target.iOS16,
-                compute_precision=precision,
-            )
-    except Exception as err:
-        raise PplEdgeError(f"coremltools could not convert the memory graph: {err}") from err
-    mlmodel.author = "ppl-edge"
+    inputs = [ct.TensorType(name="keypoints", shape=(1, n, 2), dtype=np.float32)]
+    mlmodel = to_mlprogram(traced, inputs, outputs, model, "the memory graph")
     mlmodel.short_description = "Pose Prior Learner memory pass (memory-space refinement step)"
     return mlmodel
 
