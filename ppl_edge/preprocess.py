@@ -181,7 +181,12 @@ def resize(image: np.ndarray, width: int, height: int, method: str = "fast") -> 
     if width >= w and height >= h:
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     if method == "fast" and w > 2 * width and h > 2 * height:
-        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+        # At an odd integer ratio every bilinear sample sits on a source pixel centre, where
+        # nearest-exact picks the same pixel: identical output, about half the time.
+        odd = w % (2 * width) == 0 and h % (2 * height) == 0
+        odd = odd and (w // (2 * width)) % 2 == 1 and (h // (2 * height)) % 2 == 1
+        inter = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=inter)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 

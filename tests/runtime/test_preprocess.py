@@ -172,3 +172,14 @@ def test_one_image_fast_path_equals_the_per_channel_form(color):
     batch = normalise(imgs, spec)  # B = 2: the per-channel form
     for b in range(2):
         np.testing.assert_allclose(normalise(imgs[b : b + 1], spec)[0], batch[b], atol=1e-6)
+
+
+@pytest.mark.parametrize("ratio", [3, 5, 7])
+def test_fast_resize_at_an_odd_ratio_equals_the_bilinear_first_stage(ratio):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(ratio)
+    width, height = 16, 12
+    img = rng.integers(0, 256, (2 * height * ratio, 2 * width * ratio, 3), dtype=np.uint8)
+    half = cv2.resize(img, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(half, (width, height), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(resize(img, width, height, "fast"), expected)
