@@ -199,6 +199,30 @@ def fp32_constants(package: Path, spec) -> dict[str, np.ndarray]:
     return out
 
 
+def check_lookup(package: Path, spec, model, problems: list[str]) -> float:
+    """The memory lookup of a saved package: a stored FP32 constant equals ``model``'s codebook
+    exactly and the argmin runs in FP32; appends what fails to ``problems``.
+
+    Returns:
+        the smallest max-abs difference between an FP32 constant and the codebook (0 = exact).
+    """
+    codebook = model.memory.codebook.detach().cpu().numpy().astype(np.float32)
+    errors = [
+        float(np.abs(v.reshape(codebook.shape) - codebook).max())
+        for v in fp32_constants(package, spec).values()
+        if v.size == codebook.size
+    ]
+    codebook_err = min(errors, default=float("inf"))
+    if codebook_err > 0.0:
+        problems.append(
+            f"no FP32 constant equals the codebook (closest differs by {codebook_err:.3g})"
+        )
+    argmin = [op for op in _main_operations(spec) if op.type == "reduce_argmin"]
+    if len(argmin) != 1 or _input_dtype(argmin[0], spec) != "fp32":
+        problems.append("the prototype argmin does not run in FP32")
+    return codebook_err
+
+
 def check_package(package: str | Path, manifest: dict, model) -> Check:
     """The Linux checks of a Core ML package (no prediction).
 
@@ -240,20 +264,7 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
         problems.append("metadata skeleton_edges differ from the manifest")
     if json.loads(meta.get("joint_names", "null")) != manifest.get("joints", {}).get("names"):
         problems.append("metadata joint_names differ from the manifest")
-    codebook = model.memory.codebook.detach().cpu().numpy().astype(np.float32)
-    errors = [
-        float(np.abs(v.reshape(codebook.shape) - codebook).max())
-        for v in fp32_constants(package, spec).values()
-        if v.size == codebook.size
-    ]
-    codebook_err = min(errors, default=float("inf"))
-    if codebook_err > 0.0:
-        problems.append(
-            f"no FP32 constant equals the codebook (closest differs by {codebook_err:.3g})"
-        )
-    argmin = [op for op in _main_operations(spec) if op.type == "reduce_argmin"]
-    if len(argmin) != 1 or _input_dtype(argmin[0], spec) != "fp32":
-        problems.append("the prototype argmin does not run in FP32")
+    codebook_err = check_lookup(package, spec, model, problems)
     for problem in problems:
         log.warning("%s: %s", package.name, problem)
     return Check(

@@ -18,11 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.convert.coreml import (
-    _main_operations,
-    _spec_shape,
-    fp32_constants,
-)
+from ppl_edge.convert.coreml import _spec_shape, check_lookup
 from ppl_edge.convert.coreml_program import import_coremltools, to_mlprogram
 from ppl_edge.convert.verify import Check
 from ppl_edge.errors import PplEdgeError
@@ -74,8 +70,6 @@ def check_memory_package(package: str | Path, manifest: dict, model) -> Check:
     """The Linux checks of ``memory.mlpackage`` (no prediction): it loads as an mlprogram; input
     ``keypoints`` (1, N, 2) and the outputs' shapes match the manifest; a stored FP32 constant
     equals the codebook exactly, and the argmin runs in FP32."""
-    from ppl_edge.convert.coreml import _input_dtype
-
     ct = import_coremltools()
     package = Path(package)
     try:
@@ -91,18 +85,7 @@ def check_memory_package(package: str | Path, manifest: dict, model) -> Check:
     got = {f.name: _spec_shape(f) for f in spec.description.output}
     if got != want:
         problems.append(f"outputs {got}, expected {want}")
-    codebook = model.memory.codebook.detach().cpu().numpy().astype(np.float32)
-    errors = [
-        float(np.abs(v.reshape(codebook.shape) - codebook).max())
-        for v in fp32_constants(package, spec).values()
-        if v.size == codebook.size
-    ]
-    codebook_err = min(errors, default=float("inf"))
-    if codebook_err > 0.0:
-        problems.append(f"no FP32 constant equals the codebook ({codebook_err:.3g})")
-    argmin = [op for op in _main_operations(spec) if op.type == "reduce_argmin"]
-    if len(argmin) != 1 or _input_dtype(argmin[0], spec) != "fp32":
-        problems.append("the prototype argmin does not run in FP32")
+    codebook_err = check_lookup(package, spec, model, problems)
     for problem in problems:
         log.warning("%s: %s", package.name, problem)
     return Check(
