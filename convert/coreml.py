@@ -199,6 +199,19 @@ def fp32_constants(package: Path, spec) -> dict[str, np.ndarray]:
     return out
 
 
+def load_spec(package: Path):
+    """The spec of a saved package, loaded without compiling it (works on Linux).
+
+    Raises:
+        PplEdgeError: the package does not load.
+    """
+    ct = import_coremltools()
+    try:
+        return ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    except Exception as err:
+        raise PplEdgeError(f"{package} does not load as a Core ML package: {err}") from err
+
+
 def check_lookup(package: Path, spec, model, problems: list[str]) -> float:
     """The memory lookup of a saved package: a stored FP32 constant equals ``model``'s codebook
     exactly and the argmin runs in FP32; appends what fails to ``problems``.
@@ -231,12 +244,8 @@ def check_package(package: str | Path, manifest: dict, model) -> Check:
     - its metadata names the manifest's keypoints and edges;
     - a stored FP32 constant equals the model's codebook (M, K, D) exactly, and argmin runs in FP32.
     """
-    ct = import_coremltools()
     package = Path(package)
-    try:
-        spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
-    except Exception as err:
-        raise PplEdgeError(f"{package} does not load as a Core ML package: {err}") from err
+    spec = load_spec(package)
     n, m = manifest["keypoints"]["count"], manifest["memory"]["banks"]
     want = {
         "keypoints": (1, n, 2),

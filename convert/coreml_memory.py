@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.convert.coreml import _spec_shape, check_lookup
+from ppl_edge.convert.coreml import _spec_shape, check_lookup, load_spec
 from ppl_edge.convert.coreml_program import import_coremltools, to_mlprogram
 from ppl_edge.convert.verify import Check
-from ppl_edge.errors import PplEdgeError
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +69,8 @@ def check_memory_package(package: str | Path, manifest: dict, model) -> Check:
     """The Linux checks of ``memory.mlpackage`` (no prediction): it loads as an mlprogram; input
     ``keypoints`` (1, N, 2) and the outputs' shapes match the manifest; a stored FP32 constant
     equals the codebook exactly, and the argmin runs in FP32."""
-    ct = import_coremltools()
     package = Path(package)
-    try:
-        spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
-    except Exception as err:
-        raise PplEdgeError(f"{package} does not load as a Core ML package: {err}") from err
+    spec = load_spec(package)
     n, m = manifest["keypoints"]["count"], manifest["memory"]["banks"]
     problems = []
     got_in = {f.name: _spec_shape(f) for f in spec.description.input}
