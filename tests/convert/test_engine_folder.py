@@ -79,18 +79,25 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_cli_from_folder_imports_no_torch_and_fails_in_one_line(export, tmp_path):
-    before = snapshot(export)
+def run_cli(driver: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run ``driver`` (a ``python -c`` script ending in the CLI) with ``args`` in a bare
+    environment: no PYTHONPATH, a private cache folder."""
     env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", DRIVER, "convert", "--from", str(export), "--target", "trt"]
-        + ["--fp16"],
+    return subprocess.run(
+        [sys.executable, "-c", driver, *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
         env=env,
         check=False,
+    )
+
+
+def test_cli_from_folder_imports_no_torch_and_fails_in_one_line(export, tmp_path):
+    before = snapshot(export)
+    result = run_cli(
+        DRIVER, ["convert", "--from", str(export), "--target", "trt", "--fp16"], tmp_path
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"rc": report["rc"], "torch": False, "onnxscript": False, "onnxsim": False}
@@ -247,17 +254,8 @@ def test_cli_from_folder_runs_where_torch_is_not_installed(export, tmp_path):
     onnxscript and onnxsim unimportable and a stand-in TensorRT 11 / GPU."""
     lib = tmp_path / "libppl_edge_plugins.so"
     lib.write_bytes(b"\x7fELF")
-    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": ""}
     command = ["convert", "--from", str(export), "--target", "trt", "--fp16", "--plugins", str(lib)]
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCKED_DRIVER, *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    result = run_cli(BLOCKED_DRIVER, command, tmp_path)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"rc": 0}, result.stderr
     manifest = Manifest.load(export)
     manifest.verify_all()
