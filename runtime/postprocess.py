@@ -4,6 +4,7 @@ joints."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ from ppl_edge.runtime.result import Result
 LN2 = math.log(2.0)
 
 
-def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
+def plausibility(distances: np.ndarray, reference: float) -> list[float]:
     """Pose plausibility from prototype distances (docs/contracts.md).
 
     Args:
@@ -25,18 +26,46 @@ def plausibility(distances: np.ndarray, reference: float) -> np.ndarray:
         reference: ``memory.distance_reference`` of the manifest (a typical pose's mean distance).
 
     Returns:
-        (B,) float32 ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical
-        pose.
+        B floats ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical pose.
+        (M is a handful of banks: plain floats cost a fraction of NumPy's per-call overhead.)
     """
-    flat = np.asarray(distances).reshape(len(distances), -1)
-    mean = np.add.reduce(flat, axis=1, dtype=np.float64) / max(flat.shape[1], 1)
-    return np.exp(-np.maximum(mean, 0.0) / max(reference, 1e-12) * LN2).astype(np.float32)
+    rows = np.asarray(distances).reshape(len(distances), -1).tolist()
+    rate = LN2 / max(reference, 1e-12)
+    return [math.exp(-max(math.fsum(r) / max(len(r), 1), 0.0) * rate) for r in rows]
 
 
 def to_frame_px(kpts_norm: np.ndarray, lb: Letterbox) -> np.ndarray:
     """(..., 2) xy in [-1, 1] of the model image -> (..., 2) frame pixels through the letterbox."""
     width, height = lb.size
     return lb.to_frame(norm_to_px(kpts_norm, width, height))
+
+
+def frame_affines(maps: list[Letterbox]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`letterbox_affines` of ``maps`` (a stream's boxes repeat: the maps are cached)."""
+    return letterbox_affines(tuple(maps))
+
+
+@functools.lru_cache(maxsize=64)
+def letterbox_affines(maps: tuple[Letterbox, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject, the map [-1, 1] model xy -> frame pixels as one ``gain * xy + bias``.
+
+    It is :func:`to_frame_px` folded into one multiply-add (computed in float64): model pixel
+    ``p = (n + 1) (size - 1) / 2``, frame pixel ``(p - offset + 0.5) / scale - 0.5 + origin``.
+
+    Returns:
+        gain, bias: (B, 1, 2) float32 each, to broadcast over (B, N, 2) keypoints.
+    """
+    rows = []
+    for lb in maps:
+        row = [0.0, 0.0, 0.0, 0.0]  # gain x, gain y, bias x, bias y
+        for axis in (0, 1):
+            half, scale = (lb.size[axis] - 1) / 2.0, lb.scale[axis]
+            row[axis] = half / scale
+            row[2 + axis] = (half - lb.offset[axis] + 0.5) / scale - 0.5 + lb.origin[axis]
+        rows.append(row)
+    table = np.array(rows, dtype=np.float32)[:, None, :]  # (B, 1, 4)
+    table.setflags(write=False)  # shared through the cache
+    return table[..., :2], table[..., 2:]
 
 
 def postprocess(
@@ -61,29 +90,35 @@ def postprocess(
     """
     final = steps[-1]
     plaus = plausibility(final["prototype_distances"], manifest.distance_reference)
-    # Every keypoint set of a subject goes through one vectorised map: final, refined, iterations.
-    sets = [final["keypoints"], final["keypoints_refined"], *(s["keypoints"] for s in steps)]
-    stacked = np.stack(sets, axis=1)  # (B, 2 + S, N, 2)
-    results = []
-    for b, lb in enumerate(maps):
-        px = to_frame_px(stacked[b], lb)  # (2 + S, N, 2)
-        results.append(
-            Result(
-                keypoints=px[0],
-                keypoints_refined=px[1],
-                confidence=final["confidence"][b],
-                plausibility=float(plaus[b]),
-                prototype_ids=final["prototype_ids"][b],
-                prototype_distances=final["prototype_distances"][b],
-                edges=manifest.edges,
-                box=lb.box,
-                iterations=tuple(px[2:]),
-                timings=dict(timings or {}),
-                keypoint_names=manifest.keypoint_names,
-                reconstructions=tuple(r[b] for r in reconstructions or ()),
-            )
+    gain, bias = frame_affines(maps)
+    # Every keypoint set goes through the subjects' affine maps at once: new arrays, owned here.
+    iterations = [s["keypoints"] * gain + bias for s in steps]  # n + 1 of (B, N, 2)
+    keypoints = iterations[-1]
+    refined = final["keypoints_refined"] * gain + bias
+    # copies: a backend may hand out buffers it reuses for the next run
+    confidence = final["confidence"].astype(np.float32)
+    ids = final["prototype_ids"].astype(np.int64)
+    distances = final["prototype_distances"].astype(np.float32)
+    for a in (*iterations, refined, confidence, ids, distances):
+        a.setflags(write=False)
+    edges, names = manifest.edges, manifest.keypoint_names
+    return [
+        Result.owned(
+            keypoints=keypoints[b],
+            keypoints_refined=refined[b],
+            confidence=confidence[b],
+            plausibility=plaus[b],
+            prototype_ids=ids[b],
+            prototype_distances=distances[b],
+            edges=edges,
+            box=lb.box,
+            iterations=tuple(k[b] for k in iterations),
+            timings=dict(timings or {}),
+            keypoint_names=names,
+            reconstructions=tuple(r[b] for r in reconstructions or ()),
         )
-    return results
+        for b, lb in enumerate(maps)
+    ]
 
 
 def attach_joints(

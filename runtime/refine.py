@@ -67,6 +67,28 @@ class RefineTrace:
     step_ms: tuple[float, ...]
 
 
+class GraphClock:
+    """The summed wall time of the graph runs it wraps, in milliseconds (``ms``): what a refinement
+    spends in backend inference, apart from its own bookkeeping."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    def timed(self, run: RunFn | None) -> RunFn | None:
+        """``run`` with its time added to ``ms`` (None stays None)."""
+        if run is None:
+            return None
+
+        def timed_run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            start = time.perf_counter()
+            try:
+                return run(feeds)
+            finally:
+                self.ms += (time.perf_counter() - start) * 1e3
+
+        return timed_run
+
+
 def refine(initial: Estimate, iterations: int, step: Step | None, keep: bool = True) -> RefineTrace:
     """Apply ``step`` ``iterations`` times to ``initial``.
 

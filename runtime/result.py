@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,26 @@ class Result:
             set_(self, "joint_names", tuple(str(n) for n in self.joint_names))
             set_(self, "joint_edges", tuple((int(i), int(j)) for i, j in self.joint_edges))
 
+    @classmethod
+    def owned(cls, **values: Any) -> Result:
+        """A Result from values already in their final form, without the copies and conversions of
+        the constructor: the hot path of the estimator's postprocess, which makes every array new,
+        with the field's dtype, and read-only. Fields not given take their defaults.
+
+        Raises:
+            TypeError: a field without a default is missing, or a name is not a field.
+        """
+        if not _REQUIRED <= values.keys() or not values.keys() <= _DEFAULTS.keys() | _REQUIRED:
+            missing = sorted(_REQUIRED - values.keys())
+            unknown = sorted(values.keys() - _DEFAULTS.keys() - _REQUIRED)
+            raise TypeError(f"Result.owned(): missing fields {missing}, unknown fields {unknown}")
+        res = object.__new__(cls)
+        state = res.__dict__  # frozen blocks __setattr__, not the instance dict
+        state.update(_DEFAULTS)
+        state["timings"] = {}
+        state.update(values)
+        return res
+
     @property
     def named_joints(self) -> dict[str, tuple[float, float]]:
         """Joint name -> (x, y) frame pixels; empty when the model names no joints."""
@@ -119,3 +139,10 @@ class Result:
             out["joint_names"] = list(self.joint_names)
             out["joint_edges"] = [list(e) for e in self.joint_edges]
         return out
+
+
+_REQUIRED = frozenset(
+    f.name for f in fields(Result) if f.default is MISSING and f.default_factory is MISSING
+)
+_DEFAULTS = {f.name: f.default for f in fields(Result) if f.default is not MISSING}
+_DEFAULTS["timings"] = None  # default_factory=dict: a new dict per Result (see owned)

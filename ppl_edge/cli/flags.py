@@ -110,9 +110,12 @@ def add_runtime_flags(
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:
-    """``--threads N``: CPU threads of the ONNX Runtime sessions."""
+    """``--threads N``: CPU threads of the ONNX Runtime sessions and of OpenCV."""
     parser.add_argument(
-        "--threads", type=int, metavar="N", help="ONNX Runtime CPU threads (default: one per core)"
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads of ONNX Runtime and OpenCV (default: one per core)",
     )
 
 

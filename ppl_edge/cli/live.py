@@ -122,9 +122,11 @@ def options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run the live loop and print its summary."""
+    from ppl_edge.resize import opencv_threads
     from ppl_edge.runtime.live import run_live
 
-    summary = run_live(options(args))
+    with opencv_threads(args.threads):
+        summary = run_live(options(args))
     print(summary.format())
     for label, path in (("video", args.output), ("jsonl", args.jsonl)):
         if path and Path(path).exists():  # a video with no frame is not created

@@ -64,6 +64,13 @@ def test_run_bench_report(tiny_export):
         assert row["overhead_ms"] >= 0 and row["overhead_pct"] is not None
     none, image = report["results"]
     assert image["stages_ms"]["refine"]["mean"] > none["stages_ms"]["refine"]["mean"]
+    # the refinement's graph runs count as inference: a part of the refine stage, none without it
+    assert none["stages_ms"]["refine_inference"]["mean"] == 0.0
+    img = image["stages_ms"]
+    assert 0 < img["refine_inference"]["mean"] <= img["refine"]["mean"]
+    estimate = img["estimate"]["mean"]
+    backend = img["inference"]["mean"] + img["refine_inference"]["mean"]
+    assert image["overhead_ms"] == pytest.approx(estimate - backend, abs=1e-3)
     table = markdown_table(report)
     rows = [ln for ln in table.splitlines() if ln.startswith("| onnxruntime")]
     assert len(rows) == 2 and all(ln.count("|") == 9 + len(TABLE_STAGES) for ln in rows)

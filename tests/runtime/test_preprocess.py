@@ -183,3 +183,39 @@ def test_fast_resize_at_an_odd_ratio_equals_the_bilinear_first_stage(ratio):
     half = cv2.resize(img, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
     expected = cv2.resize(half, (width, height), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(resize(img, width, height, "fast"), expected)
+
+
+@pytest.mark.parametrize(
+    "shape,box",
+    [
+        ((480, 640), (0, 0, 640, 480)),  # odd ratio: nearest-exact first stage, padded
+        ((720, 1280), (0, 0, 1280, 720)),  # even ratio: bilinear first stage
+        ((480, 640), (-100, 50, 500, 600)),  # past the frame, padded on three sides
+        ((400, 400), (0, 0, 400, 400)),  # no padding at all
+    ],
+)
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_shrink_and_normalise_in_one_step_is_letterbox_then_normalise(shape, box, color):
+    """The fused path of preprocess gives the same bits as the general letterbox + normalise."""
+    spec = InputSpec(height=64, width=64, color=color, mean=(0.4, 0.5, 0.6), std=(0.25,) * 3)
+    frame = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    x, (lb,) = preprocess(frame, [box], spec, pad_value=17)
+    assert lb.visible[0] * 2 < lb.source[0]  # the fused path applies
+    img, ref_lb = letterbox(frame, box, 64, 64, pad_value=17)
+    np.testing.assert_array_equal(x, normalise(img[None], spec))
+    assert lb == ref_lb
+
+
+def test_opencv_threads_are_set_for_the_block_and_restored():
+    import cv2
+
+    from ppl_edge.resize import opencv_threads
+
+    before = cv2.getNumThreads()
+    with opencv_threads(1):
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == before
+    with opencv_threads(None):
+        assert cv2.getNumThreads() == before
+    with pytest.raises(PplEdgeError, match="threads must be >= 1, got 0"), opencv_threads(0):
+        pass
