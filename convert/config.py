@@ -169,6 +169,10 @@ class ExportConfig:
         fp16_graphs: also write each graph's float16 version (``<graph>.fp16.onnx``, the lookup
             and normalisations kept FP32; convert/fp16.py), listed as ``<role>_fp16``: what a
             strongly typed FP16 engine (TensorRT 11) is built from.
+        int8_graphs: also write ``keypoints.int8.onnx`` (target "onnx"): ONNX Runtime static INT8
+            for CPUs (convert/ort_int8.py), calibrated on ``engine.calib_data`` through the
+            runtime's preprocessing, else on images rendered from the export's
+            ``synthetic:<category>`` data; listed as ``keypoints_int8``.
 
     Raises:
         PplEdgeError: a setting outside its choices or range, or an unusable output folder.
@@ -186,6 +190,7 @@ class ExportConfig:
     verify_images: int = 256
     engine: EngineConfig = field(default_factory=EngineConfig)
     fp16_graphs: bool = False
+    int8_graphs: bool = False
 
     def __post_init__(self) -> None:
         from ppl_edge.convert.manifest import check_output_folder
@@ -198,4 +203,13 @@ class ExportConfig:
         if self.verify_images < 1:
             raise PplEdgeError(f"--verify-images must be >= 1, got {self.verify_images}")
         _store(self, "out", check_output_folder(self.out))
+        if self.int8_graphs and self.flavour == "plugin":
+            raise PplEdgeError(
+                "INT8 ONNX graphs are made from keypoints.onnx: use flavour 'portable' or 'both'"
+            )
+        if self.int8_graphs and self.target != "onnx":
+            raise PplEdgeError(
+                f"INT8 ONNX graphs are written by target 'onnx', not {self.target!r} (a TensorRT "
+                "engine's INT8 is its precision)"
+            )
         exporter(self.target).check(self)

@@ -12,6 +12,8 @@ from ppl_edge.convert.targets import Exporter
 
 ONNX_ROLES = ("keypoints", "keypoints_trt", "refine", "memory")
 FP16_ROLES = tuple(f"{role}_fp16" for role in ONNX_ROLES)  # written with fp16_graphs
+INT8_ROLES = ("keypoints_int8",)  # written with int8_graphs
+INT8_CALIBRATION_IMAGES = 128
 # fn(staging folder, role -> path, manifest) -> extra role -> path
 AfterStep = Callable[[Path, dict, dict], dict | None]
 
@@ -37,6 +39,44 @@ def write_fp16_graphs(paths: dict[str, Path]) -> dict[str, Path]:
         atomic_write_bytes(target, to_float16(onnx.load(str(path))).SerializeToString())
         written[f"{role}_fp16"] = target
     return written
+
+
+def write_int8_graph(
+    folder: Path, keypoints: Path, manifest: dict, data: str, calib_data: Path | None
+) -> dict[str, Path]:
+    """``keypoints.int8.onnx`` in ``folder`` from the FP32 keypoint graph, as ``keypoints_int8``.
+
+    Calibration images go through the runtime's preprocessing with the manifest's input contract:
+    the files of ``calib_data`` (full frames, letterboxed), else frames rendered from ``data`` when
+    it is ``synthetic:<category>``.
+
+    Raises:
+        PplEdgeError: no calibration source (``data`` is not synthetic and no ``calib_data``),
+            or the quantiser fails.
+    """
+    import numpy as np
+
+    from ppl_edge.convert.calibrator import find_calibration_images, input_spec, load_image
+    from ppl_edge.convert.ort_int8 import calibration_inputs, quantize_keypoints
+    from ppl_edge.errors import PplEdgeError
+
+    spec = input_spec(manifest)
+    if calib_data is not None:
+        files = find_calibration_images(calib_data, limit=INT8_CALIBRATION_IMAGES)
+        images = np.stack([load_image(path, spec) for path in files])
+    else:
+        kind, _, category = data.partition(":")
+        if kind != "synthetic":
+            raise PplEdgeError(
+                f"--int8 needs --calib-data DIR (images like the camera's): the export's data "
+                f"{data!r} is not synthetic:<category>, so no calibration frames can be rendered"
+            )
+        images = calibration_inputs(
+            spec, INT8_CALIBRATION_IMAGES, category.split(",")[0] or "humanoid"
+        )
+    target = folder / "keypoints.int8.onnx"
+    quantize_keypoints(keypoints, target, images)
+    return {"keypoints_int8": target}
 
 
 def export_onnx_folder(
@@ -87,8 +127,16 @@ def export_onnx_folder(
             tools=tools_used(),
             joints=joints,
         )
+        extra = {}
+        if config.int8_graphs:
+            extra.update(
+                write_int8_graph(
+                    staging, paths["keypoints"], manifest, source.data, config.engine.calib_data
+                )
+            )
         if after is not None:  # may also edit manifest (e.g. the engine's precision)
-            extra = after(staging, paths, manifest) or {}
+            extra.update(after(staging, paths, manifest) or {})
+        if extra:
             manifest["artifacts"].update(
                 {
                     role: {"file": Path(p).name, "sha256": sha256_path(p)}
@@ -98,7 +146,7 @@ def export_onnx_folder(
         kept = {
             r: e
             for r, e in previous_artifacts(out, source.checkpoint_sha256).items()
-            if r not in ONNX_ROLES + FP16_ROLES and r not in manifest["artifacts"]
+            if r not in ONNX_ROLES + FP16_ROLES + INT8_ROLES and r not in manifest["artifacts"]
         }
         manifest["artifacts"] = {**kept, **manifest["artifacts"]}
         write_manifest(staging / MANIFEST_NAME, manifest)

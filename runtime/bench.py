@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ppl_edge.errors import PplEdgeError, check_choice
+from ppl_edge.runtime.config import PRECISIONS
 from ppl_edge.runtime.refine import REFINE_MODES, check_iterations
 from ppl_edge.runtime.sources import sanitize_frame
 from ppl_edge.runtime.stats import StageStats
@@ -64,6 +65,7 @@ class BenchConfig:
         frame_size: (height, width) of the synthetic frames, at least 32 x 32.
         draw: time drawing the skeleton as a stage.
         threads: CPU threads of the ONNX Runtime sessions (None: its default).
+        precision: the ONNX Runtime keypoint graph, "fp32", "fp16" or "int8" (RuntimeConfig).
         verify: check the model files against their manifest's sha256 first (RuntimeConfig).
         json, markdown: files for the report and the table (None: not written).
     """
@@ -77,6 +79,7 @@ class BenchConfig:
     frame_size: tuple[int, int] = (480, 640)
     draw: bool = True
     threads: int | None = None
+    precision: str = "fp32"
     verify: bool = True
     json: str | None = None
     markdown: str | None = None
@@ -88,6 +91,7 @@ class BenchConfig:
             raise PplEdgeError("give at least one backend, refinement mode and iteration count")
         for mode in self.refines:
             check_choice(mode, REFINE_MODES, "refinement mode")
+        check_choice(self.precision, PRECISIONS, "precision")
         backends = tuple(self.backends)
         if backends == ("all",):
             backends = tuple(n for n in BACKENDS if unavailable_reason(n) is None)
@@ -123,6 +127,7 @@ def run_benchmark(config: BenchConfig) -> tuple[dict[str, Any], str]:
         frame_size=config.frame_size,
         draw=config.draw,
         threads=config.threads,
+        precision=config.precision,
         verify=config.verify,
     )
     table = markdown_table(report)
@@ -257,7 +262,8 @@ def settings(model: str, estimator: Any = None) -> dict[str, Any]:
     except OSError:
         pass
     backend = getattr(estimator, "backend", None)
-    threads = getattr(getattr(estimator, "config", None), "threads", None)
+    config = getattr(estimator, "config", None)
+    threads = getattr(config, "threads", None)
     out = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "model": str(model),
@@ -268,6 +274,7 @@ def settings(model: str, estimator: Any = None) -> dict[str, Any]:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "threads": threads or "library default",
+        "precision": getattr(config, "precision", "fp32"),
         "providers": getattr(backend, "providers", None),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
@@ -290,7 +297,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     intro = (
         f"Model `{s['model_name']}` ({s['preset']}, {s['input_size'][0]}x"
         f"{s['input_size'][1]}, N={s['keypoints']}); CPU {s['cpu']} ({s['cpu_count']} cores, "
-        f"threads: {s['threads']}); providers {s.get('providers')}; onnxruntime "
+        f"threads: {s['threads']}); precision {s.get('precision', 'fp32')}; providers "
+        f"{s.get('providers')}; onnxruntime "
         f"{s.get('onnxruntime', '-')}, OpenCV {s['opencv']}; frames "
         f"{report['frame_size'][1]}x{report['frame_size'][0]}; {s['date']}."
     )
@@ -331,6 +339,7 @@ def run_bench(
     frame_size: tuple[int, int] = (480, 640),
     draw: bool = True,
     threads: int | None = None,
+    precision: str = "fp32",
     verify: bool = True,
 ) -> dict[str, Any]:
     """Measure every case; return ``{"settings", "frame_size", "results": [...]}``.
@@ -342,6 +351,7 @@ def run_bench(
         frame_size: (height, width) of the synthetic frames.
         draw: include drawing the skeleton (runtime/draw.py) as a stage.
         threads: CPU threads of the ONNX Runtime sessions and of OpenCV (None: their defaults).
+        precision: the ONNX Runtime keypoint graph ("fp32", "fp16", "int8").
         verify: check the model files against their manifest's sha256 first.
     """
     from ppl_edge.resize import opencv_threads
@@ -358,6 +368,7 @@ def run_bench(
                 refine=case.refine,
                 iterations=case.iterations,
                 threads=threads,
+                precision=precision,
                 verify=verify,
             ) as est,
             opencv_threads(threads),

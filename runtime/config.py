@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ppl_edge.runtime.smoothing import OneEuroConfig
 
 CROP_MODES = ("full", "roi", "motion")
+PRECISIONS = ("fp32", "fp16", "int8")  # of the ONNX Runtime keypoint graph
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,10 @@ class RuntimeConfig:
         smooth: None / False (off), True (One Euro defaults), a dict of OneEuroConfig fields or an
             OneEuroConfig; stored as an OneEuroConfig or None.
         threads: CPU threads of the ONNX Runtime sessions, >= 1 (None: its default).
+        precision: the ONNX Runtime keypoint graph: "fp32" (``keypoints.onnx``), "fp16"
+            (``keypoints.fp16.onnx``) or "int8" (``keypoints.int8.onnx``: static INT8 for CPUs),
+            as ``ppl-edge convert --target onnx --fp16 / --int8`` wrote them. Other backends run
+            the precision their artifact was built with, so they take only "fp32" here.
         device: "cpu" / "cuda" / "cuda:N" / "tensorrt" for ONNX Runtime; "cuda:N" for TensorRT.
         motion: keyword arguments of MotionCrops (method, min_area, max_subjects, ...).
         keep_reconstructions: attach the image-mode refinement images to each Result.
@@ -59,6 +64,7 @@ class RuntimeConfig:
     roi: tuple[int, int, int, int] | None = None
     smooth: bool | dict | OneEuroConfig | None = None
     threads: int | None = None
+    precision: str = "fp32"
     device: str | None = None
     motion: dict | None = None
     keep_reconstructions: bool = False
@@ -73,6 +79,7 @@ class RuntimeConfig:
         check_choice(self.backend, backend_choices(), "backend")
         check_choice(self.refine, REFINE_MODES, "refinement mode")
         check_choice(self.resize, RESIZE_METHODS, "resize method")
+        check_choice(self.precision, PRECISIONS, "precision")
         self._set("iterations", check_iterations(self.iterations))
         roi = None if self.roi is None else _check_roi(self.roi)
         self._set("roi", roi)

@@ -69,7 +69,7 @@ class Estimator:
         spec = self.manifest.input
         self._input = np.empty((1, 3, spec.height, spec.width), np.float32)
         self._canvas = np.empty((spec.height, spec.width, 3), np.uint8)
-        self.backend_name, path = select_backend(self.files, config.backend)
+        self.backend_name, path = select_backend(self.files, config.backend, config.precision)
         if config.verify:
             verify_model(self.files, path, self.backend_name)
         options = backend_class(self.backend_name).options(config, self.manifest)

@@ -58,6 +58,7 @@ def config(args: argparse.Namespace):
         frame_size=_frame_size(args.size),
         draw=not args.no_draw,
         threads=args.threads,
+        precision=args.precision,
         verify=not args.no_verify,
         json=args.json,
         markdown=args.markdown,

@@ -4,17 +4,19 @@
 NearestNeighborLookup node, with --nn plugin), refine.onnx (image-space refinement), memory.onnx
 (one pass through the memory, for memory-mode refinement) and manifest.json; with --fp16 also
 each graph's float16 version (<graph>.fp16.onnx, the lookup kept FP32) for TensorRT 11's strongly
-typed networks. --target trt also builds TensorRT engines of the keypoint graph (the plugin graph
-with --nn plugin, the portable one with --nn native), refine.onnx and memory.onnx; it needs an
-NVIDIA GPU and TensorRT (8.6 with --nn native, 10.x, 11). --from DIR builds those engines from an
-existing export folder with TensorRT alone (no torch, no onnxscript, no onnxsim) and adds them to
-its manifest. --target coreml writes keypoints.mlpackage (mlprogram, iOS 16+). Nothing is written
-unless the whole export succeeds; --verify checks the exported files against PyTorch and prints
-the numbers.
+typed networks, and with --int8 keypoints.int8.onnx (ONNX Runtime static INT8 for CPUs without a
+GPU; run it with --precision int8). --target trt also builds TensorRT engines of the keypoint
+graph (the plugin graph with --nn plugin, the portable one with --nn native), refine.onnx and
+memory.onnx; it needs an NVIDIA GPU and TensorRT (8.6 with --nn native, 10.x, 11). --from DIR
+builds those engines from an existing export folder with TensorRT alone (no torch, no
+onnxscript, no onnxsim) and adds them to its manifest. --target coreml writes
+keypoints.mlpackage (mlprogram, iOS 16+). Nothing is written unless the whole export succeeds;
+--verify checks the exported files against PyTorch and prints the numbers.
 
 examples:
   ppl-edge convert --checkpoint models/ppl-small-humanoid.safetensors --target onnx \\
       --out models/ppl-small-humanoid --verify
+  ppl-edge convert --checkpoint CKPT --target onnx --out DIR --int8   # + a CPU INT8 graph
   ppl-edge convert --checkpoint CKPT --target trt --out DIR --fp16 --max-batch 8
   ppl-edge convert --from DIR --target trt --fp16          # on the Jetson: TensorRT only
   ppl-edge convert --checkpoint CKPT --target coreml --out DIR --verify
@@ -76,8 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="FP16 engine (--target trt); with --target onnx, also write <graph>.fp16.onnx",
     )
-    trt.add_argument("--int8", action="store_true", help="allow INT8 kernels (needs --calib-data)")
-    trt.add_argument("--calib-data", metavar="DIR", help="folder of calibration images for --int8")
+    trt.add_argument(
+        "--int8",
+        action="store_true",
+        help="INT8 engine (--target trt, needs --calib-data); with --target onnx, also write "
+        "keypoints.int8.onnx for CPUs (ONNX Runtime static INT8)",
+    )
+    trt.add_argument(
+        "--calib-data",
+        metavar="DIR",
+        help="folder of calibration images for --int8 (--target onnx: default, frames rendered "
+        "from a synthetic:<category> --data)",
+    )
     trt.add_argument("--min-batch", type=int, default=1, help="optimisation profile minimum batch")
     trt.add_argument("--opt-batch", type=int, default=1, help="optimisation profile optimum batch")
     trt.add_argument("--max-batch", type=int, default=8, help="optimisation profile maximum batch")
@@ -119,18 +131,18 @@ def check_flags(args: argparse.Namespace) -> None:
             for f, on in (
                 ("--fp16", args.fp16 and args.target != "onnx"),
                 ("--strongly-typed", args.strongly_typed is not None),
-                ("--int8", args.int8),
-                ("--calib-data", args.calib_data),
+                ("--int8", args.int8 and args.target != "onnx"),
+                ("--calib-data", args.calib_data and not (args.int8 and args.target == "onnx")),
                 ("--plugins", args.plugins),
             )
             if on
         ]
         if used:
-            also = " (--fp16 also to onnx)" if "--fp16" in used else ""
+            also = " (--fp16 and --int8 also to onnx)" if {"--fp16", "--int8"} & set(used) else ""
             raise PplEdgeError(
                 f"{', '.join(used)} apply to --target trt{also}, not --target {args.target}"
             )
-    if args.int8 and not args.calib_data:
+    if args.int8 and args.target == "trt" and not args.calib_data:
         raise PplEdgeError("--int8 needs --calib-data DIR (a folder of calibration images)")
 
 
@@ -139,7 +151,7 @@ def engine_config(args: argparse.Namespace):
     from ppl_edge.convert.config import EngineConfig
 
     return EngineConfig(
-        precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32",
+        precision="int8" if args.int8 and args.target == "trt" else "fp16" if args.fp16 else "fp32",
         nn=args.nn,
         plugin_lib=args.plugins,
         min_batch=args.min_batch,
@@ -171,6 +183,7 @@ def export_config(args: argparse.Namespace):
         verify_images=args.verify_images,
         engine=engine_config(args),
         fp16_graphs=args.fp16,
+        int8_graphs=args.int8 and args.target == "onnx",
     )
 
 

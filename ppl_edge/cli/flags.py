@@ -72,6 +72,13 @@ def add_runtime_flags(
         "models/ppl-small-humanoid)",
     )
     parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "int8"),
+        help="ONNX Runtime keypoint graph: fp32, or the fp16 / int8 graph that 'ppl-edge convert "
+        "--target onnx --fp16 / --int8' wrote (default fp32)",
+    )
+    parser.add_argument(
         "--no-verify",
         action="store_true",
         help="skip checking each model file against the sha256 in its manifest (a faster start; "
@@ -127,6 +134,7 @@ def runtime_settings(args: argparse.Namespace) -> dict:
         "refine": args.refine,
         "iterations": args.iterations,
         "verify": not args.no_verify,
+        "precision": args.precision,
     }
     if hasattr(args, "threads"):
         settings["threads"] = args.threads

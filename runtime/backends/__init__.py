@@ -111,18 +111,23 @@ def open_backend(name: str, path: str | Path, **opts) -> Backend:
     return cls(path, **opts)
 
 
-def select_backend(files: ModelFiles, name: str = "auto") -> tuple[str, Path]:
+def select_backend(
+    files: ModelFiles, name: str = "auto", precision: str = "fp32"
+) -> tuple[str, Path]:
     """Choose the backend and artifact for a resolved model.
 
     ``auto`` tries the backends with an artifact in this export by ascending ``auto_rank``
     (TensorRT when a GPU + TensorRT are usable, then Core ML on macOS, then ONNX Runtime) and takes
-    the first that can run here.
+    the first that can run here. A ``precision`` other than "fp32" picks ONNX Runtime and the
+    export's ``keypoints_<precision>`` graph (``keypoints.fp16.onnx``, ``keypoints.int8.onnx``).
 
     Raises:
-        PplEdgeError: the requested backend has no artifact in this export, or (auto) none of the
-            export's backends can run here.
+        PplEdgeError: the requested backend has no artifact in this export, (auto) none of the
+            export's backends can run here, or the export has no graph of that precision.
     """
     check_choice(name, backend_choices(), "backend")
+    if precision != "fp32":
+        return "onnxruntime", _precision_graph(files, name, precision)
     if name != "auto":
         path = files.graphs.get(name)
         if path is None:
@@ -147,3 +152,20 @@ def select_backend(files: ModelFiles, name: str = "auto") -> tuple[str, Path]:
     raise PplEdgeError(
         f"no usable backend for {files.given}: it has {list(reasons)} and none can run here ({why})"
     )
+
+
+def _precision_graph(files: ModelFiles, name: str, precision: str) -> Path:
+    """The export's ONNX Runtime keypoint graph of ``precision`` ("fp16", "int8")."""
+    if name not in ("auto", "onnxruntime"):
+        raise PplEdgeError(
+            f"precision {precision!r} picks an ONNX Runtime graph, not a {name} one: an engine or "
+            "package runs the precision it was built with (set when converting)"
+        )
+    key = f"keypoints_{precision}"
+    path = files.manifest.artifact_path(key)
+    if path is None or not path.exists():
+        raise PplEdgeError(
+            f"the model {files.given} has no {precision} graph ({key} in its manifest); write it "
+            f"with 'ppl-edge convert --target onnx --{precision}'"
+        )
+    return path

@@ -116,18 +116,24 @@ def test_trt_flags_with_another_target_and_bad_batches_are_refused(tmp_path, che
         "--out",
         str(tmp_path),
     )
-    assert code == 1 and "--fp16 apply to --target trt (--fp16 also to onnx)" in err
+    assert code == 1 and "--fp16 apply to --target trt (--fp16 and --int8 also to onnx)" in err
     code, err = run_cli(
         capsys,
         "--checkpoint",
         str(checkpoint),
+        "--target",
+        "coreml",
         "--int8",
         "--calib-data",
         ".",
         "--out",
         str(tmp_path),
     )
-    assert code == 1 and "--int8, --calib-data apply to --target trt, not --target onnx" in err
+    assert code == 1 and "--int8, --calib-data apply to --target trt (--fp16 and --int8 also" in err
+    code, err = run_cli(
+        capsys, "--checkpoint", str(checkpoint), "--calib-data", ".", "--out", str(tmp_path)
+    )
+    assert code == 1 and "--calib-data apply to --target trt, not --target onnx" in err
     code, err = run_cli(
         capsys,
         "--checkpoint",

@@ -38,3 +38,44 @@ def test_int8_needs_enough_finite_calibration_images(tiny_export, tmp_path):
         quantize_keypoints(tiny_export / "keypoints.onnx", tmp_path / "x.onnx",
                            np.zeros((4, 3, 32, 32), np.float32))  # fmt: skip
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_writes_the_int8_graph_the_runtime_runs_at_precision_int8(tiny_model, tmp_path):
+    """``convert --target onnx --int8``: keypoints.int8.onnx in the manifest, run by the Estimator
+    with ``precision="int8"`` and close to the FP32 graph; other precisions / backends refused."""
+    from ppl_edge.convert import ExportConfig, export
+    from ppl_edge.runtime import Estimator
+
+    out = tmp_path / "export"
+    export(tiny_model, ExportConfig(out=out, int8_graphs=True, data="synthetic:humanoid"))
+    manifest = Manifest.load(out)
+    path = manifest.artifact_path("keypoints_int8")
+    assert path.name == "keypoints.int8.onnx"
+    manifest.verify("keypoints_int8")
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    frame = calibration_inputs(manifest.input, 1, seed=5)[0]
+    frame = np.clip((frame.transpose(1, 2, 0)[..., ::-1] * 0.5 + 0.5) * 255, 0, 255)
+    frame = np.ascontiguousarray(frame.astype(np.uint8))
+    with Estimator(out, threads=1) as fp32, Estimator(out, precision="int8", threads=1) as int8:
+        assert int8.backend.path == path and fp32.backend.path.name == "keypoints.onnx"
+        a, b = fp32.estimate(frame), int8.estimate(frame)
+    assert np.abs(a.keypoints - b.keypoints).max() < 0.1 * 16  # 0.1 of the half-width, 32 px
+    with pytest.raises(PplEdgeError, match="has no fp16 graph"):
+        Estimator(out, precision="fp16")
+    with pytest.raises(PplEdgeError, match="picks an ONNX Runtime graph, not a tensorrt one"):
+        Estimator(out, precision="int8", backend="tensorrt")
+
+
+def test_int8_calibration_needs_images_when_the_data_cannot_be_rendered(tiny_export, tmp_path):
+    from ppl_edge.convert.manifest import read_manifest
+    from ppl_edge.convert.onnx_target import write_int8_graph
+
+    with pytest.raises(PplEdgeError, match="--int8 needs --calib-data DIR"):
+        write_int8_graph(
+            tmp_path,
+            tiny_export / "keypoints.onnx",
+            read_manifest(tiny_export),
+            "video:a.mp4",
+            None,
+        )
+    assert not list(tmp_path.iterdir())

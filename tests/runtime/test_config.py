@@ -18,6 +18,7 @@ from ppl_edge.runtime.live import LiveOptions
         ({"backend": "openvino"}, "unknown backend 'openvino'; choose one of auto, onnxruntime"),
         ({"refine": "dream"}, "unknown refinement mode 'dream'; choose one of none, memory"),
         ({"resize": "cubic"}, "unknown resize method 'cubic'; choose one of fast, area"),
+        ({"precision": "int4"}, "unknown precision 'int4'; choose one of fp32, fp16, int8"),
         ({"crops": "blob"}, "unknown crop mode 'blob'; choose one of full, roi, motion"),
         ({"iterations": -1}, "iterations must be an integer >= 0"),
         ({"iterations": True}, "iterations must be an integer >= 0"),
