@@ -9,7 +9,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxruntime.quantization")
 
-from ppl_edge.convert.ort_int8 import calibration_inputs, quantize_keypoints
+from ppl_edge.convert.ort_int8 import calibration_inputs, downstream_nodes, quantize_keypoints
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.manifest import Manifest
 
@@ -19,8 +19,14 @@ def test_int8_graph_is_quantised_and_close_to_fp32(tiny_export, tmp_path):
     images = calibration_inputs(manifest.input, 16)
     assert images.shape == (16, 3, 32, 32) and images.dtype == np.float32
     out = quantize_keypoints(tiny_export / "keypoints.onnx", tmp_path / "int8.onnx", images)
-    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    graph = onnx.load(str(out))
+    ops = [n.op_type for n in graph.graph.node]
     assert ops.count("QuantizeLinear") > 5 and "ArgMin" in ops  # the lookup stays FP32
+    # everything computed from the keypoints (the memory's encoder, lookup, decoder) is FP32
+    after = downstream_nodes(graph, "keypoints")
+    assert after and not [
+        n.name for n in graph.graph.node if n.name in after and "Quant" in n.op_type
+    ]
     fp32 = ort.InferenceSession(str(tiny_export / "keypoints.onnx"))
     int8 = ort.InferenceSession(str(out))
     x = calibration_inputs(manifest.input, 8, seed=3)
@@ -52,6 +58,11 @@ def test_export_writes_the_int8_graph_the_runtime_runs_at_precision_int8(tiny_mo
     path = manifest.artifact_path("keypoints_int8")
     assert path.name == "keypoints.int8.onnx"
     manifest.verify("keypoints_int8")
+    from ppl_edge.convert.verify import verify_onnx
+
+    checks = {c.name: c for c in verify_onnx(tiny_model, out, count=32, threads=1)}
+    int8_check = checks["keypoints.int8.onnx vs torch"]
+    assert int8_check.passed and 0 < int8_check.metrics["mean_keypoint_error"] < 0.05
     assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(path)).graph.node}
     frame = calibration_inputs(manifest.input, 1, seed=5)[0]
     frame = np.clip((frame.transpose(1, 2, 0)[..., ::-1] * 0.5 + 0.5) * 255, 0, 255)
