@@ -3,7 +3,8 @@ Human3.6M-style error of each, on the same images.
 
     python bench/bench_int8.py --model models/ppl-small-humanoid --threads 1 --out runs/int8
 
-Writes ``<out>/keypoints_int8.onnx`` and prints one Markdown table (``--json`` for a file).
+Runs the export's ``keypoints.int8.onnx`` (``ppl-edge convert --target onnx --int8``), or when it has
+none writes one to ``<out>/keypoints_int8.onnx``; prints one Markdown table (``--json`` for a file).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ def main() -> None:
     spec, fp32 = manifest.input, manifest.artifact_path("keypoints")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    int8 = quantize_keypoints(fp32, out / "keypoints_int8.onnx",
-                              calibration_inputs(spec, args.calib, args.category))  # fmt: skip
+    int8 = manifest.artifact_path("keypoints_int8")  # what convert --target onnx --int8 wrote
+    if int8 is None or not int8.exists():
+        int8 = quantize_keypoints(fp32, out / "keypoints_int8.onnx",
+                                  calibration_inputs(spec, args.calib, args.category))  # fmt: skip
     fit_x, fit_gt = _split(args.category, spec.height, args.n_fit, "train_reg", spec)
     test_x, test_gt = _split(args.category, spec.height, args.n_test, "test", spec)
     pairs = get_category(args.category).swap_pairs

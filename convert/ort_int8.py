@@ -3,7 +3,9 @@ quantisation, calibrated on the runtime's own preprocessing.
 
 The convolutions and matrix products that make the keypoints (the image encoder and its heads)
 get QuantizeLinear / DequantizeLinear pairs (QDQ format, per-channel INT8 weights, UINT8
-activations with MinMax calibration). Everything computed from the keypoints stays FP32: the
+activations with percentile calibration: each range clipped at the 99.999th percentile of the
+calibration values, not their extremes; on the shipped model MinMax ranges cost 2.3 of eval
+error against FP32, percentile ranges 0.3). Everything computed from the keypoints stays FP32: the
 memory's encoder, its lookup (ArgMin over distances) and decoder. Quantised too, the memory
 path picked another prototype for half the poses of the shipped model (48 % of ids equal); FP32,
 it maps the INT8 keypoints exactly as it maps FP32 ones (85 % of ids equal, the rest moved by the
@@ -84,7 +86,7 @@ def quantize_keypoints(
                 per_channel=per_channel,
                 activation_type=quant.QuantType.QUInt8,
                 weight_type=quant.QuantType.QInt8,
-                calibrate_method=quant.CalibrationMethod.MinMax,
+                calibrate_method=quant.CalibrationMethod.Percentile,
                 nodes_to_exclude=sorted(after),
             )
         except Exception as err:  # the quantiser raises bare Exceptions and onnx errors
