@@ -326,7 +326,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         "",
         (
             "Stage columns are means in ms; capture writes an in-memory synthetic frame "
-            "into the capture buffer (no camera); refine is the whole refinement stage, refine_inference its graph runs; "
+            "into the capture buffer (no camera); refine is the whole refinement stage, "
+            "refine_inference its graph runs; "
             "overhead is the estimator's time outside backend inference (inference + "
             "refine_inference), as a share of that inference."
         ),

@@ -53,7 +53,7 @@ def letterbox_affines(maps: tuple[Letterbox, ...]) -> tuple[np.ndarray, np.ndarr
     ``p = (n + 1) (size - 1) / 2``, frame pixel ``(p - offset + 0.5) / scale - 0.5 + origin``.
 
     Returns:
-        gain, bias: (B, 1, 2) float32 each, to broadcast over (B, N, 2) keypoints.
+        gain, bias: (B, 1, 1, 2) float32 each, to broadcast over (B, S, N, 2) keypoint sets.
     """
     rows = []
     for lb in maps:
@@ -63,7 +63,7 @@ def letterbox_affines(maps: tuple[Letterbox, ...]) -> tuple[np.ndarray, np.ndarr
             row[axis] = half / scale
             row[2 + axis] = (half - lb.offset[axis] + 0.5) / scale - 0.5 + lb.origin[axis]
         rows.append(row)
-    table = np.array(rows, dtype=np.float32)[:, None, :]  # (B, 1, 4)
+    table = np.array(rows, dtype=np.float32)[:, None, None, :]  # (B, 1, 1, 4)
     table.setflags(write=False)  # shared through the cache
     return table[..., :2], table[..., 2:]
 
@@ -91,28 +91,33 @@ def postprocess(
     final = steps[-1]
     plaus = plausibility(final["prototype_distances"], manifest.distance_reference)
     gain, bias = frame_affines(maps)
-    # Every keypoint set goes through the subjects' affine maps at once: new arrays, owned here.
-    iterations = [s["keypoints"] * gain + bias for s in steps]  # n + 1 of (B, N, 2)
-    keypoints = iterations[-1]
-    refined = final["keypoints_refined"] * gain + bias
-    # copies: a backend may hand out buffers it reuses for the next run
-    confidence = final["confidence"].astype(np.float32)
-    ids = final["prototype_ids"].astype(np.int64)
-    distances = final["prototype_distances"].astype(np.float32)
-    for a in (*iterations, refined, confidence, ids, distances):
+    # Every keypoint set of every subject through its affine map at once (few NumPy calls: on a
+    # frame's tiny arrays each costs more than its arithmetic): iterations 0..n, then Mem(T').
+    count = len(steps)
+    sets = np.stack(
+        [*(s["keypoints"] for s in steps), final["keypoints_refined"]], axis=1, dtype=np.float32
+    )  # (B, n + 2, N, 2)
+    sets *= gain
+    sets += bias
+    # The backend's outputs are the estimator's own (Backend.run hands out new arrays): they
+    # become the Results' read-only arrays without copies.
+    confidence = np.asarray(final["confidence"], np.float32)
+    ids = np.asarray(final["prototype_ids"], np.int64)
+    distances = np.asarray(final["prototype_distances"], np.float32)
+    for a in (sets, confidence, ids, distances):
         a.setflags(write=False)
     edges, names = manifest.edges, manifest.keypoint_names
     return [
         Result.owned(
-            keypoints=keypoints[b],
-            keypoints_refined=refined[b],
+            keypoints=sets[b, count - 1],
+            keypoints_refined=sets[b, count],
             confidence=confidence[b],
             plausibility=plaus[b],
             prototype_ids=ids[b],
             prototype_distances=distances[b],
             edges=edges,
             box=lb.box,
-            iterations=tuple(k[b] for k in iterations),
+            iterations=tuple(sets[b, :count]),
             timings=dict(timings or {}),
             keypoint_names=names,
             reconstructions=tuple(r[b] for r in reconstructions or ()),

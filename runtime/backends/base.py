@@ -57,7 +57,9 @@ class Backend(Protocol):
         ...
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph on ``feeds`` (name -> array); return every output by name."""
+        """Run the graph on ``feeds`` (name -> array); return every output by name, as new
+        arrays the caller owns (never a buffer the backend reuses: the estimator hands them on
+        as the Results' arrays)."""
         ...
 
     def close(self) -> None:

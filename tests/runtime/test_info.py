@@ -46,9 +46,16 @@ def test_shipped_export_is_described(capsys):
         "keypoints_trt": "ok",
         "refine": "ok",
         "memory": "ok",
+        "keypoints_int8": "ok",
     }
     graphs = {Path(g["file"]).name: g for g in report["graphs"]}
-    assert set(graphs) == {"keypoints.onnx", "keypoints_trt.onnx", "refine.onnx", "memory.onnx"}
+    assert set(graphs) == {
+        "keypoints.onnx",
+        "keypoints_trt.onnx",
+        "refine.onnx",
+        "memory.onnx",
+        "keypoints.int8.onnx",
+    }
     outputs = {t["name"]: t for t in graphs["keypoints.onnx"]["outputs"]}
     assert outputs["prototype_ids"] == {
         "name": "prototype_ids",
