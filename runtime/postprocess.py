@@ -53,7 +53,7 @@ def letterbox_affines(maps: tuple[Letterbox, ...]) -> tuple[np.ndarray, np.ndarr
     ``p = (n + 1) (size - 1) / 2``, frame pixel ``(p - offset + 0.5) / scale - 0.5 + origin``.
 
     Returns:
-        gain, bias: (B, 1, 1, 2) float32 each, to broadcast over (B, S, N, 2) keypoint sets.
+        gain, bias: (1, B, 1, 2) float32 each, to broadcast over (S, B, N, 2) keypoint sets.
     """
     rows = []
     for lb in maps:
@@ -63,7 +63,7 @@ def letterbox_affines(maps: tuple[Letterbox, ...]) -> tuple[np.ndarray, np.ndarr
             row[axis] = half / scale
             row[2 + axis] = (half - lb.offset[axis] + 0.5) / scale - 0.5 + lb.origin[axis]
         rows.append(row)
-    table = np.array(rows, dtype=np.float32)[:, None, None, :]  # (B, 1, 1, 4)
+    table = np.array(rows, dtype=np.float32)[None, :, None, :]  # (1, B, 1, 4)
     table.setflags(write=False)  # shared through the cache
     return table[..., :2], table[..., 2:]
 
@@ -93,10 +93,10 @@ def postprocess(
     gain, bias = frame_affines(maps)
     # Every keypoint set of every subject through its affine map at once (few NumPy calls: on a
     # frame's tiny arrays each costs more than its arithmetic): iterations 0..n, then Mem(T').
-    count = len(steps)
-    sets = np.stack(
-        [*(s["keypoints"] for s in steps), final["keypoints_refined"]], axis=1, dtype=np.float32
-    )  # (B, n + 2, N, 2)
+    count, batch = len(steps), len(maps)
+    sets = np.concatenate(
+        [*(s["keypoints"] for s in steps), final["keypoints_refined"]], axis=0, dtype=np.float32
+    ).reshape(count + 1, batch, -1, 2)  # (n + 2 sets, B, N, 2)
     sets *= gain
     sets += bias
     # The backend's outputs are the estimator's own (Backend.run hands out new arrays): they
@@ -109,15 +109,15 @@ def postprocess(
     edges, names = manifest.edges, manifest.keypoint_names
     return [
         Result.owned(
-            keypoints=sets[b, count - 1],
-            keypoints_refined=sets[b, count],
+            keypoints=sets[count - 1, b],
+            keypoints_refined=sets[count, b],
             confidence=confidence[b],
             plausibility=plaus[b],
             prototype_ids=ids[b],
             prototype_distances=distances[b],
             edges=edges,
             box=lb.box,
-            iterations=tuple(sets[b, :count]),
+            iterations=tuple(sets[:count, b]),
             timings=dict(timings or {}),
             keypoint_names=names,
             reconstructions=tuple(r[b] for r in reconstructions or ()),

@@ -20,11 +20,11 @@ BOXES = [
 def test_one_multiply_add_is_the_letterbox_map():
     maps = [letterbox(np.zeros((*s, 3), np.uint8), box, 64, 48)[1] for s, box in BOXES]
     gain, bias = frame_affines(maps)
-    assert gain.shape == bias.shape == (len(maps), 1, 1, 2) and gain.dtype == np.float32
+    assert gain.shape == bias.shape == (1, len(maps), 1, 2) and gain.dtype == np.float32
     pts = np.random.default_rng(0).uniform(-1.2, 1.2, (len(maps), 16, 2)).astype(np.float32)
     for b, lb in enumerate(maps):
         np.testing.assert_allclose(
-            pts[b] * gain[b, 0] + bias[b, 0], to_frame_px(pts[b], lb), atol=2e-3
+            pts[b] * gain[0, b] + bias[0, b], to_frame_px(pts[b], lb), atol=2e-3
         )
 
 
