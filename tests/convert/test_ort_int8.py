@@ -46,14 +46,18 @@ def test_int8_needs_enough_finite_calibration_images(tiny_export, tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_export_writes_the_int8_graph_the_runtime_runs_at_precision_int8(tiny_model, tmp_path):
-    """``convert --target onnx --int8``: keypoints.int8.onnx in the manifest, run by the Estimator
-    with ``precision="int8"`` and close to the FP32 graph; other precisions / backends refused."""
+def test_export_writes_the_int8_graph_the_runtime_runs_at_precision_int8(
+    tiny_model, tiny_export, tmp_path
+):
+    """``convert --target onnx --int8 --fp16``: keypoints.int8.onnx in the manifest, run by the
+    Estimator with ``precision="int8"`` (and the FP16 graph with "fp16"), close to the FP32 graph;
+    an export without that graph, or another backend, is refused."""
     from ppl_edge.convert import ExportConfig, export
     from ppl_edge.runtime import Estimator
 
     out = tmp_path / "export"
-    export(tiny_model, ExportConfig(out=out, int8_graphs=True, data="synthetic:humanoid"))
+    config = ExportConfig(out=out, int8_graphs=True, fp16_graphs=True, data="synthetic:humanoid")
+    export(tiny_model, config)
     manifest = Manifest.load(out)
     path = manifest.artifact_path("keypoints_int8")
     assert path.name == "keypoints.int8.onnx"
@@ -67,12 +71,18 @@ def test_export_writes_the_int8_graph_the_runtime_runs_at_precision_int8(tiny_mo
     frame = calibration_inputs(manifest.input, 1, seed=5)[0]
     frame = np.clip((frame.transpose(1, 2, 0)[..., ::-1] * 0.5 + 0.5) * 255, 0, 255)
     frame = np.ascontiguousarray(frame.astype(np.uint8))
-    with Estimator(out, threads=1) as fp32, Estimator(out, precision="int8", threads=1) as int8:
+    with (
+        Estimator(out, threads=1) as fp32,
+        Estimator(out, precision="int8", threads=1) as int8,
+        Estimator(out, precision="fp16", threads=1) as fp16,
+    ):
         assert int8.backend.path == path and fp32.backend.path.name == "keypoints.onnx"
-        a, b = fp32.estimate(frame), int8.estimate(frame)
+        assert fp16.backend.path.name == "keypoints.fp16.onnx"
+        a, b, c = fp32.estimate(frame), int8.estimate(frame), fp16.estimate(frame)
     assert np.abs(a.keypoints - b.keypoints).max() < 0.1 * 16  # 0.1 of the half-width, 32 px
-    with pytest.raises(PplEdgeError, match="has no fp16 graph"):
-        Estimator(out, precision="fp16")
+    assert np.abs(a.keypoints - c.keypoints).max() < 0.01 * 16
+    with pytest.raises(PplEdgeError, match="has no int8 graph"):
+        Estimator(tiny_export, precision="int8")
     with pytest.raises(PplEdgeError, match="picks an ONNX Runtime graph, not a tensorrt one"):
         Estimator(out, precision="int8", backend="tensorrt")
 
