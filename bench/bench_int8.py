@@ -3,8 +3,9 @@ Human3.6M-style error of each, on the same images.
 
     python bench/bench_int8.py --model models/ppl-small-humanoid --threads 1 --out runs/int8
 
-Runs the export's ``keypoints.int8.onnx`` (``ppl-edge convert --target onnx --int8``), or when it has
-none writes one to ``<out>/keypoints_int8.onnx``; prints one Markdown table (``--json`` for a file).
+Runs the export's ``keypoints.int8.onnx`` (``ppl-edge convert --target onnx --int8``), or when it
+has none writes one to ``<out>/keypoints_int8.onnx``; prints one Markdown table (``--json`` for a
+file).
 """
 
 from __future__ import annotations
