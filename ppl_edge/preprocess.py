@@ -247,16 +247,9 @@ def normalise(images: np.ndarray, spec: InputSpec, out: np.ndarray | None = None
         out: optional (B, 3, H, W) float32 array to write into.
     """
     B, H, W, _ = images.shape
-    if B == 1 and images.dtype == np.uint8 and len(set(spec.std)) == 1 and hasattr(cv2, "dnn"):
+    if B == 1 and images.dtype == np.uint8 and _blob_applies(spec):
         # One OpenCV call: (x - mean / scale) * (scale / std), the same values within 1 ulp.
-        blob = cv2.dnn.blobFromImage(
-            images[0],
-            spec.scale / spec.std[0],
-            (W, H),
-            tuple(m / spec.scale for m in spec.mean),  # in the model's channel order
-            swapRB=spec.color == "RGB",
-            crop=False,
-        )  # (1, 3, H, W) float32
+        blob = _blob(images[0], spec, (W, H))  # (1, 3, H, W) float32
         if out is None:
             return blob
         out[...] = blob
@@ -326,7 +319,7 @@ def _shrink_and_normalise(
     Args:
         target: (3, H, W) float32, this subject's slice of the model batch.
     """
-    if method != "fast" or len(set(spec.std)) != 1 or not hasattr(cv2, "dnn"):
+    if method != "fast" or not _blob_applies(spec):
         return None
     lb = letterbox_map(frame.shape, box, spec.width, spec.height)
     (nw, nh), (sw, sh) = lb.visible, lb.source
@@ -334,25 +327,30 @@ def _shrink_and_normalise(
         return None
     (ix0, iy0), (dx, dy) = lb.origin, lb.offset
     samples = double_size_samples(frame[iy0 : iy0 + sh, ix0 : ix0 + sw], nw, nh)
-    scale, mean, swap = _blob_params(spec)
-    blob = cv2.dnn.blobFromImage(samples, scale, (nw, nh), mean, swapRB=swap, crop=False)
+    blob = _blob(samples, spec, (nw, nh))
     if (dx, dy, nw, nh) != (0, 0, spec.width, spec.height):
         target[...] = _padding(spec, pad_value)
     target[:, dy : dy + nh, dx : dx + nw] = blob[0]
     return lb
 
 
-def _blob_params(spec: InputSpec) -> tuple[float, tuple[float, ...], bool]:
-    """(scalefactor, mean, swapRB) of ``cv2.dnn.blobFromImage`` for ``spec`` (one std)."""
+def _blob_applies(spec: InputSpec) -> bool:
+    """Whether ``cv2.dnn.blobFromImage`` can normalise for ``spec``: one std for all channels."""
+    return len(set(spec.std)) == 1 and hasattr(cv2, "dnn")
+
+
+def _blob(image: np.ndarray, spec: InputSpec, size: tuple[int, int]) -> np.ndarray:
+    """(1, 3, h, w) float32: ``image`` (uint8 BGR) resized to ``size`` (w, h) by OpenCV's bilinear
+    resize and normalised for ``spec`` by ``blobFromImage`` (see :func:`_blob_applies`)."""
     mean = tuple(m / spec.scale for m in spec.mean)  # in the model's channel order
-    return spec.scale / spec.std[0], mean, spec.color == "RGB"
+    return cv2.dnn.blobFromImage(
+        image, spec.scale / spec.std[0], size, mean, swapRB=spec.color == "RGB", crop=False
+    )
 
 
 @functools.lru_cache(maxsize=16)
 def _padding(spec: InputSpec, pad_value: int) -> np.ndarray:
     """(3, 1, 1) float32: the normalised padding, by the same arithmetic as the image."""
-    scale, mean, swap = _blob_params(spec)
-    grey = np.full((1, 1, 3), pad_value, np.uint8)
-    value = cv2.dnn.blobFromImage(grey, scale, (1, 1), mean, swapRB=swap, crop=False)[0]
+    value = _blob(np.full((1, 1, 3), pad_value, np.uint8), spec, (1, 1))[0]
     value.setflags(write=False)
     return value

@@ -29,12 +29,9 @@ def plausibility(distances: np.ndarray, reference: float) -> list[float]:
         B floats ``exp(-mean_m d / reference · ln 2)``: 1 at a prototype, 0.5 for a typical pose.
         (M is a handful of banks: plain floats cost a fraction of NumPy's per-call overhead.)
     """
-    rows = distances if getattr(distances, "ndim", 0) == 2 else np.asarray(distances)
+    rows = np.asarray(distances).reshape(len(distances), -1).tolist()
     rate = LN2 / max(reference, 1e-12)
-    return [
-        math.exp(-max(math.fsum(r) / max(len(r), 1), 0.0) * rate)
-        for r in rows.reshape(len(rows), -1).tolist()
-    ]
+    return [math.exp(-max(math.fsum(r) / max(len(r), 1), 0.0) * rate) for r in rows]
 
 
 def to_frame_px(kpts_norm: np.ndarray, lb: Letterbox) -> np.ndarray:

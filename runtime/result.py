@@ -89,14 +89,14 @@ class Result:
         Raises:
             TypeError: a field without a default is missing, or a name is not a field.
         """
-        if not _REQUIRED <= values.keys() or not values.keys() <= _DEFAULTS.keys() | _REQUIRED:
+        if not _REQUIRED <= values.keys() or not values.keys() <= _FIELD_NAMES:
             missing = sorted(_REQUIRED - values.keys())
-            unknown = sorted(values.keys() - _DEFAULTS.keys() - _REQUIRED)
+            unknown = sorted(values.keys() - _FIELD_NAMES)
             raise TypeError(f"Result.owned(): missing fields {missing}, unknown fields {unknown}")
         res = object.__new__(cls)
         state = res.__dict__  # frozen blocks __setattr__, not the instance dict
         state.update(_DEFAULTS)
-        state["timings"] = {}
+        state.update({name: make() for name, make in _FACTORIES.items()})  # new per Result
         state.update(values)
         return res
 
@@ -145,4 +145,5 @@ _REQUIRED = frozenset(
     f.name for f in fields(Result) if f.default is MISSING and f.default_factory is MISSING
 )
 _DEFAULTS = {f.name: f.default for f in fields(Result) if f.default is not MISSING}
-_DEFAULTS["timings"] = None  # default_factory=dict: a new dict per Result (see owned)
+_FACTORIES = {f.name: f.default_factory for f in fields(Result) if f.default_factory is not MISSING}
+_FIELD_NAMES = frozenset(f.name for f in fields(Result))
