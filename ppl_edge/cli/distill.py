@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--occlusion-weight", type=float, default=0.0, help="extra loss weight of occluded pixels"
     )
+    parser.add_argument(
+        "--keypoint-weight", type=float, default=0.0,
+        help="weight of the keypoint-consistency term: keypoints re-estimated on the "
+        "reconstruction of an occluded image against those of the unoccluded image (0: off)",
+    )  # fmt: skip
     parser.add_argument("--init", default=None, help="start from this distilled checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -53,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, data=args.data, threads=args.threads,
                         center_share=args.center_share,
-                        occlusion_weight=args.occlusion_weight, init=args.init)  # fmt: skip
+                        occlusion_weight=args.occlusion_weight, init=args.init,
+                        keypoint_weight=args.keypoint_weight)  # fmt: skip
     report = distill_decoder(args.checkpoint, args.out, cfg)
     print(f"decoder {report['teacher_params']:,} -> {report['student_params']:,} parameters, "
           f"{report['steps']} steps in {report['seconds']:.0f} s, L1 to the teacher "
-          f"{report['loss_first']:.4f} -> {report['loss_last']:.4f} -> {args.out}")  # fmt: skip
+          f"{report['loss_first']:.4f} -> {report['loss_last']:.4f}, keypoint consistency "
+          f"{report['consistency_last']:.4f} -> {args.out}")  # fmt: skip
     return 0
