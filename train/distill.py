@@ -14,10 +14,11 @@ ground truth is used). With ``keypoint_weight`` > 0 a consistency term is added:
 the (frozen) keypoint path estimates on the student's clamped reconstruction, against the model's
 own keypoints on the unoccluded image, mean L1 in normalised units. It trains the decoder for what
 refinement needs it for (a reconstruction whose pose the encoder reads as the unoccluded pose)
-rather than only for pixels; no ground truth is used either. Occlusions follow the evaluation's patch masks (``train/occlusion.py``):
-a third of the images unoccluded, a third RandomMasking 0.1-0.4, a third CenterMasking 4-12
-patches; half of the keypoint sets get a small jitter, as later iterations re-estimate them on
-reconstructions.
+rather than only for pixels; no ground truth is used either.
+
+Occlusions follow the evaluation's patch masks (``train/occlusion.py``): a third of the images
+unoccluded, a third RandomMasking 0.1-0.4, a third CenterMasking 4-12 patches; half of the
+keypoint sets get a small jitter, as later iterations re-estimate them on reconstructions.
 
 # DEVIATION(official): the official code has one decoder size and no distillation.
 """
