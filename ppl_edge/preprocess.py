@@ -249,11 +249,7 @@ def normalise(images: np.ndarray, spec: InputSpec, out: np.ndarray | None = None
     B, H, W, _ = images.shape
     if B == 1 and images.dtype == np.uint8 and _blob_applies(spec):
         # One OpenCV call: (x - mean / scale) * (scale / std), the same values within 1 ulp.
-        blob = _blob(images[0], spec, (W, H))  # (1, 3, H, W) float32
-        if out is None:
-            return blob
-        out[...] = blob
-        return out
+        return _blob(images[0], spec, (W, H), out)  # (1, 3, H, W) float32
     x = np.empty((B, 3, H, W), np.float32) if out is None else out
     for c in range(3):
         src = 2 - c if spec.color == "RGB" else c  # BGR frame -> the model's channel c
@@ -272,6 +268,29 @@ def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1] if spec.color == "RGB" else img)
 
 
+class Scratch:
+    """Per-stream working memory of :func:`preprocess`'s fused path: a uint8 canvas at twice the
+    model size whose padding is drawn once per letterbox geometry; each frame's samples are
+    resized straight into its visible part and ``blobFromImageWithParams`` writes the model input
+    from it into the caller's batch, so a stream's frames allocate nothing on that path.
+
+    Not thread-safe: one per estimator (whose calls hold a lock).
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.canvas = np.empty((2 * height, 2 * width, 3), np.uint8)
+        self.geometry: tuple | None = None  # (dx, dy, nw, nh, pad value) of the drawn padding
+
+    def visible(self, lb: Letterbox, pad_value: int) -> np.ndarray:
+        """The canvas's view where ``lb``'s visible part goes, its padding drawn around it."""
+        (dx, dy), (nw, nh) = lb.offset, lb.visible
+        geometry = (dx, dy, nw, nh, pad_value)
+        if geometry != self.geometry:
+            self.canvas.fill(pad_value)
+            self.geometry = geometry
+        return self.canvas[2 * dy : 2 * (dy + nh), 2 * dx : 2 * (dx + nw)]
+
+
 def preprocess(
     frame: np.ndarray,
     boxes: list[Box],
@@ -280,6 +299,7 @@ def preprocess(
     method: str = "fast",
     out: np.ndarray | None = None,
     canvas: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> tuple[np.ndarray, list[Letterbox]]:
     """Crop every box of a sanitised frame into one model batch.
 
@@ -290,7 +310,8 @@ def preprocess(
         pad_value: grey level of letterbox padding.
         method: resize method, "fast" or "area" (see :func:`resize`).
         out: optional (B, 3, h, w) float32 array to write x into; canvas: optional (h, w, 3)
-            uint8 scratch image; both let a caller reuse its buffers from frame to frame.
+            uint8 scratch image of the general path; scratch: optional :class:`Scratch` of the
+            fused path; all three let a caller reuse its buffers from frame to frame.
 
     Returns:
         x: (B, 3, h, w) float32 normalised model input, B = len(boxes) (``out`` when given); and
@@ -299,7 +320,7 @@ def preprocess(
     x = np.empty((len(boxes), 3, spec.height, spec.width), np.float32) if out is None else out
     maps = []
     for b, box in enumerate(boxes):
-        lb = _shrink_and_normalise(frame, box, spec, pad_value, method, x[b])
+        lb = _shrink_and_normalise(frame, box, spec, pad_value, method, x[b : b + 1], scratch)
         if lb is None:  # the general path: letterbox into a uint8 image, then normalise
             img, lb = letterbox(frame, box, spec.width, spec.height, pad_value, method, canvas)
             normalise(img[None], spec, out=x[b : b + 1])
@@ -308,16 +329,24 @@ def preprocess(
 
 
 def _shrink_and_normalise(
-    frame: np.ndarray, box: Box, spec: InputSpec, pad_value: int, method: str, target: np.ndarray
+    frame: np.ndarray,
+    box: Box,
+    spec: InputSpec,
+    pad_value: int,
+    method: str,
+    target: np.ndarray,
+    scratch: Scratch | None,
 ) -> Letterbox | None:
-    """The common case of :func:`preprocess` in three OpenCV / NumPy calls instead of six: a crop
-    shrunk by more than 2x with the fast resize and one std for all channels. The 2x2 area step
-    of the fast resize is bilinear at exactly half size, which is what ``blobFromImage``'s own
-    resize does, so it shrinks and normalises in one call; the result is identical to
-    :func:`letterbox` then :func:`normalise`. None when the case does not apply.
+    """The common case of :func:`preprocess` in two OpenCV calls: a crop shrunk by more than 2x
+    with the fast resize. Its first stage samples the crop at twice the model size into the
+    visible part of a padded double-size canvas; the 2x2 area step is bilinear at exactly half
+    size, which is what ``blobFromImage``'s own resize does, so one blob call shrinks, pads and
+    normalises (a 2x2 block never straddles image and padding: the offsets are doubled). The
+    result is identical to :func:`letterbox` then :func:`normalise`. None when the case does not
+    apply.
 
     Args:
-        target: (3, H, W) float32, this subject's slice of the model batch.
+        target: (1, 3, H, W) float32, this subject's slice of the model batch.
     """
     if method != "fast" or not _blob_applies(spec):
         return None
@@ -325,32 +354,51 @@ def _shrink_and_normalise(
     (nw, nh), (sw, sh) = lb.visible, lb.source
     if sw <= 2 * nw or sh <= 2 * nh:
         return None
-    (ix0, iy0), (dx, dy) = lb.origin, lb.offset
-    samples = double_size_samples(frame[iy0 : iy0 + sh, ix0 : ix0 + sw], nw, nh)
-    blob = _blob(samples, spec, (nw, nh))
-    if (dx, dy, nw, nh) != (0, 0, spec.width, spec.height):
-        target[...] = _padding(spec, pad_value)
-    target[:, dy : dy + nh, dx : dx + nw] = blob[0]
+    (ix0, iy0) = lb.origin
+    scratch = scratch or Scratch(spec.width, spec.height)
+    view = scratch.visible(lb, pad_value)
+    double_size_samples(frame[iy0 : iy0 + sh, ix0 : ix0 + sw], nw, nh, out=view)
+    _blob(scratch.canvas, spec, (spec.width, spec.height), target)
     return lb
 
 
 def _blob_applies(spec: InputSpec) -> bool:
-    """Whether ``cv2.dnn.blobFromImage`` can normalise for ``spec``: one std for all channels."""
-    return len(set(spec.std)) == 1 and hasattr(cv2, "dnn")
-
-
-def _blob(image: np.ndarray, spec: InputSpec, size: tuple[int, int]) -> np.ndarray:
-    """(1, 3, h, w) float32: ``image`` (uint8 BGR) resized to ``size`` (w, h) by OpenCV's bilinear
-    resize and normalised for ``spec`` by ``blobFromImage`` (see :func:`_blob_applies`)."""
-    mean = tuple(m / spec.scale for m in spec.mean)  # in the model's channel order
-    return cv2.dnn.blobFromImage(
-        image, spec.scale / spec.std[0], size, mean, swapRB=spec.color == "RGB", crop=False
-    )
+    """Whether OpenCV can normalise for ``spec``: ``blobFromImageWithParams`` (OpenCV >= 4.8,
+    per-channel std), else ``blobFromImage`` with one std for all channels."""
+    if not hasattr(cv2, "dnn"):
+        return False
+    return hasattr(cv2.dnn, "blobFromImageWithParams") or len(set(spec.std)) == 1
 
 
 @functools.lru_cache(maxsize=16)
-def _padding(spec: InputSpec, pad_value: int) -> np.ndarray:
-    """(3, 1, 1) float32: the normalised padding, by the same arithmetic as the image."""
-    value = _blob(np.full((1, 1, 3), pad_value, np.uint8), spec, (1, 1))[0]
-    value.setflags(write=False)
-    return value
+def _blob_params(spec: InputSpec, size: tuple[int, int]):
+    """``cv2.dnn.Image2BlobParams`` of ``spec`` at ``size`` (w, h): ``(x - mean / scale) *
+    (scale / std)`` per channel, in the model's channel order."""
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = (*(spec.scale / s for s in spec.std), 1.0)
+    params.mean = (*(m / spec.scale for m in spec.mean), 0.0)
+    params.size = size
+    params.swapRB = spec.color == "RGB"
+    return params
+
+
+def _blob(
+    image: np.ndarray, spec: InputSpec, size: tuple[int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """(1, 3, h, w) float32: ``image`` (uint8 BGR) resized to ``size`` (w, h) by OpenCV's bilinear
+    resize and normalised for ``spec`` (see :func:`_blob_applies`), written into ``out`` (a
+    contiguous (1, 3, h, w) float32 array) when given."""
+    if hasattr(cv2.dnn, "blobFromImageWithParams"):
+        params = _blob_params(spec, size)
+        blob = cv2.dnn.blobFromImageWithParams(image, out, params) if out is not None else None
+        if blob is None:
+            blob = cv2.dnn.blobFromImageWithParams(image, params)
+    else:
+        mean = tuple(m / spec.scale for m in spec.mean)  # in the model's channel order
+        blob = cv2.dnn.blobFromImage(
+            image, spec.scale / spec.std[0], size, mean, swapRB=spec.color == "RGB", crop=False
+        )
+    if out is not None and blob is not out and not np.may_share_memory(blob, out):
+        out[...] = blob  # an OpenCV that allocated its own output
+        return out
+    return blob

@@ -39,15 +39,22 @@ def resize(image: np.ndarray, width: int, height: int, method: str = "fast") -> 
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def double_size_samples(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The fast resize's first stage: bilinear samples at twice the target size."""
+def double_size_samples(
+    image: np.ndarray, width: int, height: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The fast resize's first stage: bilinear samples at twice the target size (written into
+    ``out``, a (2 height, 2 width, 3) uint8 array or view, when given)."""
     h, w = image.shape[:2]
     # At an odd integer ratio every bilinear sample sits on a source pixel centre, where
     # nearest-exact picks the same pixel: identical output, about half the time.
     odd = w % (2 * width) == 0 and h % (2 * height) == 0
     odd = odd and (w // (2 * width)) % 2 == 1 and (h // (2 * height)) % 2 == 1
     inter = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
-    return cv2.resize(image, (2 * width, 2 * height), interpolation=inter)
+    samples = cv2.resize(image, (2 * width, 2 * height), dst=out, interpolation=inter)
+    if out is not None and not np.may_share_memory(samples, out):
+        out[...] = samples  # an OpenCV that did not write into the view
+        return out
+    return samples
 
 
 @contextmanager

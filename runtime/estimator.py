@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppl_edge.preprocess import Box, as_bgr8, check_boxes, denormalise, preprocess
+from ppl_edge.preprocess import Box, Scratch, as_bgr8, check_boxes, denormalise, preprocess
 from ppl_edge.runtime.aux_graphs import open_aux
 from ppl_edge.runtime.backends import Backend, backend_class, select_backend
 from ppl_edge.runtime.batching import batch_limits, run_in_chunks
@@ -65,10 +65,12 @@ class Estimator:
         self.smoother = PoseSmoother(config.smooth) if config.smooth is not None else None
         self._lock = threading.RLock()
         self._aux: dict[str, Backend | None] = {}
-        # Per-frame buffers, reused: the model input (last batch size) and a letterbox canvas.
+        # Per-frame buffers, reused: the model input (last batch size), a letterbox canvas and the
+        # fused path's padded double-size canvas.
         spec = self.manifest.input
         self._input = np.empty((1, 3, spec.height, spec.width), np.float32)
         self._canvas = np.empty((spec.height, spec.width, 3), np.uint8)
+        self._scratch = Scratch(spec.width, spec.height)
         self.backend_name, path = select_backend(self.files, config.backend, config.precision)
         if config.verify:
             verify_model(self.files, path, self.backend_name)
@@ -196,7 +198,7 @@ class Estimator:
         if len(self._input) != len(boxes):
             self._input = np.empty((len(boxes), 3, spec.height, spec.width), np.float32)
         x, maps = preprocess(
-            image, boxes, spec, cfg.pad_value, cfg.resize, self._input, self._canvas
+            image, boxes, spec, cfg.pad_value, cfg.resize, self._input, self._canvas, self._scratch
         )
         t1 = time.perf_counter()
         initial = self._run_keypoints({self._input_name: x})

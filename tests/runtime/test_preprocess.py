@@ -141,6 +141,55 @@ def test_reused_buffers_give_the_same_input_as_fresh_ones():
         assert got is out and np.array_equal(got, want) and got_maps == want_maps
 
 
+def test_one_scratch_serves_every_geometry_and_pad_value():
+    """The fused path's padded canvas is redrawn when the letterbox geometry or the pad value
+    changes, and reused (padding intact) when they repeat: the same input as fresh buffers."""
+    from ppl_edge.preprocess import Scratch
+
+    spec = InputSpec(height=32, width=32)
+    rng = np.random.default_rng(5)
+    out, scratch = np.full((1, 3, 32, 32), 7.0, np.float32), Scratch(32, 32)
+    cases = [
+        ((200, 300, 3), (0, 0, 300, 200), 17),
+        ((200, 300, 3), (0, 0, 300, 200), 17),  # repeated: padding kept from the call before
+        ((200, 300, 3), (-50, 20, 250, 190), 17),  # past the frame: other offsets
+        ((300, 200, 3), (0, 0, 200, 300), 17),  # portrait: padding left and right
+        ((300, 200, 3), (0, 0, 200, 300), 90),  # same geometry, another pad value
+        ((200, 300, 3), (0, 0, 300, 200), 90),
+    ]
+    for shape, box, pad in cases:
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+        want, want_maps = preprocess(frame, [box], spec, pad)
+        got, got_maps = preprocess(frame, [box], spec, pad, out=out, scratch=scratch)
+        assert 2 * got_maps[0].visible[0] < got_maps[0].source[0]  # the fused path ran
+        assert got is out and np.array_equal(got, want) and got_maps == want_maps
+        img, _ = letterbox(frame, box, 32, 32, pad_value=pad)
+        np.testing.assert_array_equal(got, normalise(img[None], spec))
+
+
+def test_fused_path_allocates_no_arrays_once_its_buffers_exist():
+    """With the estimator's buffers the fused path writes the samples and the model input in
+    place: a stream's frames allocate no sample or input arrays."""
+    import tracemalloc
+
+    from ppl_edge.preprocess import Scratch
+
+    spec = InputSpec(height=64, width=64)
+    frame = np.random.default_rng(6).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    out, scratch = np.empty((1, 3, 64, 64), np.float32), Scratch(64, 64)
+    box = [(0, 0, 640, 480)]
+    preprocess(frame, box, spec, out=out, scratch=scratch)  # caches and padding drawn once
+    tracemalloc.start()
+    try:
+        preprocess(frame, box, spec, out=out, scratch=scratch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # OpenCV's own 64 x 64 uint8 resize inside the blob call (12 KiB) is the one transient array;
+    # the 128 x 96 samples would add 36 KiB, a new model input 48 KiB
+    assert peak < 16384, peak
+
+
 @pytest.mark.parametrize(
     "boxes",
     [[(0, 0, 5, 5)], [(0.0, 1.5, 5, 5.5)], [[0, 0, 5, 5]], np.array([[0, 0, 5, 5]])],
@@ -163,11 +212,12 @@ def test_one_bad_box_is_refused(box):
         check_boxes([box])
 
 
+@pytest.mark.parametrize("std", [(0.25,) * 3, (0.229, 0.224, 0.225)])
 @pytest.mark.parametrize("color", ["RGB", "BGR"])
-def test_one_image_fast_path_equals_the_per_channel_form(color):
+def test_one_image_fast_path_equals_the_per_channel_form(color, std):
     """normalise of one uint8 image (one OpenCV call) equals the per-channel NumPy form of a
-    batch, with distinct channel means, within 1e-6."""
-    spec = InputSpec(height=16, width=24, color=color, mean=(0.2, 0.5, 0.7), std=(0.25,) * 3)
+    batch, with distinct channel means (and stds), within 1e-6."""
+    spec = InputSpec(height=16, width=24, color=color, mean=(0.2, 0.5, 0.7), std=std)
     imgs = np.random.default_rng(1).integers(0, 256, (2, 16, 24, 3), dtype=np.uint8)
     batch = normalise(imgs, spec)  # B = 2: the per-channel form
     for b in range(2):
