@@ -269,13 +269,9 @@ def denormalise(x: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 class Scratch:
-    """Per-stream working memory of :func:`preprocess`'s fused path: a uint8 canvas at twice the
-    model size whose padding is drawn once per letterbox geometry; each frame's samples are
-    resized straight into its visible part and ``blobFromImageWithParams`` writes the model input
-    from it into the caller's batch, so a stream's frames allocate nothing on that path.
-
-    Not thread-safe: one per estimator (whose calls hold a lock).
-    """
+    """Per-stream memory of :func:`preprocess`'s fused path: a uint8 canvas at twice the model
+    size, its padding drawn once per letterbox geometry, each frame's samples resized straight into
+    its visible part. Not thread-safe: one per estimator (whose calls hold a lock)."""
 
     def __init__(self, width: int, height: int) -> None:
         self.canvas = np.empty((2 * height, 2 * width, 3), np.uint8)
@@ -385,9 +381,8 @@ def _blob_params(spec: InputSpec, size: tuple[int, int]):
 def _blob(
     image: np.ndarray, spec: InputSpec, size: tuple[int, int], out: np.ndarray | None = None
 ) -> np.ndarray:
-    """(1, 3, h, w) float32: ``image`` (uint8 BGR) resized to ``size`` (w, h) by OpenCV's bilinear
-    resize and normalised for ``spec`` (see :func:`_blob_applies`), written into ``out`` (a
-    contiguous (1, 3, h, w) float32 array) when given."""
+    """(1, 3, h, w) float32 (``out`` when given): ``image`` (uint8 BGR) resized to ``size`` (w, h)
+    by OpenCV's bilinear resize and normalised for ``spec`` (see :func:`_blob_applies`)."""
     if hasattr(cv2.dnn, "blobFromImageWithParams"):
         params = _blob_params(spec, size)
         blob = cv2.dnn.blobFromImageWithParams(image, out, params) if out is not None else None

@@ -129,6 +129,37 @@ def _student(teacher, cfg: DistillConfig):
     return student
 
 
+def _step_loss(teacher, student, clean, masks: np.ndarray, prior, cfg: DistillConfig):
+    """The loss of one batch: L1 to the teacher's reconstruction (occluded pixels weighted
+    ``1 + occlusion_weight``) plus the keypoint-consistency term when ``keypoint_weight`` > 0.
+
+    Args:
+        clean: (B, 3, H, W) unoccluded images; masks: (B, H, W) bool occlusions; prior: (N, 2) T.
+
+    Returns:
+        (loss tensor, the consistency term as a float or None).
+    """
+    import torch
+
+    from ppl_edge.train.occlusion import occlude
+
+    image = occlude(clean, masks)
+    with torch.no_grad():
+        kpts = teacher.keypoint_path(image, prior)["keypoints_refined"]
+        jitter = torch.rand(len(kpts), 1, 1) < 0.5
+        kpts = kpts + jitter * JITTER * torch.randn_like(kpts)
+        target = teacher.reconstruct(image, kpts)["image"]  # every link drawn
+        wanted = teacher.encoder(clean, prior)["keypoints"] if cfg.keypoint_weight > 0 else None
+    recon = student.reconstruct(image, kpts, cfg.link_tolerance)["image"]
+    weight = 1.0 + cfg.occlusion_weight * torch.from_numpy(masks[:, None]).float()
+    loss = ((recon - target).abs() * weight).mean()
+    if wanted is None:
+        return loss, None
+    again = student.encoder(recon.clamp(-1.0, 1.0), prior)["keypoints"]
+    consistency = (again - wanted).abs().mean()
+    return loss + cfg.keypoint_weight * consistency, consistency.item()
+
+
 def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig) -> dict:
     """Distil a ``cfg.dec_width`` / ``cfg.dec_max_width`` decoder from ``checkpoint``'s decoder.
 
@@ -146,7 +177,6 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
     from ppl_edge.checkpoint import load_model, load_tensors, model_tensors, save_checkpoint
     from ppl_edge.config_utils import to_dict
     from ppl_edge.train.data import build_dataset
-    from ppl_edge.train.occlusion import occlude
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -173,23 +203,9 @@ def distill_decoder(checkpoint: str | Path, out: str | Path, cfg: DistillConfig)
             for group in opt.param_groups:  # cosine decay to 0
                 group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
             masks = _occlusion_masks(len(batch["image"]), size, rng, cfg.center_share)
-            image = occlude(batch["image"], masks)
-            with torch.no_grad():
-                kpts = teacher.keypoint_path(image, prior)["keypoints_refined"]
-                clean = None
-                if cfg.keypoint_weight > 0:  # the pose refinement should recover
-                    clean = teacher.encoder(batch["image"], prior)["keypoints"]
-                jitter = torch.rand(len(kpts), 1, 1) < 0.5
-                kpts = kpts + jitter * JITTER * torch.randn_like(kpts)
-                target = teacher.reconstruct(image, kpts)["image"]  # every link drawn
-            recon = student.reconstruct(image, kpts, cfg.link_tolerance)["image"]
-            weight = 1.0 + cfg.occlusion_weight * torch.from_numpy(masks[:, None]).float()
-            loss = ((recon - target).abs() * weight).mean()
-            if clean is not None:
-                again = student.encoder(recon.clamp(-1.0, 1.0), prior)["keypoints"]
-                consistency = (again - clean).abs().mean()
-                loss = loss + cfg.keypoint_weight * consistency
-                consistencies.append(consistency.item())
+            loss, consistency = _step_loss(teacher, student, batch["image"], masks, prior, cfg)
+            if consistency is not None:
+                consistencies.append(consistency)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
