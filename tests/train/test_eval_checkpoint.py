@@ -103,12 +103,15 @@ def test_evaluate_checkpoint_returns_numbers(tiny_ckpt):
         "bplp_c_gt",
         "keypoints_on_figure",
         "skeleton_on_figure",
+        "keypoint_identity",
     ):
         assert isinstance(m[key], float) and math.isfinite(m[key]), key
     assert 0.0 < m["error"] < 1.0 and 0.0 <= m["pdj"] <= 1.0
+    assert len(m["keypoint_identity_per_joint"]) == 19 and 0.0 < m["keypoint_identity"] <= 1.0
     assert 0.0 <= m["keypoints_on_figure"] <= 1.0 and 0.0 <= m["skeleton_on_figure"] <= 1.0
     md = metrics_markdown(m)
     assert "keypoints on the figure" in md and "skeleton length on the figure" in md
+    assert "keypoint identity" in md
     json.dumps(m)  # JSON-ready
     cub = evaluate_checkpoint(tiny_ckpt, "synthetic:humanoid", "cub", n_fit=48, n_test=16, batch=16)
     assert cub["protocol"] == "cub" and 0.0 < cub["error"] < 1.0

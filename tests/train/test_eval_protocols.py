@@ -185,3 +185,20 @@ def test_bad_shapes_are_user_errors():
         ev.fit_h36m(np.zeros((3, 2, 2)), np.zeros((4, 3, 2)))
     with pytest.raises(PplEdgeError, match="unknown protocol"):
         ev.fit_protocol("coco", np.zeros((3, 2, 2)), np.zeros((3, 3, 2)))
+
+
+def test_keypoint_identity_counts_how_often_the_usual_keypoint_is_nearest():
+    rng = np.random.default_rng(0)
+    gt = rng.random((10, 2, 2))
+    kpts = rng.random((10, 3, 2)) + 5.0  # far from everything
+    kpts[:, 0] = gt[:, 0]  # keypoint 0 always marks joint 0
+    kpts[:5, 1] = gt[:5, 1]  # joint 1: keypoint 1 in half the images, keypoint 2 in the rest
+    kpts[5:, 2] = gt[5:, 1]
+    np.testing.assert_allclose(ev.keypoint_identity(kpts, gt), [1.0, 0.5])
+    visible = np.ones((10, 2), bool)
+    visible[5:, 1] = False  # only the images where keypoint 1 marks it
+    visible[:, 0] = False
+    shares = ev.keypoint_identity(kpts, gt, visible)
+    assert np.isnan(shares[0]) and shares[1] == 1.0
+    with pytest.raises(PplEdgeError):
+        ev.keypoint_identity(kpts[:, 0], gt)

@@ -40,7 +40,13 @@ from ppl_edge.train.evaluate.h36m import (
     h36m_regression_error,
     score_h36m,
 )
-from ppl_edge.train.evaluate.metrics import bplp_c, limb_proportions, mean_pose_baseline, pdj
+from ppl_edge.train.evaluate.metrics import (
+    bplp_c,
+    keypoint_identity,
+    limb_proportions,
+    mean_pose_baseline,
+    pdj,
+)
 from ppl_edge.train.evaluate.taichi import TAICHI_SIZE, fit_taichi, score_taichi, taichi_error
 
 # protocol -> (fit(pred, gt, visible, swap_pairs), score(fit, pred, gt, visible, swap_pairs))
@@ -81,6 +87,7 @@ __all__ = [
     "LinearFit",
     "Scored",
     "bplp_c",
+    "keypoint_identity",
     "cub_error",
     "fit_cub",
     "fit_h36m",

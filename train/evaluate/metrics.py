@@ -69,6 +69,35 @@ def bplp_c(kpts: np.ndarray, limbs: Sequence[tuple[int, int]]) -> float:
     return float("inf") if sigma < 1e-12 else 1.0 / sigma  # below 1e-12 is rounding noise
 
 
+def keypoint_identity(
+    kpts: np.ndarray, gt: np.ndarray, visible: np.ndarray | None = None
+) -> np.ndarray:
+    """How consistently one keypoint marks each joint: per joint, the share of images in which the
+    keypoint nearest the joint is the keypoint most often nearest it (1: always the same one).
+
+    A linear regressor can only use a keypoint that keeps its meaning from image to image: a
+    keypoint that lies on the hand in one image and on the elbow in the next helps neither.
+
+    Args:
+        kpts: (S, N, 2) the model's own keypoints; gt: (S, J, 2) ground truth, same units.
+        visible: optional (S, J) bool; joints not visible in an image are left out.
+
+    Returns:
+        (J,) shares in [1/N, 1], NaN for a joint visible in no image.
+    """
+    if kpts.ndim != 3 or gt.ndim != 3 or len(kpts) != len(gt):
+        raise PplEdgeError(f"need (S, N, 2) keypoints and (S, J, 2) joints, got {kpts.shape} "
+                           f"and {gt.shape}")  # fmt: skip
+    vis = np.ones(gt.shape[:2], bool) if visible is None else np.asarray(visible, bool)
+    nearest = np.linalg.norm(gt[:, :, None] - kpts[:, None], axis=-1).argmin(-1)  # (S, J)
+    shares = np.full(gt.shape[1], np.nan)
+    for j in range(gt.shape[1]):
+        if vis[:, j].any():
+            counts = np.bincount(nearest[vis[:, j], j], minlength=kpts.shape[1])
+            shares[j] = counts.max() / counts.sum()
+    return shares
+
+
 def mean_pose_baseline(
     protocol: str,
     gt_fit: np.ndarray,

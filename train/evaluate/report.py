@@ -84,6 +84,13 @@ class EvalReport:
                 f"on the figure (mask dilated 1 px): keypoints {pct(m['keypoints_on_figure'])}, "
                 f"skeleton length {pct(m['skeleton_on_figure'])} ({len(self.edges)} edges)"
             )
+        if m.get("keypoint_identity") is not None:
+            shares = [v for v in m["keypoint_identity_per_joint"] if v is not None]
+            lines.append(
+                f"keypoint identity (the keypoint nearest a joint is its usual one): "
+                f"{100 * m['keypoint_identity']:.1f}% of images, mean over joints; lowest "
+                f"{100 * min(shares):.1f}%"
+            )
         if "named_error" in m:
             lines.append(
                 f"named joints ({len(m['named_joints'])}, no regression): error "
@@ -238,6 +245,7 @@ def metrics_markdown(metrics: dict) -> str:
     for key, name in (
         ("keypoints_on_figure", "keypoints on the figure (mask dilated 1 px), %"),
         ("skeleton_on_figure", "skeleton length on the figure (mask dilated 1 px), %"),
+        ("keypoint_identity", "keypoint identity (nearest keypoint is the usual one), %"),
     ):
         if key in metrics:
             rows.append((name, float("nan") if metrics[key] is None else 100 * metrics[key]))

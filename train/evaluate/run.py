@@ -197,6 +197,8 @@ def run_evaluation(
 ) -> tuple[dict, ev.LinearFit, Predictions]:
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
+    ``keypoint_identity`` is the mean over joints of :func:`~ppl_edge.train.evaluate.metrics.
+    keypoint_identity` (iteration 0; ``keypoint_identity_per_joint`` the shares).
     When every test item carries a ``mask``, the metrics also hold ``keypoints_on_figure`` and
     ``skeleton_on_figure`` (:mod:`ppl_edge.train.on_figure`) of the model's own iteration-0
     keypoints and its skeleton (:func:`ppl_edge.skeleton.edges_from_weights` of W).
@@ -254,6 +256,9 @@ def run_evaluation(
             "regression": time.perf_counter() - t2,
         },
     }
+    identity = ev.keypoint_identity(test_pred.keypoints[0], test_pred.gt, test_pred.visible)
+    metrics["keypoint_identity"] = _finite(float(np.nanmean(identity)))
+    metrics["keypoint_identity_per_joint"] = [_finite(float(v)) for v in identity]
     if test_pred.masks is not None:
         metrics.update(figure_metrics(model, test_pred))
     if layout.limbs:
