@@ -256,15 +256,23 @@ def run_evaluation(
             "regression": time.perf_counter() - t2,
         },
     }
-    identity = ev.keypoint_identity(test_pred.keypoints[0], test_pred.gt, test_pred.visible)
-    metrics["keypoint_identity"] = _finite(float(np.nanmean(identity)))
-    metrics["keypoint_identity_per_joint"] = [_finite(float(v)) for v in identity]
+    metrics.update(identity_metrics(test_pred))
     if test_pred.masks is not None:
         metrics.update(figure_metrics(model, test_pred))
     if layout.limbs:
         metrics["bplp_c"] = _finite(ev.bplp_c(s0.pred, layout.limbs))
         metrics["bplp_c_gt"] = _finite(ev.bplp_c(s0.gt, layout.limbs))
     return metrics, fit, test_pred
+
+
+def identity_metrics(pred: Predictions) -> dict:
+    """``keypoint_identity`` (mean over joints) and ``keypoint_identity_per_joint`` of iteration 0
+    of ``pred`` (:func:`~ppl_edge.train.evaluate.metrics.keypoint_identity`)."""
+    identity = ev.keypoint_identity(pred.keypoints[0], pred.gt, pred.visible)
+    return {
+        "keypoint_identity": _finite(float(np.nanmean(identity))),
+        "keypoint_identity_per_joint": [_finite(float(v)) for v in identity],
+    }
 
 
 def figure_metrics(model, pred: Predictions) -> dict:
