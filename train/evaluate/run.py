@@ -197,9 +197,7 @@ def run_evaluation(
 ) -> tuple[dict, ev.LinearFit, Predictions]:
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
-    ``keypoint_identity`` is the mean over joints of :func:`~ppl_edge.train.evaluate.metrics.
-    keypoint_identity` (iteration 0; ``keypoint_identity_per_joint`` the shares).
-    When every test item carries a ``mask``, the metrics also hold ``keypoints_on_figure`` and
+    The metrics hold :func:`identity_metrics` of iteration 0. When every test item carries a ``mask``, the metrics also hold ``keypoints_on_figure`` and
     ``skeleton_on_figure`` (:mod:`ppl_edge.train.on_figure`) of the model's own iteration-0
     keypoints and its skeleton (:func:`ppl_edge.skeleton.edges_from_weights` of W).
 
