@@ -198,8 +198,9 @@ def run_evaluation(
     """Fit on ``fit_data`` at iteration 0, score every iteration on ``test_data``.
 
     The metrics hold :func:`identity_metrics` of iteration 0. When every test item carries a
-    ``mask``, they also hold ``keypoints_on_figure`` and ``skeleton_on_figure`` (:mod:`ppl_edge.train.on_figure`) of the model's own iteration-0
-    keypoints and its skeleton (:func:`ppl_edge.skeleton.edges_from_weights` of W).
+    ``mask``, they also hold ``keypoints_on_figure`` and ``skeleton_on_figure``
+    (:mod:`ppl_edge.train.on_figure`) of the model's own iteration-0 keypoints and its skeleton
+    (:func:`ppl_edge.skeleton.edges_from_weights` of W).
 
     Returns:
         (metrics, the fitted regressor, the test predictions).
