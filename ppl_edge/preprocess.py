@@ -385,8 +385,9 @@ def _blob(
     by OpenCV's bilinear resize and normalised for ``spec`` (see :func:`_blob_applies`)."""
     if hasattr(cv2.dnn, "blobFromImageWithParams"):
         params = _blob_params(spec, size)
-        blob = cv2.dnn.blobFromImageWithParams(image, out, params) if out is not None else None
-        if blob is None:
+        if out is not None:
+            blob = cv2.dnn.blobFromImageWithParams(image, out, params)
+        else:
             blob = cv2.dnn.blobFromImageWithParams(image, params)
     else:
         mean = tuple(m / spec.scale for m in spec.mean)  # in the model's channel order
