@@ -64,6 +64,10 @@ class ModelConfig:
     # links whose drawn weight exceeds this share of the largest; S then differs from the full map
     # by at most this share of its peak (see ``links.keep_links``). 0 draws every link (official).
     refine_link_tolerance: float = 0.0
+    # DEVIATION(official): 1x1 skip connections from φ_enc's down path (H/4, H/8) into its up path.
+    # Without them the attention grid (H/4) is rebuilt from an H/16 bottleneck, too coarse for a
+    # forearm at 64 px; the official encoder has none.
+    enc_skips: bool = False
     use_alpha: bool = True  # learnable reference-image scale α (official --use_alpha)
     # How T' is formed from the head's output A_k: "none" = T'_k = A_k[T_k; 1] (official final
     # version), "identity" = T'_k = T_k + A_k[T_k; 1] (the official residual-identity variant,

@@ -76,6 +76,17 @@ class KeypointEncoder(nn.Module):
             TransposedBlock(8 * w, 4 * w),
             TransposedBlock(4 * w, cfg.feat_dim),
         )
+        # DEVIATION(official): 1x1 skips from the down path into the up path (cfg.enc_skips)
+        self.skips = (
+            nn.ModuleDict(
+                {
+                    "s8": nn.Conv2d(4 * w, 4 * w, 1),  # H/8 after ResBlock 3 -> after Transposed 1
+                    "s4": nn.Conv2d(2 * w, cfg.feat_dim, 1),  # H/4 after ResBlock 2 -> the output
+                }
+            )
+            if cfg.enc_skips
+            else None
+        )
         self.pred_prob = nn.Conv2d(cfg.feat_dim, cfg.num_keypoints, 3, padding=1)
         self.emb = nn.Linear(
             2, cfg.feat_dim
@@ -88,6 +99,16 @@ class KeypointEncoder(nn.Module):
         self.register_buffer("grid", coordinate_grid(cfg.feat_size), persistent=False)
         self.residual = cfg.affine_residual
 
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C, H/4, W/4): the trunk, with the skips where the config has them."""
+        if self.skips is None:
+            return self.trunk(image)
+        t = self.trunk
+        x4 = t[1](t[0](image))  # H/4
+        x8 = t[2](x4)  # H/8
+        y = t[4](t[3](x8)) + self.skips["s8"](x8)
+        return t[5](y) + self.skips["s4"](x4)
+
     def attention(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention maps and features.
 
@@ -98,7 +119,7 @@ class KeypointEncoder(nn.Module):
             prob: (B, N, G) softmax over the G = (H/4)² grid positions.
             feat: (B, G, C) image features at each position.
         """
-        feat = self.trunk(image)  # (B, C, H/4, W/4)
+        feat = self.features(image)  # (B, C, H/4, W/4)
         logits = self.pred_prob(feat).flatten(2)  # (B, N, G)
         return logits.softmax(dim=-1), feat.flatten(2).transpose(1, 2)  # (B, G, C)
 

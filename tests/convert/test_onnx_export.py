@@ -359,3 +359,19 @@ def test_refine_graph_draws_only_links_above_the_tolerance():
     (drawn,) = session.run(None, {"keypoints": kpts.numpy()})
     gap = full - drawn
     assert gap.min() >= -1e-6 and gap.max() <= 0.05 + 1e-6
+
+
+def test_keypoint_graph_of_an_encoder_with_skips_matches_torch():
+    """``enc_skips`` (the skip connections of the small recipe) export like the rest of φ_enc."""
+    from ppl_edge.convert.onnx_export import build_keypoint_graph
+
+    torch.manual_seed(2)
+    model = PoseModel(preset("tiny", enc_skips=True)).eval()
+    proto, _ = build_keypoint_graph(model, "portable", 18, dynamic_batch=True, simplify=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": image.numpy()})))
+    with torch.no_grad():
+        ref = model.keypoint_path(image)
+    np.testing.assert_allclose(got["keypoints"], ref["keypoints"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(got["confidence"], ref["confidence"].numpy(), atol=1e-4)

@@ -127,6 +127,41 @@ def test_preset_parameter_counts(name, expected):
     assert count_parameters(PoseModel(preset(name))) == expected
 
 
+def test_encoder_skips_add_to_the_trunk_and_vanish_when_zeroed():
+    """``enc_skips``: two 1x1 convolutions (H/8 and H/4) added into the up path; with their
+    weights at zero the features are the plain trunk's, with them the attention grid changes."""
+    torch.manual_seed(0)
+    model = PoseModel(preset("tiny", enc_skips=True)).eval()
+    enc = model.encoder
+    w = model.cfg.enc_width
+    extra = (4 * w) * (4 * w) + 4 * w + (2 * w) * model.cfg.feat_dim + model.cfg.feat_dim
+    assert count_parameters(model) == count_parameters(PoseModel(preset("tiny"))) + extra
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        with_skips = enc.features(image)
+        for conv in enc.skips.values():
+            conv.weight.zero_()
+            conv.bias.zero_()
+        assert torch.equal(enc.features(image), enc.trunk(image))
+    assert with_skips.shape == (3, model.cfg.feat_dim, 8, 8)
+    assert (with_skips - enc.trunk(image)).abs().max() > 1e-3
+
+
+def test_checkpoint_without_enc_skips_loads_without_them(tmp_path):
+    """Checkpoints written before ``enc_skips`` existed hold no such key: they load as before."""
+    import dataclasses
+
+    from ppl_edge.checkpoint import load_model, model_tensors, save_checkpoint
+
+    model = PoseModel(preset("tiny")).eval()
+    cfg = dataclasses.asdict(model.cfg)
+    del cfg["enc_skips"]
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, model_tensors(model), cfg)
+    loaded, _ = load_model(path)
+    assert loaded.cfg.enc_skips is False and loaded.encoder.skips is None
+
+
 def test_confidence_is_finite_when_fp16_attention_underflows():
     """Issue: FP16 engines saw NaN confidence (0·log 0) where softmax entries underflow."""
     from ppl_edge.model.encoder import normalised_entropy
