@@ -370,7 +370,9 @@ def test_keypoint_graph_of_an_encoder_with_skips_matches_torch():
     proto, _ = build_keypoint_graph(model, "portable", 18, dynamic_batch=True, simplify=True)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     image = torch.rand(3, 3, 32, 32) * 2 - 1
-    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": image.numpy()})))
+    got = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {"image": image.numpy()}))
+    )
     with torch.no_grad():
         ref = model.keypoint_path(image)
     np.testing.assert_allclose(got["keypoints"], ref["keypoints"].numpy(), atol=1e-4)

@@ -1,0 +1,136 @@
+"""How low the keypoint error can go for an encoder architecture in a training budget, when the
+keypoints are learned from the ground truth instead of from images and masks.
+
+    python bench/bench_supervised_bound.py --steps 2600 --threads 1 --json bench/results/bound.json
+    python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true
+
+φ_enc and its affine head (``small`` preset by default, with one keypoint per ground-truth joint)
+are trained with the L1 distance between T' and the synthetic humanoid's joints, the recipe's batch
+size and learning rate, each image's left/right sides matched first (the figure may face either
+way). The score is the mean joint distance on the test split in % of the image size, sides matched
+per image, the unit of the Human3.6M protocol. An unsupervised model scored by the protocol's
+linear regression can get below this only through the regression; it is the reference the
+unsupervised errors of the README are read against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ppl_edge.config_utils import merge, parse_overrides
+from ppl_edge.fileio import atomic_write_bytes
+from ppl_edge.model.config import ModelConfig, preset
+from ppl_edge.model.ppl import PoseModel
+from ppl_edge.train.data.synthetic import SyntheticDataset
+
+
+def side_matched(pred: torch.Tensor, gt: torch.Tensor, perm: list[int]) -> torch.Tensor:
+    """Per image, ``gt`` or ``gt`` with its left / right joints swapped, whichever is nearer."""
+    direct = (pred - gt).norm(dim=-1).mean(-1)
+    swapped = (pred - gt[:, perm]).norm(dim=-1).mean(-1)
+    return torch.where((direct <= swapped)[:, None, None], gt, gt[:, perm])
+
+
+def swap_permutation(dataset: SyntheticDataset) -> list[int]:
+    perm = list(range(len(dataset.joint_names)))
+    for a, b in dataset.swap_pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+@torch.no_grad()
+def score(model: PoseModel, prior: torch.Tensor, data: SyntheticDataset, perm) -> dict:
+    """Mean and per-joint error (% of the image size) on ``data``, sides matched per image."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(data, batch_size=100)
+    dists = []
+    for batch in loader:
+        pred = model.encoder(batch["image"], prior)["keypoints"]
+        gt = side_matched(pred, batch["keypoints"], perm)
+        dists.append((pred - gt).norm(dim=-1) / 2 * 100)  # [-1, 1] units -> % of the side
+    model.train()
+    d = torch.cat(dists)
+    names = data.joint_names
+    return {"error": float(d.mean()), "per_joint": dict(zip(names, d.mean(0).tolist()))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="ModelConfig field, e.g. enc_skips=true (repeatable)",
+    )
+    ap.add_argument("--steps", type=int, default=2600)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="write the result here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    train = SyntheticDataset(split="train", seed=args.seed)
+    test = SyntheticDataset(split="test", seed=args.seed, length=args.n_test)
+    perm = swap_permutation(train)
+    overrides = parse_overrides(args.set)
+    base = preset(args.preset, num_keypoints=len(train.joint_names))
+    cfg = merge(ModelConfig, base, overrides, "--set")
+    model = PoseModel(cfg).train()
+    prior = model.prior().detach()
+    params = list(model.encoder.parameters())
+    opt = torch.optim.Adam(params, lr=args.lr)
+    loader = torch.utils.data.DataLoader(
+        train,
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    start, step = time.perf_counter(), 0
+    while step < args.steps:
+        for batch in loader:
+            pred = model.encoder(batch["image"], prior)["keypoints"]
+            target = side_matched(pred.detach(), batch["keypoints"], perm)
+            loss = (pred - target).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 500 == 0 or step == args.steps:
+                print(
+                    f"step {step}/{args.steps} loss {loss.item():.4f} "
+                    f"{time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
+            if step == args.steps:
+                break
+    result = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seconds": round(time.perf_counter() - start, 1),
+        **score(model, prior, test, perm),
+    }
+    joints = result["per_joint"]
+    print(
+        f"| {args.preset} {' '.join(args.set)} | {args.steps} | {result['error']:.2f} | "
+        + " | ".join(f"{joints[n]:.1f}" for n in ("head", "l_elbow", "l_wrist", "l_ankle"))
+        + " |"
+    )
+    if args.json:
+        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()
