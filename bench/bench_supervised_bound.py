@@ -59,6 +59,56 @@ def score(model: PoseModel, prior: torch.Tensor, data: SyntheticDataset, perm) -
     return {"error": float(d.mean()), "per_joint": dict(zip(names, d.mean(0).tolist()))}
 
 
+def train_bound(
+    preset_name: str = "small",
+    overrides: dict[str, str] | None = None,
+    steps: int = 2600,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    n_test: int = 1000,
+    seed: int = 0,
+    log_every: int = 500,
+) -> dict:
+    """Train φ_enc from the ground truth for ``steps`` and score it (:func:`score`)."""
+    torch.manual_seed(seed)
+    overrides = dict(overrides or {})
+    joints = SyntheticDataset(split="test", length=1).joint_names
+    base = preset(preset_name, num_keypoints=len(joints))
+    cfg = merge(ModelConfig, base, overrides, "--set")
+    train = SyntheticDataset(split="train", img_size=cfg.img_size, seed=seed)
+    test = SyntheticDataset(split="test", img_size=cfg.img_size, seed=seed, length=n_test)
+    perm = swap_permutation(train)
+    model = PoseModel(cfg).train()
+    prior = model.prior().detach()
+    opt = torch.optim.Adam(model.encoder.parameters(), lr=lr)
+    loader = torch.utils.data.DataLoader(
+        train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    start, step = time.perf_counter(), 0
+    while step < steps:
+        for batch in loader:
+            pred = model.encoder(batch["image"], prior)["keypoints"]
+            target = side_matched(pred.detach(), batch["keypoints"], perm)
+            loss = (pred - target).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % log_every == 0 or step == steps:
+                elapsed = time.perf_counter() - start
+                print(f"step {step}/{steps} loss {loss.item():.4f} {elapsed:.0f} s", flush=True)
+            if step == steps:
+                break
+    return {
+        "preset": preset_name,
+        "overrides": overrides,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seconds": round(time.perf_counter() - start, 1),
+        **score(model, prior, test, perm),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="small")
@@ -78,50 +128,15 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-
-    train = SyntheticDataset(split="train", seed=args.seed)
-    test = SyntheticDataset(split="test", seed=args.seed, length=args.n_test)
-    perm = swap_permutation(train)
-    overrides = parse_overrides(args.set)
-    base = preset(args.preset, num_keypoints=len(train.joint_names))
-    cfg = merge(ModelConfig, base, overrides, "--set")
-    model = PoseModel(cfg).train()
-    prior = model.prior().detach()
-    params = list(model.encoder.parameters())
-    opt = torch.optim.Adam(params, lr=args.lr)
-    loader = torch.utils.data.DataLoader(
-        train,
-        batch_size=args.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(args.seed),
+    result = train_bound(
+        args.preset,
+        parse_overrides(args.set),
+        args.steps,
+        args.batch_size,
+        args.lr,
+        args.n_test,
+        args.seed,
     )
-    start, step = time.perf_counter(), 0
-    while step < args.steps:
-        for batch in loader:
-            pred = model.encoder(batch["image"], prior)["keypoints"]
-            target = side_matched(pred.detach(), batch["keypoints"], perm)
-            loss = (pred - target).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % 500 == 0 or step == args.steps:
-                print(
-                    f"step {step}/{args.steps} loss {loss.item():.4f} "
-                    f"{time.perf_counter() - start:.0f} s",
-                    flush=True,
-                )
-            if step == args.steps:
-                break
-    result = {
-        "preset": args.preset,
-        "overrides": overrides,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "seconds": round(time.perf_counter() - start, 1),
-        **score(model, prior, test, perm),
-    }
     joints = result["per_joint"]
     print(
         f"| {args.preset} {' '.join(args.set)} | {args.steps} | {result['error']:.2f} | "

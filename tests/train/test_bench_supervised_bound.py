@@ -1,0 +1,49 @@
+"""bench/bench_supervised_bound.py: the ground-truth reference of the README's keypoint errors."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _bench_module():
+    path = ROOT / "bench" / "bench_supervised_bound.py"
+    spec = importlib.util.spec_from_file_location("bench_supervised_bound", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_side_matching_takes_the_nearer_of_the_two_sides():
+    bench = _bench_module()
+    gt = torch.tensor([[[0.0, 0.0], [-0.5, 0.0], [0.5, 0.0]]]).repeat(2, 1, 1)
+    perm = [0, 2, 1]  # joints 1 and 2 are a left / right pair
+    pred = gt.clone()
+    pred[1] = gt[1, perm]  # image 1 faces the other way
+    matched = bench.side_matched(pred, gt, perm)
+    assert torch.equal(matched[0], gt[0]) and torch.equal(matched[1], gt[1, perm])
+
+
+def test_the_swap_permutation_pairs_the_humanoids_left_and_right_joints():
+    from ppl_edge.train.data.synthetic import SyntheticDataset
+
+    data = SyntheticDataset(length=1)
+    perm = _bench_module().swap_permutation(data)
+    names = data.joint_names
+    assert sorted(perm) == list(range(len(names)))
+    for i, j in enumerate(perm):
+        assert names[j] == names[i].replace("l_", "#").replace("r_", "l_").replace("#", "r_")
+
+
+def test_a_few_steps_train_the_encoder_and_score_every_joint():
+    bench = _bench_module()
+    result = bench.train_bound("tiny", {"enc_skips": "true"}, steps=3, batch_size=4, n_test=8)
+    assert result["overrides"] == {"enc_skips": "true"} and result["steps"] == 3
+    assert set(result["per_joint"]) >= {"head", "l_wrist", "r_foot"}
+    assert 0 < result["error"] < 100
+    assert result["error"] == pytest.approx(sum(result["per_joint"].values()) / 19, rel=1e-5)
