@@ -89,6 +89,9 @@ class TrainConfig:
     # keypoint. Thin limbs hold few pixels, so the coverage mean alone leaves the hands bare.
     w_extremity: float = 0.0
     extremities: int = 5
+    # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
+    # (DEVIATION(seed 003): links along the limbs instead of across the body).
+    mask_target: Literal["silhouette", "medial"] = "silhouette"
     mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
     mask_fg_gain: float = 1.0  # G at the figure pixel farthest from its centre is 1 + gain
     # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
@@ -122,6 +125,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
+        check_choice(self.mask_target, ("silhouette", "medial"), "mask_target")
         for name in ("batch_size", "max_steps", "ckpt_interval", "log_interval"):
             if getattr(self, name) <= 0:
                 raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")

@@ -1,7 +1,8 @@
 """Mask supervision (seed 003, Mask-as-Supervision): terms that tie the link map S and the keypoints
 to a foreground mask M, as weak supervision beside the PPL objective (:mod:`.losses`).
 
-- skeleton-mask loss: ``mean(G ⊙ (M - S / max w)²)``, G the geodesic / distance weighting;
+- skeleton-mask loss: ``mean(G ⊙ (M - S / max w)²)``, G the geodesic / distance weighting, M the
+  silhouette or its medial axis (``mask_target``);
 - attraction: the background's distance transform sampled at each keypoint;
 - coverage: a chamfer term that spreads the keypoints over the figure.
 """
@@ -63,6 +64,39 @@ def mask_distance_maps(mask: torch.Tensor, max_iter: int | None = None) -> dict[
         inside, outside = new_in, new_out
     inside = torch.where(fg & (inside < big), inside, 0.0)
     return {"inside": inside, "outside": outside.clamp(max=big)}
+
+
+@torch.no_grad()
+def medial_axis_map(mask: torch.Tensor, dilate: int = 1) -> torch.Tensor:
+    """The figure's medial axis: its pixels that are farthest from the background in their 3x3
+    neighbourhood (the ridges of the chessboard distance transform), dilated by ``dilate`` pixels
+    and kept inside the figure.
+
+    A link map that covers the whole silhouette has to cross the torso with long links; one that
+    draws the medial axis follows the limbs, with a keypoint where the axis bends or branches.
+
+    Args:
+        mask: (B, 1, H, W) foreground in [0, 1] (binarised at 0.5).
+        dilate: pixels the ridge is widened by on each side (1: a 3-pixel line).
+
+    Returns:
+        (B, 1, H, W) float32 in {0, 1}; 0 for an empty mask.
+    """
+    fg = mask.float() > 0.5
+    B, _, H, W = mask.shape
+    big = float(H + W)
+    inside = torch.where(fg, big, 0.0)  # distance to the background, 0 on it
+    for _ in range((min(H, W) + 1) // 2):
+        new = torch.where(fg, torch.minimum(inside, _min_plus_one(inside)), 0.0)
+        if torch.equal(new, inside):
+            break
+        inside = new
+    # the image border counts as background: a figure cut by the frame keeps its axis inside
+    ridge = fg & (inside >= F.max_pool2d(inside, 3, stride=1, padding=1))
+    if dilate > 0:
+        k = 2 * dilate + 1
+        ridge = F.max_pool2d(ridge.float(), k, stride=1, padding=dilate) > 0
+    return (ridge & fg).float()
 
 
 def mask_weight_map(
@@ -203,8 +237,9 @@ def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Ten
     maps = mask_distance_maps(mask)
     H = mask.shape[-1]
     weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H, cfg.mask_fg_gain)
+    target = medial_axis_map(mask) if cfg.mask_target == "medial" else mask
     terms = {
-        "mask": skeleton_mask_loss(out["links"], peak, mask, weights),
+        "mask": skeleton_mask_loss(out["links"], peak, target, weights),
         "attraction": attraction_loss(out["keypoints"], maps["outside"]),
     }
     if cfg.w_coverage > 0:

@@ -301,3 +301,38 @@ def test_the_full_stage_after_the_warm_up_runs_at_the_late_learning_rate():
     plain = TrainConfig(preset="tiny", lr=1e-3, lr_late_factor=0.1)  # no warm-up: no late stage
     set_stage_lr(optimizer, plain, plain.stage(10))
     assert optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_medial_axis_is_the_centre_line_of_each_bar():
+    from ppl_edge.train.mask_losses import medial_axis_map
+
+    bar = _box_mask(size=16, y0=2, y1=14, x0=3, x1=10)  # 7 px wide: centre column 6
+    axis = medial_axis_map(bar, dilate=0)[0, 0]
+    # the centre line, ending half a width (3 px, chessboard) from the short sides
+    expected = torch.zeros(16, 16)
+    expected[5:11, 6] = 1
+    assert torch.equal(axis, expected)
+    widened = medial_axis_map(bar, dilate=1)[0, 0]
+    assert widened[5:11, 5:8].eq(1).all() and widened[5:11, [3, 9]].eq(0).all()
+    cross = _box_mask(size=17, y0=2, y1=15, x0=7, x1=10)
+    cross[..., 7:10, 2:15] = 1.0  # a plus sign, 3 px arms: the axis runs along both arms
+    axis = medial_axis_map(cross, dilate=0)[0, 0]
+    assert axis[3:14, 8].eq(1).all() and axis[8, 3:14].eq(1).all()
+    assert medial_axis_map(torch.zeros(1, 1, 8, 8)).eq(0).all()
+
+
+def test_mask_target_medial_asks_the_link_map_for_the_axis_not_the_silhouette():
+    from ppl_edge.train.mask_losses import mask_terms, medial_axis_map
+
+    mask = _box_mask(size=16, y0=2, y1=14, x0=3, x1=10)
+    kpts = torch.tensor([[[-0.3, -0.5], [-0.3, 0.5]]])
+    for target in ("silhouette", "medial"):
+        cfg = TrainConfig(preset="tiny", w_mask=1.0, mask_target=target)
+        drawn = mask if target == "silhouette" else medial_axis_map(mask)
+        terms = mask_terms({"links": drawn, "keypoints": kpts}, mask, torch.tensor(1.0), cfg)
+        assert terms["mask"].item() == 0.0  # a link map that draws the target costs nothing
+        other = medial_axis_map(mask) if target == "silhouette" else mask
+        terms = mask_terms({"links": other, "keypoints": kpts}, mask, torch.tensor(1.0), cfg)
+        assert terms["mask"].item() > 0.05
+    with pytest.raises(PplEdgeError, match="mask_target"):
+        TrainConfig(preset="tiny", mask_target="skeleton")
