@@ -112,6 +112,11 @@ def test_evaluate_checkpoint_returns_numbers(tiny_ckpt):
     md = metrics_markdown(m)
     assert "keypoints on the figure" in md and "skeleton length on the figure" in md
     assert "keypoint identity" in md
+    # per joint: the h36m error is the mean over joints of these, in the data's joint order
+    assert m["joint_names"] == list(CATEGORIES["humanoid"].joint_names)
+    assert len(m["error_per_joint"]) == 19 and all(v > 0 for v in m["error_per_joint"])
+    assert sum(m["error_per_joint"]) / 19 == pytest.approx(m["error"], rel=1e-9)
+    assert f"| error at l_wrist | {100 * m['error_per_joint'][7]:.2f} |" in md
     json.dumps(m)  # JSON-ready
     cub = evaluate_checkpoint(tiny_ckpt, "synthetic:humanoid", "cub", n_fit=48, n_test=16, batch=16)
     assert cub["protocol"] == "cub" and 0.0 < cub["error"] < 1.0

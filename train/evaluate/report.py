@@ -249,6 +249,10 @@ def metrics_markdown(metrics: dict) -> str:
     ):
         if key in metrics:
             rows.append((name, float("nan") if metrics[key] is None else 100 * metrics[key]))
+    names = metrics.get("joint_names") or []
+    for i, value in enumerate(metrics.get("error_per_joint") or []):
+        name = names[i] if i < len(names) else f"joint {i}"
+        rows.append((f"error at {name}", float("nan") if value is None else value * scale))
     unit = "pixels at 256" if scale == 1.0 else "% of image size"
     head = [
         f"Protocol **{metrics['protocol']}** on `{metrics.get('data', '?')}`: fit on "
