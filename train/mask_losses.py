@@ -83,15 +83,15 @@ def medial_axis_map(mask: torch.Tensor, dilate: int = 1) -> torch.Tensor:
         (B, 1, H, W) float32 in {0, 1}; 0 for an empty mask.
     """
     fg = mask.float() > 0.5
-    B, _, H, W = mask.shape
-    big = float(H + W)
-    inside = torch.where(fg, big, 0.0)  # distance to the background, 0 on it
+    H, W = mask.shape[-2:]
+    inside = torch.where(fg, float(H + W), 0.0)  # distance to the background, 0 on it
     for _ in range((min(H, W) + 1) // 2):
         new = torch.where(fg, torch.minimum(inside, _min_plus_one(inside)), 0.0)
         if torch.equal(new, inside):
             break
         inside = new
-    # the image border counts as background: a figure cut by the frame keeps its axis inside
+    # beyond the image border is not background (the pooling ignores it): a limb cut by the frame
+    # keeps its axis up to the border
     ridge = fg & (inside >= F.max_pool2d(inside, 3, stride=1, padding=1))
     if dilate > 0:
         k = 2 * dilate + 1

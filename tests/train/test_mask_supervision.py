@@ -319,6 +319,10 @@ def test_medial_axis_is_the_centre_line_of_each_bar():
     axis = medial_axis_map(cross, dilate=0)[0, 0]
     assert axis[3:14, 8].eq(1).all() and axis[8, 3:14].eq(1).all()
     assert medial_axis_map(torch.zeros(1, 1, 8, 8)).eq(0).all()
+    cut = torch.zeros(1, 1, 8, 8)
+    cut[..., 2:6] = 1.0  # a bar cut by the top and bottom of the frame: its axis runs to them
+    axis = medial_axis_map(cut, dilate=0)[0, 0]
+    assert axis[:, 3:5].eq(1).all() and axis.sum().item() == 16
 
 
 def test_mask_target_medial_asks_the_link_map_for_the_axis_not_the_silhouette():

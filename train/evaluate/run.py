@@ -275,7 +275,7 @@ def per_joint_error(scored) -> list[float | None]:
     d = np.linalg.norm(scored.pred - scored.gt, axis=-1)  # (S, J)
     if scored.visible is not None:
         d = np.where(scored.visible, d, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a joint never visible: nan -> None
         return [_finite(float(v)) for v in np.nanmean(d, axis=0)]
 
