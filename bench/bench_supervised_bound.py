@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.json:  # made before the training, so that a path it cannot write fails at once
+        args.json.parent.mkdir(parents=True, exist_ok=True)
     result = train_bound(
         args.preset,
         parse_overrides(args.set),
