@@ -256,10 +256,7 @@ def run_evaluation(
             "regression": time.perf_counter() - t2,
         },
     }
-    if p != "taichi":  # taichi's number is a summed MAE in pixels, not a mean distance
-        metrics["error_per_joint"] = per_joint_error(s0)
-        metrics["joint_names"] = list(getattr(test_data, "joint_names", ()) or ())
-    metrics.update(identity_metrics(test_pred))
+    metrics.update(identity_metrics(test_pred), **joint_errors(p, s0, test_data))
     if test_pred.masks is not None:
         metrics.update(figure_metrics(model, test_pred))
     if layout.limbs:
@@ -268,16 +265,23 @@ def run_evaluation(
     return metrics, fit, test_pred
 
 
-def per_joint_error(scored) -> list[float | None]:
-    """Mean distance per joint (fraction of the image) of a scored protocol, over the test images
-    where the joint is visible (all when the data has no visibility); None for a joint never
-    visible."""
+def joint_errors(protocol: str, scored, data) -> dict:
+    """``error_per_joint``: the mean distance per joint (fraction of the image) of a scored
+    protocol, over the test images where the joint is visible (all when the data has no
+    visibility; None for a joint never visible), and the data's ``joint_names``. Empty for taichi,
+    whose number is a summed MAE in pixels, not a mean distance."""
+    if protocol == "taichi":
+        return {}
     d = np.linalg.norm(scored.pred - scored.gt, axis=-1)  # (S, J)
     if scored.visible is not None:
         d = np.where(scored.visible, d, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a joint never visible: nan -> None
-        return [_finite(float(v)) for v in np.nanmean(d, axis=0)]
+        per_joint = [_finite(float(v)) for v in np.nanmean(d, axis=0)]
+    return {
+        "error_per_joint": per_joint,
+        "joint_names": list(getattr(data, "joint_names", ()) or ()),
+    }
 
 
 def identity_metrics(pred: Predictions) -> dict:
