@@ -26,6 +26,8 @@ from ppl_edge.config_utils import merge, parse_overrides
 from ppl_edge.fileio import atomic_write_bytes
 from ppl_edge.model.config import ModelConfig, preset
 from ppl_edge.model.ppl import PoseModel
+from ppl_edge.named_joints import swap_permutation
+from ppl_edge.synth.render import get_category
 from ppl_edge.train.data.synthetic import SyntheticDataset
 
 
@@ -34,13 +36,6 @@ def side_matched(pred: torch.Tensor, gt: torch.Tensor, perm: list[int]) -> torch
     direct = (pred - gt).norm(dim=-1).mean(-1)
     swapped = (pred - gt[:, perm]).norm(dim=-1).mean(-1)
     return torch.where((direct <= swapped)[:, None, None], gt, gt[:, perm])
-
-
-def swap_permutation(dataset: SyntheticDataset) -> list[int]:
-    perm = list(range(len(dataset.joint_names)))
-    for a, b in dataset.swap_pairs:
-        perm[a], perm[b] = b, a
-    return perm
 
 
 @torch.no_grad()
@@ -72,12 +67,11 @@ def train_bound(
     """Train φ_enc from the ground truth for ``steps`` and score it (:func:`score`)."""
     torch.manual_seed(seed)
     overrides = dict(overrides or {})
-    joints = SyntheticDataset(split="test", length=1).joint_names
-    base = preset(preset_name, num_keypoints=len(joints))
+    base = preset(preset_name, num_keypoints=len(get_category("humanoid").joint_names))
     cfg = merge(ModelConfig, base, overrides, "--set")
     train = SyntheticDataset(split="train", img_size=cfg.img_size, seed=seed)
     test = SyntheticDataset(split="test", img_size=cfg.img_size, seed=seed, length=n_test)
-    perm = swap_permutation(train)
+    perm = swap_permutation(len(train.joint_names), train.swap_pairs)
     model = PoseModel(cfg).train()
     prior = model.prior().detach()
     opt = torch.optim.Adam(model.encoder.parameters(), lr=lr)

@@ -41,6 +41,15 @@ def swap_pairs_from_names(names: tuple[str, ...] | list[str]) -> tuple[tuple[int
     return tuple(sorted(pairs))
 
 
+def swap_permutation(count: int, pairs) -> list[int]:
+    """Index k -> the index of its mirror joint among ``count`` joints (itself when it has none),
+    from left / right ``pairs`` (i, j)."""
+    perm = list(range(count))
+    for i, j in pairs:
+        perm[i], perm[j] = j, i
+    return perm
+
+
 @dataclass(frozen=True)
 class NamedJoints:
     """The J named joints of a model with N keypoints.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ppl_edge.errors import PplEdgeError, check_choice
-from ppl_edge.named_joints import swap_pairs_from_names
+from ppl_edge.named_joints import swap_pairs_from_names, swap_permutation
 
 FOLDER = Path(__file__).resolve().parent
 PREFIX = "template:"
@@ -34,10 +34,7 @@ class Template:
 
     def swap_permutation(self) -> list[int]:
         """Index k -> the index of its mirror joint (itself when it has none)."""
-        perm = list(range(len(self.names)))
-        for i, j in self.swap_pairs:
-            perm[i], perm[j] = j, i
-        return perm
+        return swap_permutation(len(self.names), self.swap_pairs)
 
 
 def available() -> list[str]:
