@@ -89,6 +89,14 @@ class TrainConfig:
     # keypoint. Thin limbs hold few pixels, so the coverage mean alone leaves the hands bare.
     w_extremity: float = 0.0
     extremities: int = 5
+    # DEVIATION(official): w_app·mean_k |c(I, T'_k) - c(I_ref, T'_ref,k)|₁, appearance identity
+    # across frames: keypoint k keeps the colour under it (the frame smoothed over 3 and 7 px,
+    # sampled at T'_k) from one frame of a clip to another. Clothes keep their colour while the
+    # body moves, so a keypoint on a forearm in one frame stays on it in the next, which no mask
+    # term can ask of an arm in front of the torso. Needs a reference frame per item (a synthetic
+    # clip or video:PATH); costs one more φ_enc pass per item. With masks, a keypoint off the
+    # figure costs a full colour mismatch (a fixed camera's background never changes colour).
+    w_appearance: float = 0.0
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
     # (DEVIATION(seed 003): links along the limbs instead of across the body).
     mask_target: Literal["silhouette", "medial"] = "silhouette"
@@ -151,6 +159,7 @@ class TrainConfig:
             "mask_fg_gain",
             "w_coverage",
             "w_extremity",
+            "w_appearance",
         ):
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -111,6 +111,7 @@ def progress_text(row: dict[str, Any]) -> str:
         "attraction",
         "coverage",
         "extremity",
+        "appearance",
         "supervised",
     ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]

@@ -191,6 +191,67 @@ def separation_loss(kpts: torch.Tensor, sigma: float) -> torch.Tensor:
     return kernel[:, off].mean()
 
 
+def smoothed_colors(image: torch.Tensor, kpts: torch.Tensor, sizes=(3, 7)) -> torch.Tensor:
+    """The colour of ``image`` under each keypoint, box-smoothed over each of ``sizes`` pixels.
+
+    Args:
+        image: (B, 3, H, W); kpts: (B, N, 2) xy in [-1, 1] (pixel centres at ±1).
+
+    Returns:
+        (B, len(sizes) · 3, N): bilinear samples of every smoothed copy (differentiable in kpts;
+        the wider copy reaches a keypoint a few pixels off the part it belongs to).
+    """
+    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
+    samples = []
+    for k in sizes:
+        smooth = F.avg_pool2d(image.float(), k, stride=1, padding=k // 2, count_include_pad=False)
+        s = F.grid_sample(smooth, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        samples.append(s[:, :, 0])
+    return torch.cat(samples, 1)
+
+
+def appearance_loss(
+    image: torch.Tensor,
+    kpts: torch.Tensor,
+    reference: torch.Tensor,
+    ref_kpts: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    off_figure: float = 1.0,
+) -> torch.Tensor:
+    """Appearance identity across frames: mean L1 between the smoothed colours under keypoint k in
+    the frame and under keypoint k in another frame of the clip (:func:`smoothed_colors`).
+
+    A fixed camera's background keeps its colour in every frame, so with a mask a keypoint off the
+    figure costs ``off_figure`` (a full mismatch of colours in [-1, 1]) instead of nothing: the
+    term is ``f·d + (1 - f)·off_figure``, f the frame's mask (dilated 1 px) under the keypoint.
+
+    Args:
+        image, reference: (B, 3, H, W) two frames of one clip in [-1, 1] (flipped together).
+        kpts, ref_kpts: (B, N, 2) T' of each.
+        mask: (B, 1, H, W) the frame's foreground in [0, 1], or None (no gate).
+        off_figure: the cost of a keypoint off the figure.
+
+    Returns:
+        () mean over B and N of the mean L1 over the colour channels (0 when every keypoint keeps
+        its colour on the figure).
+    """
+    d = (smoothed_colors(image, kpts) - smoothed_colors(reference, ref_kpts)).abs().mean(1)
+    if mask is None:
+        return d.mean()
+    grown = F.max_pool2d(mask.float(), 3, stride=1, padding=1)
+    grid = kpts.float().unsqueeze(1)
+    on = F.grid_sample(grown, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    on = on[:, 0, 0]  # (B, N)
+    return (on * d + (1.0 - on) * off_figure).mean()
+
+
+def _appearance_term(out: dict, image, reference, mask) -> torch.Tensor:
+    """:func:`appearance_loss` of a training step (its inputs checked)."""
+    if reference is None or "keypoints_ref" not in out:
+        raise ValueError("w_appearance > 0 needs the reference frame and out['keypoints_ref']")
+    return appearance_loss(image, out["keypoints"], reference, out["keypoints_ref"], mask)
+
+
 def memory_losses(
     mem_keypoints: torch.Tensor, keypoints: torch.Tensor, commit_loss: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -223,6 +284,7 @@ def training_losses(
     stage: str = "full",
     warp_order: torch.Tensor | None = None,
     supervision: list | None = None,
+    reference: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every term of one training step and the weighted total.
 
@@ -239,6 +301,8 @@ def training_losses(
         stage: ``full`` (every term) or ``mask`` (the first stage of the cascade: no image
             reconstruction, ``out`` then has no ``recon``; mask weight ``w_mask``, later
             ``w_mask_late``).
+        reference: (B, 3, H, W) another frame of the clip, whose keypoints are
+            ``out["keypoints_ref"]``; needed if ``w_appearance > 0``.
 
     Returns:
         total () with gradients, and every unweighted term (reconstruction, boundary, consistency,
@@ -279,6 +343,9 @@ def training_losses(
             out["keypoints"], out["keypoints_warped"], warp, warp_order
         )
         total = total + cfg.w_equivariance * terms["equivariance"]
+    if cfg.w_appearance > 0:
+        terms["appearance"] = _appearance_term(out, image, reference, mask)
+        total = total + cfg.w_appearance * terms["appearance"]
     if cfg.w_separation > 0:
         terms["separation"] = separation_loss(out["keypoints"], cfg.sep_sigma)
         total = total + cfg.w_separation * terms["separation"]

@@ -207,9 +207,13 @@ def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator,
     randomly flipped together (labels mirrored with the template's left / right swap)."""
     image = batch["image"].to(device, non_blocking=True)
     ref = batch.get("reference")
-    ref = (
-        ref.to(device, non_blocking=True) if ref is not None and cfg.reference == "frame" else None
-    )
+    if cfg.w_appearance > 0 and ref is None:
+        raise PplEdgeError(
+            f"w_appearance > 0 compares two frames of a clip, but {cfg.data!r} gives no "
+            f"'reference' frame per item (use a synthetic clip or video:PATH); set w_appearance=0"
+        )
+    wants_ref = cfg.reference == "frame" or cfg.w_appearance > 0
+    ref = ref.to(device, non_blocking=True) if ref is not None and wants_ref else None
     mask = None
     if cfg.uses_masks:
         if "mask" not in batch:
@@ -271,8 +275,16 @@ def train_step(
             order = order.to(device)
         warped = warp_images(image, theta.to(device))
         warp = warp.to(device)
+    extra = warped  # every extra φ_enc input goes through one forward (DDP sees one graph)
+    if cfg.w_appearance > 0:
+        extra = ref if warped is None else torch.cat([warped, ref])
     with autocast:
-        out = model(image, reference, warped)
+        out = model(image, reference, extra)
+        if cfg.w_appearance > 0:
+            extra_kpts = out.pop("keypoints_warped")
+            out["keypoints_ref"] = extra_kpts[-ref.shape[0] :]
+            if warped is not None:
+                out["keypoints_warped"] = extra_kpts[: warped.shape[0]]
         links = core_model(model).connectivity
         terms = training_losses(
             out,
@@ -287,6 +299,7 @@ def train_step(
             stage,
             order,
             sup,
+            ref,
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
