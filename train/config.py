@@ -95,8 +95,10 @@ class TrainConfig:
     # body moves, so a keypoint on a forearm in one frame stays on it in the next, which no mask
     # term can ask of an arm in front of the torso. Needs a reference frame per item (a synthetic
     # clip or video:PATH); costs one more φ_enc pass per item. With masks, a keypoint off the
-    # figure costs a full colour mismatch (a fixed camera's background never changes colour).
+    # figure costs a full colour mismatch (a fixed camera's background never changes colour),
+    # unless appearance_gate is off.
     w_appearance: float = 0.0
+    appearance_gate: bool = True
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
     # (DEVIATION(seed 003): links along the limbs instead of across the body).
     mask_target: Literal["silhouette", "medial"] = "silhouette"

@@ -344,7 +344,8 @@ def training_losses(
         )
         total = total + cfg.w_equivariance * terms["equivariance"]
     if cfg.w_appearance > 0:
-        terms["appearance"] = _appearance_term(out, image, reference, mask)
+        gate = mask if cfg.appearance_gate else None
+        terms["appearance"] = _appearance_term(out, image, reference, gate)
         total = total + cfg.w_appearance * terms["appearance"]
     if cfg.w_separation > 0:
         terms["separation"] = separation_loss(out["keypoints"], cfg.sep_sigma)

@@ -105,3 +105,22 @@ def test_with_a_mask_a_keypoint_on_the_unchanging_background_costs_a_full_mismat
     # one pixel off the square (inside the 1-px dilation) is still on the figure
     edge = torch.tensor([[_xy(12.0, 11.5, size)]])
     assert appearance_loss(a, edge, a, edge, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_training_objective_gates_the_term_with_the_frame_mask_unless_told_not_to():
+    from ppl_edge.train.losses import training_losses
+
+    size = 32
+    a, b = _frame(size, 4), _frame(size, 18)
+    mask = (a.abs().sum(1, keepdim=True) > 0).float()
+    background = torch.tensor([[_xy(28.0, 28.0, size)]])
+    out = {
+        "keypoints": background,
+        "keypoints_ref": background,
+        "mem_keypoints": background,
+        "commit_loss": torch.zeros(()),
+    }
+    for gate, expected in ((True, 1.0), (False, 0.0)):
+        cfg = TrainConfig(preset="tiny", w_appearance=1.0, appearance_gate=gate)
+        terms = training_losses(out, a, cfg, pixel_loss, mask=mask, stage="mask", reference=b)
+        assert terms["appearance"].item() == pytest.approx(expected, abs=1e-6)
