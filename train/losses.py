@@ -245,11 +245,13 @@ def appearance_loss(
     return (on * d + (1.0 - on) * off_figure).mean()
 
 
-def _appearance_term(out: dict, image, reference, mask) -> torch.Tensor:
-    """:func:`appearance_loss` of a training step (its inputs checked)."""
+def _appearance_term(out: dict, image, reference, mask, cfg) -> torch.Tensor:
+    """:func:`appearance_loss` of a training step (its inputs checked; gated by ``mask`` when
+    ``cfg.appearance_gate``)."""
     if reference is None or "keypoints_ref" not in out:
         raise ValueError("w_appearance > 0 needs the reference frame and out['keypoints_ref']")
-    return appearance_loss(image, out["keypoints"], reference, out["keypoints_ref"], mask)
+    gate = mask if cfg.appearance_gate else None
+    return appearance_loss(image, out["keypoints"], reference, out["keypoints_ref"], gate)
 
 
 def memory_losses(
@@ -344,8 +346,7 @@ def training_losses(
         )
         total = total + cfg.w_equivariance * terms["equivariance"]
     if cfg.w_appearance > 0:
-        gate = mask if cfg.appearance_gate else None
-        terms["appearance"] = _appearance_term(out, image, reference, gate)
+        terms["appearance"] = _appearance_term(out, image, reference, mask, cfg)
         total = total + cfg.w_appearance * terms["appearance"]
     if cfg.w_separation > 0:
         terms["separation"] = separation_loss(out["keypoints"], cfg.sep_sigma)
