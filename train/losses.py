@@ -28,6 +28,7 @@ from ppl_edge.train.mask_losses import (  # noqa: F401  (re-exported: one place 
     mask_distance_maps,
     mask_terms,
     mask_weight_map,
+    sample_at_keypoints,
     skeleton_mask_loss,
 )
 from ppl_edge.train.supervision import supervised_loss
@@ -201,13 +202,11 @@ def smoothed_colors(image: torch.Tensor, kpts: torch.Tensor, sizes=(3, 7)) -> to
         (B, len(sizes) · 3, N): bilinear samples of every smoothed copy (differentiable in kpts;
         the wider copy reaches a keypoint a few pixels off the part it belongs to).
     """
-    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
-    samples = []
-    for k in sizes:
-        smooth = F.avg_pool2d(image.float(), k, stride=1, padding=k // 2, count_include_pad=False)
-        s = F.grid_sample(smooth, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        samples.append(s[:, :, 0])
-    return torch.cat(samples, 1)
+    smooth = [
+        F.avg_pool2d(image.float(), k, stride=1, padding=k // 2, count_include_pad=False)
+        for k in sizes
+    ]
+    return sample_at_keypoints(torch.cat(smooth, 1), kpts, "border")
 
 
 def appearance_loss(
@@ -239,9 +238,7 @@ def appearance_loss(
     if mask is None:
         return d.mean()
     grown = F.max_pool2d(mask.float(), 3, stride=1, padding=1)
-    grid = kpts.float().unsqueeze(1)
-    on = F.grid_sample(grown, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    on = on[:, 0, 0]  # (B, N)
+    on = sample_at_keypoints(grown, kpts, "zeros")[:, 0]  # (B, N)
     return (on * d + (1.0 - on) * off_figure).mean()
 
 

@@ -141,6 +141,16 @@ def skeleton_mask_loss(
     return (weights * (mask.float() - skeleton) ** 2).mean()
 
 
+def sample_at_keypoints(maps: torch.Tensor, kpts: torch.Tensor, padding: str) -> torch.Tensor:
+    """Bilinear samples of (B, C, H, W) ``maps`` at (B, N, 2) keypoints (xy in [-1, 1], pixel
+    centres at ±1), differentiable in the keypoints; ``padding`` is ``grid_sample``'s
+    padding_mode. Returns (B, C, N)."""
+    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode=padding, align_corners=True)[
+        :, :, 0
+    ]
+
+
 def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """Mean distance to the figure, sampled at each keypoint: 0 on the figure, grows outside it.
 
@@ -152,9 +162,7 @@ def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
         () mean over B and N, in units of the image side (a keypoint H/4 px away from the figure
         costs 0.25).
     """
-    grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
-    d = F.grid_sample(outside, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return d.mean() / outside.shape[-1]
+    return sample_at_keypoints(outside, kpts, "border").mean() / outside.shape[-1]
 
 
 def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
