@@ -146,9 +146,8 @@ def sample_at_keypoints(maps: torch.Tensor, kpts: torch.Tensor, padding: str) ->
     centres at ±1), differentiable in the keypoints; ``padding`` is ``grid_sample``'s
     padding_mode. Returns (B, C, N)."""
     grid = kpts.float().unsqueeze(1)  # (B, 1, N, 2)
-    return F.grid_sample(maps, grid, mode="bilinear", padding_mode=padding, align_corners=True)[
-        :, :, 0
-    ]
+    samples = F.grid_sample(maps, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+    return samples[:, :, 0]  # (B, C, 1, N) -> (B, C, N)
 
 
 def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
