@@ -68,9 +68,13 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "latest.safetensors"
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """DataLoader workers ignore Ctrl-C: the main process stops cleanly and ends them itself."""
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT and SIGTERM: the main process saves a checkpoint and ends
+    them itself. A signal sent to every process of the run (Ctrl-C in a terminal, ``kill --
+    -PGID``, ``pkill -f``, a batch scheduler ending the job) would otherwise kill a worker first,
+    and the main process would die of the lost worker before its own handler could save."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_train_dataset(cfg: TrainConfig, img_size: int):
@@ -247,7 +251,7 @@ def _build_loader(cfg: TrainConfig, info: DistInfo, dataset, img_size: int):
         drop_last=True,
         pin_memory=info.device.startswith("cuda"),
         generator=torch.Generator().manual_seed(cfg.seed),
-        worker_init_fn=_ignore_sigint,
+        worker_init_fn=_ignore_stop_signals,
     )
     return loader, sampler, per_epoch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -132,6 +133,26 @@ def test_sigterm_saves_after_the_current_step(tmp_path):
     assert summary["stopped_by"] == "SIGTERM" and summary["step"] == 3
     assert _checkpoint_step(tmp_path / "latest.safetensors") == 3
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+class SignalRunFrom(SignalAt):
+    """Data whose loader worker sends ``sig`` to itself and to the main process when it fetches
+    item ``at``: what ``pkill -f``, ``kill -- -PGID`` or a batch scheduler does to every process of
+    a run."""
+
+    def __getitem__(self, index: int):
+        self.fetched += 1
+        if self.fetched == self.at and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getppid(), self.sig)
+            os.kill(os.getpid(), self.sig)
+        return self.data[index]
+
+
+def test_sigterm_to_the_loader_workers_too_still_saves(tmp_path):
+    cfg = dataclasses.replace(_cfg(tmp_path), num_workers=1)
+    summary = train(cfg, dataset=SignalRunFrom(signal.SIGTERM, at=10))
+    assert summary["stopped_by"] == "SIGTERM" and 1 <= summary["step"] < STEPS  # it prefetches
+    assert _checkpoint_step(tmp_path / "latest.safetensors") == summary["step"]
 
 
 def test_ctrl_c_exits_130_and_resume_continues_with_stored_config(tmp_path, monkeypatch, capsys):
