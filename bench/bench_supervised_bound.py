@@ -3,6 +3,7 @@ keypoints are learned from the ground truth instead of from images and masks.
 
     python bench/bench_supervised_bound.py --steps 2600 --threads 1 --json bench/results/bound.json
     python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true
+    python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true --input mask
 
 φ_enc and its affine head (``small`` preset by default, with one keypoint per ground-truth joint)
 are trained with the L1 distance between T' and the synthetic humanoid's joints, the recipe's batch
@@ -10,7 +11,8 @@ size and learning rate, each image's left/right sides matched first (the figure 
 way). The score is the mean joint distance on the test split in % of the image size, sides matched
 per image, the unit of the Human3.6M protocol. An unsupervised model scored by the protocol's
 linear regression can get below this only through the regression; it is the reference the
-unsupervised errors of the README are read against.
+unsupervised errors of the README are read against. With ``--input mask`` the encoder sees only
+the foreground mask: how far a signal computed from silhouettes alone can place the joints.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from ppl_edge.synth.render import get_category
 from ppl_edge.train.data.synthetic import SyntheticDataset
 
 
+def encoder_input(batch: dict, kind: str) -> torch.Tensor:
+    """What φ_enc sees: the image, or (``mask``) the foreground mask alone as a grey image in
+    [-1, 1], which bounds what any term computed from silhouettes can tell."""
+    if kind == "mask":
+        return (batch["mask"] * 2 - 1).expand(-1, 3, -1, -1)
+    return batch["image"]
+
+
 def side_matched(pred: torch.Tensor, gt: torch.Tensor, perm: list[int]) -> torch.Tensor:
     """Per image, ``gt`` or ``gt`` with its left / right joints swapped, whichever is nearer."""
     direct = (pred - gt).norm(dim=-1).mean(-1)
@@ -39,13 +49,15 @@ def side_matched(pred: torch.Tensor, gt: torch.Tensor, perm: list[int]) -> torch
 
 
 @torch.no_grad()
-def score(model: PoseModel, prior: torch.Tensor, data: SyntheticDataset, perm) -> dict:
+def score(
+    model: PoseModel, prior: torch.Tensor, data: SyntheticDataset, perm, kind: str = "image"
+) -> dict:
     """Mean and per-joint error (% of the image size) on ``data``, sides matched per image."""
     model.eval()
     loader = torch.utils.data.DataLoader(data, batch_size=100)
     dists = []
     for batch in loader:
-        pred = model.encoder(batch["image"], prior)["keypoints"]
+        pred = model.encoder(encoder_input(batch, kind), prior)["keypoints"]
         gt = side_matched(pred, batch["keypoints"], perm)
         dists.append((pred - gt).norm(dim=-1) / 2 * 100)  # [-1, 1] units -> % of the side
     model.train()
@@ -63,6 +75,7 @@ def train_bound(
     n_test: int = 1000,
     seed: int = 0,
     log_every: int = 500,
+    kind: str = "image",
 ) -> dict:
     """Train φ_enc from the ground truth for ``steps`` and score it (:func:`score`)."""
     torch.manual_seed(seed)
@@ -81,7 +94,7 @@ def train_bound(
     start, step = time.perf_counter(), 0
     while step < steps:
         for batch in loader:
-            pred = model.encoder(batch["image"], prior)["keypoints"]
+            pred = model.encoder(encoder_input(batch, kind), prior)["keypoints"]
             target = side_matched(pred.detach(), batch["keypoints"], perm)
             loss = (pred - target).abs().mean()
             opt.zero_grad(set_to_none=True)
@@ -98,8 +111,9 @@ def train_bound(
         "overrides": overrides,
         "steps": steps,
         "batch_size": batch_size,
+        "input": kind,
         "seconds": round(time.perf_counter() - start, 1),
-        **score(model, prior, test, perm),
+        **score(model, prior, test, perm, kind),
     }
 
 
@@ -112,6 +126,12 @@ def main() -> None:
         default=[],
         metavar="FIELD=VALUE",
         help="ModelConfig field, e.g. enc_skips=true (repeatable)",
+    )
+    ap.add_argument(
+        "--input",
+        choices=("image", "mask"),
+        default="image",
+        help="what the encoder sees: the image, or only its foreground mask",
     )
     ap.add_argument("--steps", type=int, default=2600)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -132,10 +152,11 @@ def main() -> None:
         args.lr,
         args.n_test,
         args.seed,
+        kind=args.input,
     )
     joints = result["per_joint"]
     print(
-        f"| {args.preset} {' '.join(args.set)} | {args.steps} | {result['error']:.2f} | "
+        f"| {args.preset} {args.input} {' '.join(args.set)} | {args.steps} | {result['error']:.2f} | "
         + " | ".join(f"{joints[n]:.1f}" for n in ("head", "l_elbow", "l_wrist", "l_ankle"))
         + " |"
     )

@@ -48,3 +48,15 @@ def test_a_few_steps_train_the_encoder_and_score_every_joint():
     assert set(result["per_joint"]) >= {"head", "l_wrist", "r_foot"}
     assert 0 < result["error"] < 100
     assert result["error"] == pytest.approx(sum(result["per_joint"].values()) / 19, rel=1e-5)
+
+
+def test_the_mask_input_shows_the_encoder_only_the_silhouette():
+    bench = _bench_module()
+    image = torch.rand(2, 3, 8, 8) * 2 - 1
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    batch = {"image": image, "mask": mask}
+    assert torch.equal(bench.encoder_input(batch, "image"), image)
+    seen = bench.encoder_input(batch, "mask")
+    assert seen.shape == image.shape and torch.equal(seen[:, 1], mask[:, 0] * 2 - 1)
+    result = bench.train_bound("tiny", steps=2, batch_size=4, n_test=4, kind="mask")
+    assert result["input"] == "mask" and 0 < result["error"] < 100
