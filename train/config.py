@@ -84,6 +84,11 @@ class TrainConfig:
     # w_cov·Σ_p G·M·min_k |p - T'_k| / Σ G·M: every figure pixel near some keypoint (a chamfer
     # term: long-range, so keypoints reach the limbs the link map's Gaussians do not yet touch).
     w_coverage: float = 0.0
+    # DEVIATION(seed 003): λ > 0 measures the coverage distance in position and colour,
+    # min_k |p - T'_k|² + λ|c_p - c_k|² (c the frame smoothed over 3 px, in [-1, 1]): an arm in
+    # front of the torso leaves no trace in the silhouette but differs from the torso in colour,
+    # so the keypoint nearest to it is pulled onto it.
+    coverage_color: float = 0.0
     # w_ext·mean_e min_k |x_e - T'_k|: the figure's extremities (the ``extremities`` farthest
     # points along the figure from its centre, geodesically: head, hands, feet) each get a
     # keypoint. Thin limbs hold few pixels, so the coverage mean alone leaves the hands bare.
@@ -102,6 +107,11 @@ class TrainConfig:
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
     # (DEVIATION(seed 003): links along the limbs instead of across the body).
     mask_target: Literal["silhouette", "medial"] = "silhouette"
+    # DEVIATION(seed 003): the weight of the figure's pixels off the target (with the medial
+    # target: all but its axis) relative to G. Below 1 a link may cross the figure cheaply, so a
+    # link on an arm is not pushed off it while the arm lies in front of the torso, where the
+    # silhouette has no axis for it; outside the figure the full weight stays.
+    mask_inner_weight: float = 1.0
     mask_bg_scale: float = 0.0625  # background distance (image sides) where G reaches 2
     mask_fg_gain: float = 1.0  # G at the figure pixel farthest from its centre is 1 + gain
     # Cascade (seed 003 §3.4): the first mask_warmup_steps train φ_enc, the head, W and the memory
@@ -160,6 +170,8 @@ class TrainConfig:
             "mask_warmup_steps",
             "mask_fg_gain",
             "w_coverage",
+            "coverage_color",
+            "mask_inner_weight",
             "w_extremity",
             "w_appearance",
         ):

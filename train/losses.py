@@ -321,7 +321,7 @@ def training_losses(
     if cfg.uses_masks:
         if mask is None or link_peak is None:
             raise ValueError("mask supervision needs the frame's mask and link_peak")
-        terms.update(mask_terms(out, mask, link_peak, cfg))
+        terms.update(mask_terms(out, mask, link_peak, cfg, image))
         total = total + w_mask * terms["mask"] + cfg.w_attraction * terms["attraction"]
         if "coverage" in terms:
             total = total + cfg.w_coverage * terms["coverage"]

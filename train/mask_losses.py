@@ -4,7 +4,8 @@ to a foreground mask M, as weak supervision beside the PPL objective (:mod:`.los
 - skeleton-mask loss: ``mean(G ⊙ (M - S / max w)²)``, G the geodesic / distance weighting, M the
   silhouette or its medial axis (``mask_target``);
 - attraction: the background's distance transform sampled at each keypoint;
-- coverage: a chamfer term that spreads the keypoints over the figure.
+- coverage: a chamfer term that spreads the keypoints over the figure (optionally in position and
+  colour, which reaches parts the silhouette cannot show).
 """
 
 from __future__ import annotations
@@ -164,7 +165,13 @@ def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     return sample_at_keypoints(outside, kpts, "border").mean() / outside.shape[-1]
 
 
-def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def coverage_loss(
+    kpts: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor,
+    image: torch.Tensor | None = None,
+    color_weight: float = 0.0,
+) -> torch.Tensor:
     """Chamfer coverage of the figure by the keypoints: weighted mean over figure pixels of the
     distance to the nearest keypoint.
 
@@ -173,17 +180,33 @@ def coverage_loss(kpts: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor)
     so the keypoints spread over the figure (with the geodesic weights G, towards its extremities:
     head, hands, feet) instead of gathering on the torso.
 
+    With ``image`` and ``color_weight`` λ > 0 the distance is taken in position and colour,
+    ``sqrt(min_k |p - T'_k|² + λ |c_p - c_k|²)``, c the frame smoothed over 3 px (c_k sampled at
+    T'_k): a part the silhouette cannot show (an arm in front of the torso) still differs in
+    colour from the keypoints around it, so the nearest keypoint is pulled onto it as onto an
+    uncovered limb.
+
     Args:
         kpts: (B, N, 2) T', xy in [-1, 1].
         mask: (B, 1, H, H) foreground in [0, 1]; weights: (B, 1, H, H) G (no gradient).
+        image: (B, C, H, H) the frame in [-1, 1], needed when ``color_weight`` > 0.
+        color_weight: λ, the squared colour distance (summed over channels) worth one squared
+            image unit ([-1, 1] coordinates).
 
     Returns:
-        () in units of the image side; 0 when every figure pixel holds a keypoint.
+        () in units of the image side; 0 when every figure pixel holds a keypoint (of its colour).
     """
     B, _, H, W = mask.shape
     grid = coordinate_grid(H, kpts.device).unsqueeze(0)  # (1, H·W, 2), the images are square
     w = (mask.float() * weights.float()).view(B, H * W)
     d2 = (grid.unsqueeze(2) - kpts.float().unsqueeze(1)).pow(2).sum(-1)  # (B, H·W, N)
+    if color_weight > 0:
+        if image is None:
+            raise ValueError("coverage_loss with color_weight > 0 needs the image")
+        smooth = F.avg_pool2d(image.float(), 3, stride=1, padding=1, count_include_pad=False)
+        at_pixel = smooth.flatten(2).unsqueeze(-1)  # (B, C, H·W, 1)
+        at_keypoint = sample_at_keypoints(smooth, kpts, "border").unsqueeze(2)  # (B, C, 1, N)
+        d2 = d2 + color_weight * (at_pixel - at_keypoint).pow(2).sum(1)
     nearest = (d2.amin(-1) + 1e-8).sqrt()  # (B, H·W)
     return 0.5 * (w * nearest).sum() / w.sum().clamp_min(1e-8)
 
@@ -231,7 +254,13 @@ def extremity_loss(kpts: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return 0.5 * (nearest * valid).sum() / valid.sum().clamp_min(1.0)
 
 
-def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Tensor, cfg) -> dict:
+def mask_terms(
+    out: dict[str, torch.Tensor],
+    mask: torch.Tensor,
+    peak: torch.Tensor,
+    cfg,
+    image: torch.Tensor | None = None,
+) -> dict:
     """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
     ``w_coverage`` > 0, ``coverage``; with ``w_extremity`` > 0, ``extremity``.
 
@@ -239,18 +268,26 @@ def mask_terms(out: dict[str, torch.Tensor], mask: torch.Tensor, peak: torch.Ten
         out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
         mask: (B, 1, H, W) foreground of the frame (flipped with it).
         peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
-        cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``).
+        cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``, ``mask_inner_weight``,
+            ``coverage_color``).
+        image: (B, 3, H, W) the frame, needed when ``coverage_color`` > 0.
     """
     maps = mask_distance_maps(mask)
     H = mask.shape[-1]
     weights = mask_weight_map(maps, mask > 0.5, cfg.mask_bg_scale * H, cfg.mask_fg_gain)
     target = medial_axis_map(mask) if cfg.mask_target == "medial" else mask
+    link_weights = weights
+    if cfg.mask_inner_weight != 1.0:  # figure pixels off the target: a link may cross them
+        off_target = (mask > 0.5) & (target < 0.5)
+        link_weights = torch.where(off_target, weights * cfg.mask_inner_weight, weights)
     terms = {
-        "mask": skeleton_mask_loss(out["links"], peak, target, weights),
+        "mask": skeleton_mask_loss(out["links"], peak, target, link_weights),
         "attraction": attraction_loss(out["keypoints"], maps["outside"]),
     }
     if cfg.w_coverage > 0:
-        terms["coverage"] = coverage_loss(out["keypoints"], mask, weights)
+        terms["coverage"] = coverage_loss(
+            out["keypoints"], mask, weights, image, color_weight=cfg.coverage_color
+        )
     if cfg.w_extremity > 0:
         points = extremity_points(maps["inside"], cfg.extremities, radius=H / 6)
         terms["extremity"] = extremity_loss(out["keypoints"], points)

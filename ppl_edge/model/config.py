@@ -78,7 +78,13 @@ class ModelConfig:
     # "memory" (learned, official), "random_frozen" (Table 4 ablation) or "template:<name>" (a
     # human-made prior with named joints, ppl_edge/templates: keypoint k is joint k).
     prior: str = "memory"
-    connectivity: Literal["learned", "random_frozen"] = "learned"
+    # "learned" (official), "random_frozen" (Table 4 ablation) or "template": W fixed to the
+    # template prior's skeleton (its edges weigh 1, every other pair 0; needs prior=template:<name>).
+    connectivity: Literal["learned", "random_frozen", "template"] = "learned"
+    # DEVIATION(official): draw only the links of W's maximum spanning tree (N - 1 links, chosen
+    # anew from W at every step), so that S is a skeleton: a tree whose links must each follow one
+    # part of the figure in every image. The other links draw nothing until they outgrow a tree link.
+    link_tree: bool = False
     seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
 
     def __post_init__(self) -> None:
@@ -105,6 +111,11 @@ class ModelConfig:
                     f"prior {self.prior} has {len(template.names)} joints; the model has "
                     f"num_keypoints={self.num_keypoints} (set model.num_keypoints to match)"
                 )
+        if self.connectivity == "template" and not self.prior.startswith("template:"):
+            raise PplEdgeError(
+                f"connectivity=template draws the template prior's skeleton, but prior is "
+                f"{self.prior!r}; set prior=template:<name>"
+            )
         if not 0.0 <= self.refine_link_tolerance < 1.0:
             raise PplEdgeError(
                 f"refine_link_tolerance must be in [0, 1), got {self.refine_link_tolerance}"

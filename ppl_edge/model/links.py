@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,19 +149,31 @@ class Connectivity(nn.Module):
 
     θ is initialised as (randn + link_init) / sklr; the official link_init = -4 gives
     w ≈ softplus(N(-4, 1)) ≈ 0.018.
-    With ``frozen`` (Table 4 ablation) θ is a fixed random buffer instead of a parameter.
+    With ``frozen`` (Table 4 ablation) θ is a fixed random buffer instead of a parameter; with
+    ``edges`` (``connectivity=template``) a fixed buffer that draws exactly those links.
     With ``cfg.link_normalize`` S is drawn with w / max w, so its peak is 1 whatever the global
     scale of W (which is otherwise a free degree of freedom that drifts towards 0).
     """
 
-    def __init__(self, cfg: ModelConfig, frozen: bool = False):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        frozen: bool = False,
+        edges: tuple[tuple[int, int], ...] | None = None,
+    ):
         super().__init__()
         self.scale = cfg.link_lr_scale
         self.thickness = cfg.link_thickness
         self.normalize = cfg.link_normalize
+        self.only_tree = cfg.link_tree
         n = cfg.num_keypoints
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         theta = (torch.randn(n, n, generator=gen) + cfg.link_init) / self.scale
+        if edges is not None:  # a fixed skeleton: w = 1 on its edges, softplus(-30) ~ 1e-13 elsewhere
+            theta = torch.full((n, n), -30.0 / self.scale)
+            i, j = torch.tensor(edges, dtype=torch.long).T
+            theta[i, j] = theta[j, i] = math.log(math.e - 1.0) / self.scale  # softplus = 1
+            frozen = True
         if frozen:
             self.register_buffer("theta", theta)
         else:
@@ -171,9 +185,31 @@ class Connectivity(nn.Module):
         theta = self.theta[self.pairs[:, 0], self.pairs[:, 1]]
         return F.softplus(self.scale * theta)
 
+    def tree(self) -> torch.Tensor:
+        """(L,) bool: the links of W's maximum spanning tree (Prim; ties to the lower index)."""
+        n = self.theta.shape[0]
+        dense = torch.full((n, n), -1.0, device=self.theta.device)
+        vals = self.link_weights().detach().float()
+        dense[self.pairs[:, 0], self.pairs[:, 1]] = vals
+        dense[self.pairs[:, 1], self.pairs[:, 0]] = vals
+        inside = torch.zeros(n, dtype=torch.bool, device=dense.device)
+        inside[0] = True
+        chosen = torch.zeros(n, n, dtype=torch.bool, device=dense.device)
+        for _ in range(n - 1):
+            cand = dense[inside][:, ~inside]  # (in, out)
+            flat = int(cand.argmax())
+            i = torch.nonzero(inside)[flat // cand.shape[1], 0]
+            j = torch.nonzero(~inside)[flat % cand.shape[1], 0]
+            chosen[i, j] = chosen[j, i] = True
+            inside[j] = True
+        return chosen[self.pairs[:, 0], self.pairs[:, 1]]
+
     def drawn_weights(self) -> torch.Tensor:
-        """(L,) the weights S is drawn with: w, or w / max w with ``link_normalize``."""
+        """(L,) the weights S is drawn with: w, or w / max w with ``link_normalize``; with
+        ``link_tree`` only the links of W's maximum spanning tree (the others draw 0)."""
         w = self.link_weights()
+        if self.only_tree:
+            w = w * self.tree().to(w.dtype)
         return w / w.amax(dim=0) if self.normalize else w  # dim given: ONNX ReduceMax needs it
 
     def peak(self) -> torch.Tensor:
@@ -185,6 +221,8 @@ class Connectivity(nn.Module):
         n = self.theta.shape[0]
         w = torch.zeros(n, n, device=self.theta.device, dtype=self.theta.dtype)
         vals = self.link_weights()
+        if self.only_tree:
+            vals = vals * self.tree().to(vals.dtype)
         w[self.pairs[:, 0], self.pairs[:, 1]] = vals
         w[self.pairs[:, 1], self.pairs[:, 0]] = vals
         return w

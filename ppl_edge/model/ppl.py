@@ -29,11 +29,15 @@ class PoseModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = KeypointEncoder(cfg)
-        self.connectivity = Connectivity(cfg, frozen=cfg.connectivity == "random_frozen")
+        template = template_of(cfg.prior)
+        self.connectivity = Connectivity(
+            cfg,
+            frozen=cfg.connectivity == "random_frozen",
+            edges=template.edges if cfg.connectivity == "template" else None,
+        )
         self.decoder = ImageDecoder(cfg)
         self.memory = HierarchicalMemory(cfg)
         self.alpha = nn.Parameter(torch.ones(())) if cfg.use_alpha else None
-        template = template_of(cfg.prior)
         if cfg.prior == "random_frozen":
             gen = torch.Generator().manual_seed(cfg.seed)
             self.register_buffer(

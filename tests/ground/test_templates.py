@@ -51,3 +51,20 @@ def test_template_priors_are_chosen_through_the_model_config():
         dataclasses.replace(preset("tiny"), prior="learned")
     with pytest.raises(PplEdgeError, match="has 16 joints; the model has num_keypoints=10"):
         dataclasses.replace(preset("tiny"), prior="template:humanoid", num_keypoints=10)
+
+
+def test_template_connectivity_draws_exactly_the_templates_skeleton():
+    torch = pytest.importorskip("torch")
+    from ppl_edge.model.ppl import PoseModel
+
+    t = load_template("bird")
+    cfg = dataclasses.replace(preset("tiny"), prior="template:bird", num_keypoints=len(t.names))
+    cfg = dataclasses.replace(cfg, connectivity="template")
+    model = PoseModel(cfg)
+    w = model.connectivity.matrix()
+    linked = {tuple(ij) for ij in torch.nonzero(torch.triu(w) > 0.5).tolist()}
+    assert linked == {(i, j) for i, j in t.edges}
+    assert torch.allclose(w[w > 0.5], torch.ones(())) and w[w <= 0.5].max() < 1e-9
+    assert "connectivity.theta" not in dict(model.named_parameters())  # fixed, not learned
+    with pytest.raises(PplEdgeError, match="connectivity=template draws the template prior's"):
+        dataclasses.replace(preset("tiny"), connectivity="template")

@@ -125,3 +125,46 @@ def test_connectivity_tolerance_draws_the_kept_links_only():
     kpts = torch.rand(2, 16, 2) * 1.6 - 0.8
     full, kept = conn(kpts, 32), conn(kpts, 32, 0.05)
     assert (full - kept).min() >= 0 and (full - kept).max() <= 0.05 + 1e-7
+
+
+def test_link_tree_draws_only_the_maximum_spanning_tree_and_follows_w():
+    cfg = preset("tiny", link_tree=True, link_normalize=True)
+    conn = Connectivity(cfg)
+    n = cfg.num_keypoints
+    tree = conn.tree()
+    assert tree.sum().item() == n - 1
+    # connected: every keypoint is reached from keypoint 0 through the tree's links
+    reached, edges = {0}, conn.pairs[tree].tolist()
+    for _ in range(n):
+        reached |= {j for i, j in edges if i in reached} | {i for i, j in edges if j in reached}
+    assert reached == set(range(n))
+    # maximum (cycle property): no link outside the tree outweighs a link on the tree path
+    # between its ends
+    w = conn.link_weights().detach()
+    weight = {tuple(p): float(v) for p, v in zip(conn.pairs.tolist(), w)}
+
+    def path(a, b):  # the tree's links from a to b (depth-first search)
+        stack = [(a, [])]
+        while stack:
+            node, links = stack.pop()
+            if node == b:
+                return links
+            for i, j in edges:
+                if node in (i, j) and (i, j) not in links:
+                    stack.append((j if node == i else i, [*links, (i, j)]))
+
+    for (i, j), v in weight.items():
+        if [i, j] not in edges:
+            assert all(v <= weight[link] for link in path(i, j))
+    drawn = conn.drawn_weights()
+    assert torch.equal(drawn > 0, tree) and drawn.max().item() == pytest.approx(1.0)
+    assert (conn.matrix() > 0).sum().item() == 2 * (n - 1)
+    # a link outside the tree that grows above all others enters it
+    outside = int(torch.nonzero(~tree)[0])
+    with torch.no_grad():
+        conn.theta[tuple(conn.pairs[outside])] = 10.0
+    assert conn.tree()[outside]
+    kpts = torch.rand(2, n, 2) * 2 - 1
+    drawn = conn.drawn_weights()
+    only = rasterize_links(kpts, drawn[conn.tree()], conn.pairs[conn.tree()], 16, cfg.link_thickness)
+    assert torch.allclose(conn(kpts, 16), only)

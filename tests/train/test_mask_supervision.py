@@ -340,3 +340,56 @@ def test_mask_target_medial_asks_the_link_map_for_the_axis_not_the_silhouette():
         assert terms["mask"].item() > 0.05
     with pytest.raises(PplEdgeError, match="mask_target"):
         TrainConfig(preset="tiny", mask_target="skeleton")
+
+
+def test_coverage_in_colour_pulls_a_keypoint_onto_a_part_the_silhouette_hides():
+    # one square figure: a red body with a blue bar across it (an arm in front of the torso)
+    m = _box_mask(size=17, y0=2, y1=15, x0=2, x1=15)
+    image = torch.zeros(1, 3, 17, 17)
+    image[:, 0] = 1.0
+    image[:, :, 7:10, 4:13] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)
+    weights = torch.ones_like(m)
+    grid = torch.linspace(-1, 1, 17)
+    corners = [(5, 4), (12, 4), (5, 12), (12, 12), (8, 3)]  # the last one is spare
+    body = torch.tensor([[[grid[x], grid[y]] for x, y in corners]])
+    on_bar = body.clone()
+    on_bar[0, 4] = torch.stack([grid[8], grid[8]])  # the spare keypoint moved onto the bar
+    plain = coverage_loss(body, m, weights)
+    assert coverage_loss(body, m, weights, image, color_weight=0.0).item() == plain.item()
+    # in position alone the bar is near keypoints already; in colour it is uncovered
+    lam = 0.5
+    gain_plain = plain - coverage_loss(on_bar, m, weights)
+    gain_colour = coverage_loss(body, m, weights, image, lam) - coverage_loss(
+        on_bar, m, weights, image, lam
+    )
+    assert gain_colour.item() > 0.02 and gain_colour.item() > 2 * gain_plain.item()
+    kpts = body.clone().requires_grad_(True)
+    coverage_loss(kpts, m, weights, image, lam).backward()
+    assert kpts.grad[0, 4, 1].item() < 0  # the spare keypoint is pulled down towards the bar
+    with pytest.raises(ValueError, match="needs the image"):
+        coverage_loss(body, m, weights, None, color_weight=0.5)
+
+
+def test_mask_inner_weight_makes_a_link_across_the_figure_cheap_not_one_outside_it():
+    from ppl_edge.train.mask_losses import mask_terms, medial_axis_map
+
+    mask = _box_mask(size=16, y0=2, y1=14, x0=3, x1=10)
+    kpts = torch.tensor([[[-0.3, -0.5], [-0.3, 0.5]]])
+    axis = medial_axis_map(mask)
+    across = axis.clone()
+    across[..., 8, 3:10] = 1.0  # a link across the bar, inside the figure
+    outside = axis.clone()
+    outside[..., 8, 10:16] = 1.0  # a link leaving the figure
+    peak = torch.tensor(1.0)
+    costs = {}
+    for inner in (1.0, 0.1):
+        cfg = TrainConfig(preset="tiny", w_mask=1.0, mask_target="medial", mask_inner_weight=inner)
+        costs[inner] = {
+            name: mask_terms({"links": links, "keypoints": kpts}, mask, peak, cfg)["mask"].item()
+            for name, links in (("axis", axis), ("across", across), ("outside", outside))
+        }
+    assert costs[1.0]["axis"] == costs[0.1]["axis"] == 0.0
+    assert costs[0.1]["across"] == pytest.approx(0.1 * costs[1.0]["across"], rel=1e-5)
+    assert costs[0.1]["outside"] == pytest.approx(costs[1.0]["outside"], rel=1e-5)
+    with pytest.raises(PplEdgeError, match="mask_inner_weight"):
+        TrainConfig(preset="tiny", mask_inner_weight=-1.0)
