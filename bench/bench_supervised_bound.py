@@ -3,7 +3,8 @@ keypoints are learned from the ground truth instead of from images and masks.
 
     python bench/bench_supervised_bound.py --steps 2600 --threads 1 --json bench/results/bound.json
     python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true
-    python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true --input mask
+    python bench/bench_supervised_bound.py --steps 2600 --threads 1 --set enc_skips=true \
+        --input mask
 
 φ_enc and its affine head (``small`` preset by default, with one keypoint per ground-truth joint)
 are trained with the L1 distance between T' and the synthetic humanoid's joints, the recipe's batch
@@ -156,7 +157,8 @@ def main() -> None:
     )
     joints = result["per_joint"]
     print(
-        f"| {args.preset} {args.input} {' '.join(args.set)} | {args.steps} | {result['error']:.2f} | "
+        f"| {args.preset} {args.input} {' '.join(args.set)} | {args.steps} | "
+        f"{result['error']:.2f} | "
         + " | ".join(f"{joints[n]:.1f}" for n in ("head", "l_elbow", "l_wrist", "l_ankle"))
         + " |"
     )

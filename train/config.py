@@ -21,6 +21,29 @@ ReferenceMode = Literal["mask", "frame"]
 Precision = Literal["off", "bf16", "fp16"]
 
 
+# Settings that must be >= 0 (weights and the like), checked by TrainConfig.
+NON_NEGATIVE = (
+    "w_reconstruction",
+    "w_boundary",
+    "w_link_reg",
+    "w_consistency",
+    "w_commit",
+    "w_equivariance",
+    "eq_rotation",
+    "eq_shift",
+    "w_separation",
+    "w_mask",
+    "w_attraction",
+    "mask_warmup_steps",
+    "mask_fg_gain",
+    "w_coverage",
+    "coverage_color",
+    "mask_inner_weight",
+    "w_extremity",
+    "w_appearance",
+)
+
+
 # Optional[...] rather than "X | None": config_utils coerces typing.Union values from YAML / --set.
 @dataclass(frozen=True)
 class TrainConfig:
@@ -155,26 +178,7 @@ class TrainConfig:
             raise PplEdgeError(f"lr_late_factor must be in (0, 1000], got {self.lr_late_factor}")
         if self.link_lr is not None and self.link_lr <= 0:
             raise PplEdgeError(f"link_lr must be positive, got {self.link_lr}")
-        for name in (
-            "w_reconstruction",
-            "w_boundary",
-            "w_link_reg",
-            "w_consistency",
-            "w_commit",
-            "w_equivariance",
-            "eq_rotation",
-            "eq_shift",
-            "w_separation",
-            "w_mask",
-            "w_attraction",
-            "mask_warmup_steps",
-            "mask_fg_gain",
-            "w_coverage",
-            "coverage_color",
-            "mask_inner_weight",
-            "w_extremity",
-            "w_appearance",
-        ):
+        for name in NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise PplEdgeError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.w_mask_late is not None and self.w_mask_late < 0:

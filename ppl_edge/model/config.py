@@ -79,11 +79,13 @@ class ModelConfig:
     # human-made prior with named joints, ppl_edge/templates: keypoint k is joint k).
     prior: str = "memory"
     # "learned" (official), "random_frozen" (Table 4 ablation) or "template": W fixed to the
-    # template prior's skeleton (its edges weigh 1, every other pair 0; needs prior=template:<name>).
+    # template prior's skeleton (its edges weigh 1, every other pair 0; needs
+    # prior=template:<name>).
     connectivity: Literal["learned", "random_frozen", "template"] = "learned"
     # DEVIATION(official): draw only the links of W's maximum spanning tree (N - 1 links, chosen
-    # anew from W at every step), so that S is a skeleton: a tree whose links must each follow one
-    # part of the figure in every image. The other links draw nothing until they outgrow a tree link.
+    # anew from W at every step), so that S is a skeleton: a tree whose links must each follow
+    # one part of the figure in every image. The other links draw nothing until they outgrow a
+    # tree link.
     link_tree: bool = False
     seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
 

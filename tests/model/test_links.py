@@ -166,5 +166,7 @@ def test_link_tree_draws_only_the_maximum_spanning_tree_and_follows_w():
     assert conn.tree()[outside]
     kpts = torch.rand(2, n, 2) * 2 - 1
     drawn = conn.drawn_weights()
-    only = rasterize_links(kpts, drawn[conn.tree()], conn.pairs[conn.tree()], 16, cfg.link_thickness)
+    only = rasterize_links(
+        kpts, drawn[conn.tree()], conn.pairs[conn.tree()], 16, cfg.link_thickness
+    )
     assert torch.allclose(conn(kpts, 16), only)
