@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ppl_edge.train.mask_losses import (  # noqa: F401  (re-exported: one place for every term)
     attraction_loss,
+    box_smooth,
     coverage_loss,
     extremity_loss,
     extremity_points,
@@ -202,11 +203,8 @@ def smoothed_colors(image: torch.Tensor, kpts: torch.Tensor, sizes=(3, 7)) -> to
         (B, len(sizes) · 3, N): bilinear samples of every smoothed copy (differentiable in kpts;
         the wider copy reaches a keypoint a few pixels off the part it belongs to).
     """
-    smooth = [
-        F.avg_pool2d(image.float(), k, stride=1, padding=k // 2, count_include_pad=False)
-        for k in sizes
-    ]
-    return sample_at_keypoints(torch.cat(smooth, 1), kpts, "border")
+    smooth = torch.cat([box_smooth(image, k) for k in sizes], 1)
+    return sample_at_keypoints(smooth, kpts, "border")
 
 
 def appearance_loss(

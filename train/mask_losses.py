@@ -151,6 +151,12 @@ def sample_at_keypoints(maps: torch.Tensor, kpts: torch.Tensor, padding: str) ->
     return samples[:, :, 0]  # (B, C, 1, N) -> (B, C, N)
 
 
+def box_smooth(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) ``image`` averaged over ``size`` x ``size`` pixels (odd ``size``; the border
+    averages only the pixels inside the image), same shape."""
+    return F.avg_pool2d(image.float(), size, stride=1, padding=size // 2, count_include_pad=False)
+
+
 def attraction_loss(kpts: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """Mean distance to the figure, sampled at each keypoint: 0 on the figure, grows outside it.
 
@@ -203,7 +209,7 @@ def coverage_loss(
     if color_weight > 0:
         if image is None:
             raise ValueError("coverage_loss with color_weight > 0 needs the image")
-        smooth = F.avg_pool2d(image.float(), 3, stride=1, padding=1, count_include_pad=False)
+        smooth = box_smooth(image, 3)
         at_pixel = smooth.flatten(2).unsqueeze(-1)  # (B, C, H·W, 1)
         at_keypoint = sample_at_keypoints(smooth, kpts, "border").unsqueeze(2)  # (B, C, 1, N)
         d2 = d2 + color_weight * (at_pixel - at_keypoint).pow(2).sum(1)

@@ -169,9 +169,8 @@ class Connectivity(nn.Module):
         n = cfg.num_keypoints
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         theta = (torch.randn(n, n, generator=gen) + cfg.link_init) / self.scale
-        if (
-            edges is not None
-        ):  # a fixed skeleton: w = 1 on its edges, softplus(-30) ~ 1e-13 elsewhere
+        if edges is not None:
+            # a fixed skeleton: w = 1 on its edges, softplus(-30) ~ 1e-13 elsewhere
             theta = torch.full((n, n), -30.0 / self.scale)
             i, j = torch.tensor(edges, dtype=torch.long).T
             theta[i, j] = theta[j, i] = math.log(math.e - 1.0) / self.scale  # softplus = 1
