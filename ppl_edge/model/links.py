@@ -205,12 +205,15 @@ class Connectivity(nn.Module):
             inside[j] = True
         return chosen[self.pairs[:, 0], self.pairs[:, 1]]
 
-    def drawn_weights(self) -> torch.Tensor:
-        """(L,) the weights S is drawn with: w, or w / max w with ``link_normalize``; with
-        ``link_tree`` only the links of W's maximum spanning tree (the others draw 0)."""
+    def kept_weights(self) -> torch.Tensor:
+        """(L,) w, or with ``link_tree`` w on W's maximum spanning tree and 0 elsewhere."""
         w = self.link_weights()
-        if self.only_tree:
-            w = w * self.tree().to(w.dtype)
+        return w * self.tree().to(w.dtype) if self.only_tree else w
+
+    def drawn_weights(self) -> torch.Tensor:
+        """(L,) the weights S is drawn with: :meth:`kept_weights`, divided by their max with
+        ``link_normalize``."""
+        w = self.kept_weights()
         return w / w.amax(dim=0) if self.normalize else w  # dim given: ONNX ReduceMax needs it
 
     def peak(self) -> torch.Tensor:
@@ -221,9 +224,7 @@ class Connectivity(nn.Module):
         """(N, N) symmetric W with a zero diagonal, for pictures and the exported skeleton."""
         n = self.theta.shape[0]
         w = torch.zeros(n, n, device=self.theta.device, dtype=self.theta.dtype)
-        vals = self.link_weights()
-        if self.only_tree:
-            vals = vals * self.tree().to(vals.dtype)
+        vals = self.kept_weights()
         w[self.pairs[:, 0], self.pairs[:, 1]] = vals
         w[self.pairs[:, 1], self.pairs[:, 0]] = vals
         return w
