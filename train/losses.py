@@ -321,10 +321,9 @@ def training_losses(
             raise ValueError("mask supervision needs the frame's mask and link_peak")
         terms.update(mask_terms(out, mask, link_peak, cfg, image))
         total = total + w_mask * terms["mask"] + cfg.w_attraction * terms["attraction"]
-        if "coverage" in terms:
-            total = total + cfg.w_coverage * terms["coverage"]
-        if "extremity" in terms:
-            total = total + cfg.w_extremity * terms["extremity"]
+        optional = {"coverage": cfg.w_coverage, "extremity": cfg.w_extremity}
+        optional["capsule"] = cfg.capsule_weight(stage)
+        total = total + sum(w * terms[k] for k, w in optional.items() if k in terms)
     if cfg.w_link_reg > 0:
         if link_weights is None or pairs is None:
             raise ValueError("w_link_reg > 0 needs link_weights and pairs")

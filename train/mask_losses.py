@@ -268,10 +268,12 @@ def mask_terms(
     image: torch.Tensor | None = None,
 ) -> dict:
     """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
-    ``w_coverage`` > 0, ``coverage``; with ``w_extremity`` > 0, ``extremity``.
+    ``w_coverage`` > 0, ``coverage``; with ``w_extremity`` > 0, ``extremity``; when ``out`` holds
+    ``capsules`` (the links drawn as capsules), ``capsule``.
 
     Args:
-        out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2).
+        out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2), optionally
+            ``capsules`` (B, 1, H, W).
         mask: (B, 1, H, W) foreground of the frame (flipped with it).
         peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
         cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``, ``mask_inner_weight``,
@@ -294,6 +296,8 @@ def mask_terms(
         terms["coverage"] = coverage_loss(
             out["keypoints"], mask, weights, image, color_weight=cfg.coverage_color
         )
+    if "capsules" in out:  # the silhouette drawn as capsules, against the whole silhouette
+        terms["capsule"] = skeleton_mask_loss(out["capsules"], peak, mask, weights)
     if cfg.w_extremity > 0:
         points = extremity_points(maps["inside"], cfg.extremities, radius=H / 6)
         terms["extremity"] = extremity_loss(out["keypoints"], points)

@@ -286,6 +286,8 @@ def train_step(
             if warped is not None:
                 out["keypoints_warped"] = extra_kpts[: warped.shape[0]]
         links = core_model(model).connectivity
+        if cfg.w_capsule > 0:
+            out["capsules"] = capsule_map(links, out["keypoints"], image.shape[-1], cfg)
         terms = training_losses(
             out,
             image,
@@ -310,6 +312,12 @@ def train_step(
         terms["total"].backward()
         optimizer.step()
     return {k: v.detach().float() for k, v in terms.items()}
+
+
+def capsule_map(links, kpts: torch.Tensor, size: int, cfg: TrainConfig) -> torch.Tensor:
+    """(B, 1, size, size) the links drawn as capsules for the ``w_capsule`` term, their edges
+    ``cfg.capsule_softness`` pixels wide."""
+    return links.capsules(kpts, size, cfg.capsule_softness * 2.0 / (size - 1))
 
 
 def amp_setup(

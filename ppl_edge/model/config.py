@@ -87,6 +87,11 @@ class ModelConfig:
     # one part of the figure in every image. The other links draw nothing until they outgrow a
     # tree link.
     link_tree: bool = False
+    # DEVIATION(official): each link also has a radius at either end (learned, the same for every
+    # image), so the links draw the figure as tapered capsules (``Connectivity.capsules``) for the
+    # capsule-silhouette term of mask supervision (``w_capsule``). Training only: the keypoint
+    # path and its export do not use them.
+    link_capsules: bool = False
     seed: int = 0  # seed of the frozen random prior / connectivity in the ablations
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from ppl_edge.model.config import ModelConfig
 
 _CHUNK = 16  # links per chunk of the running max
+_CAPSULE_TOLERANCE = 0.01  # capsules of links below this share of max w are not drawn
 
 
 def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
@@ -19,6 +20,22 @@ def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
     t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)
     t = t.clamp(0.0, 1.0)
     return (gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2
+
+
+def _running_max(heat, num_links: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max and argmax over links of ``heat(slice) -> (B, l, H, W)``, chunk by chunk and without
+    autograd: the (B, L, H, W) tensor is never held whole. Ties go to the lowest link index."""
+    best_val = best = None
+    for lo in range(0, num_links, _CHUNK):
+        with torch.no_grad():
+            val, idx = heat(slice(lo, lo + _CHUNK)).max(dim=1)  # (B, H, W)
+        if best_val is None:
+            best_val, best = val, idx
+        else:
+            better = val > best_val  # strict: the lowest link index wins ties, as argmax
+            best_val = torch.where(better, val, best_val)
+            best = torch.where(better, idx + lo, best)
+    return best_val, best
 
 
 def rasterize_links(
@@ -58,17 +75,7 @@ def rasterize_links(
     needs_grad = torch.is_grad_enabled() and (kpts.requires_grad or weights.requires_grad)
     if torch.onnx.is_in_onnx_export():
         return heat(slice(None)).amax(dim=1, keepdim=True)  # (B, 1, H, W), one static graph
-    # Running max over chunks of links: the (B, L, H, W) tensor is never held whole.
-    best_val = best = None
-    for lo in range(0, pairs.shape[0], _CHUNK):
-        with torch.no_grad():
-            val, idx = heat(slice(lo, lo + _CHUNK)).max(dim=1)  # (B, H, W)
-        if best_val is None:
-            best_val, best = val, idx
-        else:
-            better = val > best_val  # strict: the lowest link index wins ties, as argmax
-            best_val = torch.where(better, val, best_val)
-            best = torch.where(better, idx + lo, best)
+    best_val, best = _running_max(heat, pairs.shape[0])
     if not needs_grad:
         return best_val.unsqueeze(1)  # (B, 1, H, W)
     best = best.view(B, -1)  # (B, H·W) winning link per pixel
@@ -82,6 +89,69 @@ def rasterize_links(
     dist2 = _segment_dist2(gxf, gyf, s[..., 0], s[..., 1], d[..., 0], d[..., 1])  # (B, H·W)
     heat = torch.exp(-dist2 / thickness) * weights[best]  # (B, H·W)
     return heat.view(B, 1, size, size)
+
+
+def _capsule(gx, gy, sx, sy, dx, dy, r0, r1, softness: float) -> torch.Tensor:
+    """Soft occupancy of tapered capsules s -> s + d, radius r0 at s and r1 at s + d."""
+    t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)
+    t = t.clamp(0.0, 1.0)
+    dist = ((gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2 + 1e-12).sqrt()
+    return torch.sigmoid((r0 + t * (r1 - r0) - dist) / softness)
+
+
+def rasterize_capsules(
+    kpts: torch.Tensor,
+    weights: torch.Tensor,
+    pairs: torch.Tensor,
+    radii: torch.Tensor,
+    size: int,
+    softness: float,
+) -> torch.Tensor:
+    """Silhouette drawn by the links as tapered capsules: C(g) = max_l w_l σ((r_l(t) - d_l(g)) / τ).
+
+    d_l(g) is the distance of pixel g to link l's segment, t its projection on the segment in
+    [0, 1] and r_l(t) the radius interpolated between the link's two ends. A figure made of limbs
+    of fixed widths between its joints is such a union of capsules, so a silhouette drawn this way
+    meets the foreground mask best with keypoints on the joints, links on the bones and radii
+    that fit each limb: what the medial axis alone cannot ask for (it is met as well by keypoints
+    anywhere along the axis). Values and gradients as :func:`rasterize_links` (the max without
+    autograd, the winning link of each pixel recomputed with it).
+
+    Args:
+        kpts: (B, N, 2) xy in [-1, 1]; weights: (L,) w >= 0; pairs: (L, 2) keypoint indices.
+        radii: (L, 2) radius at each link's first and second keypoint, normalised units.
+        size: output side in pixels.
+        softness: τ, the edge's width in normalised units.
+
+    Returns:
+        C: (B, 1, size, size) in [0, max w].
+    """
+    B = kpts.shape[0]
+    axis = torch.linspace(-1.0, 1.0, size, device=kpts.device, dtype=kpts.dtype)
+    gx, gy = axis.view(1, 1, 1, size), axis.view(1, 1, size, 1)
+    start = kpts[:, pairs[:, 0]]  # (B, L, 2)
+    delta = kpts[:, pairs[:, 1]] - start  # (B, L, 2)
+
+    def heat(links: slice) -> torch.Tensor:
+        sx, sy = start[:, links, 0, None, None], start[:, links, 1, None, None]  # (B, l, 1, 1)
+        dx, dy = delta[:, links, 0, None, None], delta[:, links, 1, None, None]
+        r0, r1 = radii[links, 0].view(1, -1, 1, 1), radii[links, 1].view(1, -1, 1, 1)
+        occupancy = _capsule(gx, gy, sx, sy, dx, dy, r0, r1, softness)
+        return occupancy * weights[links].view(1, -1, 1, 1)
+
+    best_val, best = _running_max(heat, pairs.shape[0])
+    if not torch.is_grad_enabled():
+        return best_val.unsqueeze(1)
+    best = best.view(B, -1)  # (B, H·W) winning link per pixel
+    s = start.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, H·W, 2)
+    d = delta.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))
+    r = radii[best]  # (B, H·W, 2)
+    gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)
+    gyf = gy.expand(1, 1, size, size).reshape(1, -1)
+    occupancy = _capsule(
+        gxf, gyf, s[..., 0], s[..., 1], d[..., 0], d[..., 1], r[..., 0], r[..., 1], softness
+    )
+    return (occupancy * weights[best]).view(B, 1, size, size)
 
 
 def keep_links(weights: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -180,6 +250,9 @@ class Connectivity(nn.Module):
         else:
             self.theta = nn.Parameter(theta)
         self.register_buffer("pairs", torch.triu_indices(n, n, 1).T.contiguous(), persistent=False)
+        if cfg.link_capsules:  # 2.5 px at either end of every link to begin with
+            start = math.log(2.5 * 2.0 / (cfg.img_size - 1))
+            self.log_radius = nn.Parameter(torch.full((n * (n - 1) // 2, 2), start))
 
     def link_weights(self) -> torch.Tensor:
         """(L,) w_ij for the upper-triangular pairs."""
@@ -219,6 +292,15 @@ class Connectivity(nn.Module):
     def peak(self) -> torch.Tensor:
         """() the largest value S can take: max of :meth:`drawn_weights` (with gradient)."""
         return self.drawn_weights().amax(dim=0)
+
+    def capsules(self, kpts: torch.Tensor, size: int, softness: float) -> torch.Tensor:
+        """The figure drawn as tapered capsules along the links (:func:`rasterize_capsules`), with
+        the weights S is drawn with; needs ``link_capsules``. (B, 1, size, size)."""
+        if not hasattr(self, "log_radius"):
+            raise ValueError("capsules need ModelConfig.link_capsules=true (the link radii)")
+        weights, pairs, radii = self.drawn_weights(), self.pairs, self.log_radius.exp()
+        keep = keep_links(weights.detach(), _CAPSULE_TOLERANCE)  # changes C by <= 1 % of max w
+        return rasterize_capsules(kpts, weights[keep], pairs[keep], radii[keep], size, softness)
 
     def matrix(self) -> torch.Tensor:
         """(N, N) symmetric W with a zero diagonal, for pictures and the exported skeleton."""

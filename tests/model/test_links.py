@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from ppl_edge.model.links import (
     Connectivity,
     keep_links,
     max_over_links,
+    rasterize_capsules,
     rasterize_links,
     rasterize_links_log,
 )
@@ -170,3 +173,62 @@ def test_link_tree_draws_only_the_maximum_spanning_tree_and_follows_w():
         kpts, drawn[conn.tree()], conn.pairs[conn.tree()], 16, cfg.link_thickness
     )
     assert torch.allclose(conn(kpts, 16), only)
+
+
+def dense_capsules(kpts, weights, pairs, radii, size, softness):
+    """Every link's tapered capsule at every pixel, then the max over links."""
+    axis = torch.linspace(-1.0, 1.0, size, dtype=kpts.dtype)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    grid = torch.stack([xx, yy], -1).view(1, 1, -1, 2)
+    s = kpts[:, pairs[:, 0]].unsqueeze(2)  # (B, L, 1, 2)
+    d = kpts[:, pairs[:, 1]].unsqueeze(2) - s
+    t = (((grid - s) * d).sum(-1) / ((d * d).sum(-1) + 1e-8)).clamp(0, 1)  # (B, L, H·W)
+    dist = ((grid - (s + t.unsqueeze(-1) * d)) ** 2).sum(-1).add(1e-12).sqrt()
+    r = radii[:, 0].view(1, -1, 1) * (1 - t) + radii[:, 1].view(1, -1, 1) * t
+    occupancy = torch.sigmoid((r - dist) / softness) * weights.view(1, -1, 1)
+    return occupancy.amax(1).view(-1, 1, size, size)
+
+
+def test_capsules_match_the_dense_reference_in_values_and_gradients(setup):
+    kpts, weights, pairs = setup
+    radii = torch.rand(len(pairs), 2, generator=torch.Generator().manual_seed(2)) * 0.2 + 0.05
+    ref = dense_capsules(kpts, weights, pairs, radii, 24, 0.05)
+    with torch.no_grad():
+        fast = rasterize_capsules(kpts, weights, pairs, radii, 24, 0.05)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    leaves = [[t.clone().requires_grad_(True) for t in (kpts, weights, radii)] for _ in range(2)]
+    probe = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(1))
+    k1, w1, r1 = leaves[0]
+    (rasterize_capsules(k1, w1, pairs, r1, 24, 0.05) * probe).sum().backward()
+    k2, w2, r2 = leaves[1]
+    (dense_capsules(k2, w2, pairs, r2, 24, 0.05) * probe).sum().backward()
+    for fast, dense in zip(leaves[0], leaves[1]):
+        assert fast.grad.abs().sum() > 0
+        assert torch.allclose(fast.grad, dense.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_a_capsule_covers_the_pixels_within_its_radius_tapering_along_the_link():
+    size = 33
+    step = 2.0 / (size - 1)
+    kpts = torch.tensor([[[-0.5, 0.0], [0.5, 0.0]]])  # a horizontal link across the middle row
+    radii = torch.tensor([[6 * step, 2 * step]])  # 6 px at the left end, 2 px at the right one
+    c = rasterize_capsules(kpts, torch.ones(1), torch.tensor([[0, 1]]), radii, size, 0.1 * step)
+    c = c[0, 0]
+    left, right, mid = 8, 24, 16  # the two ends' columns (x = -0.5, 0.5) and the middle row
+    assert c[mid - 5, left] > 0.99 and c[mid - 7, left] < 0.01  # 6 px at the left end
+    assert c[mid - 1, right] > 0.99 and c[mid - 3, right] < 0.01  # 2 px at the right end
+    assert c[mid - 3, mid] > 0.99 and c[mid - 5, mid] < 0.01  # 4 px half way
+    assert c[mid, right + 1] > 0.99 and c[mid, right + 3] < 0.01  # a round cap beyond the end
+
+
+def test_capsules_need_the_link_radii():
+    plain = Connectivity(preset("tiny"))
+    with pytest.raises(ValueError, match="link_capsules"):
+        plain.capsules(torch.zeros(1, plain.theta.shape[0], 2), 16, 0.05)
+    cfg = dataclasses.replace(preset("tiny"), link_capsules=True)
+    links = Connectivity(cfg)
+    n = cfg.num_keypoints
+    assert links.log_radius.shape == (n * (n - 1) // 2, 2)
+    assert links.log_radius.exp()[0, 0].item() * (cfg.img_size - 1) / 2 == pytest.approx(2.5)
+    drawn = links.capsules(torch.rand(2, n, 2) * 2 - 1, 16, 0.05)
+    assert drawn.shape == (2, 1, 16, 16) and 0 <= drawn.min() and drawn.max() <= 1

@@ -393,3 +393,64 @@ def test_mask_inner_weight_makes_a_link_across_the_figure_cheap_not_one_outside_
     assert costs[0.1]["outside"] == pytest.approx(costs[1.0]["outside"], rel=1e-5)
     with pytest.raises(PplEdgeError, match="mask_inner_weight"):
         TrainConfig(preset="tiny", mask_inner_weight=-1.0)
+
+
+def test_capsule_term_is_met_by_keypoints_on_the_joints_not_elsewhere_on_the_axis():
+    from ppl_edge.model.links import rasterize_capsules
+    from ppl_edge.train.mask_losses import mask_terms
+
+    size = 33
+    px = 2.0 / (size - 1)
+    pairs = torch.tensor([[0, 1], [1, 2]])
+    radii = torch.tensor([[3 * px, 3 * px], [1.5 * px, 1.5 * px]])  # a thick and a thin limb
+    joints = torch.tensor([[[-0.6, -0.5], [0.1, -0.5], [0.1, 0.5]]])  # shoulder, elbow, wrist
+    drawn = rasterize_capsules(joints, torch.ones(2), pairs, radii, size, 0.05 * px)
+    mask = (drawn > 0.5).float()  # an arm bent at the elbow
+    cfg = TrainConfig(preset="tiny", w_mask=1.0, mask_target="medial")
+    peak = torch.tensor(1.0)
+
+    def cost(kpts):
+        capsules = rasterize_capsules(kpts, torch.ones(2), pairs, radii, size, 0.5 * px)
+        out = {"links": torch.zeros_like(mask), "keypoints": kpts, "capsules": capsules}
+        return mask_terms(out, mask, peak, cfg)["capsule"].item()
+
+    slid = joints.clone()
+    slid[0, 1, 0] -= 4 * px  # the elbow 4 px back along the upper arm's axis
+    slid[0, 2, 1] -= 6 * px  # the wrist 6 px up the forearm
+    assert cost(joints) < 0.04 and cost(slid) > 2 * cost(joints)
+    swapped = joints[:, [2, 1, 0]]  # the thin link's radii on the thick limb and back
+    assert cost(swapped) > 2 * cost(joints)
+    out = {"links": torch.zeros_like(mask), "keypoints": joints}
+    assert "capsule" not in mask_terms(out, mask, peak, cfg)
+
+
+def test_capsule_training_learns_the_radii_and_weighs_the_term_by_stage():
+    with pytest.raises(PplEdgeError, match="link_capsules"):
+        TrainConfig(preset="tiny", w_mask=1.0, w_capsule=1.0)
+    with pytest.raises(PplEdgeError, match="capsule_softness"):
+        TrainConfig(preset="tiny", capsule_softness=0.0)
+    cfg = TrainConfig(
+        preset="tiny",
+        batch_size=4,
+        w_mask=2.0,
+        w_mask_late=0.5,
+        w_capsule=3.0,
+        mask_warmup_steps=1,
+        model_overrides={"link_normalize": True, "link_capsules": True},
+    )
+    alone = TrainConfig(preset="tiny", w_capsule=1.0, model_overrides={"link_capsules": True})
+    assert alone.uses_masks
+    torch.manual_seed(0)
+    model = PoseModel(cfg.model_config())
+    opt = build_optimizer(model, cfg)
+    radius0 = model.connectivity.log_radius.detach().clone()
+    batch = _batch()
+    for step, weight in ((0, 3.0), (1, 0.75)):  # after the warm-up: 3 · 0.5 / 2
+        gen = torch.Generator().manual_seed(1)
+        terms = train_step(model, batch, opt, cfg, pixel_loss, gen, step=step)
+        base = terms["boundary"] + 100 * terms["consistency"] + terms["commit"]
+        base = base + (2.0 if step == 0 else 0.5) * terms["mask"] + terms.get("reconstruction", 0)
+        assert terms["capsule"].item() > 0
+        expected = base + weight * terms["capsule"]
+        assert terms["total"].item() == pytest.approx(float(expected), rel=1e-5)
+    assert not torch.equal(radius0, model.connectivity.log_radius.detach())
