@@ -125,6 +125,9 @@ class TrainConfig:
     # warm-up it is scaled like the mask weight (w_mask_late / w_mask).
     w_capsule: float = 0.0
     capsule_softness: float = 0.5  # τ of the capsules' edges, in pixels
+    # τ at step 0, falling linearly to capsule_softness by the end of the warm-up (None: no
+    # schedule): soft edges first, so a capsule feels the figure from farther away.
+    capsule_softness_start: float | None = None
     # DEVIATION(official): w_app·mean_k |c(I, T'_k) - c(I_ref, T'_ref,k)|₁, appearance identity
     # across frames: keypoint k keeps the colour under it (the frame smoothed over 3 and 7 px,
     # sampled at T'_k) from one frame of a clip to another. Clothes keep their colour while the
@@ -216,8 +219,9 @@ class TrainConfig:
                 f"w_capsule={self.w_capsule} draws the links as capsules with learned radii: set "
                 f"model.link_capsules=true"
             )
-        if self.capsule_softness <= 0:
-            raise PplEdgeError(f"capsule_softness must be positive, got {self.capsule_softness}")
+        for name in ("capsule_softness", "capsule_softness_start"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise PplEdgeError(f"{name} must be positive, got {getattr(self, name)}")
         if not 1 <= self.extremities <= 64:
             raise PplEdgeError(f"extremities must be in [1, 64], got {self.extremities}")
         if self.sep_sigma <= 0:
@@ -260,6 +264,15 @@ class TrainConfig:
     def mask_weight_late(self) -> float:
         """The mask weight after the warm-up stage."""
         return self.w_mask if self.w_mask_late is None else self.w_mask_late
+
+    def capsule_softness_at(self, step: int) -> float:
+        """τ (pixels) of the capsules' edges at 0-based ``step``."""
+        if self.capsule_softness_start is None or not self.mask_warmup_steps:
+            return self.capsule_softness
+        done = min(step / self.mask_warmup_steps, 1.0)
+        return self.capsule_softness_start + done * (
+            self.capsule_softness - self.capsule_softness_start
+        )
 
     def capsule_weight(self, stage: str) -> float:
         """``w_capsule``, after the warm-up scaled by w_mask_late / w_mask (when w_mask > 0)."""

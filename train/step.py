@@ -287,7 +287,7 @@ def train_step(
                 out["keypoints_warped"] = extra_kpts[: warped.shape[0]]
         links = core_model(model).connectivity
         if cfg.w_capsule > 0:
-            out["capsules"] = capsule_map(links, out["keypoints"], image.shape[-1], cfg)
+            out["capsules"] = capsule_map(links, out["keypoints"], image.shape[-1], cfg, step)
         terms = training_losses(
             out,
             image,
@@ -314,10 +314,10 @@ def train_step(
     return {k: v.detach().float() for k, v in terms.items()}
 
 
-def capsule_map(links, kpts: torch.Tensor, size: int, cfg: TrainConfig) -> torch.Tensor:
+def capsule_map(links, kpts: torch.Tensor, size: int, cfg: TrainConfig, step: int) -> torch.Tensor:
     """(B, 1, size, size) the links drawn as capsules for the ``w_capsule`` term, their edges
-    ``cfg.capsule_softness`` pixels wide."""
-    return links.capsules(kpts, size, cfg.capsule_softness * 2.0 / (size - 1))
+    ``cfg.capsule_softness_at(step)`` pixels wide."""
+    return links.capsules(kpts, size, cfg.capsule_softness_at(step) * 2.0 / (size - 1))
 
 
 def amp_setup(

@@ -454,3 +454,13 @@ def test_capsule_training_learns_the_radii_and_weighs_the_term_by_stage():
         expected = base + weight * terms["capsule"]
         assert terms["total"].item() == pytest.approx(float(expected), rel=1e-5)
     assert not torch.equal(radius0, model.connectivity.log_radius.detach())
+
+
+def test_capsule_edges_soften_at_the_start_and_sharpen_over_the_warm_up():
+    caps = {"w_capsule": 1.0, "model_overrides": {"link_capsules": True}}
+    fixed = TrainConfig(preset="tiny", capsule_softness=0.5, mask_warmup_steps=100, **caps)
+    assert fixed.capsule_softness_at(0) == fixed.capsule_softness_at(500) == 0.5
+    cfg = TrainConfig(preset="tiny", capsule_softness_start=2.0, mask_warmup_steps=100, **caps)
+    assert [cfg.capsule_softness_at(s) for s in (0, 50, 100, 900)] == [2.0, 1.25, 0.5, 0.5]
+    with pytest.raises(PplEdgeError, match="capsule_softness_start"):
+        TrainConfig(preset="tiny", capsule_softness_start=-1.0)
