@@ -153,6 +153,8 @@ class ClipRenderer:
         num_frames: frames the clip spans; placement keeps the whole clip in view (1 = a still).
         subjects: size of the cast the subject is drawn from (0: a new subject for every seed).
         scenes: number of scenes the background is drawn from (0: a new background every seed).
+        view: frame times whose union is placed to fill the crop (default: every frame of the
+            clip); frames outside them may be smaller or leave the crop.
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class ClipRenderer:
         num_frames: int = 1,
         subjects: int = SUBJECTS,
         scenes: int = SCENES,
+        view: Sequence[float] | None = None,
     ) -> None:
         if size < 8:
             raise PplEdgeError(f"synthetic image size must be >= 8 pixels, got {size}")
@@ -203,8 +206,8 @@ class ClipRenderer:
             background = render_background(rng, self.size)
         hi_size = (self.size * SUPERSAMPLE, self.size * SUPERSAMPLE)
         self.background = cv2.resize(background, hi_size, interpolation=cv2.INTER_NEAREST)
-        # placement: the union of all frames' extents fills `fill` of the crop
-        times = np.arange(num_frames, dtype=np.float64)
+        # placement: the union of the viewed frames' extents fills `fill` of the crop
+        times = np.arange(num_frames, dtype=np.float64) if view is None else np.asarray(view, float)
         pos = forward_kinematics(self.cat, self.motion, times)  # (T, J, 2)
         # radius of the disc drawn at each joint: its own bone's end and its children's starts
         radius = self.motion.widths1.copy()
@@ -315,9 +318,14 @@ def render_pair(
     clip_length: int = 32,
     max_gap: int = 16,
     min_gap: int = 1,
+    fit: str = "clip",
     **world,
 ) -> tuple[Sample, Sample]:
     """Two frames of one clip (same background and figure, different pose), deterministic by seed.
+
+    ``fit``: what fills the crop, as one pose fills a still's: the whole clip (``clip``: each
+    frame's figure is smaller than a still's, about 0.85 of its size for the humanoid) or the two
+    frames (``pair``: figures as large as the stills', the camera still fixed between them).
 
     Returns:
         (frame, reference): frames t1 and t2 with min_gap <= |t1 - t2| <= max_gap.
@@ -328,8 +336,10 @@ def render_pair(
         )
     if clip_length <= min_gap:
         raise PplEdgeError(f"clip_length {clip_length} leaves no frame pair {min_gap} frames apart")
+    if fit not in ("clip", "pair"):
+        raise PplEdgeError(f"fit must be 'clip' or 'pair', got {fit!r}")
     rng = np.random.default_rng(seed)
-    clip = ClipRenderer(category, size, [int(rng.integers(2**31))], num_frames=clip_length, **world)
+    clip_seed = [int(rng.integers(2**31))]
     max_gap = max(1, min(max_gap, clip_length - 1))
     t1 = int(rng.integers(clip_length))
     gaps = [
@@ -338,6 +348,8 @@ def render_pair(
     if not gaps:  # t1 in the middle of a short clip: take the farthest frame instead
         gaps = [-t1 if t1 >= clip_length - 1 - t1 else clip_length - 1 - t1]
     t2 = t1 + int(rng.choice(gaps))
+    view = (t1, t2) if fit == "pair" else None
+    clip = ClipRenderer(category, size, clip_seed, num_frames=clip_length, view=view, **world)
     return clip.render(t1), clip.render(t2)
 
 

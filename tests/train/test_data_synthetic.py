@@ -85,6 +85,28 @@ def test_render_pair_same_background_different_pose():
     assert np.abs(a.keypoints - b.keypoints).max() > 0.5
 
 
+def test_a_pair_fitted_like_a_still_shows_the_same_motion_larger():
+    areas = {"clip": [], "pair": []}
+    for seed in range(12):
+        clip = synthetic.render_pair("humanoid", 64, seed=seed, min_gap=4, fit="clip")
+        pair = synthetic.render_pair("humanoid", 64, seed=seed, min_gap=4, fit="pair")
+        for fit, frames in (("clip", clip), ("pair", pair)):
+            areas[fit].append(sum(f.mask.mean() for f in frames) / 2)
+        # the same two poses, seen by another fixed camera: one scale and offset map the joints
+        src = np.concatenate([clip[0].keypoints, clip[1].keypoints])
+        dst = np.concatenate([pair[0].keypoints, pair[1].keypoints])
+        design = np.concatenate([src, np.ones((len(src), 1))], 1)
+        coef, *_ = np.linalg.lstsq(design, dst, rcond=None)
+        assert np.abs(design @ coef - dst).max() < 1e-3
+        assert coef[0, 0] >= 1 - 1e-6 and abs(coef[0, 1]) < 1e-6  # enlarged, not rotated
+        # the two frames fill the crop as a still's pose does (FILL of its side, plus the radii)
+        joints = np.concatenate([f.keypoints for f in pair])
+        assert (joints.max(0) - joints.min(0)).max() <= 0.95 * 64
+    assert np.mean(areas["pair"]) > 1.1 * np.mean(areas["clip"])
+    with pytest.raises(PplEdgeError, match="fit"):
+        synthetic.render_pair("humanoid", 64, seed=0, fit="still")
+
+
 def test_dataset_items_follow_the_contract():
     from ppl_edge.train.data import build_dataset
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ppl_edge.errors import check_choice
 from ppl_edge.synth.render import (
     SCENES,
     SUBJECTS,
@@ -38,6 +39,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
             same pose, so the decoder could copy it instead of reading the keypoints).
         subjects, scenes: size of the cast and of the set of backgrounds (0: new for every item);
             see :mod:`ppl_edge.synth.render`.
+        fit: in video mode, what is placed to fill the crop: the whole clip (``clip``, so each
+            frame's figure is smaller than a still's) or the two frames (``pair``, figures the
+            size of the stills the evaluation scores); see :func:`render_pair`.
 
     Items:
         image (3, H, W) float32 RGB in [-1, 1]; keypoints (J, 2) float32 xy in [-1, 1] (beyond
@@ -58,6 +62,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         min_gap: int = 4,
         subjects: int = SUBJECTS,
         scenes: int = SCENES,
+        fit: str = "clip",
     ) -> None:
         self.category = get_category(category)
         self.img_size = int(img_size)
@@ -68,6 +73,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         self.clip_length = int(clip_length)
         self.max_gap = int(max_gap)
         self.min_gap = int(min_gap)
+        self.fit = check_choice(fit, ("clip", "pair"), "fit")
         self.world = {"subjects": int(subjects), "scenes": int(scenes)}
         self.skipped = 0  # never skips; kept for the common dataset interface
         self.joint_names = self.category.joint_names
@@ -94,6 +100,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
                 self.clip_length,
                 self.max_gap,
                 self.min_gap,
+                self.fit,
                 **self.world,
             )
         else:
