@@ -1,29 +1,17 @@
 """bench/bench_mask_terms.py: which layouts the mask terms prefer."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _bench_module():
-    path = ROOT / "bench" / "bench_mask_terms.py"
-    spec = importlib.util.spec_from_file_location("bench_mask_terms", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_capsule_term_prefers_the_true_skeleton_to_the_same_joints_moved():
+def test_the_capsule_term_prefers_the_true_skeleton_to_the_same_joints_moved(bench_script):
     from ppl_edge.train.data.synthetic import SyntheticDataset
     from ppl_edge.train.mask_losses import mask_distance_maps, mask_weight_map
 
-    bench = _bench_module()
+    bench = bench_script("bench_mask_terms")
     data = SyntheticDataset("humanoid", 32, "test", length=4)
     batch = torch.utils.data.default_collate([data[i] for i in range(4)])
     mask = batch["mask"]

@@ -1,26 +1,14 @@
 """bench/bench_supervised_bound.py: the ground-truth reference of the README's keypoint errors."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _bench_module():
-    path = ROOT / "bench" / "bench_supervised_bound.py"
-    spec = importlib.util.spec_from_file_location("bench_supervised_bound", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_side_matching_takes_the_nearer_of_the_two_sides():
-    bench = _bench_module()
+def test_side_matching_takes_the_nearer_of_the_two_sides(bench_script):
+    bench = bench_script("bench_supervised_bound")
     gt = torch.tensor([[[0.0, 0.0], [-0.5, 0.0], [0.5, 0.0]]]).repeat(2, 1, 1)
     perm = [0, 2, 1]  # joints 1 and 2 are a left / right pair
     pred = gt.clone()
@@ -41,8 +29,8 @@ def test_the_swap_permutation_pairs_the_humanoids_left_and_right_joints():
         assert names[j] == names[i].replace("l_", "#").replace("r_", "l_").replace("#", "r_")
 
 
-def test_a_few_steps_train_the_encoder_and_score_every_joint():
-    bench = _bench_module()
+def test_a_few_steps_train_the_encoder_and_score_every_joint(bench_script):
+    bench = bench_script("bench_supervised_bound")
     result = bench.train_bound("tiny", {"enc_skips": "true"}, steps=3, batch_size=4, n_test=8)
     assert result["overrides"] == {"enc_skips": "true"} and result["steps"] == 3
     assert set(result["per_joint"]) >= {"head", "l_wrist", "r_foot"}
@@ -50,8 +38,8 @@ def test_a_few_steps_train_the_encoder_and_score_every_joint():
     assert result["error"] == pytest.approx(sum(result["per_joint"].values()) / 19, rel=1e-5)
 
 
-def test_the_mask_input_shows_the_encoder_only_the_silhouette():
-    bench = _bench_module()
+def test_the_mask_input_shows_the_encoder_only_the_silhouette(bench_script):
+    bench = bench_script("bench_supervised_bound")
     image = torch.rand(2, 3, 8, 8) * 2 - 1
     mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
     batch = {"image": image, "mask": mask}
