@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, meta = load_model(args.checkpoint)
+    model, _ = load_model(args.checkpoint)
     size = model.cfg.img_size
     data = SyntheticDataset("humanoid", size, "test", length=args.images)
     batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
@@ -96,7 +96,8 @@ def main() -> None:
     with torch.no_grad():
         kpts = model(batch["image"], None)["keypoints"]
         links = model.connectivity
-        weights, keep = links.drawn_weights(), links.drawn_weights() > 0.01
+        weights = links.drawn_weights()
+        keep = weights > 0.01  # as Connectivity.capsules draws them
     common = (mask, geodesic, model.cfg.link_thickness, args.sep_sigma, args.iters)
     rows = {
         "ground truth": score_layout(batch["keypoints"], torch.ones(len(edges)), edges, *common),
