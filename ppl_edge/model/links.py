@@ -14,12 +14,29 @@ _CHUNK = 16  # links per chunk of the running max
 _CAPSULE_TOLERANCE = 0.01  # capsules of links below this share of max w are not drawn
 
 
-def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
-    """Squared distance of grid points to segments s -> s + d (all broadcastable)."""
-    # Projection parameter of each pixel on the segment, clamped: t<=0 -> start, t>=1 -> end.
+def _segment_projection(gx, gy, sx, sy, dx, dy) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, d²): where grid points project on segments s -> s + d, clamped to [0, 1] (t <= 0 ->
+    start, t >= 1 -> end), and their squared distance to the segments (all broadcastable)."""
     t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)
     t = t.clamp(0.0, 1.0)
-    return (gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2
+    return t, (gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2
+
+
+def _segment_dist2(gx, gy, sx, sy, dx, dy) -> torch.Tensor:
+    """Squared distance of grid points to segments s -> s + d (all broadcastable)."""
+    return _segment_projection(gx, gy, sx, sy, dx, dy)[1]
+
+
+def _winners(best: torch.Tensor, *per_link: torch.Tensor) -> list[torch.Tensor]:
+    """Each (B, L, 2) tensor of ``per_link`` at the winning link of every pixel, ``best``
+    (B, H·W): (B, H·W, 2) each."""
+    index = best.unsqueeze(-1).expand(-1, -1, 2)
+    return [t.gather(1, index) for t in per_link]
+
+
+def _flat_grid(gx: torch.Tensor, gy: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (1, 1, 1, W) and (1, 1, H, 1) grid axes as (1, H·W) rows, pixel by pixel."""
+    return gx.expand(1, 1, size, size).reshape(1, -1), gy.expand(1, 1, size, size).reshape(1, -1)
 
 
 def _running_max(heat, num_links: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,13 +96,8 @@ def rasterize_links(
     if not needs_grad:
         return best_val.unsqueeze(1)  # (B, 1, H, W)
     best = best.view(B, -1)  # (B, H·W) winning link per pixel
-
-    def pick(t):
-        return t.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, L, 2) -> (B, H·W, 2)
-
-    s, d = pick(start), pick(delta)
-    gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)
-    gyf = gy.expand(1, 1, size, size).reshape(1, -1)
+    s, d = _winners(best, start, delta)
+    gxf, gyf = _flat_grid(gx, gy, size)
     dist2 = _segment_dist2(gxf, gyf, s[..., 0], s[..., 1], d[..., 0], d[..., 1])  # (B, H·W)
     heat = torch.exp(-dist2 / thickness) * weights[best]  # (B, H·W)
     return heat.view(B, 1, size, size)
@@ -93,10 +105,8 @@ def rasterize_links(
 
 def _capsule(gx, gy, sx, sy, dx, dy, r0, r1, softness: float) -> torch.Tensor:
     """Soft occupancy of tapered capsules s -> s + d, radius r0 at s and r1 at s + d."""
-    t = ((gx - sx) * dx + (gy - sy) * dy) / (dx * dx + dy * dy + 1e-8)
-    t = t.clamp(0.0, 1.0)
-    dist = ((gx - sx - t * dx) ** 2 + (gy - sy - t * dy) ** 2 + 1e-12).sqrt()
-    return torch.sigmoid((r0 + t * (r1 - r0) - dist) / softness)
+    t, dist2 = _segment_projection(gx, gy, sx, sy, dx, dy)
+    return torch.sigmoid((r0 + t * (r1 - r0) - (dist2 + 1e-12).sqrt()) / softness)
 
 
 def rasterize_capsules(
@@ -143,11 +153,9 @@ def rasterize_capsules(
     if not torch.is_grad_enabled():
         return best_val.unsqueeze(1)
     best = best.view(B, -1)  # (B, H·W) winning link per pixel
-    s = start.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))  # (B, H·W, 2)
-    d = delta.gather(1, best.unsqueeze(-1).expand(-1, -1, 2))
+    s, d = _winners(best, start, delta)
     r = radii[best]  # (B, H·W, 2)
-    gxf = gx.expand(1, 1, size, size).reshape(1, -1)  # (1, H·W)
-    gyf = gy.expand(1, 1, size, size).reshape(1, -1)
+    gxf, gyf = _flat_grid(gx, gy, size)
     occupancy = _capsule(
         gxf, gyf, s[..., 0], s[..., 1], d[..., 0], d[..., 1], r[..., 0], r[..., 1], softness
     )
