@@ -42,6 +42,7 @@ NON_NEGATIVE = (
     "w_extremity",
     "w_capsule",
     "w_appearance",
+    "w_rigid",
 )
 
 
@@ -138,6 +139,12 @@ class TrainConfig:
     # unless appearance_gate is off.
     w_appearance: float = 0.0
     appearance_gate: bool = True
+    # DEVIATION(official): w_rig·Σ_l ŵ_l |ℓ_l(T') - ℓ_l(T'_ref)| / Σ_l ŵ_l, rigid bones across
+    # frames (ŵ the drawn link weights): a link's length stays the same from one frame of a clip
+    # to another, as a bone's does under a fixed camera, so a keypoint keeps its body part instead
+    # of its place in the figure; W moves its weight to the links that stay rigid. Needs a
+    # reference frame per item; costs one more φ_enc pass per item.
+    w_rigid: float = 0.0
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
     # (DEVIATION(seed 003): links along the limbs instead of across the body).
     mask_target: Literal["silhouette", "medial"] = "silhouette"
@@ -260,6 +267,11 @@ class TrainConfig:
             or self.w_capsule > 0
             or bool(self.w_mask_late)
         )
+
+    @property
+    def uses_frame_keypoints(self) -> bool:
+        """True when a term compares the keypoints of two frames of a clip (one more φ_enc pass)."""
+        return self.w_appearance > 0 or self.w_rigid > 0
 
     def mask_weight_late(self) -> float:
         """The mask weight after the warm-up stage."""

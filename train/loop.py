@@ -116,6 +116,7 @@ def progress_text(row: dict[str, Any]) -> str:
         "coverage",
         "extremity",
         "appearance",
+        "rigid",
         "supervised",
     ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]

@@ -207,12 +207,13 @@ def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator,
     randomly flipped together (labels mirrored with the template's left / right swap)."""
     image = batch["image"].to(device, non_blocking=True)
     ref = batch.get("reference")
-    if cfg.w_appearance > 0 and ref is None:
-        raise PplEdgeError(
-            f"w_appearance > 0 compares two frames of a clip, but {cfg.data!r} gives no "
-            f"'reference' frame per item (use a synthetic clip or video:PATH); set w_appearance=0"
-        )
-    wants_ref = cfg.reference == "frame" or cfg.w_appearance > 0
+    for name in ("w_appearance", "w_rigid"):
+        if getattr(cfg, name) > 0 and ref is None:
+            raise PplEdgeError(
+                f"{name} > 0 compares two frames of a clip, but {cfg.data!r} gives no "
+                f"'reference' frame per item (use a synthetic clip or video:PATH); set {name}=0"
+            )
+    wants_ref = cfg.reference == "frame" or cfg.uses_frame_keypoints
     ref = ref.to(device, non_blocking=True) if ref is not None and wants_ref else None
     mask = None
     if cfg.uses_masks:
@@ -276,11 +277,11 @@ def train_step(
         warped = warp_images(image, theta.to(device))
         warp = warp.to(device)
     extra = warped  # every extra φ_enc input goes through one forward (DDP sees one graph)
-    if cfg.w_appearance > 0:
+    if cfg.uses_frame_keypoints:
         extra = ref if warped is None else torch.cat([warped, ref])
     with autocast:
         out = model(image, reference, extra)
-        if cfg.w_appearance > 0:
+        if cfg.uses_frame_keypoints:
             extra_kpts = out.pop("keypoints_warped")
             out["keypoints_ref"] = extra_kpts[-ref.shape[0] :]
             if warped is not None:
@@ -302,6 +303,7 @@ def train_step(
             order,
             sup,
             ref,
+            links.drawn_weights() if cfg.w_rigid > 0 else None,
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
