@@ -129,6 +129,9 @@ class TrainConfig:
     # τ at step 0, falling linearly to capsule_softness by the end of the warm-up (None: no
     # schedule): soft edges first, so a capsule feels the figure from farther away.
     capsule_softness_start: float | None = None
+    # How the capsules make one drawing: the strongest under each pixel (``max``) or
+    # 1 - Π(1 - w·occupancy) (``soft``: every link under a pixel learns, not only the winner).
+    capsule_union: Literal["max", "soft"] = "max"
     # DEVIATION(official): w_app·mean_k |c(I, T'_k) - c(I_ref, T'_ref,k)|₁, appearance identity
     # across frames: keypoint k keeps the colour under it (the frame smoothed over 3 and 7 px,
     # sampled at T'_k) from one frame of a clip to another. Clothes keep their colour while the
@@ -187,6 +190,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
         check_choice(self.mask_target, ("silhouette", "medial"), "mask_target")
+        check_choice(self.capsule_union, ("max", "soft"), "capsule_union")
         for name in ("batch_size", "max_steps", "ckpt_interval", "log_interval"):
             if getattr(self, name) <= 0:
                 raise PplEdgeError(f"{name} must be a positive integer, got {getattr(self, name)}")

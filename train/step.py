@@ -318,8 +318,9 @@ def train_step(
 
 def capsule_map(links, kpts: torch.Tensor, size: int, cfg: TrainConfig, step: int) -> torch.Tensor:
     """(B, 1, size, size) the links drawn as capsules for the ``w_capsule`` term, their edges
-    ``cfg.capsule_softness_at(step)`` pixels wide."""
-    return links.capsules(kpts, size, cfg.capsule_softness_at(step) * 2.0 / (size - 1))
+    ``cfg.capsule_softness_at(step)`` pixels wide, joined by ``cfg.capsule_union``."""
+    softness = cfg.capsule_softness_at(step) * 2.0 / (size - 1)
+    return links.capsules(kpts, size, softness, cfg.capsule_union)
 
 
 def amp_setup(

@@ -116,6 +116,7 @@ def rasterize_capsules(
     radii: torch.Tensor,
     size: int,
     softness: float,
+    union: str = "max",
 ) -> torch.Tensor:
     """Silhouette drawn by the links as tapered capsules: C(g) = max_l w_l σ((r_l(t) - d_l(g)) / τ).
 
@@ -132,9 +133,12 @@ def rasterize_capsules(
         radii: (L, 2) radius at each link's first and second keypoint, normalised units.
         size: output side in pixels.
         softness: τ, the edge's width in normalised units.
+        union: ``max`` (above) or ``soft``: C(g) = 1 - Π_l (1 - w_l σ_l(g)) (weights in [0, 1]),
+            where every link under a pixel gets a gradient, not only the strongest; it holds the
+            (B, L, H, W) occupancies for autograd.
 
     Returns:
-        C: (B, 1, size, size) in [0, max w].
+        C: (B, 1, size, size) in [0, max w] (``soft``: [0, 1]).
     """
     B = kpts.shape[0]
     axis = torch.linspace(-1.0, 1.0, size, device=kpts.device, dtype=kpts.dtype)
@@ -149,6 +153,11 @@ def rasterize_capsules(
         occupancy = _capsule(gx, gy, sx, sy, dx, dy, r0, r1, softness)
         return occupancy * weights[links].view(1, -1, 1, 1)
 
+    if union == "soft":
+        miss = torch.log1p(-heat(slice(None)).clamp(max=1.0 - 1e-6)).sum(1, keepdim=True)
+        return -torch.expm1(miss)  # 1 - Π (1 - w σ), (B, 1, H, W)
+    if union != "max":
+        raise ValueError(f"union must be 'max' or 'soft', got {union!r}")
     best_val, best = _running_max(heat, pairs.shape[0])
     if not torch.is_grad_enabled():
         return best_val.unsqueeze(1)
@@ -301,14 +310,22 @@ class Connectivity(nn.Module):
         """() the largest value S can take: max of :meth:`drawn_weights` (with gradient)."""
         return self.drawn_weights().amax(dim=0)
 
-    def capsules(self, kpts: torch.Tensor, size: int, softness: float) -> torch.Tensor:
-        """The figure drawn as tapered capsules along the links (:func:`rasterize_capsules`), with
-        the weights S is drawn with; needs ``link_capsules``. (B, 1, size, size)."""
+    def capsules(
+        self, kpts: torch.Tensor, size: int, softness: float, union: str = "max"
+    ) -> torch.Tensor:
+        """The figure drawn as tapered capsules along the links (:func:`rasterize_capsules`, its
+        ``union``), with the weights S is drawn with; needs ``link_capsules``.
+
+        Returns:
+            (B, 1, size, size).
+        """
         if not hasattr(self, "log_radius"):
             raise ValueError("capsules need ModelConfig.link_capsules=true (the link radii)")
         weights, pairs, radii = self.drawn_weights(), self.pairs, self.log_radius.exp()
         keep = keep_links(weights.detach(), _CAPSULE_TOLERANCE)  # changes C by <= 1 % of max w
-        return rasterize_capsules(kpts, weights[keep], pairs[keep], radii[keep], size, softness)
+        return rasterize_capsules(
+            kpts, weights[keep], pairs[keep], radii[keep], size, softness, union
+        )
 
     def matrix(self) -> torch.Tensor:
         """(N, N) symmetric W with a zero diagonal, for pictures and the exported skeleton."""

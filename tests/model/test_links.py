@@ -207,6 +207,41 @@ def test_capsules_match_the_dense_reference_in_values_and_gradients(setup):
         assert torch.allclose(fast.grad, dense.grad, atol=1e-4, rtol=1e-4)
 
 
+def test_the_soft_union_is_one_minus_the_product_of_misses_and_teaches_every_link(setup):
+    kpts, weights, pairs = setup
+    weights = weights / weights.max()
+    radii = torch.rand(len(pairs), 2, generator=torch.Generator().manual_seed(2)) * 0.2 + 0.05
+    per_link = [
+        dense_capsules(kpts, weights[i : i + 1], pairs[i : i + 1], radii[i : i + 1], 24, 0.05)
+        for i in range(len(pairs))
+    ]
+    expected = 1 - torch.stack([1 - c for c in per_link]).prod(0)
+    soft = rasterize_capsules(kpts, weights, pairs, radii, 24, 0.05, union="soft")
+    assert torch.allclose(soft, expected, atol=1e-5)
+    assert (soft >= dense_capsules(kpts, weights, pairs, radii, 24, 0.05) - 1e-6).all()
+    # one link alone: the same drawing either way
+    one = [t[:1] for t in (weights, pairs, radii)]
+    assert torch.allclose(
+        rasterize_capsules(kpts, *one[:2], one[2], 24, 0.05, union="soft"),
+        rasterize_capsules(kpts, *one[:2], one[2], 24, 0.05),
+        atol=1e-6,
+    )
+    # two equal capsules on top of each other: the max teaches one of them, the soft union both
+    twin = torch.tensor([[[-0.5, 0.0], [0.5, 0.0], [-0.5, 0.0], [0.5, 0.0]]])
+    grads = {}
+    for union in ("max", "soft"):
+        w = torch.full((2,), 0.8, requires_grad=True)
+        caps = rasterize_capsules(
+            twin, w, torch.tensor([[0, 1], [2, 3]]), torch.full((2, 2), 0.2), 24, 0.05, union=union
+        )
+        caps.sum().backward()
+        grads[union] = w.grad
+    assert grads["max"][1].item() == 0 and grads["max"][0].item() > 0
+    assert grads["soft"][0].item() > 0 and grads["soft"][1].item() > 0
+    with pytest.raises(ValueError, match="union must be 'max' or 'soft'"):
+        rasterize_capsules(kpts, weights, pairs, radii, 24, 0.05, union="mean")
+
+
 def test_a_capsule_covers_the_pixels_within_its_radius_tapering_along_the_link():
     size = 33
     step = 2.0 / (size - 1)

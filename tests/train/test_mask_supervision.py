@@ -464,3 +464,21 @@ def test_capsule_edges_soften_at_the_start_and_sharpen_over_the_warm_up():
     assert [cfg.capsule_softness_at(s) for s in (0, 50, 100, 900)] == [2.0, 1.25, 0.5, 0.5]
     with pytest.raises(PplEdgeError, match="capsule_softness_start"):
         TrainConfig(preset="tiny", capsule_softness_start=-1.0)
+
+
+def test_the_training_capsules_are_joined_as_the_config_says():
+    from ppl_edge.train.step import capsule_map
+
+    with pytest.raises(PplEdgeError, match="capsule_union"):
+        TrainConfig(preset="tiny", capsule_union="mean")
+    caps = {"w_capsule": 1.0, "model_overrides": {"link_capsules": True, "link_normalize": True}}
+    torch.manual_seed(0)
+    model = PoseModel(TrainConfig(preset="tiny", **caps).model_config())
+    kpts = torch.rand(2, model.cfg.num_keypoints, 2) * 1.2 - 0.6
+    drawn = {}
+    for union in ("max", "soft"):
+        cfg = TrainConfig(preset="tiny", capsule_union=union, **caps)
+        drawn[union] = capsule_map(model.connectivity, kpts, 16, cfg, step=0)
+    # overlapping capsules add up in the soft union, never beyond 1
+    assert (drawn["soft"] >= drawn["max"] - 1e-6).all() and drawn["soft"].max() <= 1
+    assert (drawn["soft"] - drawn["max"]).max() > 0.05
