@@ -1,4 +1,5 @@
-"""Appearance identity across frames (``w_appearance``): the term, its gradient, its wiring."""
+"""Appearance identity across frames (``w_appearance``): the term, its gradient, its wiring; and the
+wiring of both two-frame terms (``w_appearance``, ``w_rigid``) into a training step."""
 
 import pytest
 import torch
@@ -51,8 +52,9 @@ def _clip_batch(b: int = 4, size: int = 32) -> dict:
     return {"image": image, "reference": image.roll(3, dims=-1)}
 
 
-def test_train_step_adds_the_term_and_keeps_the_equivariance_pairs():
-    cfg = TrainConfig(preset="tiny", batch_size=4, w_appearance=2.0, w_equivariance=1.0)
+@pytest.mark.parametrize("term", ["appearance", "rigid"])
+def test_train_step_adds_a_two_frame_term_and_keeps_the_equivariance_pairs(term):
+    cfg = TrainConfig(preset="tiny", batch_size=4, w_equivariance=1.0, **{f"w_{term}": 2.0})
     torch.manual_seed(0)
     model = PoseModel(cfg.model_config())
     terms = train_step(
@@ -63,22 +65,23 @@ def test_train_step_adds_the_term_and_keeps_the_equivariance_pairs():
         pixel_loss,
         torch.Generator().manual_seed(1),
     )
-    assert terms["appearance"].item() > 0 and terms["equivariance"].item() > 0
+    assert terms[term].item() > 0 and terms["equivariance"].item() > 0
     expected = (
         terms["reconstruction"]
         + terms["boundary"]
         + 100 * terms["consistency"]
         + terms["commit"]
-        + 2.0 * terms["appearance"]
+        + 2.0 * terms[term]
         + terms["equivariance"]
     )
     assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_the_term_is_refused_without_a_reference_frame_and_with_a_negative_weight():
-    cfg = TrainConfig(preset="tiny", batch_size=4, w_appearance=1.0)
+@pytest.mark.parametrize("term", ["appearance", "rigid"])
+def test_a_two_frame_term_is_refused_without_a_reference_frame_and_with_a_negative_weight(term):
+    cfg = TrainConfig(preset="tiny", batch_size=4, **{f"w_{term}": 1.0})
     model = PoseModel(cfg.model_config())
-    with pytest.raises(PplEdgeError, match="no 'reference' frame per item"):
+    with pytest.raises(PplEdgeError, match=f"w_{term} > 0 .* no 'reference' frame per item"):
         train_step(
             model,
             {"image": _clip_batch()["image"]},
@@ -87,8 +90,8 @@ def test_the_term_is_refused_without_a_reference_frame_and_with_a_negative_weigh
             pixel_loss,
             torch.Generator().manual_seed(0),
         )
-    with pytest.raises(PplEdgeError, match="w_appearance must be >= 0"):
-        TrainConfig(w_appearance=-1.0)
+    with pytest.raises(PplEdgeError, match=f"w_{term} must be >= 0"):
+        TrainConfig(**{f"w_{term}": -1.0})
 
 
 def test_with_a_mask_a_keypoint_on_the_unchanging_background_costs_a_full_mismatch():

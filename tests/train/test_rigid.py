@@ -1,5 +1,6 @@
-"""Rigid bones across frames (``w_rigid``): the term, its gradients, its wiring, and the synthetic
-world it relies on (bones keep their length between frames of a clip, other joint pairs do not)."""
+"""Rigid bones across frames (``w_rigid``): the term, its gradients, and the synthetic world it
+relies on (bones keep their length between frames of a clip, other joint pairs do not). Its wiring
+into a training step is tested with the appearance term's (``test_appearance.py``)."""
 
 import itertools
 
@@ -7,12 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ppl_edge.errors import PplEdgeError
-from ppl_edge.model.ppl import PoseModel
 from ppl_edge.synth.render import get_category, item_seed, render_pair
-from ppl_edge.train.config import TrainConfig
-from ppl_edge.train.losses import pixel_loss, rigidity_loss
-from ppl_edge.train.step import build_optimizer, train_step
+from ppl_edge.train.losses import rigidity_loss
 
 PAIRS = torch.tensor([[0, 1], [0, 2], [1, 2]])
 
@@ -67,49 +64,3 @@ def test_bones_of_the_synthetic_humanoid_keep_their_length_between_frames_of_a_c
     is_bone = np.array([p in bones for p in pairs])
     assert change[is_bone].mean() < 0.03  # foreshortening only
     assert change[~is_bone].mean() > 3 * change[is_bone].mean()
-
-
-def _clip_batch(b: int = 4, size: int = 32) -> dict:
-    torch.manual_seed(0)
-    image = torch.rand(b, 3, size, size) * 2 - 1
-    return {"image": image, "reference": image.roll(3, dims=-1)}
-
-
-def test_train_step_adds_the_term_to_the_objective():
-    cfg = TrainConfig(preset="tiny", batch_size=4, w_rigid=3.0, w_equivariance=1.0)
-    torch.manual_seed(0)
-    model = PoseModel(cfg.model_config())
-    terms = train_step(
-        model,
-        _clip_batch(),
-        build_optimizer(model, cfg),
-        cfg,
-        pixel_loss,
-        torch.Generator().manual_seed(1),
-    )
-    assert terms["rigid"].item() > 0 and terms["equivariance"].item() > 0
-    expected = (
-        terms["reconstruction"]
-        + terms["boundary"]
-        + 100 * terms["consistency"]
-        + terms["commit"]
-        + 3.0 * terms["rigid"]
-        + terms["equivariance"]
-    )
-    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_the_term_is_refused_without_a_reference_frame_and_with_a_negative_weight():
-    cfg = TrainConfig(preset="tiny", batch_size=4, w_rigid=1.0)
-    model = PoseModel(cfg.model_config())
-    with pytest.raises(PplEdgeError, match="w_rigid > 0 compares two frames of a clip"):
-        train_step(
-            model,
-            {"image": _clip_batch()["image"]},
-            build_optimizer(model, cfg),
-            cfg,
-            pixel_loss,
-            torch.Generator().manual_seed(0),
-        )
-    with pytest.raises(PplEdgeError, match="w_rigid must be >= 0"):
-        TrainConfig(w_rigid=-1.0)
