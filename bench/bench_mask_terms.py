@@ -24,7 +24,7 @@ import torch
 
 from ppl_edge.checkpoint import load_model
 from ppl_edge.fileio import atomic_write_bytes
-from ppl_edge.model.links import rasterize_capsules, rasterize_links
+from ppl_edge.model.links import CAPSULE_TOLERANCE, keep_links, rasterize_capsules, rasterize_links
 from ppl_edge.train.data.synthetic import SyntheticDataset
 from ppl_edge.train.losses import separation_loss
 from ppl_edge.train.mask_losses import (
@@ -97,7 +97,7 @@ def main() -> None:
         kpts = model(batch["image"], None)["keypoints"]
         links = model.connectivity
         weights = links.drawn_weights()
-        keep = weights > 0.01  # as Connectivity.capsules draws them
+        keep = keep_links(weights, CAPSULE_TOLERANCE)  # as Connectivity.capsules draws them
     common = (mask, geodesic, model.cfg.link_thickness, args.sep_sigma, args.iters)
     rows = {
         "ground truth": score_layout(batch["keypoints"], torch.ones(len(edges)), edges, *common),

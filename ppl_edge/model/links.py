@@ -11,7 +11,7 @@ from torch import nn
 from ppl_edge.model.config import ModelConfig
 
 _CHUNK = 16  # links per chunk of the running max
-_CAPSULE_TOLERANCE = 0.01  # capsules of links below this share of max w are not drawn
+CAPSULE_TOLERANCE = 0.01  # capsules of links below this share of max w are not drawn
 
 
 def _segment_projection(gx, gy, sx, sy, dx, dy) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,7 +322,7 @@ class Connectivity(nn.Module):
         if not hasattr(self, "log_radius"):
             raise ValueError("capsules need ModelConfig.link_capsules=true (the link radii)")
         weights, pairs, radii = self.drawn_weights(), self.pairs, self.log_radius.exp()
-        keep = keep_links(weights.detach(), _CAPSULE_TOLERANCE)  # changes C by <= 1 % of max w
+        keep = keep_links(weights.detach(), CAPSULE_TOLERANCE)  # changes C by <= 1 % of max w
         return rasterize_capsules(
             kpts, weights[keep], pairs[keep], radii[keep], size, softness, union
         )
