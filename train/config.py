@@ -43,6 +43,8 @@ NON_NEGATIVE = (
     "w_capsule",
     "w_appearance",
     "w_rigid",
+    "w_flow",
+    "flow_gap",
 )
 
 
@@ -148,6 +150,15 @@ class TrainConfig:
     # of its place in the figure; W moves its weight to the links that stay rigid. Needs a
     # reference frame per item; costs one more φ_enc pass per item.
     w_rigid: float = 0.0
+    # DEVIATION(official): w_flow·mean_k |T'_near,k - T'_k - F(T'_k)|, keypoints move with the
+    # image: F is the optical flow (OpenCV DIS, from the frames alone) from the frame to one
+    # ``flow_gap`` frames away, sampled at each keypoint. A keypoint on a wrist follows the
+    # wrist; one that keeps a place in the figure (its topmost point: the head, then a raised
+    # hand) jumps against the flow. Equivariance under the body's own motion, where the
+    # equivariance term only sees warps of the whole image. Needs items with ``near`` and
+    # ``flow`` (synthetic data: set here; a video's next frames); one more φ_enc pass per item.
+    w_flow: float = 0.0
+    flow_gap: float = 2.0  # frames between the frame and its flow partner (synthetic clips)
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
     # (DEVIATION(seed 003): links along the limbs instead of across the body).
     mask_target: Literal["silhouette", "medial"] = "silhouette"
@@ -276,6 +287,11 @@ class TrainConfig:
     def uses_frame_keypoints(self) -> bool:
         """True when a term compares the keypoints of two frames of a clip (one more φ_enc pass)."""
         return self.w_appearance > 0 or self.w_rigid > 0
+
+    @property
+    def uses_flow(self) -> bool:
+        """True when the flow term needs a nearby frame and the flow to it (one more φ_enc pass)."""
+        return self.w_flow > 0
 
     def mask_weight_late(self) -> float:
         """The mask weight after the warm-up stage."""

@@ -14,6 +14,7 @@ uninterrupted run would.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import sys
@@ -82,14 +83,18 @@ def build_train_dataset(cfg: TrainConfig, img_size: int):
     **cfg.data_options)``.
 
     With ``reference=frame`` synthetic data is rendered as clips (``video=True``) so every item
-    carries a second frame of the same clip.
+    carries a second frame of the same clip; with ``w_flow`` also a third one ``flow_gap``
+    frames from the first, and the optical flow to it.
     """
-    from ppl_edge.train.data import build_dataset, parse_spec
+    from ppl_edge.train.data import build_dataset, loader_class, parse_spec
 
     kwargs: dict[str, Any] = {"length": cfg.data_length} if cfg.data_length is not None else {}
     kwargs.update(cfg.data_options)
-    if cfg.reference == "frame" and parse_spec(cfg.data)[0] == "synthetic":
+    kind = parse_spec(cfg.data)[0]
+    if (cfg.reference == "frame" or cfg.uses_flow) and kind == "synthetic":
         kwargs["video"] = True
+    if cfg.uses_flow and "flow_gap" in inspect.signature(loader_class(kind)).parameters:
+        kwargs.setdefault("flow_gap", cfg.flow_gap)
     return build_dataset(cfg.data, img_size, split="train", seed=cfg.seed, **kwargs)
 
 
@@ -117,6 +122,7 @@ def progress_text(row: dict[str, Any]) -> str:
         "extremity",
         "appearance",
         "rigid",
+        "flow",
         "supervised",
     ]
     parts = [f"{k[:5]}={row[k]:.4g}" for k in keys if k in row]
@@ -136,6 +142,11 @@ def _check_dataset(dataset, img_size: int, cfg: TrainConfig) -> None:
         raise PplEdgeError(
             f"reference=frame needs items with a 'reference' frame; {cfg.data!r} "
             f"gives {sorted(item)}; use reference=mask"
+        )
+    if cfg.uses_flow and not {"near", "flow"} <= set(item):
+        raise PplEdgeError(
+            f"w_flow > 0 needs items with a 'near' frame and the 'flow' to it; {cfg.data!r} "
+            f"gives {sorted(item)}; use a synthetic clip or set w_flow=0"
         )
     if cfg.uses_masks and "mask" not in item:
         raise PplEdgeError(

@@ -203,8 +203,9 @@ def core_model(model: torch.nn.Module) -> PoseModel:
 
 
 def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator, device):
-    """(image, reference frame or None, mask or None, [labels, weights] or None) on ``device``,
-    randomly flipped together (labels mirrored with the template's left / right swap)."""
+    """(image, reference frame or None, mask or None, [labels, weights] or None, (near frame,
+    flow to it) or None) on ``device``, randomly flipped together (labels mirrored with the
+    template's left / right swap, the flow's x negated)."""
     image = batch["image"].to(device, non_blocking=True)
     ref = batch.get("reference")
     for name in ("w_appearance", "w_rigid"):
@@ -223,15 +224,39 @@ def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator,
                 f"{cfg.data!r} gives {sorted(batch)}; set w_mask=0 w_attraction=0"
             )
         mask = batch["mask"].to(device, non_blocking=True)
+    near = flow = None
+    if cfg.uses_flow:
+        if "near" not in batch or "flow" not in batch:
+            raise PplEdgeError(
+                f"w_flow > 0 needs a 'near' frame and its 'flow' per item, but {cfg.data!r} "
+                f"gives {sorted(batch)}; set w_flow=0"
+            )
+        near = batch["near"].to(device, non_blocking=True)
+        flow = batch["flow"].to(device, non_blocking=True)
     sup = None
     if cfg.label_fraction > 0 and "sup_joints" in batch:
         sup = [batch["sup_joints"].to(device), batch["sup_weight"].to(device)]
     if cfg.hflip:
         flip = hflip_draw(image.shape[0], gen).to(device)
-        image, ref, mask = apply_hflip(flip, image, ref, mask)
+        image, ref, mask, near, flow = apply_hflip(flip, image, ref, mask, near, flow)
+        if flow is not None:
+            sign = torch.where(flip, -1.0, 1.0).to(flow.dtype)
+            flow = torch.cat([flow[:, :1] * sign.view(-1, 1, 1, 1), flow[:, 1:]], 1)
         if sup is not None:
             sup[0] = mirror_labels(sup[0], flip, mirror_order(model))
-    return image, ref, mask, sup
+    return image, ref, mask, sup, None if near is None else (near, flow)
+
+
+def _extra_inputs(cfg: TrainConfig, warped, ref, near) -> dict[str, torch.Tensor]:
+    """The images φ_enc also reads this step, by the key of ``out`` their keypoints go to (all in
+    one forward, so DDP sees one graph): the warped frames, the reference frames, the near
+    frames."""
+    parts = {
+        "keypoints_warped": warped,
+        "keypoints_ref": ref if cfg.uses_frame_keypoints else None,
+        "keypoints_near": None if near is None else near[0],
+    }
+    return {k: v for k, v in parts.items() if v is not None}
 
 
 def train_step(
@@ -260,7 +285,7 @@ def train_step(
         every loss term as a detached () tensor (``total`` included); no host sync happens here.
     """
     device = next(model.parameters()).device
-    image, ref, mask, sup = _batch_on_device(model, batch, cfg, gen, device)
+    image, ref, mask, sup, near = _batch_on_device(model, batch, cfg, gen, device)
     stage = cfg.stage(step)
     set_stage_lr(optimizer, cfg, stage)
     reference = make_reference(image, ref, cfg, gen) if stage == "full" else None
@@ -276,16 +301,12 @@ def train_step(
             order = order.to(device)
         warped = warp_images(image, theta.to(device))
         warp = warp.to(device)
-    extra = warped  # every extra φ_enc input goes through one forward (DDP sees one graph)
-    if cfg.uses_frame_keypoints:
-        extra = ref if warped is None else torch.cat([warped, ref])
+    parts = _extra_inputs(cfg, warped, ref, near)
     with autocast:
-        out = model(image, reference, extra)
-        if cfg.uses_frame_keypoints:
-            extra_kpts = out.pop("keypoints_warped")
-            out["keypoints_ref"] = extra_kpts[-ref.shape[0] :]
-            if warped is not None:
-                out["keypoints_warped"] = extra_kpts[: warped.shape[0]]
+        out = model(image, reference, torch.cat(list(parts.values())) if parts else None)
+        if parts:
+            sizes = [v.shape[0] for v in parts.values()]
+            out.update(zip(parts, out.pop("keypoints_warped").split(sizes)))
         links = core_model(model).connectivity
         if cfg.w_capsule > 0:
             out["capsules"] = capsule_map(links, out["keypoints"], image.shape[-1], cfg, step)
@@ -304,6 +325,7 @@ def train_step(
             sup,
             ref,
             links.drawn_weights() if cfg.w_rigid > 0 else None,
+            None if near is None else near[1],
         )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:

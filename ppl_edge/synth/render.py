@@ -15,7 +15,8 @@ it leaves the frame or when a nearer bone covers it. Everything is decided by th
 seed always gives the same image.
 
 Public API: :func:`render_sample` (one still image), :func:`render_pair` (two frames of one clip),
-:func:`render_clip` (a video), and :class:`ClipRenderer` for frame-by-frame access.
+:func:`render_pair_near` (the same two and a third frame near the first), :func:`render_clip` (a
+video), and :class:`ClipRenderer` for frame-by-frame access.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 
 from ppl_edge.errors import PplEdgeError, check_choice
 from ppl_edge.synth.backgrounds import render_background
+from ppl_edge.synth.draw import FIXED, SHIFT, capsules, fill_capsule
 from ppl_edge.synth.poses import far_side_mask, forward_kinematics, sample_motion, sample_shape
 from ppl_edge.synth.skeletons import (  # noqa: F401  (re-exported constants)
     BIRD_EDGES,
@@ -45,8 +47,6 @@ from ppl_edge.synth.skeletons import (  # noqa: F401  (re-exported constants)
 )
 
 SUPERSAMPLE = 2  # render at 2x, downsample with INTER_AREA
-_SHIFT = 4  # cv2 sub-pixel bits
-_FIXED = float(1 << _SHIFT)
 Seed = int | Sequence[int]
 SUBJECTS = 8  # the cast: subjects with a fixed appearance each (Human3.6M has 7 with labels)
 SCENES = 4  # backgrounds the subjects are filmed in
@@ -106,41 +106,6 @@ def _palette(cat: Category, rng: np.random.Generator, far: np.ndarray) -> np.nda
         r, gr, b = colorsys.hsv_to_rgb(h % 1.0, sat, v)
         colors[i] = (b * 255, gr * 255, r * 255)
     return colors
-
-
-def _capsules(p0: np.ndarray, p1: np.ndarray, r0: np.ndarray, r1: np.ndarray) -> list:
-    """Fixed-point geometry of tapered capsules for cv2 (all bones at once).
-
-    Args:
-        p0, p1: (B, 2) end points in render pixels; r0, r1: (B,) end radii.
-
-    Returns:
-        B tuples ``(centre0, centre1, radius0, radius1, quad (4, 2) int32)`` in 1/16 pixels.
-    """
-    d = p1 - p0
-    n = (
-        np.stack([-d[:, 1], d[:, 0]], axis=1)
-        / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
-    )
-    quad = np.stack(
-        [p0 + n * r0[:, None], p1 + n * r1[:, None], p1 - n * r1[:, None], p0 - n * r0[:, None]],
-        axis=1,
-    )  # (B, 4, 2)
-    quad = np.round(quad * _FIXED).astype(np.int32)
-    c0 = np.round(p0 * _FIXED).astype(np.int64).tolist()
-    c1 = np.round(p1 * _FIXED).astype(np.int64).tolist()
-    rr0 = np.round(r0 * _FIXED).astype(np.int64).tolist()
-    rr1 = np.round(r1 * _FIXED).astype(np.int64).tolist()
-    return list(zip(c0, c1, rr0, rr1, quad))
-
-
-def _fill_capsule(img: np.ndarray, geometry: tuple, color, aa: bool) -> None:
-    """Draw one filled tapered capsule (geometry from :func:`_capsules`) into ``img``."""
-    c0, c1, r0, r1, quad = geometry
-    line = cv2.LINE_AA if aa else cv2.LINE_8
-    cv2.circle(img, c0, r0, color, -1, line, _SHIFT)
-    cv2.circle(img, c1, r1, color, -1, line, _SHIFT)
-    cv2.fillConvexPoly(img, quad, color, line, _SHIFT)
 
 
 class ClipRenderer:
@@ -245,17 +210,17 @@ class ClipRenderer:
         p0, p1 = q[self.cat.parents[bones]], q[bones]  # (B, 2) each
         r0, r1 = r0[bones], r1[bones]
         shift = self.light * 0.3  # shading layers move toward the light
-        outline = _capsules(p0, p1, r0, r1)
-        body = _capsules(p0 + shift * r0[:, None], p1 + shift * r1[:, None], r0 * 0.72, r1 * 0.72)
-        glint = _capsules(
+        outline = capsules(p0, p1, r0, r1)
+        body = capsules(p0 + shift * r0[:, None], p1 + shift * r1[:, None], r0 * 0.72, r1 * 0.72)
+        glint = capsules(
             p0 + 2 * shift * r0[:, None], p1 + 2 * shift * r1[:, None], r0 * 0.3, r1 * 0.3
         )
         for k, j in enumerate(bones.tolist()):
             base = self.colors[j]
-            _fill_capsule(ids, outline[k], j, aa=False)
-            _fill_capsule(img, outline[k], (base * 0.55).tolist(), aa=True)
-            _fill_capsule(img, body[k], base.tolist(), aa=True)
-            _fill_capsule(img, glint[k], np.minimum(base * 1.2 + 25.0, 255.0).tolist(), aa=True)
+            fill_capsule(ids, outline[k], j, aa=False)
+            fill_capsule(img, outline[k], (base * 0.55).tolist(), aa=True)
+            fill_capsule(img, body[k], base.tolist(), aa=True)
+            fill_capsule(img, glint[k], np.minimum(base * 1.2 + 25.0, 255.0).tolist(), aa=True)
             if self.bands:
                 self._draw_bands(img, p0[k], p1[k], r0[k], r1[k], (base * 0.45).tolist())
         mask_hi = (ids > 0).astype(np.float32)
@@ -279,9 +244,9 @@ class ClipRenderer:
         for k in range(self.band_count):
             u = (k + 0.5) / self.band_count
             c, r = p0 + u * d, (1 - u) * r0 + u * r1
-            a = np.round((c - 0.8 * r * n) * _FIXED).astype(np.int32)
-            b = np.round((c + 0.8 * r * n) * _FIXED).astype(np.int32)
-            cv2.line(img, a.tolist(), b.tolist(), color, thickness, cv2.LINE_AA, _SHIFT)
+            a = np.round((c - 0.8 * r * n) * FIXED).astype(np.int32)
+            b = np.round((c + 0.8 * r * n) * FIXED).astype(np.int32)
+            cv2.line(img, a.tolist(), b.tolist(), color, thickness, cv2.LINE_AA, SHIFT)
 
     def _visible(self, kp: np.ndarray, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """(J,) bool: in frame, and not covered by a nearer bone that does not touch the joint."""
@@ -330,6 +295,36 @@ def render_pair(
     Returns:
         (frame, reference): frames t1 and t2 with min_gap <= |t1 - t2| <= max_gap.
     """
+    clip, t1, t2 = _pair_clip(category, size, seed, clip_length, max_gap, min_gap, fit, world)
+    return clip.render(t1), clip.render(t2)
+
+
+def render_pair_near(
+    category: str,
+    size: int,
+    seed: Seed,
+    clip_length: int = 32,
+    max_gap: int = 16,
+    min_gap: int = 1,
+    fit: str = "clip",
+    near_gap: float = 2.0,
+    **world,
+) -> tuple[Sample, Sample, Sample]:
+    """:func:`render_pair` (the same two frames for the same seed) and a third frame ``near_gap``
+    frames from the first (after it, or before it at the end of the clip), for optical flow.
+
+    Returns:
+        (frame, reference, near).
+    """
+    if not 0 < near_gap < clip_length - 1:
+        raise PplEdgeError(f"near_gap must be in (0, {clip_length - 1}), got {near_gap}")
+    clip, t1, t2 = _pair_clip(category, size, seed, clip_length, max_gap, min_gap, fit, world)
+    t3 = t1 + near_gap if t1 + near_gap <= clip_length - 1 else t1 - near_gap
+    return clip.render(t1), clip.render(t2), clip.render(t3)
+
+
+def _pair_clip(category, size, seed, clip_length, max_gap, min_gap, fit, world):
+    """(ClipRenderer, t1, t2) of :func:`render_pair`."""
     if not 1 <= min_gap <= max_gap:
         raise PplEdgeError(
             f"need 1 <= min_gap <= max_gap, got min_gap={min_gap}, max_gap={max_gap}"
@@ -350,7 +345,7 @@ def render_pair(
     t2 = t1 + int(rng.choice(gaps))
     view = (t1, t2) if fit == "pair" else None
     clip = ClipRenderer(category, size, clip_seed, num_frames=clip_length, view=view, **world)
-    return clip.render(t1), clip.render(t2)
+    return clip, t1, t2
 
 
 def render_clip(category: str, num_frames: int, size: int, seed: Seed, **world):

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from ppl_edge.cli import main
 from ppl_edge.coords import norm_to_px
 from ppl_edge.errors import PplEdgeError
-from ppl_edge.motion import crop_square
+from ppl_edge.motion import crop_square, frame_to_crop
 from ppl_edge.synth.scene import (
     labels_path,
     read_scene_labels,
@@ -137,6 +137,32 @@ def test_the_reference_is_another_frame_cut_with_the_same_box(scene, motion):
         still = cv2.erode(still.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         diff = (item["image"] - item["reference"]).abs().amax(0).numpy()
         assert still.mean() > 0.3 and np.median(diff[still]) < 0.05
+
+
+def test_the_near_frame_is_cut_with_the_same_box_and_the_flow_follows_the_figure(scene):
+    labels = scene[1]
+    data = VideoDataset(scene[0], SIZE, split="test", flip=False, crops="motion", flow_gap=2)
+    residual, motion = [], []
+    for i in range(0, len(data), 3):
+        video, frame = data.items[i]
+        item = data[i]
+        near = frame + 2 if frame + 2 < data.frame_counts[video] else frame - 2
+        box = data.boxes[i]
+        expected = image_to_tensor(crop_square(data.read_raw(video, near), box, SIZE))
+        assert torch.equal(item["near"], expected)
+        assert item["flow"].shape == (2, SIZE, SIZE)
+        # the joints' motion in crop pixels against the flow sampled under them
+        pa = frame_to_crop(labels.keypoints[frame], box, SIZE)
+        pb = frame_to_crop(labels.keypoints[near], box, SIZE)
+        flow_px = item["flow"].numpy().transpose(1, 2, 0) * (SIZE - 1) / 2
+        inside = np.all((pa >= 0) & (pa <= SIZE - 1), axis=1) & labels.visible[frame]
+        x, y = np.round(pa[inside]).astype(int).T
+        residual.append(np.linalg.norm(pb[inside] - pa[inside] - flow_px[y, x], axis=1))
+        motion.append(np.linalg.norm(pb[inside] - pa[inside], axis=1))
+    residual, motion = np.concatenate(residual), np.concatenate(motion)
+    assert np.median(residual) < 0.6 * np.median(motion)
+    with pytest.raises(PplEdgeError, match="flow_gap >= 0"):
+        VideoDataset(scene[0], SIZE, split="test", crops="motion", flow_gap=-1)
 
 
 def test_gapped_reference_stays_in_the_band():

@@ -101,12 +101,22 @@ def keypoints_to_tensor(kpts_px: np.ndarray, width: int, height: int) -> torch.T
     return torch.from_numpy(px_to_norm(kpts_px, width, height).astype(np.float32))
 
 
+def flow_to_tensor(flow_px: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """(H, W, 2) xy flow in pixels -> (2, H, W) float32 in [-1, 1] image units (a displacement:
+    scaled as :func:`keypoints_to_tensor` scales positions, without the shift)."""
+    scale = np.array([2.0 / (width - 1), 2.0 / (height - 1)], dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray((flow_px * scale).transpose(2, 0, 1)))
+
+
 def flip_item(item: dict, swap_pairs=()) -> dict:
-    """Mirror an item horizontally: images, masks, x of keypoints, and left/right joint labels."""
+    """Mirror an item horizontally: images, masks, flow, x of keypoints, and left/right joint
+    labels."""
     out = dict(item)
-    for key in ("image", "reference", "mask"):
+    for key in ("image", "reference", "near", "mask", "flow"):
         if key in out:
             out[key] = torch.flip(out[key], dims=[-1])
+    if "flow" in out:
+        out["flow"] = out["flow"] * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
     if "keypoints" in out:
         kp = out["keypoints"].clone()
         kp[:, 0] = -kp[:, 0]

@@ -26,6 +26,7 @@ import torch
 
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.fileio import VIDEO_SUFFIXES
+from ppl_edge.flow import dense_flow
 from ppl_edge.motion import MOTION_METHODS, Box, MotionCrops, crop_square, frame_to_crop
 from ppl_edge.synth.scene import SceneLabels, labels_path, read_scene_labels
 from ppl_edge.train.data.common import (
@@ -33,6 +34,7 @@ from ppl_edge.train.data.common import (
     UnreadableItem,
     check_split,
     default_flip,
+    flow_to_tensor,
     image_to_tensor,
     keypoints_to_tensor,
     random_flip,
@@ -86,6 +88,10 @@ class VideoDataset(SkippingDataset):
         cache_frames: with ``crops="motion"``, keep every frame JPEG-encoded in memory during the
             scan (about 10-30 kB a frame at 256x192) and serve items from it: a random item needs
             two frames, and seeking in a compressed video costs tens of milliseconds each.
+        flow_gap: > 0 also gives ``near``, the frame ``flow_gap`` frames after ``image`` (before
+            it at a video's end) cut with the same box, and ``flow`` (2, H, W), the optical flow
+            from ``image`` to it in [-1, 1] units (:func:`ppl_edge.flow.dense_flow`), for
+            ``w_flow``; rounded to whole frames.
 
     Raises:
         PplEdgeError: PATH does not exist, no readable video is found, no frame moves (motion),
@@ -108,6 +114,7 @@ class VideoDataset(SkippingDataset):
         motion_history: int = 200,
         test_fraction: float = 0.2,
         cache_frames: bool = True,
+        flow_gap: float = 0,
     ) -> None:
         super().__init__()
         paths = list_videos(root)
@@ -133,6 +140,9 @@ class VideoDataset(SkippingDataset):
                 f"video dataset: motion_method must be one of "
                 f"{list(MOTION_METHODS)}, got {motion_method!r}"
             )
+        if flow_gap < 0:
+            raise PplEdgeError(f"video dataset: need flow_gap >= 0 frames, got {flow_gap}")
+        self.flow_gap = int(round(flow_gap))
         self.img_size = int(img_size)
         self.split = check_split(split)
         self.flip = default_flip(split, flip)
@@ -302,21 +312,35 @@ class VideoDataset(SkippingDataset):
             return pick_reference(frame, count, self.max_gap)
         return pick_gapped_reference(frame, count, self.min_gap, self.max_gap)
 
+    def _cut(self, index: int, frame: int) -> np.ndarray:
+        """(img_size, img_size, 3) uint8 BGR: ``frame`` of item ``index``'s video, resized whole
+        (``crops="full"``) or cut with the item's box (``motion``)."""
+        video = self.items[index][0]
+        if self.crops == "full":
+            return self.read_frame(video, frame)
+        return crop_square(self.read_raw(video, frame), self.boxes[index], self.img_size)
+
+    def _near(self, video: int, frame: int) -> int:
+        """The frame ``flow_gap`` after ``frame`` (before it at the video's end)."""
+        after = frame + self.flow_gap
+        return after if after < self.frame_counts[video] else max(frame - self.flow_gap, 0)
+
     def load(self, index: int) -> dict[str, torch.Tensor]:
         video, frame = self.items[index]
         ref = self._reference(video, frame)
+        image = self._cut(index, frame)
+        item = {
+            "image": image_to_tensor(image),
+            "reference": image_to_tensor(self._cut(index, ref)),
+        }
+        if self.flow_gap > 0:
+            near = self._cut(index, self._near(video, frame))
+            item["near"] = image_to_tensor(near)
+            item["flow"] = flow_to_tensor(dense_flow(image, near), *image.shape[1::-1])
         if self.crops == "full":
-            item = {
-                "image": image_to_tensor(self.read_frame(video, frame)),
-                "reference": image_to_tensor(self.read_frame(video, ref)),
-            }
             return random_flip(item, self.flip)
         box, size = self.boxes[index], self.img_size
-        item = {
-            "image": image_to_tensor(crop_square(self.read_raw(video, frame), box, size)),
-            "reference": image_to_tensor(crop_square(self.read_raw(video, ref), box, size)),
-            "mask": torch.from_numpy(self.mask(index).astype(np.float32))[None],
-        }
+        item["mask"] = torch.from_numpy(self.mask(index).astype(np.float32))[None]
         labels = self._labels[video]
         if labels is not None:
             kp = frame_to_crop(labels[0][frame], box, size)  # (J, 2) crop pixels
