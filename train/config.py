@@ -94,6 +94,10 @@ class TrainConfig:
     # items supervises the keypoints, w_supervised·MSE(T', labels); needs a template prior.
     label_fraction: float = 0.0
     w_supervised: float = 1.0
+    # Which labels a keypoint is supervised by: its joint by name, or per image the labels or
+    # their left / right mirror, whichever is nearer (``matched``: sides that the image cannot
+    # tell apart, a figure seen from the front or the back, are not forced).
+    supervised_sides: Literal["named", "matched"] = "named"
     # DEVIATION(official): optional separation term (Zhang et al. 2018), off in the official code:
     # w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / (2σ²)). Equivariance alone is met by keypoints that sit
     # in one cluster on the torso; this term pushes them apart so links can cover the limbs.

@@ -236,6 +236,8 @@ def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator,
     sup = None
     if cfg.label_fraction > 0 and "sup_joints" in batch:
         sup = [batch["sup_joints"].to(device), batch["sup_weight"].to(device)]
+        if cfg.supervised_sides == "matched":
+            sup.append(mirror_order(model))
     if cfg.hflip:
         flip = hflip_draw(image.shape[0], gen).to(device)
         image, ref, mask, near, flow = apply_hflip(flip, image, ref, mask, near, flow)

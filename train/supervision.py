@@ -83,11 +83,20 @@ def mirror_labels(joints: torch.Tensor, flipped: torch.Tensor, order: list[int])
     return torch.where(flipped.view(-1, 1, 1), mirrored, joints)
 
 
-def supervised_loss(kpts: torch.Tensor, joints: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def supervised_loss(
+    kpts: torch.Tensor, joints: torch.Tensor, weight: torch.Tensor, swap_order=None
+) -> torch.Tensor:
     """Mean squared error over the labelled joints (0 when the batch has none).
 
     Args:
         kpts: (B, N, 2) T'; joints: (B, N, 2) labels in template order; weight: (B, N).
+        swap_order: the template's left / right permutation: each image is then scored against
+            its labels or the labels with left and right swapped, whichever is nearer (sides
+            matched per image, as the evaluation's swap loop matches them), not by name.
     """
     err = F.mse_loss(kpts.float(), joints.float(), reduction="none").sum(-1)  # (B, N)
+    if swap_order is not None:
+        swapped = F.mse_loss(kpts.float(), joints[:, swap_order].float(), reduction="none").sum(-1)
+        nearer = (swapped * weight).sum(-1) < (err * weight).sum(-1)  # (B,)
+        err = torch.where(nearer[:, None], swapped, err)
     return (err * weight).sum() / weight.sum().clamp_min(1.0)

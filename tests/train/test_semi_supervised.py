@@ -63,12 +63,29 @@ def test_the_supervised_term_counts_labelled_joints_only():
     assert float(supervised_loss(kpts, joints, torch.zeros(2, 3))) == 0.0
 
 
+def test_matched_sides_score_each_image_against_its_labels_or_their_mirror():
+    # joints 0 and 1 are a left / right pair, joint 2 is on the midline
+    joints = torch.tensor([[[-0.5, 0.0], [0.5, 0.0], [0.0, 0.5]]]).repeat(2, 1, 1)
+    kpts = joints.clone()
+    kpts[1] = joints[1, [1, 0, 2]]  # the second image's keypoints have the sides the other way
+    kpts = kpts + 0.1
+    weight = torch.ones(2, 3)
+    by_name = float(supervised_loss(kpts, joints, weight))
+    matched = float(supervised_loss(kpts, joints, weight, swap_order=[1, 0, 2]))
+    assert matched == pytest.approx(0.02, abs=1e-6)  # only the 0.1 shift, in x and y
+    assert by_name == pytest.approx((4 * 0.02 + (1.1**2 + 0.1**2) + (0.9**2 + 0.1**2)) / 6)
+    # unlabelled joints do not decide the sides
+    half = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    assert float(supervised_loss(kpts, joints, half, [1, 0, 2])) == pytest.approx(0.02, abs=1e-6)
+
+
 def test_label_fraction_needs_a_template_prior():
     with pytest.raises(PplEdgeError, match="model.prior=template"):
         TrainConfig(label_fraction=0.1)
 
 
-def test_a_semi_supervised_run_pulls_the_keypoints_to_the_labels(tmp_path):
+@pytest.mark.parametrize("sides", ["named", "matched"])
+def test_a_semi_supervised_run_pulls_the_keypoints_to_the_labels(tmp_path, sides):
     from ppl_edge.train.loop import train
     from ppl_edge.train.run_files import MetricsLog
 
@@ -76,7 +93,7 @@ def test_a_semi_supervised_run_pulls_the_keypoints_to_the_labels(tmp_path):
                       log_interval=1, prior_interval=0, out=str(tmp_path / "run"), device="cpu",
                       model_overrides={"prior": "template:humanoid"}, label_fraction=0.5,
                       w_supervised=10.0, eq_flip=True, w_equivariance=1.0,
-                      lr=1e-3)  # fmt: skip
+                      lr=1e-3, supervised_sides=sides)  # fmt: skip
     summary = train(cfg)
     rows = MetricsLog(tmp_path / "run", resume_step=summary["step"]).rows
     sup = [r["supervised"] for r in rows]
