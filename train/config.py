@@ -156,11 +156,9 @@ class TrainConfig:
     w_rigid: float = 0.0
     # DEVIATION(official): w_flow·mean_k |T'_near,k - T'_k - F(T'_k)|, keypoints move with the
     # image: F is the optical flow (OpenCV DIS, from the frames alone) from the frame to one
-    # ``flow_gap`` frames away, sampled at each keypoint. A keypoint on a wrist follows the
-    # wrist; one that keeps a place in the figure (its topmost point: the head, then a raised
-    # hand) jumps against the flow. Equivariance under the body's own motion, where the
-    # equivariance term only sees warps of the whole image. Needs items with ``near`` and
-    # ``flow`` (synthetic data: set here; a video's next frames); one more φ_enc pass per item.
+    # ``flow_gap`` frames away, sampled at each keypoint. A keypoint on a wrist follows the wrist;
+    # one that keeps a place in the figure (its top: the head, then a raised hand) jumps against
+    # the flow. Needs items with ``near`` and ``flow``; one more φ_enc pass per item.
     w_flow: float = 0.0
     flow_gap: float = 2.0  # frames between the frame and its flow partner (synthetic clips)
     # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
