@@ -119,8 +119,7 @@ def flow_loss(
         () mean over B and N of |T'_near,k - T'_k - F(T'_k)| (an L1-like norm: a keypoint the
         flow cannot follow, as at an occlusion, costs its distance, not its square).
     """
-    grid = kpts.detach().float().unsqueeze(1)  # (B, 1, N, 2)
-    carried = F.grid_sample(flow.float(), grid, mode="bilinear", align_corners=True)[:, :, 0]
+    carried = sample_at_keypoints(flow.float(), kpts.detach(), "zeros")  # (B, 2, N)
     residual = near_kpts.float() - kpts.float() - carried.transpose(1, 2)  # (B, N, 2)
     return (residual.pow(2).sum(-1) + eps * eps).sqrt().mean()
 

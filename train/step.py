@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ppl_edge.errors import PplEdgeError
 from ppl_edge.model.ppl import PoseModel
 from ppl_edge.train.config import TrainConfig
+from ppl_edge.train.data.common import mirror_flow
 from ppl_edge.train.losses import ReconFn, perceptual_term, pixel_loss, training_losses
 from ppl_edge.train.supervision import mirror_labels
 
@@ -240,10 +241,9 @@ def _batch_on_device(model, batch: dict, cfg: TrainConfig, gen: torch.Generator,
             sup.append(mirror_order(model))
     if cfg.hflip:
         flip = hflip_draw(image.shape[0], gen).to(device)
-        image, ref, mask, near, flow = apply_hflip(flip, image, ref, mask, near, flow)
+        image, ref, mask, near = apply_hflip(flip, image, ref, mask, near)
         if flow is not None:
-            sign = torch.where(flip, -1.0, 1.0).to(flow.dtype)
-            flow = torch.cat([flow[:, :1] * sign.view(-1, 1, 1, 1), flow[:, 1:]], 1)
+            flow = torch.where(flip.view(-1, 1, 1, 1), mirror_flow(flow), flow)
         if sup is not None:
             sup[0] = mirror_labels(sup[0], flip, mirror_order(model))
     return image, ref, mask, sup, None if near is None else (near, flow)

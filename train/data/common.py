@@ -108,15 +108,23 @@ def flow_to_tensor(flow_px: np.ndarray, width: int, height: int) -> torch.Tensor
     return torch.from_numpy(np.ascontiguousarray((flow_px * scale).transpose(2, 0, 1)))
 
 
+def mirror_flow(flow: torch.Tensor) -> torch.Tensor:
+    """The flow of horizontally mirrored frames: (..., 2, H, W) xy flow flipped left to right,
+    its x negated."""
+    return flow.flip(-1) * torch.tensor([-1.0, 1.0], dtype=flow.dtype, device=flow.device).view(
+        2, 1, 1
+    )
+
+
 def flip_item(item: dict, swap_pairs=()) -> dict:
     """Mirror an item horizontally: images, masks, flow, x of keypoints, and left/right joint
     labels."""
     out = dict(item)
-    for key in ("image", "reference", "near", "mask", "flow"):
+    for key in ("image", "reference", "near", "mask"):
         if key in out:
             out[key] = torch.flip(out[key], dims=[-1])
     if "flow" in out:
-        out["flow"] = out["flow"] * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+        out["flow"] = mirror_flow(item["flow"])
     if "keypoints" in out:
         kp = out["keypoints"].clone()
         kp[:, 0] = -kp[:, 0]
