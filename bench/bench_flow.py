@@ -8,10 +8,10 @@ is measured from the two images alone (:func:`ppl_edge.flow.dense_flow`, as trai
 each layout is scored by :func:`ppl_edge.train.losses.flow_loss`: how far its keypoints in the later
 frame are from where the flow carries them. Reported in pixels, with the layouts' own motion beside
 it: a term that asks for the joints costs the ground truth less than a layout whose keypoints are
-elsewhere. The midpoints of the true skeleton's bones are scored beside the joints: points in the
-middle of a rigid bone, which the flow follows best. ``--mask-background`` measures the flow on frames
-whose background is blacked out with the figure's mask, to tell the flow's blending with the
-background at the figure's edge from what the term asks for in the figure.
+elsewhere. The midpoints of the true skeleton's bones are scored beside the joints: points in
+the middle of a rigid bone, which the flow follows best. ``--mask-background`` measures the flow
+on frames whose background is blacked out with the figure's mask, to tell the flow's blending with
+the background at the figure's edge from what the term asks for in the figure.
 """
 
 from __future__ import annotations
