@@ -63,9 +63,8 @@ class TrainConfig:
     batch_size: int = 64  # official train.py
     lr: float = 1e-4  # official Adam lr (1e-3 before the last official commit)
     # lr of the connectivity logits θ (None: ``lr``, as official). With w = softplus(512·θ) a step
-    # moves the logit by ~512·lr; at lr 1e-3 the weights sink towards 0, where softplus has no
-    # gradient left (official objective, 1,500 small steps: every w below 3.8e-4, S empty; CPU
-    # recipe, 300 tiny steps: median w 2.5e-3 vs 1.8e-2 at 1e-4). Keep it at 1e-4 when raising lr.
+    # moves the logit by ~512·lr; at lr 1e-3 the weights sink to 0, where softplus has no gradient
+    # (official objective, 1,500 steps: every w < 3.8e-4). Keep it at 1e-4 when raising lr.
     link_lr: float | None = None
     # Learning rates after the mask warm-up (the full objective) are lr · lr_late_factor and
     # link_lr · lr_late_factor: the second stage then refines the first instead of re-learning.
@@ -94,9 +93,8 @@ class TrainConfig:
     # items supervises the keypoints, w_supervised·MSE(T', labels); needs a template prior.
     label_fraction: float = 0.0
     w_supervised: float = 1.0
-    # Which labels a keypoint is supervised by: its joint by name, or per image the labels or
-    # their left / right mirror, whichever is nearer (``matched``: sides that the image cannot
-    # tell apart, a figure seen from the front or the back, are not forced).
+    # Which labels a keypoint is supervised by: its joint by name, or per image the labels or their
+    # left / right mirror, whichever is nearer (``matched``: a figure's sides are not forced).
     supervised_sides: Literal["named", "matched"] = "named"
     # DEVIATION(official): optional separation term (Zhang et al. 2018), off in the official code:
     # w_sep·mean_{i≠j} exp(-|T'_i - T'_j|² / (2σ²)). Equivariance alone is met by keypoints that sit
@@ -161,9 +159,11 @@ class TrainConfig:
     # the flow. Needs items with ``near`` and ``flow``; one more φ_enc pass per item.
     w_flow: float = 0.0
     flow_gap: float = 2.0  # frames between the frame and its flow partner (synthetic clips)
-    # What the link map is asked to draw: the whole silhouette (seed 003) or its medial axis
-    # (DEVIATION(seed 003): links along the limbs instead of across the body).
+    # What the link map is asked to draw, and the coverage term to cover: the whole silhouette
+    # (seed 003) or its medial axis (DEVIATION: links along the limbs, not across the body; every
+    # limb's axis near a keypoint, however thin the limb).
     mask_target: Literal["silhouette", "medial"] = "silhouette"
+    coverage_target: Literal["silhouette", "medial"] = "silhouette"
     # DEVIATION(seed 003): the weight of the figure's pixels off the target (with the medial
     # target: all but its axis) relative to G. Below 1 a link may cross the figure cheaply, so a
     # link on an arm is not pushed off it while the arm lies in front of the torso, where the
@@ -202,7 +202,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.preset, PRESETS, "preset")
-        check_choice(self.mask_target, ("silhouette", "medial"), "mask_target")
+        for name in ("mask_target", "coverage_target"):
+            check_choice(getattr(self, name), ("silhouette", "medial"), name)
         check_choice(self.capsule_union, ("max", "soft"), "capsule_union")
         for name in ("batch_size", "max_steps", "ckpt_interval", "log_interval"):
             if getattr(self, name) <= 0:

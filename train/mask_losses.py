@@ -268,8 +268,9 @@ def mask_terms(
     image: torch.Tensor | None = None,
 ) -> dict:
     """The mask-supervision terms of one step (unweighted): ``mask``, ``attraction`` and, when
-    ``w_coverage`` > 0, ``coverage``; with ``w_extremity`` > 0, ``extremity``; when ``out`` holds
-    ``capsules`` (the links drawn as capsules), ``capsule``.
+    ``w_coverage`` > 0, ``coverage`` (of the silhouette or its medial axis, ``coverage_target``);
+    with ``w_extremity`` > 0, ``extremity``; when ``out`` holds ``capsules`` (the links drawn as
+    capsules), ``capsule``.
 
     Args:
         out: model output with ``links`` (B, 1, H, W) and ``keypoints`` (B, N, 2), optionally
@@ -277,7 +278,7 @@ def mask_terms(
         mask: (B, 1, H, W) foreground of the frame (flipped with it).
         peak: () the normalisation of S (max w), see :func:`skeleton_mask_loss`.
         cfg: TrainConfig (``mask_bg_scale``, ``mask_fg_gain``, ``mask_inner_weight``,
-            ``coverage_color``).
+            ``coverage_target``, ``coverage_color``).
         image: (B, 3, H, W) the frame, needed when ``coverage_color`` > 0.
     """
     maps = mask_distance_maps(mask)
@@ -293,8 +294,11 @@ def mask_terms(
         "attraction": attraction_loss(out["keypoints"], maps["outside"]),
     }
     if cfg.w_coverage > 0:
+        covered = mask
+        if cfg.coverage_target == "medial":
+            covered = target if cfg.mask_target == "medial" else medial_axis_map(mask)
         terms["coverage"] = coverage_loss(
-            out["keypoints"], mask, weights, image, color_weight=cfg.coverage_color
+            out["keypoints"], covered, weights, image, color_weight=cfg.coverage_color
         )
     if "capsules" in out:  # the silhouette drawn as capsules, against the whole silhouette
         terms["capsule"] = skeleton_mask_loss(out["capsules"], peak, mask, weights)

@@ -482,3 +482,32 @@ def test_the_training_capsules_are_joined_as_the_config_says():
     # overlapping capsules add up in the soft union, never beyond 1
     assert (drawn["soft"] >= drawn["max"] - 1e-6).all() and drawn["soft"].max() <= 1
     assert (drawn["soft"] - drawn["max"]).max() > 0.05
+
+
+def test_coverage_of_the_medial_axis_asks_for_a_keypoint_on_a_thin_limb():
+    from ppl_edge.train.mask_losses import mask_terms
+
+    size = 33
+    mask = _box_mask(size=size, y0=4, y1=29, x0=4, x1=16)  # a torso
+    mask[..., 8:10, 16:31] = 1.0  # and a thin arm held out to the side
+    grid = torch.linspace(-1, 1, size)
+
+    def points(cells):
+        return torch.tensor([[[grid[x], grid[y]] for x, y in cells]])
+
+    torso = [(7, 9), (13, 9), (7, 23), (13, 23)]
+    on_torso = points(torso + [(10, 16)])
+    on_arm = points(torso + [(26, 9)])  # the spare keypoint on the arm instead of the torso
+    costs = {}
+    for target in ("silhouette", "medial"):
+        cfg = TrainConfig(preset="tiny", w_mask=1.0, w_coverage=1.0, coverage_target=target)
+        costs[target] = [
+            mask_terms({"links": mask, "keypoints": k}, mask, torch.tensor(1.0), cfg)["coverage"]
+            for k in (on_torso, on_arm)
+        ]
+    # the arm holds few of the figure's pixels but a third of its axis
+    assert costs["silhouette"][1] < costs["silhouette"][0]
+    gain = {t: (c[0] - c[1]).item() / c[0].item() for t, c in costs.items()}
+    assert gain["medial"] > 1.5 * gain["silhouette"]
+    with pytest.raises(PplEdgeError, match="coverage_target"):
+        TrainConfig(preset="tiny", coverage_target="skeleton")
