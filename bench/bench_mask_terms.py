@@ -70,6 +70,7 @@ def score_layout(kpts, weights, pairs, mask, geodesic, thickness, sep_sigma, ite
     """Every term for one layout: keypoints (B, N, 2), link weights (L,) on ``pairs`` (L, 2)."""
     terms = link_terms(kpts, weights, pairs, mask, geodesic, thickness)
     terms["coverage"] = coverage_loss(kpts, mask, geodesic).item()
+    terms["coverage_medial"] = coverage_loss(kpts, medial_axis_map(mask), geodesic).item()
     terms["separation"] = separation_loss(kpts, sep_sigma).item()
     terms["capsule"], radii = fit_capsules(kpts, weights, pairs, mask, geodesic, iters)
     terms["radii_px"] = [[round(float(r), 2) for r in pair] for pair in radii]
@@ -103,7 +104,7 @@ def main() -> None:
         "ground truth": score_layout(batch["keypoints"], torch.ones(len(edges)), edges, *common),
         str(args.checkpoint): score_layout(kpts, weights[keep], links.pairs[keep], *common),
     }
-    names = ("silhouette", "medial", "coverage", "separation", "capsule")
+    names = ("silhouette", "medial", "coverage", "coverage_medial", "separation", "capsule")
     print(f"| layout ({args.images} test images) | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for name, terms in rows.items():

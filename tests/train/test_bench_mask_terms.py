@@ -23,6 +23,7 @@ def test_the_capsule_term_prefers_the_true_skeleton_to_the_same_joints_moved(ben
     true = bench.score_layout(joints, ones, edges, mask, geodesic, 3e-4, 0.1, iters=40)
     other = bench.score_layout(moved, ones, edges, mask, geodesic, 3e-4, 0.1, iters=40)
     assert true["capsule"] < 0.6 * other["capsule"]
+    assert true["coverage_medial"] < other["coverage_medial"]
     assert len(true["radii_px"]) == len(edges)
     # the fit lowers the term below the starting radii (2.5 px everywhere)
     start, _ = bench.fit_capsules(joints, ones, edges, mask, geodesic, iters=0)
